@@ -1,0 +1,278 @@
+"""Token generation over llama.cpp's low-level API: one batch decode per step for all branches.
+
+A request is (prefix, sampling, stop rule). Each request gets a KV sequence slot that shares the
+longest cached prefix with it (see kvcache.py), only the missing tokens are evaluated, and then
+every live branch advances by one token per `llama_decode`, logits requested only for those
+rows. Scores come from the raw logit row before any sampler touches it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import llama_cpp
+import numpy as np
+
+from marco_cli.engine.confidence import token_scores
+from marco_cli.engine.kvcache import SeqCache
+from marco_cli.engine.types import Generation, Sampling, StopRule
+from marco_cli.errors import MarcoError
+
+Request = tuple[Sequence[int], Sampling, StopRule]
+Observer = Callable[[np.ndarray, int], None]
+_SAVED_ROWS = 8
+
+
+@dataclass
+class _Branch:
+    index: int
+    seq: int
+    pos: int  # position of the next token to decode
+    limit: int
+    stop: StopRule
+    sampler: llama_cpp.llama_sampler_p
+    tail: bytes
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    confs: list[float] = field(default_factory=list)
+    text: bytearray = field(default_factory=bytearray)
+    reason: str = ""
+
+
+class Decoder:
+    def __init__(
+        self,
+        ctx: llama_cpp.llama_context_p,
+        n_vocab: int,
+        n_ctx: int,
+        n_batch: int,
+        n_seq: int,
+        piece: Callable[[int], bytes],
+        eos_ids: set[int],
+    ) -> None:
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self.n_vocab, self.n_ctx, self.n_batch = n_vocab, n_ctx, n_batch
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._piece = piece
+        self._eos = eos_ids
+        self.cache = SeqCache(n_seq)
+        self._rows: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.evaluated = 0
+        self.generated = 0
+        self.decode_calls = 0
+
+    def free(self) -> None:
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+
+    # KV cache --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+        self.cache = SeqCache(self.cache.n_seq)
+        self._rows.clear()
+
+    def _run(self, entries: Sequence[tuple[int, int, int, bool]], busy: set[int]) -> None:
+        """Decode (token, pos, seq, wants_logits) rows as one batch; on a full cache, evict
+        cold sequences (never `busy` ones) and retry."""
+        batch = self._batch
+        for i, (tok, pos, seq, out) in enumerate(entries):
+            batch.token[i] = tok
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = out
+        batch.n_tokens = len(entries)
+        while True:
+            rc = llama_cpp.llama_decode(self._ctx, batch)
+            self.decode_calls += 1
+            if rc == 0:
+                break
+            cold = self.cache.lru(busy) if rc == 1 else None
+            if cold is None:
+                raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
+            self._drop(cold)
+        for tok, _pos, seq, _out in entries:
+            self.cache.tokens[seq].append(tok)
+        self.evaluated += len(entries)
+
+    def _drop(self, seq: int, start: int = 0) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, seq, start, -1)
+        del self.cache.tokens[seq][start:]
+
+    def _prepare(self, prefix: Sequence[int], busy: set[int]) -> tuple[int, np.ndarray]:
+        """A slot holding `prefix` (all but what is still to decode) and the next-token row."""
+        n = len(prefix)
+        if n == 0:
+            raise MarcoError("cannot generate from an empty prefix")
+        key = tuple(prefix)
+        saved = self._rows.get(key)
+        plan = self.cache.plan(prefix, n if saved is not None else n - 1, frozenset(busy))
+        if plan.copy_from is not None:
+            self._drop(plan.seq)
+            llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, 0, plan.keep)
+            self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from][: plan.keep])
+        elif plan.truncate or len(self.cache.tokens[plan.seq]) > plan.keep:
+            if not llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, plan.keep, -1):
+                raise MarcoError("this model's KV cache cannot drop a partial sequence")
+            del self.cache.tokens[plan.seq][plan.keep :]
+        self.cache.touch(plan.seq)
+        busy = busy | {plan.seq}
+        if saved is not None and plan.keep == n:
+            self._rows.move_to_end(key)
+            return plan.seq, saved
+        rest = prefix[plan.keep :]
+        for offset in range(0, len(rest), self.n_batch):
+            chunk = rest[offset : offset + self.n_batch]
+            last = offset + self.n_batch >= len(rest)
+            start = plan.keep + offset
+            self._run(
+                [(t, start + i, plan.seq, last and i == len(chunk) - 1) for i, t in enumerate(chunk)], busy
+            )
+        row = self._row(-1).copy()
+        self._rows[key] = row
+        while len(self._rows) > _SAVED_ROWS:
+            self._rows.popitem(last=False)
+        return plan.seq, row
+
+    def _row(self, index: int) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _resync(self) -> None:
+        """After an interruption, make every sequence hold exactly the tokens we track."""
+        for seq, toks in enumerate(self.cache.tokens):
+            llama_cpp.llama_memory_seq_rm(self._mem, seq, len(toks), -1)
+
+    # sampling --------------------------------------------------------------------------------
+    @staticmethod
+    def _sampler(sampling: Sampling) -> llama_cpp.llama_sampler_p:
+        lib = llama_cpp
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if sampling.temperature <= 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+            return chain
+        if sampling.top_k > 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p < 1.0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(sampling.top_p, 1))
+        if sampling.min_p > 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(sampling.min_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(sampling.temperature))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
+        return chain
+
+    def _sample_row(self, sampler: llama_cpp.llama_sampler_p, row: np.ndarray) -> int:
+        """Sample from a saved row (the first token of a branch)."""
+        data = (llama_cpp.llama_token_data * self.n_vocab)()
+        view = np.ctypeslib.as_array(data)
+        view["id"] = np.arange(self.n_vocab)
+        view["logit"] = row
+        view["p"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            ctypes.cast(data, llama_cpp.llama_token_data_p), self.n_vocab, -1, False
+        )
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(arr))
+        token = int(data[arr.selected].id)
+        llama_cpp.llama_sampler_accept(sampler, token)
+        return token
+
+    # generation ------------------------------------------------------------------------------
+    def generate_many(self, requests: Sequence[Request], observe: Observer | None = None) -> list[Generation]:
+        """Generate every request; all live branches advance together, one decode per step."""
+        branches: list[_Branch] = []
+        rows: list[np.ndarray] = []
+        busy: set[int] = set()
+        try:
+            for index, (prefix, sampling, stop) in enumerate(requests):
+                seq, row = self._prepare(prefix, busy)
+                busy.add(seq)
+                tail = b"".join(self._piece(t) for t in prefix[-8:]) if stop.stop_texts else b""
+                branches.append(
+                    _Branch(index, seq, len(prefix), stop.token_limit(), stop, self._sampler(sampling), tail)
+                )
+                rows.append(row)
+            live = [
+                b
+                for b, row in zip(branches, rows, strict=True)
+                if self._advance(b, self._sample_row(b.sampler, row), row, observe)
+            ]
+            while live:
+                self._run([(b.tokens[-1], b.pos, b.seq, True) for b in live], busy)
+                for b in live:
+                    b.pos += 1
+                stepped = []
+                for i, b in enumerate(live):
+                    row = self._row(i).copy()  # before the sampler can touch the buffer
+                    token = int(llama_cpp.llama_sampler_sample(b.sampler, self._ctx, i))
+                    if self._advance(b, token, row, observe):
+                        stepped.append(b)
+                live = stepped
+        except BaseException:
+            self._resync()
+            raise
+        finally:
+            for b in branches:
+                llama_cpp.llama_sampler_free(b.sampler)
+        return [
+            Generation(
+                tuple(b.tokens),
+                b.text.decode("utf-8", "replace"),
+                tuple(b.logprobs),
+                tuple(b.confs),
+                b.reason,
+            )
+            for b in branches
+        ]
+
+    def _advance(self, b: _Branch, token: int, row: np.ndarray, observe: Observer | None) -> bool:
+        """Record `token` for branch b; False when the branch stops here."""
+        logprob, conf = token_scores(row, token)
+        if observe is not None:
+            observe(row, token)
+        b.tokens.append(token)
+        b.logprobs.append(logprob)
+        b.confs.append(conf)
+        self.generated += 1
+        if token in self._eos:
+            b.reason = "eos"
+            return False
+        before = len(b.text)
+        b.text += self._piece(token)
+        stop = b.stop
+        if stop.stop_texts and _completes_stop(b.tail, b.text, before, stop.stop_texts):
+            b.reason = "stop_text"
+        elif stop.granularity == "step" and _ends_step(b.text, before, stop.step_break):
+            b.reason = "step"
+        elif len(b.tokens) >= b.limit:
+            b.reason = "mini" if b.limit < stop.max_tokens else "max_tokens"
+        elif b.pos + 1 >= self.n_ctx:
+            b.reason = "context"
+        return not b.reason
+
+
+def _ends_step(text: bytearray, before: int, mode: str) -> bool:
+    """Has the newest piece (text[before:]) closed a reasoning step?"""
+    piece = bytes(text[before:])
+    if b"\n" not in piece:
+        return False
+    if mode == "blank":
+        tail = bytes(text[max(0, before - 1) :])
+        return b"\n\n" in tail and bool(text[: text.rfind(b"\n\n")].strip())
+    return bool(bytes(text[: before + piece.index(b"\n")]).strip())
+
+
+def _completes_stop(tail: bytes, text: bytearray, before: int, stops: Sequence[str]) -> bool:
+    """Did the newest piece complete a stop text (which may have begun in the prefix)?"""
+    window = tail + bytes(text)
+    new_from = len(tail) + before
+    for stop in stops:
+        needle = stop.encode()
+        idx = window.find(needle, max(0, new_from - len(needle) + 1))
+        if idx >= 0 and idx + len(needle) > new_from:
+            return True
+    return False

@@ -1,0 +1,204 @@
+"""The engine on the real llama.cpp and the real SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+import pytest
+
+from marco_cli.engine.llama import Engine
+from marco_cli.engine.types import Sampling, StopRule
+from marco_cli.errors import MarcoError
+
+QUESTION = [{"role": "user", "content": "What is 12 + 30? Think step by step."}]
+STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
+
+
+@pytest.fixture(scope="module")
+def reference(smollm_path: Path) -> llama_cpp.Llama:
+    """llama-cpp-python's own high-level model, as an independent reference."""
+    return llama_cpp.Llama(str(smollm_path), n_ctx=1024, n_threads=2, verbose=False, seed=0)
+
+
+def _numpy_scores(row: np.ndarray, token: int) -> tuple[float, float, int]:
+    logp = row - np.logaddexp.reduce(row)
+    top5 = np.sort(logp)[-5:]
+    conf = np.exp(logp[token]) / np.exp(top5).sum()
+    rank = int((row > row[token]).sum())
+    return float(logp[token]), float(conf), rank
+
+
+@pytest.mark.parametrize("sampling", [Sampling(), Sampling(temperature=3.0, seed=11)])
+def test_confidence_matches_independent_numpy(engine: Engine, sampling: Sampling) -> None:
+    prompt = engine.build_prompt(QUESTION, "plain")
+    rows: list[np.ndarray] = []
+    gen = engine.generate(
+        prompt,
+        sampling,
+        StopRule(max_tokens=48, stop_texts=()),
+        observe=lambda row, _: rows.append(row.astype(np.float64)),
+    )
+    assert len(gen.tokens) > 10 and len(rows) == len(gen.tokens)
+    ranks = []
+    for row, token, lp, conf in zip(rows, gen.tokens, gen.logprobs, gen.confidences, strict=True):
+        want_lp, want_conf, rank = _numpy_scores(row, token)
+        assert conf == pytest.approx(want_conf, abs=1e-5)
+        assert lp == pytest.approx(want_lp, abs=1e-4)
+        ranks.append(rank)
+    if sampling.temperature == 0:
+        assert max(ranks) == 0  # greedy picks the arg-max every time
+    else:
+        assert max(ranks) >= 5  # some token was sampled from outside the top 5
+        assert min(gen.confidences) < 0.05
+
+
+def test_same_seed_same_tokens(engine: Engine) -> None:
+    prompt = engine.build_prompt(STORY, "plain")
+    sampling = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.02, seed=1234)
+    first = engine.generate(prompt, sampling, StopRule(max_tokens=40))
+    engine.generate(prompt, Sampling(temperature=0.8, seed=99), StopRule(max_tokens=10))
+    second = engine.generate(prompt, sampling, StopRule(max_tokens=40))
+    assert first.tokens == second.tokens
+    other = engine.generate(prompt, Sampling(temperature=0.8, seed=7), StopRule(max_tokens=40))
+    assert other.tokens != first.tokens
+
+
+def test_greedy_equals_llama_cpp_create_completion(engine: Engine, reference: llama_cpp.Llama) -> None:
+    prompt = engine.build_prompt(QUESTION, "plain")
+    ours = engine.generate(prompt, Sampling(), StopRule(max_tokens=64, stop_texts=()))
+    theirs = reference.create_completion(prompt, max_tokens=64, temperature=0.0)
+    assert ours.text == theirs["choices"][0]["text"]
+
+
+def test_mini_step_returns_exactly_32_tokens(engine: Engine) -> None:
+    prompt = engine.build_prompt(STORY, "plain")
+    gen = engine.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
+    assert len(gen.tokens) == 32 and gen.stop_reason == "mini" and not gen.finished
+    gen64 = engine.generate(prompt, Sampling(), StopRule(granularity="mini-64"))
+    assert len(gen64.tokens) == 64 and gen64.tokens[:32] == gen.tokens
+
+
+def test_step_stops_at_the_first_line_break(engine: Engine) -> None:
+    prompt = engine.build_prompt(STORY, "plain")
+    gen = engine.generate(prompt, Sampling(), StopRule(granularity="step"))
+    assert gen.stop_reason == "step"
+    assert gen.text.endswith("\n") and "\n" not in gen.text.rstrip("\n")
+    whole = engine.generate(prompt, Sampling(), StopRule(max_tokens=len(gen.tokens) + 20))
+    assert whole.tokens[: len(gen.tokens)] == gen.tokens
+
+
+def test_output_end_and_eos_stop(engine: Engine) -> None:
+    prompt = engine.build_prompt([{"role": "user", "content": "What is 2 + 2?"}], "plain")
+    closing = engine.tokenize("<Thought>\n2 plus 2 is 4.\n</Thought>\n<Output>\n4\n</Output")
+    gen = engine.generate(prompt + closing, Sampling(), StopRule(max_tokens=20))
+    assert gen.stop_reason == "stop_text" and gen.finished and gen.text == ">"
+    full = engine.generate(prompt + closing[:-3], Sampling(), StopRule(max_tokens=20))
+    assert full.stop_reason == "stop_text" and full.text.endswith("</Output>")
+    eos = engine.generate(prompt, Sampling(), StopRule(max_tokens=200))
+    assert eos.stop_reason == "eos" and eos.tokens[-1] in engine.eos_ids and eos.finished
+
+
+def test_branch_switching_evaluates_only_new_suffixes(engine: Engine) -> None:
+    prompt = engine.build_prompt(QUESTION, "plain")
+    engine.reset()
+    start = engine.evaluated
+    a = engine.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
+    assert engine.evaluated - start == len(prompt) + len(a.tokens) - 1
+    mark = engine.evaluated
+    b = engine.generate(prompt, Sampling(temperature=1.0, seed=5), StopRule(granularity="mini-32"))
+    assert engine.evaluated - mark == len(b.tokens) - 1  # the prompt's row was kept, nothing re-run
+    mark = engine.evaluated
+    path_a = prompt + list(a.tokens)
+    cached = prompt + list(b.tokens[:-1])
+    common = next(
+        (i for i, (x, y) in enumerate(zip(path_a, cached, strict=False)) if x != y),
+        min(len(path_a), len(cached)),
+    )
+    c = engine.generate(path_a, Sampling(), StopRule(granularity="mini-32"))
+    assert engine.evaluated - mark == (len(path_a) - common) + len(c.tokens) - 1
+    mark = engine.evaluated
+    d = engine.generate(path_a + list(c.tokens), Sampling(), StopRule(granularity="mini-32"))
+    assert engine.evaluated - mark == len(d.tokens)  # c's last token, then d's but its last
+
+
+def test_ctrl_c_mid_generation_leaves_the_engine_usable(engine: Engine) -> None:
+    prompt = engine.build_prompt(STORY, "plain")
+    want = engine.generate(prompt, Sampling(), StopRule(max_tokens=40))
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine.generate(prompt + list(want.tokens), Sampling(), StopRule(max_tokens=4000, stop_texts=()))
+    timer.cancel()
+    again = engine.generate(prompt, Sampling(), StopRule(max_tokens=40))
+    assert again.tokens == want.tokens and again.confidences == pytest.approx(want.confidences)
+
+
+def test_prompt_longer_than_context_is_refused(smollm_path: Path) -> None:
+    with Engine(smollm_path, ctx=256) as small:
+        message = f"longer than the {small.n_ctx}-token context"
+        with pytest.raises(MarcoError, match=message):
+            small.build_prompt([{"role": "user", "content": "word " * 2000}], "plain")
+
+
+def test_bad_files_give_one_line_errors(tmp_path: Path, smollm_path: Path, capfd) -> None:
+    with pytest.raises(MarcoError, match="model file not found"):
+        Engine(tmp_path / "missing.gguf")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all" * 10)
+    with pytest.raises(MarcoError, match="not a GGUF file"):
+        Engine(junk)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(smollm_path.read_bytes()[:10_000_000])
+    with pytest.raises(MarcoError, match="truncated or corrupt") as info:
+        Engine(truncated)
+    assert "\n" not in str(info.value)
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""  # llama.cpp's own log never leaks
+
+
+def test_metadata_and_counters(engine: Engine) -> None:
+    assert engine.n_vocab == 49152 and engine.n_ctx == 2048 and engine.gpu_layers == 0
+    assert engine.metadata("general.architecture") == "llama"
+    assert "im_start" in (engine.chat_template or "")
+    before = engine.generated
+    gen = engine.generate(engine.build_prompt(STORY, "plain"), Sampling(), StopRule(granularity="mini-32"))
+    assert engine.generated - before == len(gen.tokens) == 32
+
+
+def test_multi_sequence_cache_keeps_branches_and_evaluates_each_once(multi_engine: Engine) -> None:
+    eng = multi_engine
+    prompt = eng.build_prompt(QUESTION, "plain")
+    eng.reset()
+    mark = eng.evaluated
+    a = eng.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
+    b = eng.generate(prompt, Sampling(temperature=1.0, seed=5), StopRule(granularity="mini-32"))
+    assert eng.evaluated - mark == len(prompt) + len(a.tokens) - 1 + len(b.tokens) - 1
+    mark = eng.evaluated
+    c = eng.generate(prompt + list(a.tokens), Sampling(), StopRule(granularity="mini-32"))
+    assert eng.evaluated - mark == len(c.tokens)  # branch A was still cached: only its last token
+    mark = eng.evaluated
+    eng.generate(prompt + list(b.tokens), Sampling(), StopRule(granularity="mini-32"))
+    assert eng.evaluated - mark <= 32  # and so was B
+
+
+def test_revisited_branch_gives_the_same_logits_as_a_fresh_cache(multi_engine: Engine) -> None:
+    """Regenerating tokens another sequence already holds must not change any logit."""
+    eng = multi_engine
+    prompt = eng.build_prompt(STORY, "plain")
+    sampling = Sampling(temperature=0.8, top_p=0.95, top_k=40, seed=1234)
+    eng.reset()
+    fresh: list[np.ndarray] = []
+    first = eng.generate(
+        prompt, sampling, StopRule(max_tokens=30), observe=lambda row, _: fresh.append(row.copy())
+    )
+    again: list[np.ndarray] = []
+    second = eng.generate(
+        prompt, sampling, StopRule(max_tokens=30), observe=lambda row, _: again.append(row.copy())
+    )
+    assert first.tokens == second.tokens
+    assert max(float(np.abs(x - y).max()) for x, y in zip(fresh, again, strict=True)) < 1e-3
