@@ -45,12 +45,3 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def multi_engine(smollm_path: Path) -> Iterator[object]:
-    """The engine as the search uses it: several KV sequences sharing prefixes."""
-    from marco_cli.engine.llama import Engine
-
-    with Engine(smollm_path, ctx=4096, n_seq=8) as eng:
-        yield eng

@@ -170,35 +170,55 @@ def test_metadata_and_counters(engine: Engine) -> None:
     assert engine.generated - before == len(gen.tokens) == 32
 
 
-def test_multi_sequence_cache_keeps_branches_and_evaluates_each_once(multi_engine: Engine) -> None:
-    eng = multi_engine
-    prompt = eng.build_prompt(QUESTION, "plain")
-    eng.reset()
-    mark = eng.evaluated
-    a = eng.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
-    b = eng.generate(prompt, Sampling(temperature=1.0, seed=5), StopRule(granularity="mini-32"))
-    assert eng.evaluated - mark == len(prompt) + len(a.tokens) - 1 + len(b.tokens) - 1
-    mark = eng.evaluated
-    c = eng.generate(prompt + list(a.tokens), Sampling(), StopRule(granularity="mini-32"))
-    assert eng.evaluated - mark == len(c.tokens)  # branch A was still cached: only its last token
-    mark = eng.evaluated
-    eng.generate(prompt + list(b.tokens), Sampling(), StopRule(granularity="mini-32"))
-    assert eng.evaluated - mark <= 32  # and so was B
+def _teacher_forced(engine: Engine, prefix: list[int], tokens: tuple[int, ...]) -> list[float]:
+    """Each token's confidence recomputed from a clean cache, one position at a time."""
+    engine.reset()
+    rows: list[np.ndarray] = []
+    for i in range(len(tokens)):
+        engine.generate(
+            prefix + list(tokens[:i]),
+            Sampling(),
+            StopRule(max_tokens=1, stop_texts=()),
+            observe=lambda row, _: rows.append(row.astype(np.float64)),
+        )
+    return [_numpy_scores(row, tok)[1] for row, tok in zip(rows, tokens, strict=True)]
 
 
-def test_revisited_branch_gives_the_same_logits_as_a_fresh_cache(multi_engine: Engine) -> None:
-    """Regenerating tokens another sequence already holds must not change any logit."""
-    eng = multi_engine
-    prompt = eng.build_prompt(STORY, "plain")
-    sampling = Sampling(temperature=0.8, top_p=0.95, top_k=40, seed=1234)
-    eng.reset()
-    fresh: list[np.ndarray] = []
-    first = eng.generate(
-        prompt, sampling, StopRule(max_tokens=30), observe=lambda row, _: fresh.append(row.copy())
-    )
-    again: list[np.ndarray] = []
-    second = eng.generate(
-        prompt, sampling, StopRule(max_tokens=30), observe=lambda row, _: again.append(row.copy())
-    )
-    assert first.tokens == second.tokens
-    assert max(float(np.abs(x - y).max()) for x, y in zip(fresh, again, strict=True)) < 1e-3
+def test_branch_switching_workload_scores_match_a_clean_recomputation(smollm_path: Path) -> None:
+    """Random jumps across a growing tree (truncating and re-using the cache) change no score."""
+    import random
+
+    rng = random.Random(0)
+    # one token per decode on both sides: llama.cpp's batched kernels round differently (up to
+    # 0.06 in a confidence here), which would hide what this test is after
+    with Engine(smollm_path, ctx=2048, n_batch=1) as eng, Engine(smollm_path, ctx=2048, n_batch=1) as clean:
+        prompt = eng.build_prompt(QUESTION, "plain")
+        paths = [prompt]
+        for _ in range(5):
+            base = rng.choice(paths)
+            for k in range(2):
+                sampling = Sampling(temperature=0.0 if k == 0 else 0.8, seed=rng.randrange(999))
+                gen = eng.generate(base, sampling, StopRule(granularity="mini-32"))
+                want = _teacher_forced(clean, list(base), gen.tokens)
+                assert gen.confidences == pytest.approx(want, abs=1e-5)
+                paths.append(list(base) + list(gen.tokens))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="llama.cpp (0.3.36 build) gives wrong logits when two KV "
+    "sequences hold the same tokens at the same positions; the engine uses one sequence",
+)
+def test_multi_sequence_cache_matches_a_clean_recomputation(smollm_path: Path) -> None:
+    """Tripwire: when this passes, llama.cpp's multi-sequence cache can be trusted again."""
+    with (
+        Engine(smollm_path, ctx=4096, n_seq=8, n_batch=1) as multi,
+        Engine(smollm_path, ctx=2048, n_batch=1) as clean,
+    ):
+        prompt = multi.build_prompt(QUESTION, "plain")
+        first = multi.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
+        multi.generate(prompt, Sampling(temperature=0.8, seed=3), StopRule(granularity="mini-32"))
+        multi.generate(prompt, Sampling(), StopRule(granularity="mini-32"))  # the same tokens again
+        path = prompt + list(first.tokens)
+        gen = multi.generate(path, Sampling(), StopRule(granularity="mini-32"))
+        assert gen.confidences == pytest.approx(_teacher_forced(clean, path, gen.tokens), abs=1e-5)

@@ -76,9 +76,8 @@ class Decoder:
         self.cache = SeqCache(self.cache.n_seq)
         self._rows.clear()
 
-    def _run(self, entries: Sequence[tuple[int, int, int, bool]], busy: set[int]) -> None:
-        """Decode (token, pos, seq, wants_logits) rows as one batch; on a full cache, evict
-        cold sequences (never `busy` ones) and retry."""
+    def _run(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
+        """Decode (token, pos, seq, wants_logits) rows as one batch."""
         batch = self._batch
         for i, (tok, pos, seq, out) in enumerate(entries):
             batch.token[i] = tok
@@ -87,22 +86,22 @@ class Decoder:
             batch.seq_id[i][0] = seq
             batch.logits[i] = out
         batch.n_tokens = len(entries)
-        while True:
-            rc = llama_cpp.llama_decode(self._ctx, batch)
-            self.decode_calls += 1
-            if rc == 0:
-                break
-            cold = self.cache.lru(busy) if rc == 1 else None
-            if cold is None:
-                raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
-            self._drop(cold)
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        self.decode_calls += 1
+        if rc != 0:
+            raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
         for tok, _pos, seq, _out in entries:
             self.cache.tokens[seq].append(tok)
+        self.cache.cells += len(entries)
         self.evaluated += len(entries)
 
-    def _drop(self, seq: int, start: int = 0) -> None:
-        llama_cpp.llama_memory_seq_rm(self._mem, seq, start, -1)
-        del self.cache.tokens[seq][start:]
+    def _make_room(self, requests: Sequence[Request]) -> None:
+        """With several sequences, clear everything when this batch might not fit."""
+        if self.cache.n_seq == 1:
+            return
+        need = sum(len(p) + stop.token_limit() for p, _, stop in requests)
+        if self.cache.free_slots() < len(requests) or self.cache.cells + need > self.n_ctx:
+            self.reset()
 
     def _prepare(self, prefix: Sequence[int], busy: set[int]) -> tuple[int, np.ndarray]:
         """A slot holding `prefix` (all but what is still to decode) and the next-token row."""
@@ -112,16 +111,16 @@ class Decoder:
         key = tuple(prefix)
         saved = self._rows.get(key)
         plan = self.cache.plan(prefix, n if saved is not None else n - 1, frozenset(busy))
+        if plan is None:
+            raise MarcoError("no free KV sequence for this batch; lower --parallel")
         if plan.copy_from is not None:
-            self._drop(plan.seq)
             llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, 0, plan.keep)
             self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from][: plan.keep])
-        elif plan.truncate or len(self.cache.tokens[plan.seq]) > plan.keep:
+        elif plan.truncate and len(self.cache.tokens[plan.seq]) > plan.keep:
             if not llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, plan.keep, -1):
                 raise MarcoError("this model's KV cache cannot drop a partial sequence")
             del self.cache.tokens[plan.seq][plan.keep :]
         self.cache.touch(plan.seq)
-        busy = busy | {plan.seq}
         if saved is not None and plan.keep == n:
             self._rows.move_to_end(key)
             return plan.seq, saved
@@ -130,9 +129,7 @@ class Decoder:
             chunk = rest[offset : offset + self.n_batch]
             last = offset + self.n_batch >= len(rest)
             start = plan.keep + offset
-            self._run(
-                [(t, start + i, plan.seq, last and i == len(chunk) - 1) for i, t in enumerate(chunk)], busy
-            )
+            self._run([(t, start + i, plan.seq, last and i == len(chunk) - 1) for i, t in enumerate(chunk)])
         row = self._row(-1).copy()
         self._rows[key] = row
         while len(self._rows) > _SAVED_ROWS:
@@ -187,6 +184,7 @@ class Decoder:
         branches: list[_Branch] = []
         rows: list[np.ndarray] = []
         busy: set[int] = set()
+        self._make_room(requests)
         try:
             for index, (prefix, sampling, stop) in enumerate(requests):
                 seq, row = self._prepare(prefix, busy)
@@ -202,7 +200,7 @@ class Decoder:
                 if self._advance(b, self._sample_row(b.sampler, row), row, observe)
             ]
             while live:
-                self._run([(b.tokens[-1], b.pos, b.seq, True) for b in live], busy)
+                self._run([(b.tokens[-1], b.pos, b.seq, True) for b in live])
                 for b in live:
                     b.pos += 1
                 stepped = []

@@ -41,58 +41,49 @@ class Plan:
 
 
 class SeqCache:
+    """Which tokens each sequence slot holds.
+
+    With one slot, branch switches truncate it (llama.cpp's plain attention is exact then).
+    With several (experimental), slots are append-only until the next full clear: a new branch
+    takes a slot never used since the clear and shares its parent's cells with `seq_cp`. This
+    llama.cpp build returns wrong logits once cells are freed and reused, and also when two
+    sequences hold the same tokens at the same positions (see the xfail test in
+    tests/test_engine.py), so the engine uses one sequence by default.
+    """
+
     def __init__(self, n_seq: int) -> None:
         self.tokens: list[list[int]] = [[] for _ in range(n_seq)]
+        self._used = [False] * n_seq
         self._stamp = [0] * n_seq
         self._clock = 0
+        self.cells = 0  # cells filled since the last clear (an upper bound on what is in use)
 
     @property
     def n_seq(self) -> int:
         return len(self.tokens)
 
+    def free_slots(self) -> int:
+        return self._used.count(False)
+
     def touch(self, seq: int) -> None:
         self._clock += 1
         self._stamp[seq] = self._clock
+        self._used[seq] = True
 
-    def plan(self, prefix: Sequence[int], limit: int, busy: frozenset[int] = frozenset()) -> Plan:
-        """Plan a slot for `prefix`, reusing at most `limit` of its tokens; `busy` slots are
-        neither changed nor evicted (they belong to other branches of the same batch)."""
+    def plan(self, prefix: Sequence[int], limit: int, busy: frozenset[int] = frozenset()) -> Plan | None:
+        """Plan a slot for `prefix`, reusing at most `limit` of its tokens; `busy` slots belong
+        to other branches of the same batch and are not extended. None: clear the cache first."""
         scored = []
         for seq, toks in enumerate(self.tokens):
             n = min(common_prefix(toks, prefix), limit)
             extendable = len(toks) == n and seq not in busy
             scored.append(((n, extendable, self._stamp[seq]), seq, n))
-        _, best, best_len = max(scored)
-        if len(self.tokens[best]) == best_len and best not in busy:
-            return Plan(best, best_len, None, False)
+        _, best, keep = max(scored)
+        if len(self.tokens[best]) == keep and best not in busy:
+            return Plan(best, keep, None, False)
         if self.n_seq == 1:
-            return Plan(best, best_len, None, True)
-        victim = self.victim(busy | {best})
-        if victim is None:
-            raise RuntimeError("no free sequence slot")
-        if best_len == 0:
-            return Plan(victim, 0, None, True)
-        return Plan(victim, best_len, best, False)
-
-    def victim(self, keep: frozenset[int] | set[int]) -> int | None:
-        """The slot to reuse: empty, else redundant (a prefix of another), else least recent."""
-        candidates = [s for s in range(self.n_seq) if s not in keep]
-        if not candidates:
+            return Plan(best, keep, None, True)
+        fresh = next((s for s in range(self.n_seq) if not self._used[s] and s not in busy), None)
+        if fresh is None:
             return None
-        empty = [s for s in candidates if not self.tokens[s]]
-        if empty:
-            return empty[0]
-        redundant = [s for s in candidates if self._covered(s)]
-        pool = redundant or candidates
-        return min(pool, key=lambda s: self._stamp[s])
-
-    def _covered(self, seq: int) -> bool:
-        toks = self.tokens[seq]
-        return any(
-            other != seq and len(t) >= len(toks) and t[: len(toks)] == toks
-            for other, t in enumerate(self.tokens)
-        )
-
-    def lru(self, keep: set[int]) -> int | None:
-        live = [s for s in range(self.n_seq) if s not in keep and self.tokens[s]]
-        return min(live, key=lambda s: self._stamp[s]) if live else None
+        return Plan(fresh, keep, best if keep else None, False)

@@ -77,6 +77,7 @@ class Engine:
         verbose: bool = False,
         n_batch: int = 512,
         n_seq: int = 1,
+        parallel: int | None = None,
         flash_attn: bool | None = None,
     ) -> None:
         set_verbose(verbose)
@@ -101,6 +102,7 @@ class Engine:
         n_ctx = min(self.n_ctx_train, ctx or DEFAULT_CTX_CAP)
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = n_ctx
+        n_batch = max(n_batch, n_seq)  # a decode holds one row per parallel branch
         cparams.n_batch = min(n_batch, n_ctx)
         cparams.n_ubatch = min(n_batch, n_ctx)
         cparams.n_seq_max = n_seq
@@ -126,6 +128,7 @@ class Engine:
             )
         self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
         self.n_seq = n_seq
+        self.parallel = max(1, min(parallel or n_seq, n_seq))
         self._piece_buf = ctypes.create_string_buffer(256)
         self.eos_ids = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)}
         self._decoder = Decoder(
@@ -224,8 +227,11 @@ class Engine:
         return self._decoder.generate_many([(prefix, sampling, stop)], observe)[0]
 
     def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
-        """Several branches at once, one llama_decode per step for all of them."""
-        return self._decoder.generate_many(requests)
+        """Several branches at once, one llama_decode per step for up to `parallel` of them."""
+        out: list[Generation] = []
+        for start in range(0, len(requests), self.parallel):
+            out.extend(self._decoder.generate_many(requests[start : start + self.parallel]))
+        return out
 
     def reset(self) -> None:
         """Forget the KV cache (the next call evaluates its whole prefix)."""

@@ -1,0 +1,115 @@
+"""The search's settings, its narrow model interface, and the result every strategy returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from marco_cli.engine.types import GRANULARITIES, Generation, Sampling, StopRule
+from marco_cli.search.tree import Rollout, Tree
+
+STRATEGIES = ("mcts", "cot", "best-of-n", "vote")
+
+
+class Model(Protocol):
+    """What the search needs from a language model (the engine, or a scripted fake)."""
+
+    def generate_many(
+        self, requests: Sequence[tuple[Sequence[int], Sampling, StopRule]]
+    ) -> list[Generation]: ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Defaults are explained in the README ("Search defaults")."""
+
+    strategy: str = "mcts"
+    iterations: int = 16
+    children: int = 3
+    exploration: float = 1.414
+    granularity: str = "step"
+    step_break: str = "line"
+    max_tokens: int = 1024  # generated tokens on one path, root to answer
+    temperature: float = 0.6  # for sampled children and samples
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.0
+    greedy_first: bool = True  # the first child (and first sample) is greedy
+    rollout_temperature: float = 0.0
+    reward: str = "rollout"  # rollout | path
+    select: str = "visits"  # visits | reward
+    rollouts: str = "one"  # one new child rolled out per expansion, or "all"
+    reflection: bool = False  # v1: a "Wait! ..." sibling where a thought ends
+    dynamic_reflection: bool = False  # a "Wait! ..." child under low-confidence steps
+    reflection_threshold: float = 0.6
+    max_time: float | None = None
+    stop_confidence: float | None = None
+    stop_agree: int | None = None
+    samples: int = 8  # best-of-n and vote
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
+            (self.granularity in GRANULARITIES, f"granularity must be one of {', '.join(GRANULARITIES)}"),
+            (self.iterations >= 1, "iterations must be at least 1"),
+            (self.children >= 1, "children must be at least 1"),
+            (self.samples >= 1, "samples must be at least 1"),
+            (self.max_tokens >= 1, "max tokens must be at least 1"),
+            (self.exploration >= 0, "exploration must be >= 0"),
+            (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
+            (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
+            (self.reward in ("rollout", "path"), "reward must be rollout or path"),
+            (self.select in ("visits", "reward"), "select must be visits or reward"),
+            (self.rollouts in ("one", "all"), "rollouts must be one or all"),
+            (self.step_break in ("line", "blank"), "step break must be line or blank"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def sampling(self, seed: int, greedy: bool = False) -> Sampling:
+        if greedy or self.temperature == 0:
+            return Sampling(seed=seed)
+        return Sampling(self.temperature, self.top_p, self.top_k, self.min_p, seed)
+
+    def rollout_sampling(self, seed: int) -> Sampling:
+        if self.rollout_temperature == 0:
+            return Sampling(seed=seed)
+        return Sampling(self.rollout_temperature, self.top_p, self.top_k, self.min_p, seed)
+
+    def action_stop(self, budget: int) -> StopRule:
+        return StopRule(self.granularity, budget, step_break=self.step_break)
+
+    def rollout_stop(self, budget: int) -> StopRule:
+        return StopRule("rollout", budget)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """What every strategy returns: the chosen answer and everything needed to explain it."""
+
+    strategy: str
+    answer: str
+    thought: str
+    text: str
+    reward: float | None
+    rollout: int | None
+    path: list[int]
+    tree: Tree
+    iterations: int
+    generated_tokens: int
+    evaluated_tokens: int
+    seconds: float
+    stopped: str
+    votes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rollouts(self) -> list[Rollout]:
+        return self.tree.rollouts

@@ -1,0 +1,64 @@
+"""Typed events the search emits. The live view and the JSON record consume them; the search
+knows nothing about either."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IterationStarted:
+    iteration: int  # 1-based
+    total: int
+
+
+@dataclass(frozen=True)
+class NodeAdded:
+    node: int
+    parent: int | None
+    depth: int
+    text: str
+    n_tokens: int
+    confidence: float | None
+    reflection: bool
+    terminal: bool
+
+
+@dataclass(frozen=True)
+class RolloutScored:
+    rollout: int
+    node: int
+    reward: float
+    answer: str
+    n_tokens: int
+    finished: bool
+
+
+@dataclass(frozen=True)
+class BackedUp:
+    nodes: tuple[int, ...]  # root first
+    reward: float
+
+
+@dataclass(frozen=True)
+class BestChanged:
+    rollout: int
+    reward: float
+    answer: str
+    path: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str  # iterations | time | confidence | agreement | exhausted | interrupted
+    iterations: int
+    rollout: int | None
+
+
+Event = IterationStarted | NodeAdded | RolloutScored | BackedUp | BestChanged | Finished
+Listener = Callable[[Event], None]
+
+
+def ignore(_event: Event) -> None:
+    return None

@@ -1,0 +1,349 @@
+"""Marco-o1's Monte Carlo Tree Search, as a pure core over the `Model` interface.
+
+Each iteration selects a leaf by UCT (unvisited children first, ties broken by the seeded RNG).
+An unvisited leaf is rolled out; a visited one is expanded with k children (actions of the
+chosen granularity, generated together) and one new child (or all, `rollouts="all"`) is rolled
+out to a complete answer. The reward is the mean top-5 confidence of the rollout's tokens
+(arXiv 2411.14405, v = (1/n) sum c_i), backed up to the root. Every rollout is kept: the final
+answer is chosen among them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from marco_cli.engine.types import REFLECTION_PHRASE, Generation
+from marco_cli.search.answers import answer_key, extract_output, extract_thought
+from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.search.events import (
+    BackedUp,
+    BestChanged,
+    Finished,
+    IterationStarted,
+    Listener,
+    NodeAdded,
+    RolloutScored,
+    ignore,
+)
+from marco_cli.search.tree import Node, Rollout, Tree
+
+THOUGHT_END = "</Thought>"
+
+
+def uct(child: Node, parent_visits: int, exploration: float) -> float:
+    """Q/n + c * sqrt(ln N / n); unvisited children come first."""
+    if child.visits == 0:
+        return math.inf
+    return child.mean_value + exploration * math.sqrt(math.log(max(parent_visits, 1)) / child.visits)
+
+
+def select_leaf(tree: Tree, exploration: float, rng: random.Random) -> Node | None:
+    """Descend from the root by UCT to a node without children; None when all is exhausted."""
+    node = tree.root
+    if node.exhausted:
+        return None
+    while node.children:
+        options = [tree.nodes[c] for c in node.children if not tree.nodes[c].exhausted]
+        if not options:
+            return None
+        scores = [uct(c, node.visits, exploration) for c in options]
+        top = max(scores)
+        node = rng.choice([c for c, s in zip(options, scores, strict=True) if s == top])
+    return node
+
+
+def backup(tree: Tree, node: Node, reward: float) -> tuple[int, ...]:
+    """Add one visit and the reward to every node from the root to `node`."""
+    path = tree.path(node)
+    for n in path:
+        n.visits += 1
+        n.value_sum += reward
+    return tuple(n.id for n in path)
+
+
+def refresh_exhausted(tree: Tree, node: Node) -> None:
+    for n in reversed(tree.path(node)):
+        n.exhausted = n.terminal or (bool(n.children) and all(tree.nodes[c].exhausted for c in n.children))
+
+
+class Search:
+    """One search over one prompt. `run()` returns the result, also after Ctrl-C."""
+
+    def __init__(
+        self,
+        model: Model,
+        prompt: Sequence[int],
+        config: SearchConfig,
+        listener: Listener = ignore,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.model, self.cfg, self.emit, self.clock = model, config, listener, clock
+        self.tree = Tree(tuple(prompt))
+        self.rng = random.Random(config.seed)
+        self.best: Rollout | None = None
+        self.generated = 0
+        self.iterations = 0
+        self._start = 0.0
+        self._last_child: Node | None = None
+
+    # building blocks ---------------------------------------------------------------------------
+    def _seed(self) -> int:
+        return self.rng.randrange(1 << 31)
+
+    def _budget(self, node: Node) -> int:
+        return self.cfg.max_tokens - self.tree.generated_tokens(node)
+
+    def _generate(self, requests: list) -> list[Generation]:
+        gens = self.model.generate_many(requests)
+        self.generated += sum(len(g.tokens) for g in gens)
+        return gens
+
+    def _add(
+        self,
+        parent: Node,
+        tokens: tuple[int, ...],
+        text: str,
+        confidences: tuple[float, ...],
+        terminal: bool,
+        reflection: bool = False,
+    ) -> Node:
+        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection)
+        self.emit(
+            NodeAdded(
+                node.id, parent.id, node.depth, text, len(tokens), node.mean_confidence, reflection, terminal
+            )
+        )
+        return node
+
+    def _force(self, parent: Node, text: str) -> Node:
+        """A reflection node: text the model did not choose, so it has no confidences."""
+        return self._add(parent, tuple(self.model.tokenize(text)), text, (), False, reflection=True)
+
+    def expand(self, leaf: Node, last: int | None = None) -> list[Node]:
+        """Add up to k children of `leaf` (identical siblings are kept once) and reflections.
+
+        Request `last` is generated after the others, so that a single-sequence KV cache still
+        holds it when its rollout follows; the children keep their request order.
+        """
+        budget = self._budget(leaf)
+        prefix = self.tree.path_tokens(leaf)
+        requests = [
+            (
+                prefix,
+                self.cfg.sampling(self._seed(), greedy=self.cfg.greedy_first and i == 0),
+                self.cfg.action_stop(budget),
+            )
+            for i in range(self.cfg.children)
+        ]
+        order = [i for i in range(len(requests)) if i != last] + ([last] if last is not None else [])
+        generated = self._generate([requests[i] for i in order])
+        gens = [generated[order.index(i)] for i in range(len(requests))]
+        new: list[Node] = []
+        self._last_child = None
+        seen = {self.tree.nodes[c].tokens for c in leaf.children}
+        for index, gen in enumerate(gens):
+            if not gen.tokens or gen.tokens in seen:
+                continue
+            seen.add(gen.tokens)
+            terminal = gen.finished or len(gen.tokens) >= budget
+            child = self._add(leaf, gen.tokens, gen.text, gen.confidences, terminal)
+            if index == last:
+                self._last_child = child
+            new.append(child)
+            new.extend(self._reflections(leaf, child))
+        refresh_exhausted(self.tree, leaf)
+        return new
+
+    def _reflections(self, leaf: Node, child: Node) -> list[Node]:
+        if self.tree.reflections_on_path(child):
+            return []
+        added = []
+        before = self.tree.response_text(leaf)
+        if self.cfg.reflection and THOUGHT_END in child.text and THOUGHT_END not in before:
+            head = child.text[: child.text.index(THOUGHT_END)].rstrip()
+            added.append(self._force(leaf, f"{head}\n{REFLECTION_PHRASE}\n".lstrip("\n")))
+        conf = child.mean_confidence
+        if (
+            self.cfg.dynamic_reflection
+            and not child.terminal
+            and conf is not None
+            and conf < self.cfg.reflection_threshold
+        ):
+            sep = "" if child.text.endswith(("\n", " ")) else "\n"
+            added.append(self._force(child, f"{sep}{REFLECTION_PHRASE}\n"))
+        return added
+
+    def simulate(self, starts: list[Node]) -> list[Rollout]:
+        """Roll each start node out to a complete answer (together), score and keep them."""
+        live = [n for n in starts if not n.terminal and self._budget(n) > 0]
+        requests = [
+            (
+                self.tree.path_tokens(n),
+                self.cfg.rollout_sampling(self._seed()),
+                self.cfg.rollout_stop(self._budget(n)),
+            )
+            for n in live
+        ]
+        gens = dict(zip((n.id for n in live), self._generate(requests), strict=True)) if live else {}
+        return [self._score(n, gens.get(n.id)) for n in starts]
+
+    def _score(self, node: Node, gen: Generation | None) -> Rollout:
+        tokens = gen.tokens if gen else ()
+        tail = gen.confidences if gen else ()
+        if self.cfg.reward == "path":
+            scored = [*self.tree.path_confidences(node), *tail]
+        else:
+            scored = [*node.confidences, *tail]
+        reward = sum(scored) / len(scored) if scored else 0.0
+        text = self.tree.response_text(node) + (gen.text if gen else "")
+        finished = gen.finished if gen else node.terminal
+        rollout = Rollout(
+            len(self.tree.rollouts),
+            node.id,
+            tokens,
+            text,
+            reward,
+            extract_output(text),
+            finished,
+            len(scored),
+        )
+        self.tree.rollouts.append(rollout)
+        self.emit(RolloutScored(rollout.id, node.id, reward, rollout.answer, len(tokens), finished))
+        if self.best is None or (rollout.finished, rollout.reward) > (self.best.finished, self.best.reward):
+            self.best = rollout
+            path = tuple(n.id for n in self.tree.path(node))
+            self.emit(BestChanged(rollout.id, reward, rollout.answer, path))
+        return rollout
+
+    def _backup(self, rollout: Rollout) -> None:
+        nodes = backup(self.tree, self.tree.nodes[rollout.node], rollout.reward)
+        self.emit(BackedUp(nodes, rollout.reward))
+
+    # the loop -----------------------------------------------------------------------------------
+    def iterate(self) -> bool:
+        """One selection-expansion-simulation-backup round; False when nothing is left."""
+        leaf = select_leaf(self.tree, self.cfg.exploration, self.rng)
+        if leaf is None:
+            return False
+        if leaf.terminal:
+            done = [r for r in self.tree.rollouts if r.node == leaf.id]
+            rollouts = [max(done, key=lambda r: r.reward)] if done else self.simulate([leaf])
+        elif leaf.visits == 0 and leaf.parent is not None:
+            rollouts = self.simulate([leaf])
+        else:
+            pick = self.rng.randrange(self.cfg.children) if self.cfg.rollouts == "one" else None
+            new = self.expand(leaf, last=pick)
+            if not new:
+                leaf.terminal = leaf.exhausted = True
+                refresh_exhausted(self.tree, leaf)
+                return True
+            fresh = [n for n in new if not n.reflection] or new
+            if self.cfg.rollouts == "all":
+                starts = fresh
+            elif self._last_child is not None:
+                starts = [self._last_child]  # the randomly picked child, still in the KV cache
+            else:
+                starts = [self.rng.choice(fresh)]  # the picked one duplicated a sibling
+            rollouts = self.simulate(starts)
+        for rollout in rollouts:
+            self._backup(rollout)
+        refresh_exhausted(self.tree, self.tree.nodes[rollouts[0].node] if rollouts else leaf)
+        return True
+
+    def _stop_reason(self) -> str | None:
+        cfg = self.cfg
+        if self.iterations >= cfg.iterations:
+            return "iterations"
+        if cfg.max_time is not None and self.clock() - self._start >= cfg.max_time:
+            return "time"
+        if (
+            cfg.stop_confidence is not None
+            and self.best
+            and self.best.finished
+            and self.best.reward >= cfg.stop_confidence
+        ):
+            return "confidence"
+        if cfg.stop_agree:
+            votes = Counter(answer_key(r.answer) for r in self.tree.rollouts if r.finished and r.answer)
+            if votes and max(votes.values()) >= cfg.stop_agree:
+                return "agreement"
+        return None
+
+    def run(self) -> SearchResult:
+        self._start = self.clock()
+        evaluated0 = getattr(self.model, "evaluated", 0)
+        stopped = None
+        try:
+            while stopped is None:
+                self.emit(IterationStarted(self.iterations + 1, self.cfg.iterations))
+                if not self.iterate():
+                    stopped = "exhausted"
+                    break
+                self.iterations += 1
+                stopped = self._stop_reason()
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        chosen = self.choose()
+        self.emit(Finished(stopped, self.iterations, chosen.id if chosen else None))
+        return result_from(
+            self.cfg.strategy,
+            self.tree,
+            chosen,
+            self.iterations,
+            self.generated,
+            getattr(self.model, "evaluated", 0) - evaluated0,
+            self.clock() - self._start,
+            stopped,
+        )
+
+    def choose(self) -> Rollout | None:
+        """`visits`: follow the most visited children, then the best rollout below.
+        `reward`: the highest-reward complete answer."""
+        rollouts = self.tree.rollouts
+        if not rollouts:
+            return None
+        if self.cfg.select == "visits":
+            node = self.tree.root
+            while True:
+                visited = [self.tree.nodes[c] for c in node.children if self.tree.nodes[c].visits]
+                if not visited:
+                    break
+                node = max(visited, key=lambda n: (n.visits, n.mean_value, -n.id))
+            below = [r for r in rollouts if self.tree.in_subtree(r.node, node.id)]
+            rollouts = below or rollouts
+        return max(rollouts, key=lambda r: (r.finished, r.reward, -r.id))
+
+
+def result_from(
+    strategy: str,
+    tree: Tree,
+    chosen: Rollout | None,
+    iterations: int,
+    generated: int,
+    evaluated: int,
+    seconds: float,
+    stopped: str,
+    votes: dict[str, int] | None = None,
+) -> SearchResult:
+    text = chosen.text if chosen else ""
+    path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
+    return SearchResult(
+        strategy,
+        chosen.answer if chosen else "",
+        extract_thought(text),
+        text,
+        chosen.reward if chosen else None,
+        chosen.id if chosen else None,
+        path,
+        tree,
+        iterations,
+        generated,
+        evaluated,
+        seconds,
+        stopped,
+        votes or {},
+    )

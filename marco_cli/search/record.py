@@ -1,0 +1,73 @@
+"""The JSON record of a run: question, model, settings, every node and rollout, the answer.
+
+The schema is documented in the README ("JSON output"); `SCHEMA_VERSION` changes with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.tree import Tree
+
+SCHEMA_VERSION = 1
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def tree_to_dict(tree: Tree) -> dict[str, Any]:
+    nodes = [
+        {
+            "id": n.id,
+            "parent": n.parent,
+            "depth": n.depth,
+            "text": n.text,
+            "tokens": len(n.tokens) if n.parent is not None else 0,
+            "confidence": _round(n.mean_confidence),
+            "visits": n.visits,
+            "value": _round(n.mean_value),
+            "reflection": n.reflection,
+            "terminal": n.terminal,
+        }
+        for n in tree.nodes
+    ]
+    rollouts = [
+        {
+            "id": r.id,
+            "node": r.node,
+            "tokens": len(r.tokens),
+            "reward": _round(r.reward),
+            "answer": r.answer,
+            "finished": r.finished,
+            "text": r.text,
+        }
+        for r in tree.rollouts
+    ]
+    return {"nodes": nodes, "rollouts": rollouts}
+
+
+def result_to_dict(
+    result: SearchResult, question: str, model: dict[str, Any], config: SearchConfig
+) -> dict[str, Any]:
+    tree = tree_to_dict(result.tree)
+    return {
+        "schema": SCHEMA_VERSION,
+        "question": question,
+        "model": model,
+        "settings": config.as_dict(),
+        "answer": result.answer,
+        "thought": result.thought,
+        "response": result.text,
+        "confidence": _round(result.reward),
+        "chosen_rollout": result.rollout,
+        "path": result.path,
+        "votes": result.votes,
+        "nodes": tree["nodes"],
+        "rollouts": tree["rollouts"],
+        "stopped": result.stopped,
+        "iterations": result.iterations,
+        "tokens": {"generated": result.generated_tokens, "evaluated": result.evaluated_tokens},
+        "seconds": round(result.seconds, 3),
+    }

@@ -1,0 +1,112 @@
+"""The search tree as plain data: nodes (partial reasoning paths) and rollouts (complete answers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Node:
+    """A partial reasoning path: the parent's path plus one action (a step or a mini-step)."""
+
+    id: int
+    parent: int | None
+    depth: int
+    tokens: tuple[int, ...]  # this node's action (the prompt, for the root)
+    text: str
+    confidences: tuple[float, ...]
+    terminal: bool = False  # the answer is complete (or out of budget): never expanded
+    reflection: bool = False
+    children: list[int] = field(default_factory=list)
+    visits: int = 0
+    value_sum: float = 0.0
+    exhausted: bool = False  # terminal, or every child exhausted: nothing left to search
+
+    @property
+    def mean_value(self) -> float:
+        return self.value_sum / self.visits if self.visits else 0.0
+
+    @property
+    def mean_confidence(self) -> float | None:
+        if not self.confidences:
+            return None
+        return sum(self.confidences) / len(self.confidences)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One complete answer found by the search, with its reward."""
+
+    id: int
+    node: int  # the node the rollout started from
+    tokens: tuple[int, ...]  # generated after the node's path
+    text: str  # the whole response, from the start of the assistant's turn
+    reward: float
+    answer: str
+    finished: bool  # ended by </Output> or EOS (not by the token budget)
+    n_scored: int  # how many tokens the reward averages
+
+
+class Tree:
+    def __init__(self, prompt: tuple[int, ...]) -> None:
+        self.nodes: list[Node] = [Node(0, None, 0, prompt, "", ())]
+        self.rollouts: list[Rollout] = []
+
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def add(
+        self,
+        parent: Node,
+        tokens: tuple[int, ...],
+        text: str,
+        confidences: tuple[float, ...],
+        terminal: bool,
+        reflection: bool = False,
+    ) -> Node:
+        node = Node(
+            len(self.nodes),
+            parent.id,
+            parent.depth + 1,
+            tokens,
+            text,
+            confidences,
+            terminal=terminal,
+            reflection=reflection,
+            exhausted=terminal,
+        )
+        self.nodes.append(node)
+        parent.children.append(node.id)
+        return node
+
+    def path(self, node: Node) -> list[Node]:
+        """Root to `node`, inclusive."""
+        out = [node]
+        while out[-1].parent is not None:
+            out.append(self.nodes[out[-1].parent])
+        return out[::-1]
+
+    def path_tokens(self, node: Node) -> list[int]:
+        return [t for n in self.path(node) for t in n.tokens]
+
+    def response_text(self, node: Node) -> str:
+        """The assistant's text so far along the path (the root's prompt excluded)."""
+        return "".join(n.text for n in self.path(node)[1:])
+
+    def generated_tokens(self, node: Node) -> int:
+        return sum(len(n.tokens) for n in self.path(node)[1:])
+
+    def path_confidences(self, node: Node) -> list[float]:
+        return [c for n in self.path(node)[1:] for c in n.confidences]
+
+    def in_subtree(self, node_id: int, top: int) -> bool:
+        current: int | None = node_id
+        while current is not None:
+            if current == top:
+                return True
+            current = self.nodes[current].parent
+        return False
+
+    def reflections_on_path(self, node: Node) -> int:
+        return sum(1 for n in self.path(node) if n.reflection)

@@ -1,0 +1,69 @@
+"""A scripted model for the pure search logic: fixed candidate texts and token confidences.
+
+Tokens are character codes. The state is the text generated so far; `actions[state]` lists
+the candidate next actions (greedy takes the first, each sampled request the next one), and
+`rollouts[state]` is the completion a rollout from that state produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from marco_cli.engine.types import Generation, Sampling, StopRule
+
+PROMPT = "Q?"
+
+
+@dataclass
+class ScriptedModel:
+    actions: dict[str, list[tuple[str, float]]]
+    rollouts: dict[str, tuple[str, float]]
+    default_rollout: tuple[str, float] = ("<Output>0</Output>", 0.5)
+    fallback: Callable[[str], tuple[str, float]] | None = None  # state -> rollout
+    more_actions: Callable[[str], list[tuple[str, float]]] | None = None  # state -> actions
+    clock_step: float = 0.0
+    now: float = 0.0
+    calls: list[tuple[str, str, int]] = field(default_factory=list)  # (state, mode, n requests)
+    picks: dict[str, int] = field(default_factory=dict)
+    evaluated: int = 0
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.tokenize(PROMPT)
+
+    def tokenize(self, text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def clock(self) -> float:
+        return self.now
+
+    def _fallback(self, state: str) -> tuple[str, float]:
+        return self.fallback(state) if self.fallback else self.default_rollout
+
+    def _one(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
+        state = "".join(chr(t) for t in prefix[len(PROMPT) :])
+        if stop.granularity == "rollout":
+            text, conf = self.rollouts.get(state) or self._fallback(state)
+            reason = "stop_text" if "</Output>" in text else "eos"
+        else:
+            options = self.actions.get(state) or (
+                self.more_actions(state) if self.more_actions else [self._fallback(state)]
+            )
+            index = 0
+            if sampling.temperature > 0:  # sampled candidates in turn, after the greedy one
+                self.picks[state] = self.picks.get(state, 0) + 1
+                index = self.picks[state] % len(options)
+            text, conf = options[index]
+            reason = "stop_text" if "</Output>" in text else "step"
+        if len(text) > stop.max_tokens:
+            text, reason = text[: stop.max_tokens], "max_tokens"
+        tokens = tuple(ord(c) for c in text)
+        return Generation(tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason)
+
+    def generate_many(self, requests: Sequence[tuple[Sequence[int], Sampling, StopRule]]) -> list[Generation]:
+        self.now += self.clock_step
+        if requests:
+            state = "".join(chr(t) for t in requests[0][0][len(PROMPT) :])
+            self.calls.append((state, requests[0][2].granularity, len(requests)))
+        return [self._one(*r) for r in requests]

@@ -1,0 +1,226 @@
+"""The pure search logic against a scripted model (no llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from marco_cli.engine.types import REFLECTION_PHRASE
+from marco_cli.search import events as ev
+from marco_cli.search.baselines import run_search
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.mcts import Search, uct
+from marco_cli.search.record import tree_to_dict
+from tests.scripted import ScriptedModel
+
+GOLDEN = Path(__file__).parent / "golden" / "mcts_small.json"
+
+
+def world() -> ScriptedModel:
+    """Branch b is the designed best: its rollouts are the most confident."""
+    return ScriptedModel(
+        actions={
+            "": [("a\n", 0.3), ("b\n", 0.9), ("c\n", 0.3)],
+            "a\n": [("a1\n", 0.3), ("a2\n", 0.2)],
+            "b\n": [("b1\n", 0.9), ("b2\n", 0.8)],
+            "c\n": [("c1\n", 0.3), ("c2\n", 0.4)],
+        },
+        rollouts={
+            "a\n": ("<Output>1</Output>", 0.2),
+            "b\n": ("<Output>2</Output>", 0.9),
+            "c\n": ("<Output>3</Output>", 0.3),
+            "b\nb1\n": ("<Output>2</Output>", 0.95),
+            "b\nb2\n": ("<Output>2</Output>", 0.85),
+        },
+        fallback=lambda state: (
+            ("<Output>2</Output>", 0.9) if state.startswith("b") else ("<Output>0</Output>", 0.3)
+        ),
+        more_actions=deeper,
+    )
+
+
+def deeper(state: str) -> list[tuple[str, float]]:
+    """Below depth 2 every branch keeps its character: b stays confident, a and c do not."""
+    conf = 0.9 if state.startswith("b") else 0.3
+    if state.count("\n") >= 6:
+        return [("<Output>2</Output>" if conf > 0.5 else "<Output>0</Output>", conf)]
+    return [(f"{state[0]}{k}\n", conf) for k in "xyz"]
+
+
+def run(model: ScriptedModel, **kw) -> tuple[Search, object, list]:
+    seen: list = []
+    search = Search(model, model.prompt, SearchConfig(**kw), seen.append, clock=model.clock)
+    return search, search.run(), seen
+
+
+def reward(action: tuple[str, float], rollout: tuple[str, float]) -> float:
+    (a, ca), (r, cr) = action, rollout
+    return (len(a) * ca + len(r) * cr) / (len(a) + len(r))
+
+
+def test_unvisited_children_are_visited_first() -> None:
+    search, _, seen = run(world(), iterations=3, children=3)
+    root = search.tree.root
+    assert sorted(search.tree.nodes[c].text for c in root.children) == ["a\n", "b\n", "c\n"]
+    assert [search.tree.nodes[c].visits for c in root.children] == [1, 1, 1]
+    assert sum(isinstance(e, ev.NodeAdded) for e in seen) == 3  # no grandchildren yet
+
+
+def test_backup_sums_and_counts_are_exact() -> None:
+    model = world()
+    search, _, _ = run(model, iterations=3, children=3)
+    want = {
+        t: reward(a, model.rollouts[t])
+        for t, a in (("a\n", ("a\n", 0.3)), ("b\n", ("b\n", 0.9)), ("c\n", ("c\n", 0.3)))
+    }
+    root = search.tree.root
+    assert root.visits == 3
+    assert root.value_sum == pytest.approx(sum(want.values()), abs=1e-12)
+    for child in (search.tree.nodes[c] for c in root.children):
+        assert child.visits == 1 and child.value_sum == pytest.approx(want[child.text], abs=1e-12)
+    assert sorted(r.reward for r in search.tree.rollouts) == pytest.approx(sorted(want.values()))
+
+
+def test_uct_formula() -> None:
+    from marco_cli.search.tree import Node
+
+    node = Node(1, 0, 1, (), "", (), visits=4, value_sum=2.0)
+    assert uct(node, 16, 1.414) == pytest.approx(0.5 + 1.414 * (2.772588722 / 4) ** 0.5)
+    assert uct(Node(2, 0, 1, (), "", ()), 16, 1.414) == float("inf")
+
+
+def test_search_converges_on_the_designed_best_branch() -> None:
+    search, result, _ = run(world(), iterations=24, children=3, exploration=0.5)
+    root = search.tree.root
+    best = max((search.tree.nodes[c] for c in root.children), key=lambda n: n.visits)
+    assert best.text == "b\n"
+    assert best.visits > sum(search.tree.nodes[c].visits for c in root.children) / 2
+    assert result.answer == "2" and result.path[1] == best.id
+    below = [r.reward for r in search.tree.rollouts if search.tree.in_subtree(r.node, result.path[-1])]
+    assert result.reward == max(below)
+    by_reward = run(world(), iterations=24, children=3, exploration=0.5, select="reward")[1]
+    assert by_reward.reward == max(r.reward for r in by_reward.tree.rollouts)
+
+
+def test_iteration_time_and_token_budgets() -> None:
+    _, result, seen = run(world(), iterations=5)
+    assert result.iterations == 5 and result.stopped == "iterations"
+    assert sum(isinstance(e, ev.IterationStarted) for e in seen) == 5
+    timed = world()
+    timed.clock_step = 1.0  # every model call takes a second of the fake clock
+    _, result, _ = run(timed, iterations=100, max_time=3.0)
+    assert result.stopped == "time" and result.iterations < 100 and timed.now <= 5.0
+    search, result, _ = run(world(), iterations=10, max_tokens=6)
+    for rollout in search.tree.rollouts:
+        node = search.tree.nodes[rollout.node]
+        assert search.tree.generated_tokens(node) + len(rollout.tokens) <= 6
+
+
+def test_early_stops_on_confidence_and_agreement() -> None:
+    _, result, _ = run(world(), iterations=50, stop_confidence=0.85)
+    assert result.stopped == "confidence" and result.reward >= 0.85
+    _, result, _ = run(world(), iterations=50, stop_agree=3)
+    assert result.stopped == "agreement" and result.iterations < 50
+    counts: dict[str, int] = {}
+    for r in result.tree.rollouts:
+        counts[r.answer] = counts.get(r.answer, 0) + 1
+    assert max(counts.values()) == 3
+
+
+def test_dynamic_reflection_children_appear_exactly_below_the_threshold() -> None:
+    search, _, seen = run(world(), iterations=8, dynamic_reflection=True, reflection_threshold=0.5)
+    tree = search.tree
+    checked = 0
+    for node in tree.nodes[1:]:
+        if node.reflection:
+            continue
+        kids = [tree.nodes[c] for c in node.children if tree.nodes[c].reflection]
+        low = node.mean_confidence is not None and node.mean_confidence < 0.5
+        wanted = low and not node.terminal and tree.reflections_on_path(node) == 0
+        assert len(kids) == (1 if wanted else 0), node
+        if kids:
+            assert kids[0].text == REFLECTION_PHRASE + "\n" and kids[0].confidences == ()
+        checked += wanted
+    assert checked >= 2
+    flagged = [e for e in seen if isinstance(e, ev.NodeAdded) and e.reflection]
+    assert len(flagged) == checked and all(tree.nodes[e.node].reflection for e in flagged)
+
+
+def test_v1_reflection_rethinks_where_the_thought_ends() -> None:
+    model = ScriptedModel(
+        actions={"": [("<Thought>x</Thought>\n", 0.7)], "<Thought>x\n" + REFLECTION_PHRASE + "\n": []},
+        rollouts={},
+    )
+    search, _, _ = run(model, iterations=3, children=1, reflection=True)
+    texts = [n.text for n in search.tree.nodes[1:]]
+    assert "<Thought>x</Thought>\n" in texts
+    assert f"<Thought>x\n{REFLECTION_PHRASE}\n" in texts
+    reflection = next(n for n in search.tree.nodes if n.reflection)
+    assert reflection.parent == 0 and not reflection.confidences
+
+
+def test_terminal_nodes_are_never_expanded() -> None:
+    model = ScriptedModel(actions={"": [("<Output>9</Output>", 0.8)]}, rollouts={})
+    search, result, _ = run(model, iterations=10, children=2)
+    assert len(search.tree.nodes) == 2 and search.tree.nodes[1].terminal
+    assert result.stopped == "exhausted" and result.answer == "9"
+    assert [c[1] for c in model.calls] == ["step"]  # one expansion, never a rollout beyond it
+
+
+def test_same_seed_same_tree_and_golden_record() -> None:
+    first = tree_to_dict(run(world(), iterations=8, seed=3)[0].tree)
+    again = tree_to_dict(run(world(), iterations=8, seed=3)[0].tree)
+    assert first == again
+    assert first == json.loads(GOLDEN.read_text())
+
+
+@pytest.mark.parametrize("strategy", ["mcts", "cot", "best-of-n", "vote"])
+def test_every_strategy_returns_the_same_shape(strategy: str) -> None:
+    model = world()
+    result = run_search(
+        model, model.prompt, SearchConfig(strategy=strategy, iterations=4, samples=3), clock=model.clock
+    )
+    assert result.strategy == strategy
+    assert isinstance(result.answer, str) and result.answer
+    assert result.reward is not None and 0 <= result.reward <= 1
+    assert result.path[0] == 0 and result.rollout is not None
+    assert result.generated_tokens > 0 and result.seconds >= 0
+    assert result.text.endswith("</Output>")
+
+
+def test_vote_takes_the_majority_answer() -> None:
+    model = ScriptedModel(actions={}, rollouts={})
+    answers = iter([("<Output>5</Output>", 0.99), ("<Output>7</Output>", 0.5), ("<Output>7.0</Output>", 0.4)])
+
+    def fake_many(requests):  # three samples with fixed answers
+        from marco_cli.engine.types import Generation
+
+        out = []
+        for _ in requests:
+            text, conf = next(answers)
+            toks = tuple(ord(c) for c in text)
+            out.append(Generation(toks, text, (0.0,) * len(toks), (conf,) * len(toks), "stop_text"))
+        return out
+
+    model.generate_many = fake_many  # type: ignore[method-assign]
+    result = run_search(model, model.prompt, SearchConfig(strategy="vote", samples=3))
+    assert result.answer == "7" and result.votes == {"7": 2, "5": 1}
+
+
+def test_interrupt_returns_the_best_answer_so_far() -> None:
+    model = world()
+    calls = {"n": 0}
+    original = model.generate_many
+
+    def flaky(requests):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(requests)
+
+    model.generate_many = flaky  # type: ignore[method-assign]
+    search = Search(model, model.prompt, SearchConfig(iterations=20), clock=model.clock)
+    result = search.run()
+    assert result.stopped == "interrupted" and result.answer in {"1", "2", "3"}

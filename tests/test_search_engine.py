@@ -1,0 +1,85 @@
+"""The search wired to the real engine on SmolLM2."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from marco_cli.engine.llama import Engine
+from marco_cli.engine.types import Generation
+from marco_cli.search.baselines import run_search
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.mcts import Search
+
+QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
+
+
+class Recording:
+    """Passes calls to the engine and keeps every generation it reported."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[tuple[tuple[int, ...], Generation]] = []
+
+    def generate_many(self, requests: Sequence) -> list[Generation]:
+        gens = self.engine.generate_many(requests)
+        self.seen.extend((tuple(r[0]), g) for r, g in zip(requests, gens, strict=True))
+        return gens
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.engine.tokenize(text)
+
+    @property
+    def evaluated(self) -> int:
+        return self.engine.evaluated
+
+
+@pytest.mark.slow
+def test_mcts_rewards_are_the_engines_confidences(engine: Engine) -> None:
+    model = Recording(engine)
+    prompt = engine.build_prompt(QUESTION, "plain")
+    config = SearchConfig(iterations=8, children=3, granularity="mini-32", max_tokens=160, seed=1)
+    search = Search(model, prompt, config)
+    result = search.run()
+    tree = search.tree
+    assert result.iterations == 8 or result.stopped == "exhausted"
+    assert tree.rollouts and result.rollout is not None
+    generations = [g for _, g in model.seen]
+    for rollout in tree.rollouts:
+        node = tree.nodes[rollout.node]
+        action = next(g for g in generations if g.confidences is node.confidences)  # the same object
+        scored = list(action.confidences)
+        if rollout.tokens:
+            tail = next(g for g in generations if g.tokens is rollout.tokens)
+            assert tail.tokens == rollout.tokens
+            scored += tail.confidences
+        assert rollout.reward == pytest.approx(sum(scored) / len(scored), abs=1e-12)
+    chosen = tree.rollouts[result.rollout]
+    assert result.answer == chosen.answer and result.text == chosen.text
+    assert result.generated_tokens == sum(len(g.tokens) for _, g in model.seen)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["cot", "best-of-n", "vote", "mcts"])
+def test_strategies_share_one_result_shape_on_the_real_model(engine: Engine, strategy: str) -> None:
+    prompt = engine.build_prompt(QUESTION, "plain")
+    config = SearchConfig(strategy=strategy, iterations=3, samples=3, max_tokens=96, granularity="mini-32")
+    result = run_search(engine, prompt, config)
+    assert result.strategy == strategy and result.rollout is not None
+    assert result.reward is not None and 0 < result.reward <= 1
+    assert result.generated_tokens > 0 and result.evaluated_tokens >= 0 and result.seconds > 0
+    assert result.path[0] == 0 and result.text
+
+
+@pytest.mark.slow
+def test_cot_is_the_greedy_answer(engine: Engine) -> None:
+    from marco_cli.engine.types import Sampling, StopRule
+
+    prompt = engine.build_prompt(QUESTION, "plain")
+    engine.reset()  # the same evaluation schedule both times: llama.cpp's numerics depend on it
+    result = run_search(engine, prompt, SearchConfig(strategy="cot", max_tokens=200))
+    engine.reset()
+    greedy = engine.generate(prompt, Sampling(), StopRule(max_tokens=200))
+    assert result.text == greedy.text
+    assert result.reward == pytest.approx(sum(greedy.confidences) / len(greedy.confidences))
