@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from marco_cli import cli_models
+from marco_cli import cli_models, cli_solve
 
 app = typer.Typer(
     name="marco",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 cli_models.register(app)
+cli_solve.register(app)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def test_extract_output(text: str, want: str) -> None:
 
 def test_extract_thought() -> None:
     assert extract_thought("<Thought>\nstep 1\n</Thought>\n<Output>4</Output>") == "step 1"
-    assert extract_thought("plain text only") == ""
+    assert extract_thought("plain reasoning\nso the answer is 5") == "plain reasoning\nso the answer is"
     assert extract_thought("reasoning first <Output>4</Output>") == "reasoning first"
 
 

@@ -37,8 +37,13 @@ def extract_thought(text: str) -> str:
     match = _THOUGHT.search(text)
     if match:
         return _clean(match.group(1))
-    head = re.split(r"<Output>", text, maxsplit=1, flags=re.IGNORECASE)[0]
-    return _clean(head) if "<Output>" in text else ""
+    if re.search(r"<Output>", text, re.IGNORECASE):
+        return _clean(re.split(r"<Output>", text, maxsplit=1, flags=re.IGNORECASE)[0])
+    answer = extract_output(text)
+    body = _clean(text)
+    if answer and body.endswith(answer):  # an untagged response: the reasoning before the answer
+        return body[: -len(answer)].strip()
+    return body
 
 
 def normalize_number_text(text: str) -> str:

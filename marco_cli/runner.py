@@ -1,0 +1,85 @@
+"""Wiring for the commands: a model spec to a loaded engine, a task to a prompt, a search to a
+JSON record. No terminal code here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marco_cli import download
+from marco_cli.engine.llama import Engine
+from marco_cli.errors import MarcoError
+from marco_cli.registry import ModelSpec, load_registry, parse_spec
+from marco_cli.search.baselines import run_search
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.events import Listener, ignore
+from marco_cli.search.record import result_to_dict
+
+TRANSLATE_INSTRUCTION = (
+    "Translate the following text {source}into {target}. It may use slang, idioms or colloquial "
+    "phrasing: translate what it means, the way a native {target} speaker would say it, not word "
+    "for word. Give only the translation in the output.\n\n{text}"
+)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    gpu_layers: int | None = None
+    cpu: bool = False
+    ctx: int | None = None
+    threads: int | None = None
+    verbose: bool = False
+
+
+def resolve(model: str) -> tuple[ModelSpec, download.LocalModel | None]:
+    spec = parse_spec(model, load_registry())
+    return spec, download.locate(spec)
+
+
+def open_engine(path: Path, options: EngineOptions) -> Engine:
+    return Engine(
+        path,
+        ctx=options.ctx,
+        gpu_layers=options.gpu_layers,
+        cpu=options.cpu,
+        threads=options.threads,
+        verbose=options.verbose,
+    )
+
+
+def model_info(spec: ModelSpec, local: download.LocalModel) -> dict[str, Any]:
+    name = spec.entry.name if spec.entry else spec.label
+    return {
+        "name": name,
+        "file": str(local.path),
+        "quant": spec.quant,
+        "origin": local.origin,
+        "prompt_style": spec.prompt_style,
+    }
+
+
+def solve_messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
+
+
+def translate_messages(text: str, target: str, source: str | None) -> list[dict[str, str]]:
+    src = f"from {source} " if source else ""
+    return [{"role": "user", "content": TRANSLATE_INSTRUCTION.format(source=src, target=target, text=text)}]
+
+
+def run_task(
+    engine: Engine,
+    spec: ModelSpec,
+    local: download.LocalModel,
+    question: str,
+    messages: list[dict[str, str]],
+    config: SearchConfig,
+    listener: Listener = ignore,
+) -> dict[str, Any]:
+    """One search over one prompt; the JSON record of it (also after Ctrl-C: `stopped`)."""
+    if not question.strip():
+        raise MarcoError("the prompt is empty", code=2)
+    prompt = engine.build_prompt(messages, spec.prompt_style)
+    result = run_search(engine, prompt, config, listener)
+    return result_to_dict(result, question, model_info(spec, local), config)

@@ -1,0 +1,203 @@
+"""Rendering a search tree (live or from a saved record) and the final answer, with Rich."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.text import Text
+from rich.tree import Tree as RichTree
+
+from marco_cli.search import events as ev
+
+MAX_CHILDREN = 4  # per node, most visited first; the rest are summarised
+MAX_DEPTH = 8
+
+
+@dataclass
+class NodeView:
+    id: int
+    parent: int | None
+    text: str
+    confidence: float | None
+    reflection: bool
+    terminal: bool
+    visits: int = 0
+    value_sum: float = 0.0
+    children: list[int] = field(default_factory=list)
+
+
+@dataclass
+class TreeSnapshot:
+    """What the view needs, built from search events or from a saved JSON record."""
+
+    question: str
+    nodes: dict[int, NodeView] = field(default_factory=dict)
+    best_path: tuple[int, ...] = ()
+    best_reward: float | None = None
+    best_answer: str = ""
+    rollouts: int = 0
+    iteration: int = 0
+    total: int = 0
+    tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self.nodes.setdefault(0, NodeView(0, None, self.question, None, False, False))
+
+    def apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.IterationStarted):
+            self.iteration, self.total = event.iteration, event.total
+        elif isinstance(event, ev.NodeAdded):
+            self.nodes[event.node] = NodeView(
+                event.node, event.parent, event.text, event.confidence, event.reflection, event.terminal
+            )
+            if event.parent is not None:
+                self.nodes[event.parent].children.append(event.node)
+            self.tokens += event.n_tokens
+        elif isinstance(event, ev.RolloutScored):
+            self.rollouts += 1
+            self.tokens += event.n_tokens
+        elif isinstance(event, ev.BackedUp):
+            for node in event.nodes:
+                self.nodes[node].visits += 1
+                self.nodes[node].value_sum += event.reward
+        elif isinstance(event, ev.BestChanged):
+            self.best_path, self.best_reward, self.best_answer = event.path, event.reward, event.answer
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TreeSnapshot:
+        snap = cls(record.get("question", ""))
+        for raw in record.get("nodes", []):
+            if raw["id"] == 0:
+                continue
+            snap.nodes[raw["id"]] = NodeView(
+                raw["id"],
+                raw["parent"],
+                raw["text"],
+                raw["confidence"],
+                raw["reflection"],
+                raw["terminal"],
+                raw["visits"],
+                (raw["value"] or 0.0) * raw["visits"],
+            )
+        for node in list(snap.nodes.values()):
+            if node.parent is not None and node.parent in snap.nodes:
+                snap.nodes[node.parent].children.append(node.id)
+        root = next((n for n in record.get("nodes", []) if n["id"] == 0), None)
+        if root:
+            snap.nodes[0].visits = root["visits"]
+        snap.best_path = tuple(record.get("path", ()))
+        snap.best_reward = record.get("confidence")
+        snap.best_answer = record.get("answer", "")
+        snap.rollouts = len(record.get("rollouts", []))
+        snap.iteration = snap.total = record.get("iterations", 0)
+        snap.tokens = record.get("tokens", {}).get("generated", 0)
+        return snap
+
+
+def _short(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
+
+
+def _colour(confidence: float | None) -> str:
+    if confidence is None:
+        return "magenta"
+    if confidence >= 0.8:
+        return "green"
+    return "yellow" if confidence >= 0.6 else "red"
+
+
+def _label(node: NodeView, on_best: bool, width: int) -> Text:
+    label = Text()
+    if node.reflection:
+        label.append("↺ ", style="bold magenta")
+    label.append(_short(node.text, width), style=_colour(node.confidence) + (" bold" if on_best else ""))
+    mean = node.value_sum / node.visits if node.visits else 0.0
+    conf = "  -  " if node.confidence is None else f"{node.confidence:.2f}"
+    label.append(f"  n={node.visits} q={mean:.2f} c={conf}", style="dim")
+    if node.terminal:
+        label.append(" ■", style="cyan")
+    if on_best:
+        label.append(" ◀", style="bold cyan")
+    return label
+
+
+def render_tree(snap: TreeSnapshot, width: int = 100, max_lines: int = 30) -> RichTree:
+    """The tree, most visited children first; deep, crowded or low-visit parts collapsed."""
+    best = set(snap.best_path)
+    root = RichTree(Text(_short(snap.question, width), style="bold"), guide_style="dim")
+    budget = [max(3, max_lines)]
+
+    def add(parent: RichTree, node: NodeView, depth: int) -> None:
+        kids = sorted(
+            (snap.nodes[c] for c in node.children), key=lambda n: (n.id not in best, -n.visits, n.id)
+        )
+        shown = kids[:MAX_CHILDREN]
+        for child in shown:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            branch = parent.add(_label(child, child.id in best, max(20, width - 4 * depth - 30)))
+            if depth < MAX_DEPTH and (child.visits > 0 or child.id in best):
+                add(branch, child, depth + 1)
+            elif child.children:
+                branch.add(Text(f"… {len(child.children)} more below", style="dim"))
+        hidden = len(kids) - len(shown)
+        if hidden > 0 and budget[0] > 0:
+            budget[0] -= 1
+            parent.add(Text(f"… {hidden} more sibling(s)", style="dim"))
+
+    add(root, snap.nodes[0], 1)
+    return root
+
+
+def status_line(snap: TreeSnapshot, elapsed: float, strategy: str) -> Text:
+    rate = snap.tokens / elapsed if elapsed > 0 else 0.0
+    best = "-" if snap.best_reward is None else f"{snap.best_reward:.3f}"
+    return Text.assemble(
+        (f"{strategy} ", "bold"),
+        f"iteration {snap.iteration}/{snap.total} · {snap.tokens} tokens · {rate:.0f} tok/s · "
+        f"{elapsed:.1f}s · {snap.rollouts} rollouts · best reward ",
+        (best, "bold green" if snap.best_reward is not None else "dim"),
+    )
+
+
+def thought_panel(thought: str) -> RenderableType:
+    return Panel(
+        Text(thought.strip() or "(no <Thought> block)", style="dim"),
+        title="Thought",
+        title_align="left",
+        border_style="dim",
+    )
+
+
+def output_panel(answer: str) -> RenderableType:
+    return Panel(
+        Text(answer.strip() or "(no answer)", style="bold"),
+        title="Output",
+        title_align="left",
+        border_style="green",
+    )
+
+
+def summary_line(record: dict[str, Any]) -> Text:
+    model = record.get("model", {})
+    conf = record.get("confidence")
+    return Text(
+        f"{model.get('name', '?')} · {record['settings']['strategy']} · {record['iterations']} iterations · "
+        f"{record['tokens']['generated']} tokens · {record['seconds']:.1f}s · confidence "
+        f"{'-' if conf is None else f'{conf:.3f}'}",
+        style="dim",
+    )
+
+
+def final_view(record: dict[str, Any], hide_thought: bool) -> Group:
+    parts: list[RenderableType] = []
+    if not hide_thought:
+        parts.append(thought_panel(record.get("thought", "")))
+    parts.append(output_panel(record.get("answer", "")))
+    parts.append(summary_line(record))
+    return Group(*parts)

@@ -1,0 +1,175 @@
+"""`marco solve`, `translate`, `log` and `show` through Typer's CliRunner on the real model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+
+runner = CliRunner()
+FAST = ["-m", "smollm2-135m", "-n", "2", "--granularity", "mini-32", "--max-tokens", "48"]
+QUESTION = "What is 2 + 3?"
+
+
+def solve(*args: str, input: str | None = None) -> object:
+    return runner.invoke(app, ["solve", *args], input=input)
+
+
+@pytest.mark.slow
+def test_argument_stdin_and_dash_give_the_same_answer() -> None:
+    by_arg = solve(QUESTION, *FAST, "--no-log")
+    assert by_arg.exit_code == 0, by_arg.output
+    by_stdin = solve(*FAST, "--no-log", input=QUESTION + "\n")
+    by_dash = solve("-", *FAST, "--no-log", input=QUESTION)
+    assert by_arg.stdout == by_stdin.stdout == by_dash.stdout
+    record = json.loads(solve(QUESTION, *FAST, "--no-log", "--json").stdout)
+    assert by_arg.stdout == record["answer"] + "\n"  # stdout carries only the answer
+
+
+@pytest.mark.slow
+def test_json_record_schema() -> None:
+    result = solve(QUESTION, *FAST, "--json", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    for key in (
+        "schema",
+        "question",
+        "model",
+        "settings",
+        "answer",
+        "thought",
+        "response",
+        "confidence",
+        "chosen_rollout",
+        "path",
+        "nodes",
+        "rollouts",
+        "stopped",
+        "iterations",
+        "tokens",
+        "seconds",
+        "run_id",
+    ):
+        assert key in record, key
+    assert record["question"] == QUESTION and record["settings"]["seed"] == 7
+    assert record["model"]["name"] == "smollm2-135m" and record["model"]["quant"] == "Q4_1"
+    assert record["model"]["file"].endswith(".gguf")
+    node_keys = {
+        "id",
+        "parent",
+        "depth",
+        "text",
+        "tokens",
+        "confidence",
+        "visits",
+        "value",
+        "reflection",
+        "terminal",
+    }
+    assert all(set(n) == node_keys for n in record["nodes"])
+    assert record["nodes"][0]["visits"] == record["iterations"] >= 1
+    assert {"id", "node", "tokens", "reward", "answer", "finished", "text"} == set(record["rollouts"][0])
+    chosen = record["rollouts"][record["chosen_rollout"]]
+    assert chosen["answer"] == record["answer"] and chosen["reward"] == record["confidence"]
+    assert record["path"][0] == 0 and record["path"][-1] == chosen["node"]
+    assert record["tokens"]["generated"] > 0 and record["tokens"]["evaluated"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--strategy", "cot"],
+        ["--strategy", "best-of-n", "--samples", "3"],
+        ["--strategy", "vote", "--samples", "3"],
+        ["--granularity", "step", "--children", "2", "--exploration", "0.5"],
+        ["--reflection", "--dynamic-reflection", "--select", "reward"],
+        ["--temperature", "0.9", "--seed", "3", "--max-time", "30"],
+        ["--ctx", "1024", "--cpu", "--gpu-layers", "0", "-q", "--hide-thought"],
+    ],
+)
+def test_option_groups(extra: list[str]) -> None:
+    result = solve(QUESTION, *FAST, "--json", "--no-log", *extra)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    settings = record["settings"]
+    if "--strategy" in extra:
+        assert settings["strategy"] == extra[extra.index("--strategy") + 1]
+    if "--reflection" in extra:
+        assert settings["reflection"] and settings["dynamic_reflection"] and settings["select"] == "reward"
+    if "--children" in extra:
+        assert settings["children"] == 2 and settings["granularity"] == "step"
+    assert record["answer"] == record["rollouts"][record["chosen_rollout"]]["answer"]
+
+
+def test_usage_errors_exit_2() -> None:
+    empty = solve("   ", "-m", "smollm2-135m")
+    assert empty.exit_code == 2 and "empty" in empty.stderr
+    assert solve(*FAST, input="").exit_code == 2
+    bad = solve(QUESTION, "-m", "smollm2-135m", "--strategy", "magic")
+    assert bad.exit_code == 2 and "strategy must be one of" in bad.stderr
+    assert solve(QUESTION, "--iterations", "0").exit_code == 2
+
+
+def test_model_errors_are_one_line(tmp_path: Path) -> None:
+    unknown = solve(QUESTION, "-m", "gpt-17")
+    assert unknown.exit_code == 1 and unknown.stderr.count("\n") == 1 and "unknown model" in unknown.stderr
+    missing = solve(QUESTION, "-m", str(tmp_path / "nope.gguf"))
+    assert missing.exit_code == 1 and "model file not found" in missing.stderr
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"JUNK" * 100)
+    bad = solve(QUESTION, "-m", str(junk))
+    assert bad.exit_code == 1 and "not a GGUF" in bad.stderr
+    absent = solve(QUESTION, "-m", "qwen2.5-1.5b")  # not downloaded, not a terminal: no prompt
+    assert absent.exit_code == 1 and "marco pull qwen2.5-1.5b" in absent.stderr
+    assert "Traceback" not in unknown.output + missing.output + bad.output + absent.output
+
+
+@pytest.mark.slow
+def test_prompt_longer_than_the_context() -> None:
+    result = solve("word " * 3000, "-m", "smollm2-135m", "--ctx", "512")
+    assert result.exit_code == 1 and "longer than the 512-token context" in result.stderr
+
+
+@pytest.mark.slow
+def test_translate_argument_and_multiline_stdin() -> None:
+    one = runner.invoke(app, ["translate", "这个鞋拥有踩屎感", *FAST, "--no-log"])
+    assert one.exit_code == 0, one.output
+    assert one.stdout.strip()
+    lines = runner.invoke(
+        app,
+        ["translate", "--to", "French", *FAST, "--no-log"],
+        input="good morning\n\nthank you very much\nsee you later\n",
+    )
+    assert lines.exit_code == 0, lines.output
+    out = lines.stdout.split("\n")
+    assert len(out) == 5 and out[1] == "" and out[-1] == ""  # one line out per line in, in order
+    doc = json.loads(
+        runner.invoke(app, ["translate", *FAST, "--no-log", "--json"], input="hola\nadiós\n").stdout
+    )
+    assert [r["question"] for r in doc["lines"]] == ["hola", "adiós"]
+    assert "Translate the following text into English" not in doc["lines"][0]["question"]
+
+
+@pytest.mark.slow
+def test_history_log_and_show() -> None:
+    first = json.loads(solve(QUESTION, *FAST, "--json").stdout)
+    second = json.loads(solve("What is 10 - 4?", *FAST, "--json", "--strategy", "cot").stdout)
+    listed = runner.invoke(app, ["log", "--json"])
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == [second["run_id"], first["run_id"]]
+    assert rows[1]["answer"] == first["answer"] and rows[0]["strategy"] == "cot"
+    table = runner.invoke(app, ["log"], env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "cot" in table.stdout
+    shown = runner.invoke(app, ["show", str(first["run_id"])], env={"COLUMNS": "160"})
+    assert shown.exit_code == 0 and first["answer"].split("\n")[0][:40] in shown.stdout
+    assert "Output" in shown.stdout and "n=" in shown.stdout
+    again = json.loads(runner.invoke(app, ["show", str(first["run_id"]), "--json"]).stdout)
+    assert again == {k: v for k, v in first.items() if k != "run_id"}
+    assert runner.invoke(app, ["show", "999"]).exit_code == 1
+    solve(QUESTION, *FAST, "--no-log")
+    assert len(json.loads(runner.invoke(app, ["log", "--json"]).stdout)) == 2

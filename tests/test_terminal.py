@@ -1,0 +1,120 @@
+"""The real command in a real shell: pipes, Ctrl-C, llama.cpp's log, and a tmux terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+MARCO = str(Path(sys.executable).with_name("marco"))
+FAST = "-m smollm2-135m -n 2 --granularity mini-32 --max-tokens 48"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def sh(command: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+@pytest.mark.slow
+def test_pipe_carries_only_the_answer_and_stderr_stays_empty() -> None:
+    piped = sh(f"echo 'What is 2 + 3?' | {MARCO} solve - {FAST} | cat")
+    assert piped.returncode == 0 and piped.stderr == ""
+    record = sh(f"echo 'What is 2 + 3?' | {MARCO} solve - {FAST} --json --no-log")
+    import json
+
+    answer = json.loads(record.stdout)["answer"]
+    assert piped.stdout == answer + "\n"
+    lines = sh(f"echo 'What is 2 + 3?' | {MARCO} solve {FAST} | wc -l")
+    assert int(lines.stdout.strip()) == answer.count("\n") + 1
+
+
+@pytest.mark.slow
+def test_verbose_shows_llama_cpp_log_and_quiet_hides_it() -> None:
+    quiet = sh(f"{MARCO} solve 'What is 2 + 3?' {FAST} --no-log")
+    assert quiet.stderr == ""
+    loud = sh(f"{MARCO} solve 'What is 2 + 3?' {FAST} --no-log -v")
+    assert "llama" in loud.stderr and loud.returncode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
+    proc = subprocess.Popen(
+        [
+            MARCO,
+            "solve",
+            "Write a long story about a dragon.",
+            "-m",
+            "smollm2-135m",
+            "-n",
+            "500",
+            "--granularity",
+            "mini-32",
+            "--max-tokens",
+            "256",
+            "--no-log",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert out.strip()  # the best answer found before the interruption
+    assert "Traceback" not in err and "interrupted" in err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_live_tree_in_a_real_terminal(tmp_path: Path) -> None:
+    session = f"marco-test-{os.getpid()}"
+    done = tmp_path / "done"
+    command = (
+        f"{MARCO} solve 'Tom has 3 apples and buys 4 more. How many apples?' -m smollm2-135m "
+        f"-n 10 --granularity mini-32 --max-tokens 128; touch {done}; sleep 60"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command],
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+    )
+    try:
+        during = ""
+        for _ in range(100):
+            time.sleep(0.2)
+            during = _capture(session)
+            if "iteration" in during and "├" in during:
+                break
+        assert "iteration" in during and "tok/s" in during, during
+        for _ in range(300):
+            if done.exists():
+                break
+            time.sleep(0.2)
+        final = _capture(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert ("├──" in final or "└──" in final) and "iteration 10/10" in final, final
+    assert "Output" in final and "smollm2-135m · mcts · 10 iterations" in final, final
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "tmux_during.txt").write_text(during)
+    (ARTIFACTS / "tmux_final.txt").write_text(final)
+    print(f"\n--- captured terminal (final) ---\n{final}")
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
+    ).stdout
