@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from marco_cli import cli_models, cli_solve
+from marco_cli import cli_bench, cli_models, cli_solve
 
 app = typer.Typer(
     name="marco",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 cli_models.register(app)
 cli_solve.register(app)
+cli_bench.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,156 @@
+"""`marco bench` logic: datasets, grading, resumable result files, and paired statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from marco_cli.errors import MarcoError
+from marco_cli.search.answers import extract_number
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+@dataclass(frozen=True)
+class Problem:
+    index: int
+    question: str
+    answer: str
+
+
+def load_dataset(path: Path) -> list[Problem]:
+    """A TSV of `question<TAB>answer`, or a JSONL with `question` and `answer` fields."""
+    if not path.is_file():
+        raise MarcoError(f"dataset not found: {path}")
+    problems = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if path.suffix in (".jsonl", ".json"):
+            try:
+                item = json.loads(line)
+                question, answer = str(item["question"]), str(item["answer"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise MarcoError(f"{path}:{number}: needs a JSON object with question and answer") from None
+        else:
+            parts = line.rsplit("\t", 1)
+            if len(parts) != 2 or not parts[0].strip():
+                raise MarcoError(f"{path}:{number}: expected question<TAB>answer")
+            question, answer = parts
+        problems.append(Problem(len(problems), question.strip(), answer.strip()))
+    if not problems:
+        raise MarcoError(f"{path} holds no problems")
+    return problems
+
+
+def extract_answer(response: str) -> float | None:
+    """The graded answer: the number in the <Output> block when there is one, else the last
+    number in the response; None is the "no answer" outcome."""
+    lower = response.lower()
+    if "<output>" in lower:
+        block = response[lower.rindex("<output>") + len("<output>") :]
+        block = block.split("</Output>")[0].split("</output>")[0]
+        found = extract_number(block)
+        if found is not None:
+            return found
+    return extract_number(response)
+
+
+def grade(response: str, gold: str) -> tuple[float | None, bool]:
+    value = extract_answer(response)
+    target = extract_number(gold)
+    if value is None or target is None:
+        return value, False
+    return value, math.isclose(value, target, rel_tol=0, abs_tol=1e-6)
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion."""
+    if n == 0:
+        return 0.0, 0.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def config_name(strategy: str, granularity: str) -> str:
+    return f"{strategy}/{granularity}" if strategy == "mcts" else strategy
+
+
+def read_results(out: Path) -> list[dict[str, Any]]:
+    path = out / RESULTS
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash: that problem runs again
+    return rows
+
+
+def append_result(out: Path, row: dict[str, Any]) -> None:
+    with open(out / RESULTS, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, Any]:
+    """Per-configuration figures, and paired flips between every two configurations."""
+    by_config: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in configs}
+    for row in rows:
+        if row["config"] in by_config:
+            by_config[row["config"]][row["index"]] = row
+    table: dict[str, Any] = {}
+    for config, done in by_config.items():
+        items = list(done.values())
+        n = len(items)
+        correct = sum(r["correct"] for r in items)
+        low, high = wilson(correct, n)
+        tokens = sum(r["tokens"] for r in items)
+        seconds = sum(r["seconds"] for r in items)
+        table[config] = {
+            "n": n,
+            "correct": correct,
+            "accuracy": correct / n if n else 0.0,
+            "ci95": [low, high],
+            "no_answer": sum(r["extracted"] is None for r in items) / n if n else 0.0,
+            "mean_tokens": tokens / n if n else 0.0,
+            "mean_seconds": seconds / n if n else 0.0,
+            "tokens_per_second": tokens / seconds if seconds else 0.0,
+        }
+    pairs = []
+    for i, a in enumerate(configs):
+        for b in configs[i + 1 :]:
+            shared = sorted(set(by_config[a]) & set(by_config[b]))
+            right_to_wrong = sum(
+                by_config[a][k]["correct"] and not by_config[b][k]["correct"] for k in shared
+            )
+            wrong_to_right = sum(
+                not by_config[a][k]["correct"] and by_config[b][k]["correct"] for k in shared
+            )
+            pairs.append(
+                {
+                    "from": a,
+                    "to": b,
+                    "problems": len(shared),
+                    "right_to_wrong": right_to_wrong,
+                    "wrong_to_right": wrong_to_right,
+                }
+            )
+    if "cot" in by_config:
+        for config in configs:
+            shared = set(by_config[config]) & set(by_config["cot"])
+            if shared:
+                delta = sum(by_config[config][k]["correct"] - by_config["cot"][k]["correct"] for k in shared)
+                table[config]["delta_vs_cot"] = delta / len(shared)
+    return {"configs": table, "pairs": pairs}

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.bench import extract_answer, grade, load_dataset, summarize, wilson
+from marco_cli.cli import app
+from marco_cli.errors import MarcoError
+
+MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "value", "correct"),
+    [
+        ("<Thought>...</Thought><Output>$1,234.00</Output>", "1234", 1234.0, True),
+        ("<Output>18 dollars</Output>", "18", 18.0, True),
+        ("Let me see: 3 + 4 = 7. The answer is 7.", "7", 7.0, True),
+        ("<Output>答案是１８</Output>", "18", 18.0, True),
+        ("<Output>70,000</Output>", "70000", 70000.0, True),
+        ("<Output>5.0</Output>", "5", 5.0, True),
+        ("<Thought>10 - 2 = 8</Thought><Output>I am not sure</Output>", "8", 8.0, True),
+        ("no number at all", "3", None, False),
+        ("<Output>12</Output> then 13", "13", 12.0, False),
+    ],
+)
+def test_grading(response: str, gold: str, value: float | None, correct: bool) -> None:
+    assert extract_answer(response) == value
+    assert grade(response, gold) == (value, correct)
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson(42, 50)
+    assert low == pytest.approx(0.7148, abs=1e-3) and high == pytest.approx(0.9165, abs=1e-3)
+    assert wilson(0, 0) == (0.0, 0.0)
+
+
+def test_summary_pairs_and_delta() -> None:
+    rows = [
+        {
+            "config": "cot",
+            "index": i,
+            "correct": c,
+            "extracted": 1.0 if c else None,
+            "tokens": 10,
+            "seconds": 1.0,
+        }
+        for i, c in enumerate([True, False, False, True])
+    ] + [
+        {"config": "mcts/step", "index": i, "correct": c, "extracted": 1.0, "tokens": 30, "seconds": 2.0}
+        for i, c in enumerate([True, True, False, False])
+    ]
+    summary = summarize(rows, ["cot", "mcts/step"])
+    assert summary["configs"]["cot"]["accuracy"] == 0.5 and summary["configs"]["cot"]["no_answer"] == 0.5
+    assert summary["configs"]["mcts/step"]["tokens_per_second"] == 15.0
+    assert summary["configs"]["mcts/step"]["delta_vs_cot"] == 0.0
+    assert summary["pairs"] == [
+        {"from": "cot", "to": "mcts/step", "problems": 4, "right_to_wrong": 1, "wrong_to_right": 1}
+    ]
+
+
+def test_dataset_formats_and_errors(tmp_path: Path) -> None:
+    tsv = tmp_path / "d.tsv"
+    tsv.write_text("What is 1+1?\t2\n\nWhat is 2+2?\t4\n")
+    assert [p.answer for p in load_dataset(tsv)] == ["2", "4"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text('{"question": "q1", "answer": 3}\n{"question": "q2", "answer": "5"}\n')
+    assert [p.question for p in load_dataset(jsonl)] == ["q1", "q2"]
+    (tmp_path / "bad.tsv").write_text("no tab here\n")
+    with pytest.raises(MarcoError, match="bad.tsv:1: expected question<TAB>answer"):
+        load_dataset(tmp_path / "bad.tsv")
+    with pytest.raises(MarcoError, match="dataset not found"):
+        load_dataset(tmp_path / "missing.tsv")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MGSM / "mgsm_en.tsv").exists(), reason="../shared/data/mgsm is not beside the repo")
+def test_bench_end_to_end_on_mgsm_and_resume(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [
+        "bench",
+        str(MGSM / "mgsm_en.tsv"),
+        "-m",
+        "smollm2-135m",
+        "--strategy",
+        "cot,mcts",
+        "--granularity",
+        "mini-32",
+        "--limit",
+        "5",
+        "-n",
+        "2",
+        "--max-tokens",
+        "96",
+        "--out",
+        str(out),
+    ]
+    first = runner.invoke(app, [*args, "--json"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 10 and {r["config"] for r in lines} == {"cot", "mcts/mini-32"}
+    for name, figures in summary["configs"].items():
+        mine = [r for r in lines if r["config"] == name]
+        assert figures["n"] == 5 and figures["correct"] == sum(r["correct"] for r in mine)
+        assert figures["no_answer"] == sum(r["extracted"] is None for r in mine) / 5
+        assert figures["mean_tokens"] == pytest.approx(sum(r["tokens"] for r in mine) / 5)
+    gold = [line.split("\t")[1] for line in (MGSM / "mgsm_en.tsv").read_text().splitlines()[:5]]
+    assert [r["gold"] for r in lines if r["config"] == "cot"] == gold
+    assert json.loads((out / "summary.json").read_text()) == summary
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout) == summary
+    assert len((out / "results.jsonl").read_text().splitlines()) == 10  # nothing ran twice
+    more = runner.invoke(app, [*args, "--limit", "6", "--json"])  # the last --limit counts
+    assert more.exit_code == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == 12  # only problem 6 ran
+    clash = runner.invoke(app, [*args[:-2], "--seed", "9", "--out", str(out)])
+    assert clash.exit_code == 2 and "other settings" in clash.stderr
