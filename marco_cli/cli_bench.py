@@ -82,13 +82,12 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         dataset: Annotated[Path, typer.Argument(help="TSV question<TAB>answer, or JSONL question/answer.")],
         model: Model = "marco-o1",
-        strategy: Annotated[list[str], typer.Option(help="Repeat or comma-separate: cot,mcts,...")] = [
-            "cot",
-            "mcts",
-        ],
-        granularity: Annotated[list[str], typer.Option(help="For mcts; repeat or comma-separate.")] = [
-            "step"
-        ],
+        strategy: Annotated[
+            list[str] | None, typer.Option(help="Repeat or comma-separate (default cot,mcts).")
+        ] = None,
+        granularity: Annotated[
+            list[str] | None, typer.Option(help="For mcts; repeat or comma-separate (default step).")
+        ] = None,
         limit: Annotated[int | None, typer.Option(min=1, help="Only this many problems.")] = None,
         offset: Annotated[int, typer.Option(min=0, help="Skip this many problems first.")] = 0,
         out: Annotated[Path | None, typer.Option(help="Results folder (rerun it to resume).")] = None,
@@ -112,7 +111,7 @@ def register(app: typer.Typer) -> None:
         """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
         problems = bench.load_dataset(dataset)[offset:]
         problems = problems[:limit] if limit else problems
-        strategies, granularities = _split(strategy), _split(granularity)
+        strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
         combos = [(s, g) for s in strategies for g in (granularities if s == "mcts" else ["step"])]
         names = [bench.config_name(s, g) for s, g in combos]
         configs = {

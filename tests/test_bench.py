@@ -71,7 +71,7 @@ def test_dataset_formats_and_errors(tmp_path: Path) -> None:
     jsonl.write_text('{"question": "q1", "answer": 3}\n{"question": "q2", "answer": "5"}\n')
     assert [p.question for p in load_dataset(jsonl)] == ["q1", "q2"]
     (tmp_path / "bad.tsv").write_text("no tab here\n")
-    with pytest.raises(MarcoError, match="bad.tsv:1: expected question<TAB>answer"):
+    with pytest.raises(MarcoError, match=r"bad\.tsv:1: expected question<TAB>answer"):
         load_dataset(tmp_path / "bad.tsv")
     with pytest.raises(MarcoError, match="dataset not found"):
         load_dataset(tmp_path / "missing.tsv")
