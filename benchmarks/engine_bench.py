@@ -155,8 +155,9 @@ def main() -> None:
     )
     for n_seq in (8, 1):
         tree = branching(args.model, args.expansions, children=3, depth=6, seed=0, n_seq=n_seq)
+        note = "" if n_seq == 1 else ", experimental: wrong logits on this llama.cpp build"
         print(
-            f"branching tree ({n_seq} KV sequences): {tree['nodes']} nodes, "
+            f"branching tree ({n_seq} KV sequences{note}): {tree['nodes']} nodes, "
             f"{tree['unique_tree_tokens']} unique tokens, {tree['evaluated']} evaluated, "
             f"ratio {tree['ratio']:.3f} (target <= 1.10); naive re-evaluation of every prefix "
             f"{tree['naive_evaluated']} = {tree['naive_ratio']:.2f}x"

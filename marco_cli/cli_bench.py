@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from marco_cli import bench, runner
 from marco_cli.cli_solve import (
+    Backend,
     Children,
     Cpu,
     Ctx,
@@ -22,15 +25,17 @@ from marco_cli.cli_solve import (
     Json,
     MaxTokens,
     Model,
+    Parallel,
     Reflection,
     Samples,
     Seed,
     Select,
     Temperature,
+    Timeout,
     Verbose,
     Yes,
     _config,
-    _local_model,
+    _session,
 )
 from marco_cli.errors import MarcoError
 from marco_cli.search.baselines import run_search
@@ -107,6 +112,9 @@ def register(app: typer.Typer) -> None:
         as_json: Json = False,
         verbose: Verbose = False,
         yes: Yes = False,
+        backend: Backend = None,
+        parallel: Parallel = None,
+        timeout: Timeout = 120.0,
     ) -> None:
         """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
         problems = bench.load_dataset(dataset)[offset:]
@@ -131,12 +139,26 @@ def register(app: typer.Typer) -> None:
             )
             for s, g in combos
         }
-        spec, local = _local_model(model, yes)
-        out = out or Path("bench-out") / f"{dataset.stem}-{spec.label.replace(':', '-').replace('/', '_')}"
+        session = _session(
+            "bench",
+            model,
+            yes,
+            True,
+            True,
+            next(iter(configs.values())),
+            runner.EngineOptions(gpu_layers, cpu, ctx, None, verbose),
+            backend,
+            parallel,
+            timeout,
+        )
+        engine, label = session["engine"], session["info"]["name"]
+        if session["info"].get("quant"):
+            label = f"{label}:{session['info']['quant']}"
+        out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
         out.mkdir(parents=True, exist_ok=True)
         meta = {
             "dataset": str(dataset),
-            "model": spec.label,
+            "model": label,
             "settings": {n: c.as_dict() for n, c in configs.items()},
         }
         meta_path = out / "run.json"
@@ -152,10 +174,37 @@ def register(app: typer.Typer) -> None:
         todo = [(p, n) for p in problems for n in names if (n, p.index) not in done]
         console = err_console()
         interrupted = False
+        lock = threading.Lock()
+
+        def work(item: tuple[bench.Problem, str]) -> None:
+            problem, name = item
+            prompt = engine.build_prompt(runner.solve_messages(problem.question), session["style"])
+            result = run_search(engine, prompt, configs[name])
+            if result.stopped == "interrupted":
+                raise KeyboardInterrupt
+            if result.stopped == "error":
+                raise MarcoError(result.error or "the model failed")
+            extracted, correct = bench.grade(result.text, problem.answer)
+            row = {
+                "config": name,
+                "index": problem.index,
+                "question": problem.question,
+                "gold": problem.answer,
+                "extracted": extracted,
+                "correct": correct,
+                "reward": result.reward,
+                "tokens": result.generated_tokens,
+                "seconds": round(result.seconds, 3),
+                "answer": result.answer,
+                "response": result.text,
+            }
+            with lock:
+                bench.append_result(out, row)
+                bar.update(task, advance=1, description=f"{name} #{problem.index}")
+
+        total = len(problems) * len(names)
         with (
-            runner.open_engine(
-                local.path, runner.EngineOptions(gpu_layers, cpu, ctx, None, verbose)
-            ) as engine,
+            engine,
             Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -165,41 +214,21 @@ def register(app: typer.Typer) -> None:
                 disable=not console.is_terminal,
             ) as bar,
         ):
-            task = bar.add_task(
-                "bench", total=len(problems) * len(names), completed=len(problems) * len(names) - len(todo)
-            )
+            task = bar.add_task("bench", total=total, completed=total - len(todo))
             try:
-                for problem, name in todo:
-                    bar.update(task, description=f"{name} #{problem.index}")
-                    prompt = engine.build_prompt(runner.solve_messages(problem.question), spec.prompt_style)
-                    result = run_search(engine, prompt, configs[name])
-                    if result.stopped == "interrupted":
-                        raise KeyboardInterrupt
-                    extracted, correct = bench.grade(result.text, problem.answer)
-                    bench.append_result(
-                        out,
-                        {
-                            "config": name,
-                            "index": problem.index,
-                            "question": problem.question,
-                            "gold": problem.answer,
-                            "extracted": extracted,
-                            "correct": correct,
-                            "reward": result.reward,
-                            "tokens": result.generated_tokens,
-                            "seconds": round(result.seconds, 3),
-                            "answer": result.answer,
-                            "response": result.text,
-                        },
-                    )
-                    bar.advance(task)
+                if backend:  # the server batches concurrent requests: keep several problems in flight
+                    with ThreadPoolExecutor(max_workers=parallel or 4) as pool:
+                        list(pool.map(work, todo))
+                else:
+                    for item in todo:
+                        work(item)
             except KeyboardInterrupt:
                 interrupted = True
         wanted = {p.index for p in problems}
         rows = [r for r in bench.read_results(out) if r["index"] in wanted]
         summary = {
             "dataset": str(dataset),
-            "model": spec.label,
+            "model": label,
             "problems": len(problems),
             **bench.summarize(rows, names),
         }

@@ -51,6 +51,12 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No live view: just t
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show llama.cpp's own log.")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
 NoLog = Annotated[bool, typer.Option("--no-log", help="Do not save this run in the history.")]
+Backend = Annotated[
+    str | None,
+    typer.Option(envvar="MARCO_BACKEND", help="Search against an OpenAI-compatible server at this URL."),
+]
+Parallel = Annotated[int | None, typer.Option(min=1, help="Requests in flight at once (remote backend).")]
+Timeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the server per request.")]
 
 
 def _read_input(text: str | None) -> str:
@@ -78,14 +84,13 @@ def _local_model(model: str, yes: bool) -> tuple[Any, download.LocalModel]:
 
 def _run_one(ctx: dict[str, Any], question: str, messages: list[dict[str, str]]) -> dict[str, Any]:
     console = err_console()
-    live = console.is_terminal and not ctx["quiet"]
+    live = console.is_terminal and not console.is_dumb_terminal and not ctx["quiet"]
+    args = (ctx["engine"], ctx["style"], ctx["info"], question, messages, ctx["config"])
     if live:
         with LiveSearchView(console, question, ctx["config"].strategy) as view:
-            record = runner.run_task(
-                ctx["engine"], ctx["spec"], ctx["local"], question, messages, ctx["config"], view
-            )
+            record = runner.run_task(*args, view)
     else:
-        record = runner.run_task(ctx["engine"], ctx["spec"], ctx["local"], question, messages, ctx["config"])
+        record = runner.run_task(*args)
     if not ctx["no_log"]:
         record["run_id"] = history.save(ctx["command"], record)
     return record
@@ -112,14 +117,28 @@ def _session(
     quiet: bool,
     config: SearchConfig,
     options: runner.EngineOptions,
+    backend: str | None = None,
+    parallel: int | None = None,
+    timeout: float = 120.0,
 ) -> dict[str, Any]:
-    spec, local = _local_model(model, yes)
-    engine = runner.open_engine(local.path, options)
+    if backend:
+        from marco_cli.engine.remote import RemoteEngine
+        from marco_cli.registry import load_registry, parse_spec
+
+        style = parse_spec(model, load_registry()).prompt_style if not model.endswith(".gguf") else "plain"
+        engine = RemoteEngine(
+            backend, parallel=parallel or max(config.children, config.samples), timeout=timeout
+        )
+        info = runner.remote_info(engine, style)
+    else:
+        spec, local = _local_model(model, yes)
+        engine = runner.open_engine(local.path, options)
+        style, info = spec.prompt_style, runner.model_info(spec, local)
     return {
         "command": command,
-        "spec": spec,
-        "local": local,
         "engine": engine,
+        "style": style,
+        "info": info,
         "config": config,
         "quiet": quiet,
         "no_log": no_log,
@@ -134,6 +153,9 @@ def _config(**kw: Any) -> SearchConfig:
 
 
 def _finish(records: list[dict[str, Any]]) -> None:
+    failed = next((r for r in records if r["stopped"] == "error"), None)
+    if failed is not None:
+        raise MarcoError(f"{failed['error']} (the partial tree is in the run's record)")
     if any(r["stopped"] == "interrupted" for r in records):
         err_console().print("[yellow]interrupted: the best answer so far is shown[/]")
         raise typer.Exit(130)
@@ -167,6 +189,9 @@ def register(app: typer.Typer) -> None:
         verbose: Verbose = False,
         yes: Yes = False,
         no_log: NoLog = False,
+        backend: Backend = None,
+        parallel: Parallel = None,
+        timeout: Timeout = 120.0,
     ) -> None:
         """Answer a question with Marco-o1-style search, showing the tree live."""
         question = _read_input(prompt).strip()
@@ -193,6 +218,9 @@ def register(app: typer.Typer) -> None:
             quiet,
             config,
             runner.EngineOptions(gpu_layers, cpu, ctx, None, verbose),
+            backend,
+            parallel,
+            timeout,
         )
         with session["engine"]:
             record = _run_one(session, question, runner.solve_messages(question))
@@ -233,6 +261,9 @@ def register(app: typer.Typer) -> None:
         verbose: Verbose = False,
         yes: Yes = False,
         no_log: NoLog = False,
+        backend: Backend = None,
+        parallel: Parallel = None,
+        timeout: Timeout = 120.0,
     ) -> None:
         """Translate, reasoning about slang and colloquial meaning. Piped lines: one out per line in."""
         raw = _read_input(text)
@@ -260,6 +291,9 @@ def register(app: typer.Typer) -> None:
             quiet,
             config,
             runner.EngineOptions(gpu_layers, cpu, ctx, None, verbose),
+            backend,
+            parallel,
+            timeout,
         )
         records: list[dict[str, Any]] = []
         with session["engine"]:

@@ -68,18 +68,29 @@ def translate_messages(text: str, target: str, source: str | None) -> list[dict[
     return [{"role": "user", "content": TRANSLATE_INSTRUCTION.format(source=src, target=target, text=text)}]
 
 
+def remote_info(engine: Any, style: str) -> dict[str, Any]:
+    return {
+        "name": engine.model,
+        "file": None,
+        "quant": None,
+        "origin": f"remote {engine.root}",
+        "prompt_style": style,
+    }
+
+
 def run_task(
-    engine: Engine,
-    spec: ModelSpec,
-    local: download.LocalModel,
+    engine: Any,
+    style: str,
+    info: dict[str, Any],
     question: str,
     messages: list[dict[str, str]],
     config: SearchConfig,
     listener: Listener = ignore,
 ) -> dict[str, Any]:
-    """One search over one prompt; the JSON record of it (also after Ctrl-C: `stopped`)."""
+    """One search over one prompt; the JSON record of it (also after Ctrl-C or a backend
+    failure: see `stopped` and `error`)."""
     if not question.strip():
         raise MarcoError("the prompt is empty", code=2)
-    prompt = engine.build_prompt(messages, spec.prompt_style)
+    prompt = engine.build_prompt(messages, style)
     result = run_search(engine, prompt, config, listener)
-    return result_to_dict(result, question, model_info(spec, local), config)
+    return result_to_dict(result, question, info, config)

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output
 from marco_cli.search.config import Model, SearchConfig, SearchResult
 from marco_cli.search.events import (
@@ -81,12 +82,15 @@ def run_baseline(
     evaluated0 = getattr(model, "evaluated", 0)
     n = 1 if config.strategy == "cot" else config.samples
     stopped = "done"
+    error: str | None = None
     try:
         tree, generated = sample_answers(
             model, prompt, config, n, listener, greedy_all=config.strategy == "cot"
         )
     except KeyboardInterrupt:
         tree, generated, stopped = Tree(tuple(prompt)), 0, "interrupted"
+    except MarcoError as exc:
+        tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
     rollouts = tree.rollouts
     votes: dict[str, int] = {}
     chosen: Rollout | None = None
@@ -110,6 +114,7 @@ def run_baseline(
         clock() - start,
         stopped,
         votes,
+        error,
     )
 
 

@@ -109,6 +109,7 @@ class SearchResult:
     seconds: float
     stopped: str
     votes: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # why the search stopped early when stopped == "error"
 
     @property
     def rollouts(self) -> list[Rollout]:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from marco_cli.engine.types import REFLECTION_PHRASE, Generation
+from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import Model, SearchConfig, SearchResult
 from marco_cli.search.events import (
@@ -89,6 +90,7 @@ class Search:
         self.iterations = 0
         self._start = 0.0
         self._last_child: Node | None = None
+        self.error: str | None = None
 
     # building blocks ---------------------------------------------------------------------------
     def _seed(self) -> int:
@@ -287,6 +289,8 @@ class Search:
                 stopped = self._stop_reason()
         except KeyboardInterrupt:
             stopped = "interrupted"
+        except MarcoError as exc:  # the model failed (a server went away): keep the tree so far
+            stopped, self.error = "error", str(exc)
         chosen = self.choose()
         self.emit(Finished(stopped, self.iterations, chosen.id if chosen else None))
         return result_from(
@@ -298,6 +302,7 @@ class Search:
             getattr(self.model, "evaluated", 0) - evaluated0,
             self.clock() - self._start,
             stopped,
+            error=self.error,
         )
 
     def choose(self) -> Rollout | None:
@@ -328,6 +333,7 @@ def result_from(
     seconds: float,
     stopped: str,
     votes: dict[str, int] | None = None,
+    error: str | None = None,
 ) -> SearchResult:
     text = chosen.text if chosen else ""
     path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
@@ -346,4 +352,5 @@ def result_from(
         seconds,
         stopped,
         votes or {},
+        error,
     )

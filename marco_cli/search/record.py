@@ -67,6 +67,7 @@ def result_to_dict(
         "nodes": tree["nodes"],
         "rollouts": tree["rollouts"],
         "stopped": result.stopped,
+        "error": result.error,
         "iterations": result.iterations,
         "tokens": {"generated": result.generated_tokens, "evaluated": result.evaluated_tokens},
         "seconds": round(result.seconds, 3),

@@ -29,7 +29,9 @@ def err_console() -> Console:
 
 
 def out_console() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    """stdout; when it is not a terminal, wide enough that tables are not cut."""
+    width = None if sys.stdout.isatty() else 160
+    return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
 
 def fail(message: str) -> None:
@@ -56,7 +58,7 @@ def handles_errors(func: F) -> F:
 
 def download_bar_class(console: Console) -> type | None:
     """A tqdm-compatible class drawing Rich bars (size, speed, ETA); None when not a terminal."""
-    if not console.is_terminal:
+    if not console.is_terminal or console.is_dumb_terminal:
         return None
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -1,0 +1,235 @@
+"""The remote backend against a real llama-cpp-python server on loopback, and faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+from marco_cli.engine.remote import BackendError, RemoteEngine
+from marco_cli.engine.types import Sampling, StopRule
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.mcts import Search
+from marco_cli.search.record import result_to_dict
+
+QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--logits_all",
+            "true",
+            "--n_threads",
+            "2",
+            "--verbose",
+            "false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/v1/models", timeout=1).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start")
+
+
+@pytest.fixture(scope="module")
+def server(smollm_path: Path) -> Iterator[str]:
+    proc, url = start_server(smollm_path)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_remote_confidences_agree_with_the_local_engine(server: str, engine: object) -> None:
+    remote = RemoteEngine(server)
+    prompt = remote.build_prompt(QUESTION, "plain")
+    assert prompt == engine.build_prompt(QUESTION, "plain")  # same ChatML text, same tokens
+    stop = StopRule(max_tokens=24, stop_texts=())
+    theirs = remote.generate(prompt, Sampling(), stop)
+    engine.reset()
+    ours = engine.generate(prompt, Sampling(), stop)
+    assert theirs.text == ours.text
+    assert theirs.confidences == pytest.approx(ours.confidences, abs=1e-3)
+    assert theirs.logprobs == pytest.approx(ours.logprobs, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_remote_search_end_to_end_and_cli(server: str) -> None:
+    remote = RemoteEngine(server, parallel=3)
+    prompt = remote.build_prompt(QUESTION, "plain")
+    config = SearchConfig(iterations=3, granularity="mini-32", max_tokens=64)
+    result = Search(remote, prompt, config).run()
+    assert result.stopped in ("iterations", "exhausted") and result.rollouts
+    assert remote.max_in_flight >= 2  # siblings went out together
+    for rollout in result.rollouts:
+        assert 0 < rollout.reward <= 1
+    cli = CliRunner().invoke(
+        app,
+        [
+            "solve",
+            "What is 2 + 3?",
+            "--backend",
+            server,
+            "-m",
+            "smollm2-135m",
+            "-n",
+            "2",
+            "--granularity",
+            "mini-32",
+            "--max-tokens",
+            "48",
+            "--json",
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    record = json.loads(cli.stdout)
+    assert record["model"]["origin"] == f"remote {server}" and record["rollouts"]
+
+
+@pytest.mark.slow
+def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> None:
+    proc, url = start_server(smollm_path)
+    remote = RemoteEngine(url, retries=1, backoff=0.05)
+    prompt = remote.build_prompt(QUESTION, "plain")
+    calls = {"n": 0}
+    original = remote.generate_many
+
+    def dying(requests):  # the server goes away after the second model call
+        calls["n"] += 1
+        if calls["n"] == 3:
+            proc.kill()
+            proc.wait()
+        return original(requests)
+
+    remote.generate_many = dying  # type: ignore[method-assign]
+    config = SearchConfig(iterations=20, granularity="mini-32", max_tokens=64)
+    result = Search(remote, prompt, config).run()
+    assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
+    record = result_to_dict(result, "q", {"name": "smollm2"}, config)
+    assert len(record["nodes"]) > 1 and record["rollouts"] and record["error"]
+
+
+def test_server_down_is_one_clear_line() -> None:
+    with pytest.raises(BackendError, match="cannot reach the server"):
+        RemoteEngine(f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01)
+    cli = CliRunner().invoke(app, ["solve", "hi", "--backend", f"http://127.0.0.1:{_free_port()}"])
+    assert cli.exit_code == 1 and "cannot reach the server" in cli.stderr
+    assert cli.stderr.count("\n") == 1
+
+
+class _FakeServer:
+    """A server that tokenizes by characters and answers completions slowly or without logprobs."""
+
+    def __init__(self, delay: float = 0.0, logprobs: bool = True, status: int = 200) -> None:
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _send(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"data": [{"id": "fake"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                state.auth = self.headers.get("Authorization")
+                if self.path == "/extras/tokenize":
+                    return self._send(200, {"tokens": [ord(c) for c in body["input"]]})
+                if self.path == "/extras/detokenize":
+                    return self._send(200, {"text": "".join(chr(t) for t in body["tokens"])})
+                time.sleep(state.delay)
+                if state.status != 200:
+                    return self._send(state.status, {"error": "bad"})
+                choice = {"text": "ab", "finish_reason": "length"}
+                if state.logprobs:
+                    choice["logprobs"] = {
+                        "tokens": ["a", "b"],
+                        "token_logprobs": [-0.1, -0.5],
+                        "top_logprobs": [{"a": -0.1, "c": -3.0}, {"b": -0.5, "d": -1.0}],
+                    }
+                self._send(200, {"choices": [choice], "usage": {"prompt_tokens": 5}})
+
+        self.delay, self.logprobs, self.status, self.auth = delay, logprobs, status, None
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_formula_api_key_timeout_and_missing_logprobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    monkeypatch.setenv("MARCO_API_KEY", "sk-secret")
+    fake = _FakeServer()
+    try:
+        remote = RemoteEngine(fake.url)
+        gen = remote.generate([1, 2], Sampling(), StopRule(granularity="mini-32"))
+        assert gen.text == "ab" and gen.stop_reason == "mini" and fake.auth == "Bearer sk-secret"
+        assert gen.confidences == pytest.approx(
+            (
+                math.exp(-0.1) / (math.exp(-0.1) + math.exp(-3.0)),
+                math.exp(-0.5) / (math.exp(-0.5) + math.exp(-1.0)),
+            )
+        )
+        fake.delay = 2.0
+        with pytest.raises(BackendError, match=r"did not answer within 0\.3s"):
+            RemoteEngine(fake.url, timeout=0.3).generate([1], Sampling(), StopRule())
+        fake.delay, fake.logprobs = 0.0, False
+        with pytest.raises(BackendError, match="no per-token logprobs") as info:
+            remote.generate([1], Sampling(), StopRule())
+        assert "sk-secret" not in str(info.value)
+        fake.logprobs, fake.status = True, 400
+        with pytest.raises(BackendError, match="refused /v1/completions: HTTP 400"):
+            remote.generate([1], Sampling(), StopRule())
+    finally:
+        fake.close()
