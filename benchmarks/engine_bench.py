@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -88,10 +87,11 @@ def branching(model: Path, expansions: int, children: int, depth: int, seed: int
     }
 
 
-def _rss() -> int:
+def _rss(field: str = "VmRSS") -> int:
+    """Resident memory now (VmRSS) or at its peak (VmHWM; unlike ru_maxrss, not inherited)."""
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -117,7 +117,7 @@ def memory_child(model: str) -> None:
                 {
                     "baseline_rss": base,
                     "loaded_rss": _rss(),
-                    "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                    "peak_rss": _rss("VmHWM"),
                     "file": Path(model).stat().st_size,
                     "kv_cache": kv_bytes,
                     "logits_all_buffer": engine.n_ctx * engine.n_vocab * 4,

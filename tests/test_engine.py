@@ -103,27 +103,33 @@ def test_output_end_and_eos_stop(engine: Engine) -> None:
     assert eos.stop_reason == "eos" and eos.tokens[-1] in engine.eos_ids and eos.finished
 
 
-def test_branch_switching_evaluates_only_new_suffixes(engine: Engine) -> None:
-    prompt = engine.build_prompt(QUESTION, "plain")
-    engine.reset()
-    start = engine.evaluated
-    a = engine.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
-    assert engine.evaluated - start == len(prompt) + len(a.tokens) - 1
-    mark = engine.evaluated
-    b = engine.generate(prompt, Sampling(temperature=1.0, seed=5), StopRule(granularity="mini-32"))
-    assert engine.evaluated - mark == len(b.tokens) - 1  # the prompt's row was kept, nothing re-run
-    mark = engine.evaluated
-    path_a = prompt + list(a.tokens)
-    cached = prompt + list(b.tokens[:-1])
-    common = next(
-        (i for i, (x, y) in enumerate(zip(path_a, cached, strict=False)) if x != y),
-        min(len(path_a), len(cached)),
-    )
-    c = engine.generate(path_a, Sampling(), StopRule(granularity="mini-32"))
-    assert engine.evaluated - mark == (len(path_a) - common) + len(c.tokens) - 1
-    mark = engine.evaluated
-    d = engine.generate(path_a + list(c.tokens), Sampling(), StopRule(granularity="mini-32"))
-    assert engine.evaluated - mark == len(d.tokens)  # c's last token, then d's but its last
+@pytest.mark.parametrize("snapshots", [False, True])
+def test_branch_switching_evaluates_only_new_suffixes(smollm_path: Path, snapshots: bool) -> None:
+    """A, then B from the prompt, then A continued: only new suffixes are evaluated (with saved
+    KV copies, not even A's tokens again)."""
+    with Engine(smollm_path, ctx=2048, snapshot_mb=512 if snapshots else 0) as eng:
+        prompt = eng.build_prompt(QUESTION, "plain")
+        a = eng.generate(prompt, Sampling(), StopRule(granularity="mini-32"))
+        assert eng.evaluated == len(prompt) + len(a.tokens) - 1
+        mark = eng.evaluated
+        b = eng.generate(prompt, Sampling(temperature=1.0, seed=5), StopRule(granularity="mini-32"))
+        assert eng.evaluated - mark == len(b.tokens) - 1  # the prompt's row was kept, nothing re-run
+        mark = eng.evaluated
+        path_a = prompt + list(a.tokens)
+        cached = prompt + list(b.tokens[:-1])
+        common = next(
+            (i for i, (x, y) in enumerate(zip(path_a, cached, strict=False)) if x != y),
+            min(len(path_a), len(cached)),
+        )
+        c = eng.generate(path_a, Sampling(), StopRule(granularity="mini-32"))
+        if snapshots:  # A's keys and values came back from its saved copy: only its last token ran
+            assert eng.evaluated - mark == 1 + len(c.tokens) - 1
+            assert eng.restored == len(path_a) - 1
+        else:
+            assert eng.evaluated - mark == (len(path_a) - common) + len(c.tokens) - 1
+        mark = eng.evaluated
+        d = eng.generate(path_a + list(c.tokens), Sampling(), StopRule(granularity="mini-32"))
+        assert eng.evaluated - mark == len(d.tokens)  # c's last token, then d's but its last
 
 
 def test_ctrl_c_mid_generation_leaves_the_engine_usable(engine: Engine) -> None:

@@ -17,7 +17,8 @@ import llama_cpp
 import numpy as np
 
 from marco_cli.engine.confidence import token_scores
-from marco_cli.engine.kvcache import SeqCache
+from marco_cli.engine.kvcache import Plan, SeqCache
+from marco_cli.engine.snapshots import KVSnapshots
 from marco_cli.engine.types import Generation, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
@@ -52,12 +53,14 @@ class Decoder:
         n_seq: int,
         piece: Callable[[int], bytes],
         eos_ids: set[int],
+        snapshot_bytes: int = 0,
     ) -> None:
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
         self.n_vocab, self.n_ctx, self.n_batch = n_vocab, n_ctx, n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._piece = piece
+        self.snapshots = KVSnapshots(snapshot_bytes if n_seq == 1 else 0)
         self._eos = eos_ids
         self.cache = SeqCache(n_seq)
         self._rows: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
@@ -75,6 +78,7 @@ class Decoder:
         llama_cpp.llama_memory_clear(self._mem, True)
         self.cache = SeqCache(self.cache.n_seq)
         self._rows.clear()
+        self.snapshots.clear()
 
     def _run(self, entries: Sequence[tuple[int, int, int, bool]]) -> None:
         """Decode (token, pos, seq, wants_logits) rows as one batch."""
@@ -110,9 +114,12 @@ class Decoder:
             raise MarcoError("cannot generate from an empty prefix")
         key = tuple(prefix)
         saved = self._rows.get(key)
-        plan = self.cache.plan(prefix, n if saved is not None else n - 1, frozenset(busy))
+        limit = n if saved is not None else n - 1
+        plan = self.cache.plan(prefix, limit, frozenset(busy))
         if plan is None:
             raise MarcoError("no free KV sequence for this batch; lower --parallel")
+        if self.cache.n_seq == 1:
+            plan = self._maybe_restore(prefix, limit, plan)
         if plan.copy_from is not None:
             llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, 0, plan.keep)
             self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from][: plan.keep])
@@ -135,6 +142,20 @@ class Decoder:
         while len(self._rows) > _SAVED_ROWS:
             self._rows.popitem(last=False)
         return plan.seq, row
+
+    def _maybe_restore(self, prefix: Sequence[int], limit: int, plan: Plan) -> Plan:
+        """Swap in a saved copy of the sequence when it shares more of `prefix` than the cache."""
+        found = self.snapshots.best(prefix, limit, plan.keep)
+        if found is None:
+            return plan
+        key, keep = found
+        if not self.snapshots.restore(self._ctx, key):
+            self.cache.tokens[0] = []
+            llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
+            return Plan(0, 0, None, True)
+        self.cache.tokens[0] = list(key)
+        self.snapshots.restored_tokens += keep
+        return Plan(0, keep, None, True)
 
     def _row(self, index: int) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
@@ -210,6 +231,8 @@ class Decoder:
                     if self._advance(b, token, row, observe):
                         stepped.append(b)
                 live = stepped
+            if self.cache.n_seq == 1:
+                self.snapshots.save(self._ctx, self.cache.tokens[0])
         except BaseException:
             self._resync()
             raise

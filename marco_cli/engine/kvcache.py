@@ -21,10 +21,10 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     step = 256
     while n < limit:
         end = min(n + step, limit)
-        if a[n:end] == b[n:end]:
+        if list(a[n:end]) == list(b[n:end]):
             n = end
             continue
-        while a[n] == b[n]:
+        while n < end and a[n] == b[n]:
             n += 1
         return n
     return n

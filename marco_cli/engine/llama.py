@@ -79,6 +79,7 @@ class Engine:
         n_seq: int = 1,
         parallel: int | None = None,
         flash_attn: bool | None = None,
+        snapshot_mb: float = 512,
     ) -> None:
         set_verbose(verbose)
         self.path = Path(path)
@@ -132,7 +133,14 @@ class Engine:
         self._piece_buf = ctypes.create_string_buffer(256)
         self.eos_ids = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)}
         self._decoder = Decoder(
-            self._ctx, self.n_vocab, self.n_ctx, int(cparams.n_batch), n_seq, self.piece, self.eos_ids
+            self._ctx,
+            self.n_vocab,
+            self.n_ctx,
+            int(cparams.n_batch),
+            n_seq,
+            self.piece,
+            self.eos_ids,
+            snapshot_bytes=int(snapshot_mb * 2**20),
         )
 
     # resources -------------------------------------------------------------------------
@@ -246,6 +254,11 @@ class Engine:
     def generated(self) -> int:
         """Tokens sampled."""
         return self._decoder.generated
+
+    @property
+    def restored(self) -> int:
+        """Tokens whose keys and values came back from a saved copy instead of being evaluated."""
+        return self._decoder.snapshots.restored_tokens
 
     @property
     def decode_calls(self) -> int:
