@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -55,7 +56,10 @@ Backend = Annotated[
     str | None,
     typer.Option(envvar="MARCO_BACKEND", help="Search against an OpenAI-compatible server at this URL."),
 ]
-Parallel = Annotated[int | None, typer.Option(min=1, help="Requests in flight at once (remote backend).")]
+Parallel = Annotated[
+    int | None,
+    typer.Option(min=1, help="Branches decoded together (local, default 1) or requests in flight (remote)."),
+]
 Timeout = Annotated[float, typer.Option(min=0.1, help="Seconds to wait for the server per request.")]
 
 
@@ -132,7 +136,7 @@ def _session(
         info = runner.remote_info(engine, style)
     else:
         spec, local = _local_model(model, yes)
-        engine = runner.open_engine(local.path, options)
+        engine = runner.open_engine(local.path, replace(options, parallel=parallel or 1))
         style, info = spec.prompt_style, runner.model_info(spec, local)
     return {
         "command": command,

@@ -30,6 +30,7 @@ class EngineOptions:
     ctx: int | None = None
     threads: int | None = None
     verbose: bool = False
+    parallel: int = 1  # KV sequences decoded together (1: one sequence with saved copies)
 
 
 def resolve(model: str) -> tuple[ModelSpec, download.LocalModel | None]:

@@ -60,7 +60,7 @@ class Decoder:
         self.n_vocab, self.n_ctx, self.n_batch = n_vocab, n_ctx, n_batch
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._piece = piece
-        self.snapshots = KVSnapshots(snapshot_bytes if n_seq == 1 else 0)
+        self.snapshots = KVSnapshots(snapshot_bytes)
         self._eos = eos_ids
         self.cache = SeqCache(n_seq)
         self._rows: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
@@ -96,16 +96,7 @@ class Decoder:
             raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
         for tok, _pos, seq, _out in entries:
             self.cache.tokens[seq].append(tok)
-        self.cache.cells += len(entries)
         self.evaluated += len(entries)
-
-    def _make_room(self, requests: Sequence[Request]) -> None:
-        """With several sequences, clear everything when this batch might not fit."""
-        if self.cache.n_seq == 1:
-            return
-        need = sum(len(p) + stop.token_limit() for p, _, stop in requests)
-        if self.cache.free_slots() < len(requests) or self.cache.cells + need > self.n_ctx:
-            self.reset()
 
     def _prepare(self, prefix: Sequence[int], busy: set[int]) -> tuple[int, np.ndarray]:
         """A slot holding `prefix` (all but what is still to decode) and the next-token row."""
@@ -118,12 +109,12 @@ class Decoder:
         plan = self.cache.plan(prefix, limit, frozenset(busy))
         if plan is None:
             raise MarcoError("no free KV sequence for this batch; lower --parallel")
-        if self.cache.n_seq == 1:
-            plan = self._maybe_restore(prefix, limit, plan)
-        if plan.copy_from is not None:
-            llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, 0, plan.keep)
-            self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from][: plan.keep])
-        elif plan.truncate and len(self.cache.tokens[plan.seq]) > plan.keep:
+        plan = self._maybe_restore(prefix, limit, plan)
+        if plan.copy_from is not None:  # per-sequence streams copy whole, then are cut back
+            llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, -1, -1)
+            self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from])
+        if plan.truncate and len(self.cache.tokens[plan.seq]) > plan.keep:
             if not llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, plan.keep, -1):
                 raise MarcoError("this model's KV cache cannot drop a partial sequence")
             del self.cache.tokens[plan.seq][plan.keep :]
@@ -144,18 +135,18 @@ class Decoder:
         return plan.seq, row
 
     def _maybe_restore(self, prefix: Sequence[int], limit: int, plan: Plan) -> Plan:
-        """Swap in a saved copy of the sequence when it shares more of `prefix` than the cache."""
+        """Swap in a saved copy of a sequence when it shares more of `prefix` than the cache."""
         found = self.snapshots.best(prefix, limit, plan.keep)
         if found is None:
             return plan
         key, keep = found
-        if not self.snapshots.restore(self._ctx, key):
-            self.cache.tokens[0] = []
-            llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
-            return Plan(0, 0, None, True)
-        self.cache.tokens[0] = list(key)
+        if not self.snapshots.restore(self._ctx, key, plan.seq):
+            self.cache.tokens[plan.seq] = []
+            llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, -1, -1)
+            return Plan(plan.seq, 0, None, True)
+        self.cache.tokens[plan.seq] = list(key)
         self.snapshots.restored_tokens += keep
-        return Plan(0, keep, None, True)
+        return Plan(plan.seq, keep, None, True)
 
     def _row(self, index: int) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
@@ -205,7 +196,6 @@ class Decoder:
         branches: list[_Branch] = []
         rows: list[np.ndarray] = []
         busy: set[int] = set()
-        self._make_room(requests)
         try:
             for index, (prefix, sampling, stop) in enumerate(requests):
                 seq, row = self._prepare(prefix, busy)
@@ -231,8 +221,8 @@ class Decoder:
                     if self._advance(b, token, row, observe):
                         stepped.append(b)
                 live = stepped
-            if self.cache.n_seq == 1:
-                self.snapshots.save(self._ctx, self.cache.tokens[0])
+            for seq in sorted({b.seq for b in branches}):
+                self.snapshots.save(self._ctx, seq, self.cache.tokens[seq])
         except BaseException:
             self._resync()
             raise

@@ -43,47 +43,39 @@ class Plan:
 class SeqCache:
     """Which tokens each sequence slot holds.
 
-    With one slot, branch switches truncate it (llama.cpp's plain attention is exact then).
-    With several (experimental), slots are append-only until the next full clear: a new branch
-    takes a slot never used since the clear and shares its parent's cells with `seq_cp`. This
-    llama.cpp build returns wrong logits once cells are freed and reused, and also when two
-    sequences hold the same tokens at the same positions (see the xfail test in
-    tests/test_engine.py), so the engine uses one sequence by default.
+    With one slot, branch switches truncate it. With several (llama.cpp's per-sequence KV
+    streams, `kv_unified=False`), a branch takes the slot sharing the longest prefix with it when
+    that slot can be extended, else the least recently used free slot, which gets a full copy of
+    the best slot (`seq_cp`) cut back to the shared prefix. Sequences never share cells: with a
+    unified cache this llama.cpp build returned wrong logits (tests/test_engine.py checks).
     """
 
     def __init__(self, n_seq: int) -> None:
         self.tokens: list[list[int]] = [[] for _ in range(n_seq)]
-        self._used = [False] * n_seq
         self._stamp = [0] * n_seq
         self._clock = 0
-        self.cells = 0  # cells filled since the last clear (an upper bound on what is in use)
 
     @property
     def n_seq(self) -> int:
         return len(self.tokens)
 
-    def free_slots(self) -> int:
-        return self._used.count(False)
-
     def touch(self, seq: int) -> None:
         self._clock += 1
         self._stamp[seq] = self._clock
-        self._used[seq] = True
 
     def plan(self, prefix: Sequence[int], limit: int, busy: frozenset[int] = frozenset()) -> Plan | None:
         """Plan a slot for `prefix`, reusing at most `limit` of its tokens; `busy` slots belong
-        to other branches of the same batch and are not extended. None: clear the cache first."""
+        to other branches of the same batch and are neither extended nor reused. None: no slot."""
         scored = []
         for seq, toks in enumerate(self.tokens):
             n = min(common_prefix(toks, prefix), limit)
             extendable = len(toks) == n and seq not in busy
             scored.append(((n, extendable, self._stamp[seq]), seq, n))
         _, best, keep = max(scored)
-        if len(self.tokens[best]) == keep and best not in busy:
-            return Plan(best, keep, None, False)
-        if self.n_seq == 1:
+        if best not in busy and (len(self.tokens[best]) == keep or self.n_seq == 1):
             return Plan(best, keep, None, True)
-        fresh = next((s for s in range(self.n_seq) if not self._used[s] and s not in busy), None)
-        if fresh is None:
-            return None
-        return Plan(fresh, keep, best if keep else None, False)
+        free = [s for s in range(self.n_seq) if s not in busy and s != best]
+        if not free:
+            return Plan(best, keep, None, True) if best not in busy else None
+        victim = min(free, key=lambda s: (bool(self.tokens[s]), self._stamp[s]))
+        return Plan(victim, keep, best if keep else None, True)

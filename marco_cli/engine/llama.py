@@ -1,10 +1,10 @@
 """The llama.cpp engine: the only place that talks to llama-cpp-python's low-level API.
 
-One context with a unified KV cache of several sequences (see decoder.py and kvcache.py):
+One context with one or more KV sequences (see decoder.py, kvcache.py and snapshots.py):
 continuing a prefix that is already cached evaluates nothing again, jumping to another branch
-evaluates only the tokens after the longest cached common prefix, and sibling branches share
-their parent's cells. Logits are requested only for the rows that are sampled; `logits_all` is
-never used.
+restores a saved copy or evaluates only the tokens after the longest cached common prefix, and
+sibling branches decode together, one llama_decode per step. Logits are requested only for the
+rows that are sampled; `logits_all` is never used.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class Engine:
         parallel: int | None = None,
         flash_attn: bool | None = None,
         snapshot_mb: float = 512,
+        kv_unified: bool = False,
     ) -> None:
         set_verbose(verbose)
         self.path = Path(path)
@@ -102,18 +103,15 @@ class Engine:
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
         n_ctx = min(self.n_ctx_train, ctx or DEFAULT_CTX_CAP)
         cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = n_ctx
+        cparams.n_ctx = n_ctx * n_seq  # every sequence gets its own stream of n_ctx cells
         n_batch = max(n_batch, n_seq)  # a decode holds one row per parallel branch
         cparams.n_batch = min(n_batch, n_ctx)
         cparams.n_ubatch = min(n_batch, n_ctx)
         cparams.n_seq_max = n_seq
         cparams.n_outputs_max = max(n_seq, 1)  # logit rows we ever request in one batch
-        cparams.kv_unified = True
-        if flash_attn is None:
-            # On CPU the plain attention kernels decode faster (measured 1.3x on SmolLM2), but
-            # with several sequences in the unified cache they gave wrong logits here once two
-            # sequences held the same tokens at the same positions; flash attention did not.
-            flash_attn = self.gpu_layers != 0 or n_seq > 1
+        cparams.kv_unified = kv_unified
+        if flash_attn is None:  # plain attention decodes 1.3x faster on CPU (measured on SmolLM2)
+            flash_attn = self.gpu_layers != 0
         cparams.flash_attn_type = 1 if flash_attn else 0
         self.flash_attn = flash_attn
         self.threads = threads or physical_cores()
@@ -127,7 +125,7 @@ class Engine:
                 f"could not create a {n_ctx}-token context for {self.path.name} "
                 "(not enough memory?); try a smaller --ctx"
             )
-        self.n_ctx = int(llama_cpp.llama_n_ctx(self._ctx))
+        self.n_ctx = int(llama_cpp.llama_n_ctx_seq(self._ctx))  # per sequence
         self.n_seq = n_seq
         self.parallel = max(1, min(parallel or n_seq, n_seq))
         self._piece_buf = ctypes.create_string_buffer(256)

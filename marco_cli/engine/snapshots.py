@@ -1,7 +1,7 @@
-"""Saved copies of the single KV sequence, so a search that returns to an earlier branch
+"""Saved copies of KV sequences, so a search that returns to an earlier branch
 restores its keys and values instead of computing them again.
 
-After each generation the engine copies sequence 0's state (`llama_state_seq_get_data`, about
+After each generation the engine copies each branch's sequence state (`llama_state_seq_get_data`, about
 the KV cache's bytes per token times the path length) under its token list; a later request
 whose prefix shares more tokens with a saved copy than with the live cache gets it back with
 `llama_state_seq_set_data`. Copies that are a prefix of a newer one are dropped; the least
@@ -35,18 +35,18 @@ class KVSnapshots:
         self._saved.clear()
         self.used = 0
 
-    def save(self, ctx: llama_cpp.llama_context_p, tokens: Sequence[int]) -> None:
+    def save(self, ctx: llama_cpp.llama_context_p, seq: int, tokens: Sequence[int]) -> None:
         key = tuple(tokens)
         if self.budget <= 0 or not key:
             return
         if key in self._saved:
             self._saved.move_to_end(key)
             return
-        size = int(llama_cpp.llama_state_seq_get_size(ctx, 0))
+        size = int(llama_cpp.llama_state_seq_get_size(ctx, seq))
         if size > self.budget:
             return
         buf = (ctypes.c_uint8 * size)()
-        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0))
+        written = int(llama_cpp.llama_state_seq_get_data(ctx, buf, size, seq))
         for old in [k for k in self._saved if len(k) < len(key) and key[: len(k)] == k]:
             self._drop(old)
         self._saved[key] = (buf, written)
@@ -68,8 +68,8 @@ class KVSnapshots:
                 found, reach = key, n
         return (found, reach) if found is not None else None
 
-    def restore(self, ctx: llama_cpp.llama_context_p, key: tuple[int, ...]) -> bool:
+    def restore(self, ctx: llama_cpp.llama_context_p, key: tuple[int, ...], seq: int) -> bool:
         buf, written = self._saved[key]
         self._saved.move_to_end(key)
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), 0, -1, -1)
-        return int(llama_cpp.llama_state_seq_set_data(ctx, buf, written, 0)) > 0
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), seq, -1, -1)
+        return int(llama_cpp.llama_state_seq_set_data(ctx, buf, written, seq)) > 0
