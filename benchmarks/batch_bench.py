@@ -27,8 +27,9 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have? Thin
 
 
 def search(model: Path, n_seq: int, iterations: int, unified: bool = False) -> tuple[float, int, dict]:
-    config = SearchConfig(iterations=iterations, children=4, rollouts="all", granularity="mini-32",
-                          max_tokens=160, seed=0)
+    config = SearchConfig(
+        iterations=iterations, children=4, rollouts="all", granularity="mini-32", max_tokens=160, seed=0
+    )
     with Engine(model, ctx=2048, n_seq=n_seq, kv_unified=unified) as engine:
         prompt = engine.build_prompt([{"role": "user", "content": QUESTION}], "plain")
         start = time.perf_counter()
@@ -39,9 +40,29 @@ def search(model: Path, n_seq: int, iterations: int, unified: bool = False) -> t
 def solve_wall(model: Path, parallel: int, iterations: int) -> float:
     marco = str(Path(sys.executable).with_name("marco"))
     start = time.perf_counter()
-    subprocess.run([marco, "solve", QUESTION, "-m", str(model), "-n", str(iterations), "--children", "4",
-                    "--granularity", "mini-32", "--max-tokens", "160", "--parallel", str(parallel),
-                    "--no-log", "-q"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            marco,
+            "solve",
+            QUESTION,
+            "-m",
+            str(model),
+            "-n",
+            str(iterations),
+            "--children",
+            "4",
+            "--granularity",
+            "mini-32",
+            "--max-tokens",
+            "160",
+            "--parallel",
+            str(parallel),
+            "--no-log",
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -54,14 +75,20 @@ def main() -> None:
     bat_t, bat_n, bat_tree = search(args.model, 4, args.iterations)
     uni_t, uni_n, uni_tree = search(args.model, 4, args.iterations, unified=True)
     print(f"sequential : {seq_n} tokens in {seq_t:.1f}s = {seq_n / seq_t:.0f} tok/s")
-    print(f"batched x4 : {bat_n} tokens in {bat_t:.1f}s = {bat_n / bat_t:.0f} tok/s; "
-          f"ratio {(bat_n / bat_t) / (seq_n / seq_t):.2f} (target >= 1.4); same tree: {bat_tree == seq_tree}")
-    print(f"unified x4 : {uni_n} tokens in {uni_t:.1f}s = {uni_n / uni_t:.0f} tok/s; "
-          f"ratio {(uni_n / uni_t) / (seq_n / seq_t):.2f}; same tree: {uni_tree == seq_tree} (wrong logits)")
+    print(
+        f"batched x4 : {bat_n} tokens in {bat_t:.1f}s = {bat_n / bat_t:.0f} tok/s; "
+        f"ratio {(bat_n / bat_t) / (seq_n / seq_t):.2f} (target >= 1.4); same tree: {bat_tree == seq_tree}"
+    )
+    print(
+        f"unified x4 : {uni_n} tokens in {uni_t:.1f}s = {uni_n / uni_t:.0f} tok/s; "
+        f"ratio {(uni_n / uni_t) / (seq_n / seq_t):.2f}; same tree: {uni_tree == seq_tree} (wrong logits)"
+    )
     wall1 = solve_wall(args.model, 1, args.iterations)
     wall4 = solve_wall(args.model, 4, args.iterations)
-    print(f"marco solve wall time: --parallel 1 {wall1:.1f}s, --parallel 4 {wall4:.1f}s, "
-          f"ratio {wall1 / wall4:.2f}")
+    print(
+        f"marco solve wall time: --parallel 1 {wall1:.1f}s, --parallel 4 {wall4:.1f}s, "
+        f"ratio {wall1 / wall4:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -117,28 +117,13 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = 120.0,
     ) -> None:
         """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
+        options = dict(locals())
         problems = bench.load_dataset(dataset)[offset:]
         problems = problems[:limit] if limit else problems
         strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
         combos = [(s, g) for s in strategies for g in (granularities if s == "mcts" else ["step"])]
         names = [bench.config_name(s, g) for s, g in combos]
-        configs = {
-            bench.config_name(s, g): _config(
-                strategy=s,
-                granularity=g,
-                iterations=iterations,
-                children=children,
-                exploration=exploration,
-                temperature=temperature,
-                samples=samples,
-                seed=seed,
-                max_tokens=max_tokens,
-                reflection=reflection,
-                dynamic_reflection=dynamic_reflection,
-                select=select,
-            )
-            for s, g in combos
-        }
+        configs = {bench.config_name(s, g): _config(options, strategy=s, granularity=g) for s, g in combos}
         session = _session(
             "bench",
             model,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -156,14 +155,3 @@ def register(app: typer.Typer) -> None:
         console.print(f"offline           {report['offline']}")
         present = ", ".join(report["models_present"]) or "none"
         console.print(f"models present    {present}")
-
-
-def resolve_local(model: str, *, pull_missing: bool, tqdm_class: Any = None) -> tuple[Any, Path]:
-    """Spec and local path for a command that runs a model (pulls when allowed)."""
-    spec = parse_spec(model, load_registry())
-    local = download.locate(spec)
-    if local is None:
-        if not pull_missing:
-            raise MarcoError(f"{spec.label} is not downloaded: run 'marco pull {model}'")
-        local = download.pull(spec, tqdm_class=tqdm_class)
-    return spec, local.path

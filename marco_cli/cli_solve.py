@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -149,9 +149,14 @@ def _session(
     }
 
 
-def _config(**kw: Any) -> SearchConfig:
+_SEARCH_FIELDS = {f.name for f in fields(SearchConfig)}
+
+
+def _config(options: dict[str, Any], **overrides: Any) -> SearchConfig:
+    """The search settings among a command's options (its `locals()`), with `overrides`."""
+    chosen = {k: v for k, v in options.items() if k in _SEARCH_FIELDS} | overrides
     try:
-        return SearchConfig(**kw)
+        return SearchConfig(**chosen)
     except ValueError as exc:
         raise MarcoError(str(exc), code=2) from None
 
@@ -198,22 +203,9 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = 120.0,
     ) -> None:
         """Answer a question with Marco-o1-style search, showing the tree live."""
+        options = dict(locals())
         question = _read_input(prompt).strip()
-        config = _config(
-            strategy=strategy,
-            iterations=iterations,
-            granularity=granularity,
-            children=children,
-            exploration=exploration,
-            temperature=temperature,
-            samples=samples,
-            seed=seed,
-            max_time=max_time,
-            max_tokens=max_tokens,
-            reflection=reflection,
-            dynamic_reflection=dynamic_reflection,
-            select=select,
-        )
+        config = _config(options)
         session = _session(
             "solve",
             model,
@@ -270,23 +262,10 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = 120.0,
     ) -> None:
         """Translate, reasoning about slang and colloquial meaning. Piped lines: one out per line in."""
+        options = dict(locals())
         raw = _read_input(text)
         lines = raw.splitlines() if (text is None or text == "-") else [raw]
-        config = _config(
-            strategy=strategy,
-            iterations=iterations,
-            granularity=granularity,
-            children=children,
-            exploration=exploration,
-            temperature=temperature,
-            samples=samples,
-            seed=seed,
-            max_time=max_time,
-            max_tokens=max_tokens,
-            reflection=reflection,
-            dynamic_reflection=dynamic_reflection,
-            select=select,
-        )
+        config = _config(options)
         session = _session(
             "translate",
             model,

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,9 +44,6 @@ class LocalModel:
     quant: str | None
 
 
-ProgressFactory = Callable[[], Any] | None
-
-
 def hf_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
@@ -76,10 +72,6 @@ def cached_hf_file(repo: str, filename: str, revision: str = "main") -> Path | N
     return Path(found) if isinstance(found, str) else None
 
 
-def _hf_parts(source: HfSource, quant: str) -> tuple[FilePart, ...] | None:
-    return source.files.get(quant)
-
-
 def locate(spec: ModelSpec) -> LocalModel | None:
     """The model's files if they are already on this machine (no network)."""
     if spec.path is not None:
@@ -94,7 +86,7 @@ def locate(spec: ModelSpec) -> LocalModel | None:
             if found:
                 return LocalModel(found, (found,), f"package {source.package}", spec.quant)
             continue
-        parts = _hf_parts(source, spec.quant)
+        parts = source.files.get(spec.quant)
         if not parts:
             continue
         paths = [cached_hf_file(source.repo, p.name, source.revision) for p in parts]
@@ -262,7 +254,7 @@ def pull(spec: ModelSpec, tqdm_class: Any = None) -> LocalModel:
             if source.quant == spec.quant:
                 failures.append(f"package {source.package} not installed ({source.install})")
             continue
-        parts = _hf_parts(source, spec.quant)
+        parts = source.files.get(spec.quant)
         if not parts:
             continue
         try:

@@ -19,7 +19,7 @@ import numpy as np
 from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.snapshots import KVSnapshots
-from marco_cli.engine.types import Generation, Sampling, StopRule
+from marco_cli.engine.types import Generation, Sampling, StopRule, ends_step
 from marco_cli.errors import MarcoError
 
 Request = tuple[Sequence[int], Sampling, StopRule]
@@ -29,7 +29,6 @@ _SAVED_ROWS = 8
 
 @dataclass
 class _Branch:
-    index: int
     seq: int
     pos: int  # position of the next token to decode
     limit: int
@@ -114,7 +113,7 @@ class Decoder:
             llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, -1, -1)
             llama_cpp.llama_memory_seq_cp(self._mem, plan.copy_from, plan.seq, -1, -1)
             self.cache.tokens[plan.seq] = list(self.cache.tokens[plan.copy_from])
-        if plan.truncate and len(self.cache.tokens[plan.seq]) > plan.keep:
+        if len(self.cache.tokens[plan.seq]) > plan.keep:
             if not llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, plan.keep, -1):
                 raise MarcoError("this model's KV cache cannot drop a partial sequence")
             del self.cache.tokens[plan.seq][plan.keep :]
@@ -143,10 +142,10 @@ class Decoder:
         if not self.snapshots.restore(self._ctx, key, plan.seq):
             self.cache.tokens[plan.seq] = []
             llama_cpp.llama_memory_seq_rm(self._mem, plan.seq, -1, -1)
-            return Plan(plan.seq, 0, None, True)
+            return Plan(plan.seq, 0, None)
         self.cache.tokens[plan.seq] = list(key)
         self.snapshots.restored_tokens += keep
-        return Plan(plan.seq, keep, None, True)
+        return Plan(plan.seq, keep, None)
 
     def _row(self, index: int) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
@@ -197,12 +196,12 @@ class Decoder:
         rows: list[np.ndarray] = []
         busy: set[int] = set()
         try:
-            for index, (prefix, sampling, stop) in enumerate(requests):
+            for prefix, sampling, stop in requests:
                 seq, row = self._prepare(prefix, busy)
                 busy.add(seq)
                 tail = b"".join(self._piece(t) for t in prefix[-8:]) if stop.stop_texts else b""
                 branches.append(
-                    _Branch(index, seq, len(prefix), stop.token_limit(), stop, self._sampler(sampling), tail)
+                    _Branch(seq, len(prefix), stop.token_limit(), stop, self._sampler(sampling), tail)
                 )
                 rows.append(row)
             live = [
@@ -257,24 +256,13 @@ class Decoder:
         stop = b.stop
         if stop.stop_texts and _completes_stop(b.tail, b.text, before, stop.stop_texts):
             b.reason = "stop_text"
-        elif stop.granularity == "step" and _ends_step(b.text, before, stop.step_break):
+        elif stop.granularity == "step" and ends_step(b.text, before, stop.step_break):
             b.reason = "step"
         elif len(b.tokens) >= b.limit:
             b.reason = "mini" if b.limit < stop.max_tokens else "max_tokens"
         elif b.pos + 1 >= self.n_ctx:
             b.reason = "context"
         return not b.reason
-
-
-def _ends_step(text: bytearray, before: int, mode: str) -> bool:
-    """Has the newest piece (text[before:]) closed a reasoning step?"""
-    piece = bytes(text[before:])
-    if b"\n" not in piece:
-        return False
-    if mode == "blank":
-        tail = bytes(text[max(0, before - 1) :])
-        return b"\n\n" in tail and bool(text[: text.rfind(b"\n\n")].strip())
-    return bool(bytes(text[: before + piece.index(b"\n")]).strip())
 
 
 def _completes_stop(tail: bytes, text: bytearray, before: int, stops: Sequence[str]) -> bool:

@@ -36,8 +36,7 @@ class Plan:
 
     seq: int
     keep: int
-    copy_from: int | None  # clear `seq`, then share [0, keep) of this slot
-    truncate: bool  # drop `seq`'s tokens from `keep` on
+    copy_from: int | None  # clear `seq` and copy this slot into it first; then cut at `keep`
 
 
 class SeqCache:
@@ -73,9 +72,9 @@ class SeqCache:
             scored.append(((n, extendable, self._stamp[seq]), seq, n))
         _, best, keep = max(scored)
         if best not in busy and (len(self.tokens[best]) == keep or self.n_seq == 1):
-            return Plan(best, keep, None, True)
+            return Plan(best, keep, None)
         free = [s for s in range(self.n_seq) if s not in busy and s != best]
         if not free:
-            return Plan(best, keep, None, True) if best not in busy else None
+            return Plan(best, keep, None) if best not in busy else None
         victim = min(free, key=lambda s: (bool(self.tokens[s]), self._stamp[s]))
-        return Plan(victim, keep, best if keep else None, True)
+        return Plan(victim, keep, best if keep else None)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from marco_cli.engine.prompt import CHATML_TEMPLATE, with_system_prompt
-from marco_cli.engine.types import Generation, Sampling, StopRule
+from marco_cli.engine.types import Generation, Sampling, StopRule, ends_step
 from marco_cli.errors import MarcoError
 
 Request = tuple[Sequence[int], Sampling, StopRule]
@@ -166,9 +166,10 @@ class RemoteEngine:
 
     def _one(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
         limit = stop.token_limit()
+        prompt = self._text(prefix)
         body = {
             "model": self.model,
-            "prompt": self._text(prefix),
+            "prompt": prompt,
             "max_tokens": limit,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p if sampling.temperature else 1.0,
@@ -200,11 +201,11 @@ class RemoteEngine:
                 "(llama-cpp-python's server: start it with --logits_all true)"
             )
         self.evaluated += int((answer.get("usage") or {}).get("prompt_tokens", 0))
-        return self._generation(prefix, pieces, chosen, tops, choice.get("finish_reason"), stop, limit)
+        return self._generation(prompt, pieces, chosen, tops, choice.get("finish_reason"), stop, limit)
 
     def _generation(
         self,
-        prefix: Sequence[int],
+        prompt: str,
         pieces: list[str],
         chosen: list[float | None],
         tops: list[dict[str, float] | None],
@@ -228,7 +229,7 @@ class RemoteEngine:
             reason = "step"
         elif finish == "length":
             reason = "mini" if limit < stop.max_tokens else "max_tokens"
-        elif "<Output>" in (self._text(prefix) + text)[-4000:] and stop.stop_texts:
+        elif "<Output>" in (prompt + text)[-4000:] and stop.stop_texts:
             text += stop.stop_texts[0]  # the server strips the stop text it matched
             reason = "stop_text"
         else:
@@ -239,16 +240,10 @@ class RemoteEngine:
 
 
 def _step_end(pieces: list[str], mode: str) -> int:
-    """How many pieces make the first reasoning step (see the local engine's rule)."""
+    """How many pieces make the first reasoning step (the local engine's rule)."""
     text = ""
     for i, piece in enumerate(pieces):
-        before = text
-        text += piece
-        if "\n" not in piece:
-            continue
-        if mode == "blank":
-            if "\n\n" in text[max(0, len(before) - 1) :] and text[: text.rfind("\n\n")].strip():
-                return i + 1
-        elif (before + piece[: piece.index("\n")]).strip():
+        before, text = len(text), text + piece
+        if ends_step(text, before, mode):
             return i + 1
     return len(pieces)

@@ -28,9 +28,6 @@ class KVSnapshots:
         self.restored_tokens = 0
         self._saved: OrderedDict[tuple[int, ...], tuple[ctypes.Array[ctypes.c_uint8], int]] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._saved)
-
     def clear(self) -> None:
         self._saved.clear()
         self.used = 0

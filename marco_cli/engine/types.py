@@ -63,3 +63,19 @@ class Generation:
         if not self.confidences:
             return None
         return sum(self.confidences) / len(self.confidences)
+
+
+def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:
+    """Has the newest piece, text[before:], closed a reasoning step?
+
+    `line`: a line break after non-empty text; `blank`: a blank line after non-empty text.
+    The local engine asks on bytes, the remote one on text.
+    """
+    nl = "\n" if isinstance(text, str) else b"\n"
+    cut = text.find(nl, before)
+    if cut < 0:
+        return False
+    if mode == "blank":
+        blank = nl + nl
+        return blank in text[max(0, before - 1) :] and bool(text[: text.rfind(blank)].strip())
+    return bool(text[:cut].strip())

@@ -89,7 +89,6 @@ class Search:
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
-        self._last_child: Node | None = None
         self.error: str | None = None
 
     # building blocks ---------------------------------------------------------------------------
@@ -125,8 +124,9 @@ class Search:
         """A reflection node: text the model did not choose, so it has no confidences."""
         return self._add(parent, tuple(self.model.tokenize(text)), text, (), False, reflection=True)
 
-    def expand(self, leaf: Node, last: int | None = None) -> list[Node]:
-        """Add up to k children of `leaf` (identical siblings are kept once) and reflections.
+    def expand(self, leaf: Node, last: int | None = None) -> tuple[list[Node], Node | None]:
+        """Add up to k children of `leaf` (identical siblings are kept once) and reflections;
+        also return the child of request `last` (None when it duplicated a sibling).
 
         Request `last` is generated after the others, so that a single-sequence KV cache still
         holds it when its rollout follows; the children keep their request order.
@@ -145,7 +145,7 @@ class Search:
         generated = self._generate([requests[i] for i in order])
         gens = [generated[order.index(i)] for i in range(len(requests))]
         new: list[Node] = []
-        self._last_child = None
+        picked: Node | None = None
         seen = {self.tree.nodes[c].tokens for c in leaf.children}
         for index, gen in enumerate(gens):
             if not gen.tokens or gen.tokens in seen:
@@ -154,11 +154,11 @@ class Search:
             terminal = gen.finished or len(gen.tokens) >= budget
             child = self._add(leaf, gen.tokens, gen.text, gen.confidences, terminal)
             if index == last:
-                self._last_child = child
+                picked = child
             new.append(child)
             new.extend(self._reflections(leaf, child))
         refresh_exhausted(self.tree, leaf)
-        return new
+        return new, picked
 
     def _reflections(self, leaf: Node, child: Node) -> list[Node]:
         if self.tree.reflections_on_path(child):
@@ -238,7 +238,7 @@ class Search:
             rollouts = self.simulate([leaf])
         else:
             pick = self.rng.randrange(self.cfg.children) if self.cfg.rollouts == "one" else None
-            new = self.expand(leaf, last=pick)
+            new, picked = self.expand(leaf, last=pick)
             if not new:
                 leaf.terminal = leaf.exhausted = True
                 refresh_exhausted(self.tree, leaf)
@@ -246,8 +246,8 @@ class Search:
             fresh = [n for n in new if not n.reflection] or new
             if self.cfg.rollouts == "all":
                 starts = fresh
-            elif self._last_child is not None:
-                starts = [self._last_child]  # the randomly picked child, still in the KV cache
+            elif picked is not None:
+                starts = [picked]  # the randomly picked child, still in the KV cache
             else:
                 starts = [self.rng.choice(fresh)]  # the picked one duplicated a sibling
             rollouts = self.simulate(starts)
