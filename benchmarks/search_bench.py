@@ -38,7 +38,8 @@ class Counting:
 
     def generate_many(self, requests: Sequence) -> list[Generation]:
         gens = self.engine.generate_many(requests)
-        self.naive += sum(len(r[0]) + max(len(g.tokens) - 1, 0) for r, g in zip(requests, gens, strict=True))
+        pairs = zip(requests, gens, strict=True)
+        self.naive += sum(len(r.prefix) + max(len(g.tokens) - 1, 0) for r, g in pairs)
         return gens
 
     def tokenize(self, text: str) -> list[int]:

@@ -49,21 +49,10 @@ def load_dataset(path: Path) -> list[Problem]:
     return problems
 
 
-def extract_answer(response: str) -> float | None:
-    """The graded answer: the number in the <Output> block when there is one, else the last
-    number in the response; None is the "no answer" outcome."""
-    lower = response.lower()
-    if "<output>" in lower:
-        block = response[lower.rindex("<output>") + len("<output>") :]
-        block = block.split("</Output>")[0].split("</output>")[0]
-        found = extract_number(block)
-        if found is not None:
-            return found
-    return extract_number(response)
-
-
-def grade(response: str, gold: str) -> tuple[float | None, bool]:
-    value = extract_answer(response)
+def grade(answer: str, gold: str) -> tuple[float | None, bool]:
+    """Grade the answer a search chose (extracted by the rule `solve` uses; "" when no rollout
+    finished): its number against the gold number. None is the "no answer" outcome."""
+    value = extract_number(answer)
     target = extract_number(gold)
     if value is None or target is None:
         return value, False

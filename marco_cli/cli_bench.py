@@ -38,7 +38,7 @@ from marco_cli.cli_solve import (
     _session,
 )
 from marco_cli.errors import MarcoError
-from marco_cli.search.baselines import run_search
+from marco_cli.search.core import run_search
 from marco_cli.ui.console import err_console, handles_errors, out_console
 
 
@@ -123,7 +123,10 @@ def register(app: typer.Typer) -> None:
         strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
         combos = [(s, g) for s in strategies for g in (granularities if s == "mcts" else ["step"])]
         names = [bench.config_name(s, g) for s, g in combos]
-        configs = {bench.config_name(s, g): _config(options, strategy=s, granularity=g) for s, g in combos}
+        configs = {
+            bench.config_name(s, g): _config(options, strategy=s, granularity=g, numeric_answer=True)
+            for s, g in combos
+        }
         session = _session(
             "bench",
             model,
@@ -169,7 +172,7 @@ def register(app: typer.Typer) -> None:
                 raise KeyboardInterrupt
             if result.stopped == "error":
                 raise MarcoError(result.error or "the model failed")
-            extracted, correct = bench.grade(result.text, problem.answer)
+            extracted, correct = bench.grade(result.answer, problem.answer)
             row = {
                 "config": name,
                 "index": problem.index,

@@ -205,7 +205,7 @@ def register(app: typer.Typer) -> None:
         """Answer a question with Marco-o1-style search, showing the tree live."""
         options = dict(locals())
         question = _read_input(prompt).strip()
-        config = _config(options)
+        config = _config(options, numeric_answer=any(c.isdigit() for c in question))
         session = _session(
             "solve",
             model,

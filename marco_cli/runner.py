@@ -11,8 +11,8 @@ from marco_cli import download
 from marco_cli.engine.llama import Engine
 from marco_cli.errors import MarcoError
 from marco_cli.registry import ModelSpec, load_registry, parse_spec
-from marco_cli.search.baselines import run_search
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.core import run_search
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.record import result_to_dict
 

@@ -2,7 +2,9 @@
 
 Tokens are character codes. The state is the text generated so far; `actions[state]` lists
 the candidate next actions (greedy takes the first, each sampled request the next one), and
-`rollouts[state]` is the completion a rollout from that state produces.
+`rollouts[state]` is the completion a rollout from that state produces. A rollout may name its
+stop reason as a third element (e.g. "loop" or "max_tokens"); otherwise it is "stop_text" when
+the text closes </Output> and "eos" when not.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from marco_cli.engine.types import Generation, Sampling, StopRule
+from marco_cli.engine.types import Generation, Request
 
 PROMPT = "Q?"
 
@@ -18,7 +20,7 @@ PROMPT = "Q?"
 @dataclass
 class ScriptedModel:
     actions: dict[str, list[tuple[str, float]]]
-    rollouts: dict[str, tuple[str, float]]
+    rollouts: dict[str, tuple[str, float] | tuple[str, float, str]]
     default_rollout: tuple[str, float] = ("<Output>0</Output>", 0.5)
     fallback: Callable[[str], tuple[str, float]] | None = None  # state -> rollout
     more_actions: Callable[[str], list[tuple[str, float]]] | None = None  # state -> actions
@@ -41,11 +43,12 @@ class ScriptedModel:
     def _fallback(self, state: str) -> tuple[str, float]:
         return self.fallback(state) if self.fallback else self.default_rollout
 
-    def _one(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
+    def _one(self, request: Request) -> Generation:
+        prefix, sampling, stop = request.prefix, request.sampling, request.stop
         state = "".join(chr(t) for t in prefix[len(PROMPT) :])
         if stop.granularity == "rollout":
-            text, conf = self.rollouts.get(state) or self._fallback(state)
-            reason = "stop_text" if "</Output>" in text else "eos"
+            text, conf, *named = self.rollouts.get(state) or self._fallback(state)
+            reason = named[0] if named else ("stop_text" if "</Output>" in text else "eos")
         else:
             options = self.actions.get(state) or (
                 self.more_actions(state) if self.more_actions else [self._fallback(state)]
@@ -61,9 +64,9 @@ class ScriptedModel:
         tokens = tuple(ord(c) for c in text)
         return Generation(tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason)
 
-    def generate_many(self, requests: Sequence[tuple[Sequence[int], Sampling, StopRule]]) -> list[Generation]:
+    def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
         self.now += self.clock_step
         if requests:
-            state = "".join(chr(t) for t in requests[0][0][len(PROMPT) :])
-            self.calls.append((state, requests[0][2].granularity, len(requests)))
-        return [self._one(*r) for r in requests]
+            state = "".join(chr(t) for t in requests[0].prefix[len(PROMPT) :])
+            self.calls.append((state, requests[0].stop.granularity, len(requests)))
+        return [self._one(r) for r in requests]

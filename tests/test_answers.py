@@ -11,7 +11,10 @@ from marco_cli.search.answers import answer_key, extract_number, extract_output,
         ("<Thought>\n2+2=4\n</Thought>\n<Output>\nThe answer is 4.\n</Output>", "The answer is 4."),
         ("<Thought>x</Thought><Output>first</Output> more <Output>second</Output>", "second"),
         ("<Thought>x</Thought>\n<Output>\nunclosed answer", "unclosed answer"),
-        ("Let me think. 3 + 4 = 7. The answer is 7.", "7."),
+        ("Let me think. 3 + 4 = 7. The answer is 7.", "7"),
+        ("The answer is 1.5.", "1.5"),
+        ("20 - 8 = 12 left.\nThis is the answer to the question.", "This is the answer to the question."),
+        ("7 * 6 = 42\n#### 42", "42"),
         ("Step one\nAnswer: 12 apples<|im_end|>", "12 apples"),
         ("no tags here\nlast line wins\n", "last line wins"),
         ("", ""),
@@ -20,6 +23,19 @@ from marco_cli.search.answers import answer_key, extract_number, extract_output,
 )
 def test_extract_output(text: str, want: str) -> None:
     assert extract_output(text) == want
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("So 20 - 8 = 12 left.\nThis is the answer to the question.", "So 20 - 8 = 12 left."),
+        ("The answer is clear.\nShe pays $14.", "She pays $14."),
+        ("Answer: 12 apples. That is the answer: good.", "12 apples. That is the answer: good."),
+        ("no number here\nat all", "at all"),
+    ],
+)
+def test_numeric_questions_prefer_the_statement_that_holds_a_number(text: str, want: str) -> None:
+    assert extract_output(text, numeric=True) == want
 
 
 def test_extract_thought() -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from marco_cli.bench import extract_answer, grade, load_dataset, summarize, wilson
+from marco_cli.bench import grade, load_dataset, summarize, wilson
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
+from marco_cli.search.answers import extract_output
 
 MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"
 runner = CliRunner()
@@ -23,14 +24,16 @@ runner = CliRunner()
         ("<Output>答案是１８</Output>", "18", 18.0, True),
         ("<Output>70,000</Output>", "70000", 70000.0, True),
         ("<Output>5.0</Output>", "5", 5.0, True),
-        ("<Thought>10 - 2 = 8</Thought><Output>I am not sure</Output>", "8", 8.0, True),
+        ("<Thought>10 - 2 = 8</Thought><Output>I am not sure</Output>", "8", None, False),
         ("no number at all", "3", None, False),
         ("<Output>12</Output> then 13", "13", 12.0, False),
+        ("She has 20 - 8 = 12 stickers left.\nThis is the answer to the question.", "12", 12.0, True),
+        ("7 * 6 = 42\n#### 42", "42", 42.0, True),
     ],
 )
 def test_grading(response: str, gold: str, value: float | None, correct: bool) -> None:
-    assert extract_answer(response) == value
-    assert grade(response, gold) == (value, correct)
+    """bench grades the answer `solve` would print: the same extraction rule."""
+    assert grade(extract_output(response, numeric=True), gold) == (value, correct)
 
 
 def test_wilson_interval() -> None:

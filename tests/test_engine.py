@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.types import Sampling, StopRule
+from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 QUESTION = [{"role": "user", "content": "What is 12 + 30? Think step by step."}]
@@ -216,16 +216,16 @@ def test_batched_branches_equal_the_sequential_path(smollm_path: Path) -> None:
     with Engine(smollm_path, ctx=1024, n_seq=4) as batched, Engine(smollm_path, ctx=1024) as single:
         prompt = single.build_prompt(STORY, "plain")
         requests = [
-            (prompt, Sampling(), StopRule(max_tokens=32, stop_texts=())),
-            (prompt, Sampling(temperature=0.8, seed=1), StopRule(max_tokens=5, stop_texts=())),
-            (prompt, Sampling(temperature=0.8, seed=2), StopRule(granularity="mini-32")),
-            (prompt, Sampling(), StopRule(granularity="step")),
+            Request(prompt, Sampling(), StopRule(max_tokens=32, stop_texts=())),
+            Request(prompt, Sampling(temperature=0.8, seed=1), StopRule(max_tokens=5, stop_texts=())),
+            Request(prompt, Sampling(temperature=0.8, seed=2), StopRule(granularity="mini-32")),
+            Request(prompt, Sampling(), StopRule(granularity="step")),
         ]
         together = batched.generate_many(requests)
         assert [len(g.tokens) for g in together[:3]] == [32, 5, 32]
         for request, got in zip(requests, together, strict=True):
             single.reset()
-            want = single.generate(*request)
+            want = single.generate(request.prefix, request.sampling, request.stop)
             assert got.tokens == want.tokens and got.stop_reason == want.stop_reason
             assert got.confidences == pytest.approx(want.confidences, abs=1e-6)
         # the prompt, then one decode per step for all live branches
@@ -263,9 +263,9 @@ def test_unified_cache_tripwire(smollm_path: Path) -> None:
     ):
         prompt = single.build_prompt(STORY, "plain")
         requests = [
-            (prompt, Sampling(temperature=0.8, seed=k), StopRule(max_tokens=32, stop_texts=()))
+            Request(prompt, Sampling(temperature=0.8, seed=k), StopRule(max_tokens=32, stop_texts=()))
             for k in range(4)
         ]
         for request, got in zip(requests, unified.generate_many(requests), strict=True):
             single.reset()
-            assert got.tokens == single.generate(*request).tokens
+            assert got.tokens == single.generate(request.prefix, request.sampling, request.stop).tokens

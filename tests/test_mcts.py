@@ -9,8 +9,8 @@ import pytest
 
 from marco_cli.engine.types import REFLECTION_PHRASE
 from marco_cli.search import events as ev
-from marco_cli.search.baselines import run_search
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.core import run_search
 from marco_cli.search.mcts import Search, uct
 from marco_cli.search.record import tree_to_dict
 from tests.scripted import ScriptedModel
@@ -49,9 +49,15 @@ def deeper(state: str) -> list[tuple[str, float]]:
     return [(f"{state[0]}{k}\n", conf) for k in "xyz"]
 
 
+# These tests pin the tree mechanics, written for three children, no early stop and the
+# most-visited answer rule; test_loops.py covers the defaults' rewards and answer rules.
+MECHANICS = {"children": 3, "stop_agree": None, "select": "visits", "max_tokens": 1024}
+
+
 def run(model: ScriptedModel, **kw) -> tuple[Search, object, list]:
     seen: list = []
-    search = Search(model, model.prompt, SearchConfig(**kw), seen.append, clock=model.clock)
+    config = SearchConfig(**(MECHANICS | kw))
+    search = Search(model, model.prompt, config, seen.append, clock=model.clock)
     return search, search.run(), seen
 
 

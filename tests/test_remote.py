@@ -96,12 +96,13 @@ def test_remote_confidences_agree_with_the_local_engine(server: str, engine: obj
 def test_remote_search_end_to_end_and_cli(server: str) -> None:
     remote = RemoteEngine(server, parallel=3)
     prompt = remote.build_prompt(QUESTION, "plain")
-    config = SearchConfig(iterations=3, granularity="mini-32", max_tokens=64)
+    config = SearchConfig(iterations=3, children=3, granularity="mini-32", max_tokens=64)
     result = Search(remote, prompt, config).run()
-    assert result.stopped in ("iterations", "exhausted") and result.rollouts
+    assert result.stopped in ("iterations", "exhausted", "agreement") and result.rollouts
     assert remote.max_in_flight >= 2  # siblings went out together
     for rollout in result.rollouts:
-        assert 0 < rollout.reward <= 1
+        assert 0 < rollout.confidence <= 1
+        assert rollout.reward == (rollout.confidence if rollout.finished and rollout.answer else 0.0)
     cli = CliRunner().invoke(
         app,
         [

@@ -8,8 +8,8 @@ import pytest
 
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.types import Generation
-from marco_cli.search.baselines import run_search
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.core import run_search
 from marco_cli.search.mcts import Search
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
@@ -24,7 +24,7 @@ class Recording:
 
     def generate_many(self, requests: Sequence) -> list[Generation]:
         gens = self.engine.generate_many(requests)
-        self.seen.extend((tuple(r[0]), g) for r, g in zip(requests, gens, strict=True))
+        self.seen.extend((r.prefix, g) for r, g in zip(requests, gens, strict=True))
         return gens
 
     def tokenize(self, text: str) -> list[int]:
@@ -39,7 +39,9 @@ class Recording:
 def test_mcts_rewards_are_the_engines_confidences(engine: Engine) -> None:
     model = Recording(engine)
     prompt = engine.build_prompt(QUESTION, "plain")
-    config = SearchConfig(iterations=8, children=3, granularity="mini-32", max_tokens=160, seed=1)
+    config = SearchConfig(
+        iterations=8, children=3, granularity="mini-32", max_tokens=160, seed=1, stop_agree=None
+    )
     search = Search(model, prompt, config)
     result = search.run()
     tree = search.tree
@@ -54,7 +56,9 @@ def test_mcts_rewards_are_the_engines_confidences(engine: Engine) -> None:
             tail = next(g for g in generations if g.tokens is rollout.tokens)
             assert tail.tokens == rollout.tokens
             scored += tail.confidences
-        assert rollout.reward == pytest.approx(sum(scored) / len(scored), abs=1e-12)
+        assert rollout.confidence == pytest.approx(sum(scored) / len(scored), abs=1e-12)
+        kept = rollout.finished and rollout.answer  # the default reward: 0 for loops and cut-offs
+        assert rollout.reward == (rollout.confidence if kept else 0.0)
     chosen = tree.rollouts[result.rollout]
     assert result.answer == chosen.answer and result.text == chosen.text
     assert result.generated_tokens == sum(len(g.tokens) for _, g in model.seen)

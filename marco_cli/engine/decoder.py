@@ -1,6 +1,6 @@
 """Token generation over llama.cpp's low-level API: one batch decode per step for all branches.
 
-A request is (prefix, sampling, stop rule). Each request gets a KV sequence slot that shares the
+A `Request` is (prefix, sampling, stop rule). Each request gets a KV sequence slot that shares the
 longest cached prefix with it (see kvcache.py), only the missing tokens are evaluated, and then
 every live branch advances by one token per `llama_decode`, logits requested only for those
 rows. Scores come from the raw logit row before any sampler touches it.
@@ -18,13 +18,15 @@ import numpy as np
 
 from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
+from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
 from marco_cli.engine.snapshots import KVSnapshots
-from marco_cli.engine.types import Generation, Sampling, StopRule, ends_step
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule, ends_step
 from marco_cli.errors import MarcoError
 
-Request = tuple[Sequence[int], Sampling, StopRule]
 Observer = Callable[[np.ndarray, int], None]
 _SAVED_ROWS = 8
+_LOOP_WINDOW = DEFAULT_RULE.window()
+_CONTEXT_TOKENS = 256  # prefix tokens decoded for the loop check (a loop may begin before the branch)
 
 
 @dataclass
@@ -35,6 +37,7 @@ class _Branch:
     stop: StopRule
     sampler: llama_cpp.llama_sampler_p
     tail: bytes
+    context: str  # the prefix's last text, for the loop check
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     confs: list[float] = field(default_factory=list)
@@ -196,13 +199,14 @@ class Decoder:
         rows: list[np.ndarray] = []
         busy: set[int] = set()
         try:
-            for prefix, sampling, stop in requests:
+            for request in requests:
+                prefix, stop = request.prefix, request.stop
                 seq, row = self._prepare(prefix, busy)
                 busy.add(seq)
                 tail = b"".join(self._piece(t) for t in prefix[-8:]) if stop.stop_texts else b""
-                branches.append(
-                    _Branch(seq, len(prefix), stop.token_limit(), stop, self._sampler(sampling), tail)
-                )
+                context = self._context(prefix) if stop.loop_guard else ""
+                sampler = self._sampler(request.sampling)
+                branches.append(_Branch(seq, len(prefix), stop.token_limit(), stop, sampler, tail, context))
                 rows.append(row)
             live = [
                 b
@@ -239,6 +243,10 @@ class Decoder:
             for b in branches
         ]
 
+    def _context(self, prefix: Sequence[int]) -> str:
+        text = b"".join(self._piece(t) for t in prefix[-_CONTEXT_TOKENS:])
+        return text.decode("utf-8", "ignore")[-_LOOP_WINDOW:]
+
     def _advance(self, b: _Branch, token: int, row: np.ndarray, observe: Observer | None) -> bool:
         """Record `token` for branch b; False when the branch stops here."""
         logprob, conf = token_scores(row, token)
@@ -256,6 +264,8 @@ class Decoder:
         stop = b.stop
         if stop.stop_texts and _completes_stop(b.tail, b.text, before, stop.stop_texts):
             b.reason = "stop_text"
+        elif stop.loop_guard and _loops(b):
+            b.reason = "loop"
         elif stop.granularity == "step" and ends_step(b.text, before, stop.step_break):
             b.reason = "step"
         elif len(b.tokens) >= b.limit:
@@ -263,6 +273,11 @@ class Decoder:
         elif b.pos + 1 >= self.n_ctx:
             b.reason = "context"
         return not b.reason
+
+
+def _loops(b: _Branch) -> bool:
+    recent = bytes(b.text[-4 * _LOOP_WINDOW :]).decode("utf-8", "ignore")
+    return ends_in_loop((b.context + recent)[-_LOOP_WINDOW:])
 
 
 def _completes_stop(tail: bytes, text: bytearray, before: int, stops: Sequence[str]) -> bool:

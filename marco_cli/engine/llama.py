@@ -17,9 +17,9 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from marco_cli.engine.decoder import Decoder, Request
+from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
-from marco_cli.engine.types import Generation, Sampling, StopRule
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 from marco_cli.gguf import check_gguf
 
@@ -230,7 +230,7 @@ class Engine:
         Cached prefixes are not evaluated again. `observe(row, token)` sees each raw logit row
         and the token picked from it (for checks).
         """
-        return self._decoder.generate_many([(prefix, sampling, stop)], observe)[0]
+        return self._decoder.generate_many([Request(tuple(prefix), sampling, stop)], observe)[0]
 
     def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
         """Several branches at once, one llama_decode per step for up to `parallel` of them."""

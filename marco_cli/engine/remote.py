@@ -20,10 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from marco_cli.engine.prompt import CHATML_TEMPLATE, with_system_prompt
-from marco_cli.engine.types import Generation, Sampling, StopRule, ends_step
+from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule, ends_step
 from marco_cli.errors import MarcoError
 
-Request = tuple[Sequence[int], Sampling, StopRule]
+_LOOP_WINDOW = DEFAULT_RULE.window()
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
 _TOKENIZE = (
     ("/extras/tokenize", "input", "tokens"),
@@ -156,15 +157,16 @@ class RemoteEngine:
 
     # generation ------------------------------------------------------------------------------
     def generate(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
-        return self.generate_many([(prefix, sampling, stop)])[0]
+        return self.generate_many([Request(tuple(prefix), sampling, stop)])[0]
 
     def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
         if len(requests) == 1:
-            return [self._one(*requests[0])]
+            return [self._one(requests[0])]
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            return list(pool.map(lambda r: self._one(*r), requests))
+            return list(pool.map(self._one, requests))
 
-    def _one(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
+    def _one(self, request: Request) -> Generation:
+        prefix, sampling, stop = request.prefix, request.sampling, request.stop
         limit = stop.token_limit()
         prompt = self._text(prefix)
         body = {
@@ -213,9 +215,8 @@ class RemoteEngine:
         stop: StopRule,
         limit: int,
     ) -> Generation:
-        n = len(pieces)
-        if stop.granularity == "step":
-            n = _step_end(pieces, stop.step_break)
+        context = prompt[-_LOOP_WINDOW:] if stop.loop_guard else ""
+        n, cut = _first_stop(pieces, stop, context)
         pieces = pieces[:n]
         text = "".join(pieces)
         confidences, logprobs = [], []
@@ -225,8 +226,8 @@ class RemoteEngine:
                 continue
             logprobs.append(lp)
             confidences.append(math.exp(lp) / sum(math.exp(v) for v in values))
-        if n < len(chosen):
-            reason = "step"
+        if cut:
+            reason = cut
         elif finish == "length":
             reason = "mini" if limit < stop.max_tokens else "max_tokens"
         elif "<Output>" in (prompt + text)[-4000:] and stop.stop_texts:
@@ -239,11 +240,14 @@ class RemoteEngine:
         return Generation(tokens, text, tuple(logprobs), tuple(confidences), reason)
 
 
-def _step_end(pieces: list[str], mode: str) -> int:
-    """How many pieces make the first reasoning step (the local engine's rule)."""
+def _first_stop(pieces: list[str], stop: StopRule, context: str) -> tuple[int, str]:
+    """How many pieces to keep, and why they end early (`loop`, `step`, or "" when they don't):
+    the local engine's rules, applied to what the server returned."""
     text = ""
     for i, piece in enumerate(pieces):
         before, text = len(text), text + piece
-        if ends_step(text, before, mode):
-            return i + 1
-    return len(pieces)
+        if stop.loop_guard and ends_in_loop((context + text)[-_LOOP_WINDOW:]):
+            return i + 1, "loop"
+        if stop.granularity == "step" and ends_step(text, before, stop.step_break):
+            return i + 1, "step"
+    return len(pieces), ""

@@ -36,11 +36,27 @@ class StopRule:
     max_tokens: int = 1024
     stop_texts: tuple[str, ...] = (OUTPUT_END,)
     step_break: str = "line"
+    loop_guard: bool = True  # stop with reason `loop` when the text ends in a repetition loop
 
     def token_limit(self) -> int:
         if self.granularity.startswith("mini-"):
             return min(self.max_tokens, int(self.granularity.split("-", 1)[1]))
         return self.max_tokens
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation to run: continue `prefix` (token ids), pick tokens by `sampling`, end by `stop`."""
+
+    prefix: tuple[int, ...]
+    sampling: Sampling
+    stop: StopRule
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", tuple(self.prefix))
+
+
+FINISHED_REASONS = ("eos", "stop_text")
 
 
 @dataclass(frozen=True)
@@ -51,12 +67,18 @@ class Generation:
     text: str
     logprobs: tuple[float, ...]
     confidences: tuple[float, ...]
-    stop_reason: str  # eos | stop_text | step | mini | max_tokens | context | forced
+    stop_reason: str  # eos | stop_text | step | mini | loop | max_tokens | context
 
     @property
     def finished(self) -> bool:
-        """True when the answer is complete (EOS or a stop text): the search never extends it."""
-        return self.stop_reason in ("eos", "stop_text", "context")
+        """True when the answer is complete (EOS or a stop text). A loop, the token budget or a
+        full context cut the answer off: it is never finished."""
+        return self.stop_reason in FINISHED_REASONS
+
+    @property
+    def ends_path(self) -> bool:
+        """Nothing can follow on this path: finished, looping, or out of room."""
+        return self.stop_reason in (*FINISHED_REASONS, "loop", "max_tokens", "context")
 
     @property
     def mean_confidence(self) -> float | None:

@@ -7,7 +7,9 @@ import unicodedata
 
 _OUTPUT = re.compile(r"<Output>(.*?)(?:</Output>|$)", re.DOTALL | re.IGNORECASE)
 _THOUGHT = re.compile(r"<Thought>(.*?)(?:</Thought>|<Output>|$)", re.DOTALL | re.IGNORECASE)
-_ANSWER_IS = re.compile(r"(?:answer\s+is\s*:?|answer\s*:|答案是\s*[:：]?|答案\s*[:：])\s*(.*)", re.I | re.S)
+_ANSWER_IS = re.compile(
+    r"(?:answer\s+is\s*:?|answer\s*:|答案是\s*[:：]?|答案\s*[:：]|^\s*####)[ \t]*([^\n]*)", re.I | re.M
+)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _END_TOKENS = re.compile(r"<\|im_end\|>|<\|endoftext\|>|</s>")
 
@@ -16,20 +18,32 @@ def _clean(text: str) -> str:
     return _END_TOKENS.sub("", text).strip()
 
 
-def extract_output(text: str) -> str:
-    """The final answer: the last <Output> block; else what follows the last "answer is" or
-    "Answer:"; else the last non-empty line."""
+def _tidy(answer: str) -> str:
+    """A bare number keeps no sentence full stop: "1.5." is 1.5."""
+    answer = _clean(answer)
+    return answer[:-1] if re.fullmatch(r"[-$€£¥]?\d[\d,]*(?:\.\d+)?\.", answer) else answer
+
+
+def extract_output(text: str, numeric: bool = False) -> str:
+    """The final answer of a complete response.
+
+    The last <Output> block; else the final statement that carries the result: what follows the
+    last "answer is" / "Answer:" / "####" (for a numeric question, the last such one holding a
+    number); else, for a numeric question, the last line holding a number; else the last line.
+    Callers pass only finished responses: a cut-off text has no answer.
+    """
     blocks = _OUTPUT.findall(text)
     if blocks and blocks[-1].strip():
-        return _clean(blocks[-1])
-    body = re.sub(r"</?(Thought|Output)>", "", text, flags=re.IGNORECASE)
-    matches = list(_ANSWER_IS.finditer(body))
-    if matches:
-        found = _clean(matches[-1].group(1))
-        if found:
-            return found
-    lines = [line.strip() for line in _clean(body).splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+        return _tidy(blocks[-1])
+    body = _clean(re.sub(r"</?(Thought|Output)>", "", text, flags=re.IGNORECASE))
+    stated = [_tidy(m.group(1)) for m in _ANSWER_IS.finditer(body)]
+    stated = [s for s in stated if s and (not numeric or extract_number(s) is not None)]
+    if stated:
+        return stated[-1]
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    if numeric:
+        lines = [line for line in lines if extract_number(line) is not None] or lines
+    return _tidy(lines[-1]) if lines else ""
 
 
 def extract_thought(text: str) -> str:

@@ -1,17 +1,18 @@
 """The paper's baselines through the same model interface and result shape as the search:
-`cot` (one greedy pass), `best-of-n` (the highest mean confidence of n samples, the paper's
-Test@N) and `vote` (self-consistency: the majority of the samples' extracted answers)."""
+`cot` (one greedy pass), `best-of-n` (the highest-reward finished answer of n samples, the
+paper's Test@N) and `vote` (self-consistency: the answer of the most finished samples)."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 
+from marco_cli.engine.types import Request
 from marco_cli.errors import MarcoError
-from marco_cli.search.answers import answer_key, extract_output
+from marco_cli.search.answers import answer_key
 from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
@@ -19,10 +20,9 @@ from marco_cli.search.events import (
     IterationStarted,
     Listener,
     NodeAdded,
-    RolloutScored,
     ignore,
 )
-from marco_cli.search.mcts import backup, result_from
+from marco_cli.search.mcts import backup
 from marco_cli.search.tree import Rollout, Tree
 
 
@@ -38,8 +38,8 @@ def sample_answers(
     rng = random.Random(config.seed)
     tree = Tree(tuple(prompt))
     requests = [
-        (
-            list(prompt),
+        Request(
+            tuple(prompt),
             config.sampling(rng.randrange(1 << 31), greedy=greedy_all or (config.greedy_first and i == 0)),
             config.rollout_stop(config.max_tokens),
         )
@@ -47,28 +47,26 @@ def sample_answers(
     ]
     listener(IterationStarted(1, 1))
     gens = model.generate_many(requests)
-    best: Rollout | None = None
     for gen in gens:
-        node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, terminal=True)
+        node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
         listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-        reward = node.mean_confidence or 0.0
-        rollout = Rollout(
-            len(tree.rollouts),
-            node.id,
-            (),
-            gen.text,
-            reward,
-            extract_output(gen.text),
-            gen.finished,
-            len(gen.confidences),
-        )
-        tree.rollouts.append(rollout)
-        listener(RolloutScored(rollout.id, node.id, reward, rollout.answer, len(gen.tokens), gen.finished))
-        listener(BackedUp(backup(tree, node, reward), reward))
-        if best is None or (rollout.finished, reward) > (best.finished, best.reward):
-            best = rollout
-            listener(BestChanged(rollout.id, reward, rollout.answer, (0, node.id)))
+        rollout = score(tree, node, None, config)
+        listener(rollout_scored(rollout))
+        listener(BackedUp(backup(tree, node, rollout.reward), rollout.reward))
     return tree, sum(len(g.tokens) for g in gens)
+
+
+def majority(rollouts: Sequence[Rollout]) -> Rollout | None:
+    """Self-consistency: the answer most finished samples gave (ties: the larger summed reward),
+    represented by its highest-reward sample."""
+    counts, weight = answer_votes(rollouts)
+    if not counts:
+        return None
+    winner = max(counts, key=lambda k: (counts[k], weight[k]))
+    return max(
+        (r for r in rollouts if r.finished and r.answer and answer_key(r.answer) == winner),
+        key=lambda r: (r.reward, -r.id),
+    )
 
 
 def run_baseline(
@@ -79,7 +77,7 @@ def run_baseline(
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
     start = clock()
-    evaluated0 = getattr(model, "evaluated", 0)
+    evaluated0 = model.evaluated
     n = 1 if config.strategy == "cot" else config.samples
     stopped = "done"
     error: str | None = None
@@ -91,43 +89,21 @@ def run_baseline(
         tree, generated, stopped = Tree(tuple(prompt)), 0, "interrupted"
     except MarcoError as exc:
         tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
-    rollouts = tree.rollouts
-    votes: dict[str, int] = {}
-    chosen: Rollout | None = None
-    if rollouts and config.strategy == "vote":
-        counts = Counter(answer_key(r.answer) for r in rollouts if r.answer)
-        votes = dict(counts.most_common())
-        if counts:
-            weight = {k: sum(r.reward for r in rollouts if answer_key(r.answer) == k) for k in counts}
-            winner = max(counts, key=lambda k: (counts[k], weight[k]))
-            chosen = max((r for r in rollouts if answer_key(r.answer) == winner), key=lambda r: r.reward)
-    if rollouts and chosen is None:
-        chosen = max(rollouts, key=lambda r: (r.finished, r.reward, -r.id))
+    if config.strategy == "vote":
+        chosen = majority(tree.rollouts)
+        if chosen is not None:
+            listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
+    else:
+        chosen = Chooser(tree, "reward", listener).update()
     listener(Finished(stopped, 1, chosen.id if chosen else None))
     return result_from(
         config.strategy,
         tree,
         chosen,
-        1 if rollouts else 0,
+        1 if tree.rollouts else 0,
         generated,
-        getattr(model, "evaluated", 0) - evaluated0,
+        model.evaluated - evaluated0,
         clock() - start,
         stopped,
-        votes,
         error,
     )
-
-
-def run_search(
-    model: Model,
-    prompt: Sequence[int],
-    config: SearchConfig,
-    listener: Listener = ignore,
-    clock: Callable[[], float] = time.monotonic,
-) -> SearchResult:
-    """Run the configured strategy."""
-    if config.strategy == "mcts":
-        from marco_cli.search.mcts import Search
-
-        return Search(model, prompt, config, listener, clock).run()
-    return run_baseline(model, prompt, config, listener, clock)

@@ -6,18 +6,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from marco_cli.engine.types import GRANULARITIES, Generation, Sampling, StopRule
+from marco_cli.engine.types import GRANULARITIES, Generation, Request, Sampling, StopRule
 from marco_cli.search.tree import Rollout, Tree
 
 STRATEGIES = ("mcts", "cot", "best-of-n", "vote")
+REWARDS = ("finished", "paper", "path")
+SELECTS = ("visits", "reward", "vote")
 
 
 class Model(Protocol):
-    """What the search needs from a language model (the engine, or a scripted fake)."""
+    """What the search reads from a language model (the engine, or a scripted fake)."""
 
-    def generate_many(
-        self, requests: Sequence[tuple[Sequence[int], Sampling, StopRule]]
-    ) -> list[Generation]: ...
+    evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
+
+    def generate_many(self, requests: Sequence[Request]) -> list[Generation]: ...
 
     def tokenize(self, text: str) -> list[int]: ...
 
@@ -27,27 +29,29 @@ class SearchConfig:
     """Defaults are explained in the README ("Search defaults")."""
 
     strategy: str = "mcts"
-    iterations: int = 16
-    children: int = 3
+    iterations: int = 8
+    children: int = 2
     exploration: float = 1.414
     granularity: str = "step"
     step_break: str = "line"
-    max_tokens: int = 1024  # generated tokens on one path, root to answer
+    max_tokens: int = 512  # generated tokens on one path, root to answer
     temperature: float = 0.6  # for sampled children and samples
     top_p: float = 0.95
     top_k: int = 40
     min_p: float = 0.0
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
-    reward: str = "rollout"  # rollout | path
-    select: str = "visits"  # visits | reward
+    reward: str = "finished"  # finished | paper | path (README: "Rewards")
+    select: str = "vote"  # visits | reward | vote
+    loop_guard: bool = True  # stop generations that end in a repetition loop
+    numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"
     reflection: bool = False  # v1: a "Wait! ..." sibling where a thought ends
     dynamic_reflection: bool = False  # a "Wait! ..." child under low-confidence steps
     reflection_threshold: float = 0.6
     max_time: float | None = None
     stop_confidence: float | None = None
-    stop_agree: int | None = None
+    stop_agree: int | None = 3  # finished rollouts that agree on the answer end the search
     samples: int = 8  # best-of-n and vote
     seed: int = 0
 
@@ -62,8 +66,8 @@ class SearchConfig:
             (self.exploration >= 0, "exploration must be >= 0"),
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
             (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
-            (self.reward in ("rollout", "path"), "reward must be rollout or path"),
-            (self.select in ("visits", "reward"), "select must be visits or reward"),
+            (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)}"),
+            (self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
             (self.rollouts in ("one", "all"), "rollouts must be one or all"),
             (self.step_break in ("line", "blank"), "step break must be line or blank"),
         ]
@@ -82,10 +86,10 @@ class SearchConfig:
         return Sampling(self.rollout_temperature, self.top_p, self.top_k, self.min_p, seed)
 
     def action_stop(self, budget: int) -> StopRule:
-        return StopRule(self.granularity, budget, step_break=self.step_break)
+        return StopRule(self.granularity, budget, step_break=self.step_break, loop_guard=self.loop_guard)
 
     def rollout_stop(self, budget: int) -> StopRule:
-        return StopRule("rollout", budget)
+        return StopRule("rollout", budget, loop_guard=self.loop_guard)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,8 +4,9 @@ Each iteration selects a leaf by UCT (unvisited children first, ties broken by t
 An unvisited leaf is rolled out; a visited one is expanded with k children (actions of the
 chosen granularity, generated together) and one new child (or all, `rollouts="all"`) is rolled
 out to a complete answer. The reward is the mean top-5 confidence of the rollout's tokens
-(arXiv 2411.14405, v = (1/n) sum c_i), backed up to the root. Every rollout is kept: the final
-answer is chosen among them.
+(arXiv 2411.14405, v = (1/n) sum c_i; by default 0 for a rollout that loops or is cut off, see
+core.py), backed up to the root. Every rollout is kept: the final answer is chosen among the
+finished ones.
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 
-from marco_cli.engine.types import REFLECTION_PHRASE, Generation
+from marco_cli.engine.types import REFLECTION_PHRASE, Generation, Request
 from marco_cli.errors import MarcoError
-from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
-    BestChanged,
     Finished,
     IterationStarted,
     Listener,
     NodeAdded,
-    RolloutScored,
     ignore,
 )
 from marco_cli.search.tree import Node, Rollout, Tree
@@ -85,7 +83,7 @@ class Search:
         self.model, self.cfg, self.emit, self.clock = model, config, listener, clock
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
-        self.best: Rollout | None = None
+        self.chooser = Chooser(self.tree, config.select, listener)
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -98,7 +96,7 @@ class Search:
     def _budget(self, node: Node) -> int:
         return self.cfg.max_tokens - self.tree.generated_tokens(node)
 
-    def _generate(self, requests: list) -> list[Generation]:
+    def _generate(self, requests: list[Request]) -> list[Generation]:
         gens = self.model.generate_many(requests)
         self.generated += sum(len(g.tokens) for g in gens)
         return gens
@@ -111,8 +109,9 @@ class Search:
         confidences: tuple[float, ...],
         terminal: bool,
         reflection: bool = False,
+        stop_reason: str = "",
     ) -> Node:
-        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection)
+        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection, stop_reason)
         self.emit(
             NodeAdded(
                 node.id, parent.id, node.depth, text, len(tokens), node.mean_confidence, reflection, terminal
@@ -132,9 +131,9 @@ class Search:
         holds it when its rollout follows; the children keep their request order.
         """
         budget = self._budget(leaf)
-        prefix = self.tree.path_tokens(leaf)
+        prefix = tuple(self.tree.path_tokens(leaf))
         requests = [
-            (
+            Request(
                 prefix,
                 self.cfg.sampling(self._seed(), greedy=self.cfg.greedy_first and i == 0),
                 self.cfg.action_stop(budget),
@@ -151,8 +150,9 @@ class Search:
             if not gen.tokens or gen.tokens in seen:
                 continue
             seen.add(gen.tokens)
-            terminal = gen.finished or len(gen.tokens) >= budget
-            child = self._add(leaf, gen.tokens, gen.text, gen.confidences, terminal)
+            reason = gen.stop_reason if gen.ends_path or len(gen.tokens) < budget else "max_tokens"
+            terminal = gen.ends_path or len(gen.tokens) >= budget
+            child = self._add(leaf, gen.tokens, gen.text, gen.confidences, terminal, stop_reason=reason)
             if index == last:
                 picked = child
             new.append(child)
@@ -183,8 +183,8 @@ class Search:
         """Roll each start node out to a complete answer (together), score and keep them."""
         live = [n for n in starts if not n.terminal and self._budget(n) > 0]
         requests = [
-            (
-                self.tree.path_tokens(n),
+            Request(
+                tuple(self.tree.path_tokens(n)),
                 self.cfg.rollout_sampling(self._seed()),
                 self.cfg.rollout_stop(self._budget(n)),
             )
@@ -194,31 +194,8 @@ class Search:
         return [self._score(n, gens.get(n.id)) for n in starts]
 
     def _score(self, node: Node, gen: Generation | None) -> Rollout:
-        tokens = gen.tokens if gen else ()
-        tail = gen.confidences if gen else ()
-        if self.cfg.reward == "path":
-            scored = [*self.tree.path_confidences(node), *tail]
-        else:
-            scored = [*node.confidences, *tail]
-        reward = sum(scored) / len(scored) if scored else 0.0
-        text = self.tree.response_text(node) + (gen.text if gen else "")
-        finished = gen.finished if gen else node.terminal
-        rollout = Rollout(
-            len(self.tree.rollouts),
-            node.id,
-            tokens,
-            text,
-            reward,
-            extract_output(text),
-            finished,
-            len(scored),
-        )
-        self.tree.rollouts.append(rollout)
-        self.emit(RolloutScored(rollout.id, node.id, reward, rollout.answer, len(tokens), finished))
-        if self.best is None or (rollout.finished, rollout.reward) > (self.best.finished, self.best.reward):
-            self.best = rollout
-            path = tuple(n.id for n in self.tree.path(node))
-            self.emit(BestChanged(rollout.id, reward, rollout.answer, path))
+        rollout = score(self.tree, node, gen, self.cfg)
+        self.emit(rollout_scored(rollout))
         return rollout
 
     def _backup(self, rollout: Rollout) -> None:
@@ -253,6 +230,7 @@ class Search:
             rollouts = self.simulate(starts)
         for rollout in rollouts:
             self._backup(rollout)
+        self.chooser.update()
         refresh_exhausted(self.tree, self.tree.nodes[rollouts[0].node] if rollouts else leaf)
         return True
 
@@ -262,22 +240,18 @@ class Search:
             return "iterations"
         if cfg.max_time is not None and self.clock() - self._start >= cfg.max_time:
             return "time"
-        if (
-            cfg.stop_confidence is not None
-            and self.best
-            and self.best.finished
-            and self.best.reward >= cfg.stop_confidence
-        ):
+        finished = [r for r in self.tree.rollouts if r.finished and r.answer]
+        if cfg.stop_confidence is not None and any(r.reward >= cfg.stop_confidence for r in finished):
             return "confidence"
         if cfg.stop_agree:
-            votes = Counter(answer_key(r.answer) for r in self.tree.rollouts if r.finished and r.answer)
-            if votes and max(votes.values()) >= cfg.stop_agree:
+            counts, _ = answer_votes(finished)
+            if counts and max(counts.values()) >= cfg.stop_agree:
                 return "agreement"
         return None
 
     def run(self) -> SearchResult:
         self._start = self.clock()
-        evaluated0 = getattr(self.model, "evaluated", 0)
+        evaluated0 = self.model.evaluated
         stopped = None
         try:
             while stopped is None:
@@ -291,7 +265,7 @@ class Search:
             stopped = "interrupted"
         except MarcoError as exc:  # the model failed (a server went away): keep the tree so far
             stopped, self.error = "error", str(exc)
-        chosen = self.choose()
+        chosen = self.chooser.update()
         self.emit(Finished(stopped, self.iterations, chosen.id if chosen else None))
         return result_from(
             self.cfg.strategy,
@@ -299,58 +273,8 @@ class Search:
             chosen,
             self.iterations,
             self.generated,
-            getattr(self.model, "evaluated", 0) - evaluated0,
+            self.model.evaluated - evaluated0,
             self.clock() - self._start,
             stopped,
             error=self.error,
         )
-
-    def choose(self) -> Rollout | None:
-        """`visits`: follow the most visited children, then the best rollout below.
-        `reward`: the highest-reward complete answer."""
-        rollouts = self.tree.rollouts
-        if not rollouts:
-            return None
-        if self.cfg.select == "visits":
-            node = self.tree.root
-            while True:
-                visited = [self.tree.nodes[c] for c in node.children if self.tree.nodes[c].visits]
-                if not visited:
-                    break
-                node = max(visited, key=lambda n: (n.visits, n.mean_value, -n.id))
-            below = [r for r in rollouts if self.tree.in_subtree(r.node, node.id)]
-            rollouts = below or rollouts
-        return max(rollouts, key=lambda r: (r.finished, r.reward, -r.id))
-
-
-def result_from(
-    strategy: str,
-    tree: Tree,
-    chosen: Rollout | None,
-    iterations: int,
-    generated: int,
-    evaluated: int,
-    seconds: float,
-    stopped: str,
-    votes: dict[str, int] | None = None,
-    error: str | None = None,
-) -> SearchResult:
-    text = chosen.text if chosen else ""
-    path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
-    return SearchResult(
-        strategy,
-        chosen.answer if chosen else "",
-        extract_thought(text),
-        text,
-        chosen.reward if chosen else None,
-        chosen.id if chosen else None,
-        path,
-        tree,
-        iterations,
-        generated,
-        evaluated,
-        seconds,
-        stopped,
-        votes or {},
-        error,
-    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.core import rollout_counts
 from marco_cli.search.tree import Tree
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rollouts carry status and confidence; rollout_stats
 
 
 def _round(value: float | None) -> float | None:
@@ -39,8 +40,10 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
             "node": r.node,
             "tokens": len(r.tokens),
             "reward": _round(r.reward),
+            "confidence": _round(r.confidence),
             "answer": r.answer,
             "finished": r.finished,
+            "status": r.status,
             "text": r.text,
         }
         for r in tree.rollouts
@@ -66,6 +69,7 @@ def result_to_dict(
         "votes": result.votes,
         "nodes": tree["nodes"],
         "rollouts": tree["rollouts"],
+        "rollout_stats": rollout_counts(result.tree.rollouts),
         "stopped": result.stopped,
         "error": result.error,
         "iterations": result.iterations,

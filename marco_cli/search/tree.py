@@ -15,8 +15,9 @@ class Node:
     tokens: tuple[int, ...]  # this node's action (the prompt, for the root)
     text: str
     confidences: tuple[float, ...]
-    terminal: bool = False  # the answer is complete (or out of budget): never expanded
+    terminal: bool = False  # the answer is complete (or out of budget, or looping): never expanded
     reflection: bool = False
+    stop_reason: str = ""  # why this node's action ended (the engine's stop reason)
     children: list[int] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
@@ -33,18 +34,26 @@ class Node:
         return sum(self.confidences) / len(self.confidences)
 
 
+ROLLOUT_STATUSES = ("finished", "loop", "budget")
+
+
 @dataclass(frozen=True)
 class Rollout:
-    """One complete answer found by the search, with its reward."""
+    """One answer path played out to its end, with its reward."""
 
     id: int
     node: int  # the node the rollout started from
     tokens: tuple[int, ...]  # generated after the node's path
     text: str  # the whole response, from the start of the assistant's turn
     reward: float
-    answer: str
-    finished: bool  # ended by </Output> or EOS (not by the token budget)
-    n_scored: int  # how many tokens the reward averages
+    answer: str  # "" unless finished: a cut-off or looping text has no answer
+    status: str  # finished (</Output> or EOS) | loop (repetition guard) | budget (tokens or context)
+    n_scored: int  # how many tokens the confidence averages
+    confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
 
 
 class Tree:
@@ -64,6 +73,7 @@ class Tree:
         confidences: tuple[float, ...],
         terminal: bool,
         reflection: bool = False,
+        stop_reason: str = "",
     ) -> Node:
         node = Node(
             len(self.nodes),
@@ -74,6 +84,7 @@ class Tree:
             confidences,
             terminal=terminal,
             reflection=reflection,
+            stop_reason=stop_reason,
             exhausted=terminal,
         )
         self.nodes.append(node)

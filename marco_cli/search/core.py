@@ -1,0 +1,188 @@
+"""What every strategy shares: scoring a rollout, choosing the answer, building the result, and
+the one entry point `run_search`.
+
+A loop must never win a search. Mean top-5 confidence rewards repetition (a rollout repeating
+one sentence to the token budget scores 0.97-0.99), so the default reward (`finished`) keeps the
+paper's value only for finished rollouts that state an answer and gives every looping, cut-off or
+answerless one 0; `paper` is the paper's mean confidence as is, for faithful reproduction. Either
+way the answer is chosen among finished rollouts only: no finished rollout means no answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from marco_cli.engine.types import FINISHED_REASONS, Generation
+from marco_cli.search.answers import answer_key, extract_output, extract_thought
+from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.search.events import BestChanged, Listener, RolloutScored, ignore
+from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, Tree
+
+
+def status_of(stop_reason: str) -> str:
+    """A rollout's status from the stop reason of the generation that ended it."""
+    if stop_reason in FINISHED_REASONS:
+        return "finished"
+    return "loop" if stop_reason == "loop" else "budget"
+
+
+def reward_of(confidence: float, status: str, answer: str, config: SearchConfig) -> float:
+    if config.reward == "finished" and (status != "finished" or not answer):
+        return 0.0
+    return confidence
+
+
+def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) -> Rollout:
+    """Score the rollout that continued `node` with `gen` (None: the node itself ends the
+    answer), append it to the tree and return it."""
+    tail = gen.confidences if gen else ()
+    head = tree.path_confidences(node) if config.reward == "path" else list(node.confidences)
+    scored = [*head, *tail]
+    confidence = sum(scored) / len(scored) if scored else 0.0
+    text = tree.response_text(node) + (gen.text if gen else "")
+    status = status_of(gen.stop_reason if gen else node.stop_reason)
+    answer = extract_output(text, config.numeric_answer) if status == "finished" else ""
+    rollout = Rollout(
+        len(tree.rollouts),
+        node.id,
+        gen.tokens if gen else (),
+        text,
+        reward_of(confidence, status, answer, config),
+        answer,
+        status,
+        len(scored),
+        confidence,
+    )
+    tree.rollouts.append(rollout)
+    return rollout
+
+
+def rollout_scored(rollout: Rollout) -> RolloutScored:
+    return RolloutScored(
+        rollout.id, rollout.node, rollout.reward, rollout.answer, len(rollout.tokens), rollout.finished
+    )
+
+
+def answer_votes(rollouts: Sequence[Rollout]) -> tuple[Counter[str], dict[str, float]]:
+    """Finished answers: how many rollouts gave each, and their summed reward."""
+    counts: Counter[str] = Counter()
+    weight: dict[str, float] = {}
+    for r in rollouts:
+        if r.finished and r.answer:
+            key = answer_key(r.answer)
+            counts[key] += 1
+            weight[key] = weight.get(key, 0.0) + r.reward
+    return counts, weight
+
+
+def _best(rollouts: Sequence[Rollout]) -> Rollout | None:
+    finished = [r for r in rollouts if r.finished]
+    return max(finished, key=lambda r: (bool(r.answer), r.reward, -r.id)) if finished else None
+
+
+def _most_visited_node(tree: Tree) -> Node:
+    node = tree.root
+    while True:
+        visited = [tree.nodes[c] for c in node.children if tree.nodes[c].visits]
+        if not visited:
+            return node
+        node = max(visited, key=lambda n: (n.visits, n.mean_value, -n.id))
+
+
+def choose(tree: Tree, select: str) -> Rollout | None:
+    """The answer the search gives, among finished rollouts only.
+
+    `visits`: follow the most visited children, then the best finished rollout below (anywhere
+    when none below finished); `reward`: the highest-reward finished rollout; `vote`: the answer
+    whose finished rollouts have the largest summed reward (confidence-weighted
+    self-consistency), represented by its best rollout.
+    """
+    rollouts = tree.rollouts
+    if select == "vote":
+        counts, weight = answer_votes(rollouts)
+        if not counts:
+            return _best(rollouts)
+        winner = max(weight, key=lambda k: (weight[k], counts[k]))
+        return _best([r for r in rollouts if r.answer and answer_key(r.answer) == winner])
+    if select == "visits":
+        top = _most_visited_node(tree)
+        below = _best([r for r in rollouts if tree.in_subtree(r.node, top.id)])
+        if below is not None:
+            return below
+    return _best(rollouts)
+
+
+class Chooser:
+    """Tracks the chosen rollout as rollouts arrive, and says when it changes (the live view's
+    marked path is always the one the answer would come from)."""
+
+    def __init__(self, tree: Tree, select: str, listener: Listener) -> None:
+        self.tree, self.select, self.emit = tree, select, listener
+        self.chosen: Rollout | None = None
+
+    def update(self) -> Rollout | None:
+        chosen = choose(self.tree, self.select)
+        if chosen is not None and chosen != self.chosen:
+            path = tuple(n.id for n in self.tree.path(self.tree.nodes[chosen.node]))
+            self.emit(BestChanged(chosen.id, chosen.reward, chosen.answer, path))
+        self.chosen = chosen
+        return chosen
+
+
+def rollout_counts(rollouts: Sequence[Rollout]) -> dict[str, int]:
+    counts = dict.fromkeys(ROLLOUT_STATUSES, 0)
+    for r in rollouts:
+        counts[r.status] += 1
+    return counts
+
+
+def result_from(
+    strategy: str,
+    tree: Tree,
+    chosen: Rollout | None,
+    iterations: int,
+    generated: int,
+    evaluated: int,
+    seconds: float,
+    stopped: str,
+    error: str | None = None,
+) -> SearchResult:
+    text = chosen.text if chosen else ""
+    path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
+    counts, _ = answer_votes(tree.rollouts)
+    return SearchResult(
+        strategy,
+        chosen.answer if chosen else "",
+        extract_thought(text),
+        text,
+        chosen.reward if chosen else None,
+        chosen.id if chosen else None,
+        path,
+        tree,
+        iterations,
+        generated,
+        evaluated,
+        seconds,
+        stopped,
+        dict(counts.most_common()),
+        error,
+    )
+
+
+def run_search(
+    model: Model,
+    prompt: Sequence[int],
+    config: SearchConfig,
+    listener: Listener = ignore,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """Run the configured strategy: the MCTS, or one of the paper's baselines."""
+    if config.strategy == "mcts":
+        from marco_cli.search.mcts import Search
+
+        return Search(model, prompt, config, listener, clock).run()
+    from marco_cli.search.baselines import run_baseline
+
+    return run_baseline(model, prompt, config, listener, clock)
