@@ -1,19 +1,29 @@
-"""`marco bench` logic: datasets, grading, resumable result files, and paired statistics."""
+"""`marco bench` logic: datasets, grading, the resumable run itself, and paired statistics.
+
+`run` is the core: it emits typed events (a problem started or was graded) and the command
+line folds them into its progress bar; nothing here draws.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marco_cli import tasks
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import extract_number
+from marco_cli.search.config import Model, SearchConfig
+from marco_cli.search.core import run_search
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+META = "run.json"
 
 
 @dataclass(frozen=True)
@@ -143,3 +153,91 @@ def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, A
                 delta = sum(by_config[config][k]["correct"] - by_config["cot"][k]["correct"] for k in shared)
                 table[config]["delta_vs_cot"] = delta / len(shared)
     return {"configs": table, "pairs": pairs}
+
+
+@dataclass(frozen=True)
+class BenchStarted:
+    total: int  # problem-configurations in this run
+    done: int  # of them already in the results folder (resumed)
+
+
+@dataclass(frozen=True)
+class ProblemGraded:
+    config: str
+    index: int
+    correct: bool
+
+
+BenchEvent = BenchStarted | ProblemGraded
+BenchListener = Callable[[BenchEvent], None]
+
+
+def check_run_dir(out: Path, meta: dict[str, Any]) -> None:
+    """Create the results folder, or check that it holds results of the same settings (then the
+    run resumes); record the settings there."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / META
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        if old.get("model") != meta["model"] or any(
+            old.get("settings", {}).get(n, c) != c for n, c in meta["settings"].items()
+        ):
+            raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
+        meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
+def result_row(name: str, problem: Problem, result: Any) -> dict[str, Any]:
+    extracted, correct = grade(result.answer, problem.answer)
+    return {
+        "config": name,
+        "index": problem.index,
+        "question": problem.question,
+        "gold": problem.answer,
+        "extracted": extracted,
+        "correct": correct,
+        "reward": result.reward,
+        "tokens": result.generated_tokens,
+        "seconds": round(result.seconds, 3),
+        "answer": result.answer,
+        "response": result.text,
+    }
+
+
+def run(
+    engine: Model,
+    style: str,
+    problems: list[Problem],
+    configs: dict[str, SearchConfig],
+    out: Path,
+    listener: BenchListener,
+    jobs: int = 1,
+) -> None:
+    """Run every configuration on every problem not yet in `out`, appending each graded row as
+    it finishes. `jobs` > 1 keeps that many problems in flight (for a server that batches).
+    Ctrl-C propagates; finished rows stay."""
+    done = {(r["config"], r["index"]) for r in read_results(out)}
+    todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
+    total = len(problems) * len(configs)
+    listener(BenchStarted(total, total - len(todo)))
+    lock = threading.Lock()
+
+    def work(item: tuple[Problem, str]) -> None:
+        problem, name = item
+        prompt = engine.build_prompt(tasks.solve_messages(problem.question), style)  # type: ignore[attr-defined]
+        result = run_search(engine, prompt, configs[name])
+        if result.stopped == "interrupted":
+            raise KeyboardInterrupt
+        if result.stopped == "error":
+            raise MarcoError(result.error or "the model failed")
+        row = result_row(name, problem, result)
+        with lock:
+            append_result(out, row)
+        listener(ProblemGraded(name, problem.index, row["correct"]))
+
+    if jobs > 1:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(work, todo))
+    else:
+        for item in todo:
+            work(item)

@@ -48,6 +48,7 @@ def test_json_record_schema() -> None:
         "path",
         "nodes",
         "rollouts",
+        "rollout_stats",
         "stopped",
         "iterations",
         "tokens",
@@ -72,7 +73,13 @@ def test_json_record_schema() -> None:
     }
     assert all(set(n) == node_keys for n in record["nodes"])
     assert record["nodes"][0]["visits"] == record["iterations"] >= 1
-    assert {"id", "node", "tokens", "reward", "answer", "finished", "text"} == set(record["rollouts"][0])
+    rollout_keys = {"id", "node", "tokens", "reward", "confidence", "answer", "finished", "status", "text"}
+    assert all(set(r) == rollout_keys for r in record["rollouts"])
+    stats = record["rollout_stats"]
+    assert sum(stats.values()) == len(record["rollouts"])
+    assert stats["finished"] == sum(r["status"] == "finished" for r in record["rollouts"])
+    assert record["schema"] == 2
+    assert record["settings"]["parallel"] == 1 and record["settings"]["threads"] >= 1
     chosen = record["rollouts"][record["chosen_rollout"]]
     assert chosen["answer"] == record["answer"] and chosen["reward"] == record["confidence"]
     assert record["path"][0] == 0 and record["path"][-1] == chosen["node"]
@@ -173,3 +180,21 @@ def test_history_log_and_show() -> None:
     assert runner.invoke(app, ["show", "999"]).exit_code == 1
     solve(QUESTION, *FAST, "--no-log")
     assert len(json.loads(runner.invoke(app, ["log", "--json"]).stdout)) == 2
+
+
+@pytest.mark.slow
+def test_parallel_decodes_siblings_together_and_changes_nothing() -> None:
+    """--parallel 4 reaches the local engine: sibling branches share decodes (-v counts them),
+    and the record equals --parallel 1's for the same seed."""
+    args = [QUESTION, "-m", "smollm2-135m", "-n", "4", "--children", "3", "--granularity", "mini-32"]
+    args += ["--max-tokens", "96", "--ctx", "1024", "--json", "--no-log", "-v"]
+    one, four = solve(*args, "--parallel", "1"), solve(*args, "--parallel", "4")
+    assert one.exit_code == 0 and four.exit_code == 0, four.output
+    assert "3 branches: " in four.stderr and "3 branches" not in one.stderr
+    a, b = json.loads(one.stdout), json.loads(four.stdout)
+    assert a["settings"]["parallel"] == 1 and b["settings"]["parallel"] == 4
+    assert [n["text"] for n in a["nodes"]] == [n["text"] for n in b["nodes"]]
+    assert [r["text"] for r in a["rollouts"]] == [r["text"] for r in b["rollouts"]]
+    rewards = [r["reward"] for r in b["rollouts"]]
+    assert [r["reward"] for r in a["rollouts"]] == pytest.approx(rewards, abs=1e-5)
+    assert a["answer"] == b["answer"] and a["path"] == b["path"]

@@ -9,7 +9,7 @@ rows. Scores come from the raw logit row before any sampler touches it.
 from __future__ import annotations
 
 import ctypes
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +69,7 @@ class Decoder:
         self.evaluated = 0
         self.generated = 0
         self.decode_calls = 0
+        self.decode_sizes: Counter[int] = Counter()  # generation decodes by branches they held
 
     def free(self) -> None:
         if self._batch is not None:
@@ -215,6 +216,7 @@ class Decoder:
             ]
             while live:
                 self._run([(b.tokens[-1], b.pos, b.seq, True) for b in live])
+                self.decode_sizes[len(live)] += 1
                 for b in live:
                     b.pos += 1
                 stepped = []

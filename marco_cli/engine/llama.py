@@ -63,6 +63,32 @@ def library_version() -> str:
     return str(llama_cpp.__version__)
 
 
+def offloaded_layers(gpu_layers: int | None, cpu: bool) -> int:
+    """Layers that really run on a GPU: none with --cpu or on a build without GPU offload
+    (whatever --gpu-layers says), else the number asked for, else all."""
+    if cpu or not gpu_offload_supported():
+        return 0
+    return 999 if gpu_layers is None else gpu_layers
+
+
+def context_params(
+    n_ctx: int, n_batch: int, n_seq: int, threads: int, flash_attn: bool, kv_unified: bool
+) -> llama_cpp.llama_context_params:
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx = n_ctx * n_seq  # every sequence gets its own stream of n_ctx cells
+    n_batch = max(n_batch, n_seq)  # a decode holds one row per parallel branch
+    cparams.n_batch = min(n_batch, n_ctx)
+    cparams.n_ubatch = min(n_batch, n_ctx)
+    cparams.n_seq_max = n_seq
+    cparams.n_outputs_max = max(n_seq, 1)  # logit rows we ever request in one batch
+    cparams.kv_unified = kv_unified
+    cparams.flash_attn_type = 1 if flash_attn else 0
+    cparams.n_threads = threads
+    cparams.n_threads_batch = threads
+    cparams.no_perf = True
+    return cparams
+
+
 class Engine:
     """A loaded GGUF model with one context and a token-tracked KV cache."""
 
@@ -87,12 +113,7 @@ class Engine:
         check_gguf(self.path)
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
-        if cpu:
-            mparams.n_gpu_layers = 0
-        elif gpu_layers is not None:
-            mparams.n_gpu_layers = gpu_layers
-        else:
-            mparams.n_gpu_layers = 999 if gpu_offload_supported() else 0
+        mparams.n_gpu_layers = offloaded_layers(gpu_layers, cpu)
         self.gpu_layers = int(mparams.n_gpu_layers)
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
@@ -102,22 +123,11 @@ class Engine:
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
         n_ctx = min(self.n_ctx_train, ctx or DEFAULT_CTX_CAP)
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx = n_ctx * n_seq  # every sequence gets its own stream of n_ctx cells
-        n_batch = max(n_batch, n_seq)  # a decode holds one row per parallel branch
-        cparams.n_batch = min(n_batch, n_ctx)
-        cparams.n_ubatch = min(n_batch, n_ctx)
-        cparams.n_seq_max = n_seq
-        cparams.n_outputs_max = max(n_seq, 1)  # logit rows we ever request in one batch
-        cparams.kv_unified = kv_unified
         if flash_attn is None:  # plain attention decodes 1.3x faster on CPU (measured on SmolLM2)
-            flash_attn = self.gpu_layers != 0
-        cparams.flash_attn_type = 1 if flash_attn else 0
+            flash_attn = self.gpu_layers > 0
         self.flash_attn = flash_attn
         self.threads = threads or physical_cores()
-        cparams.n_threads = self.threads
-        cparams.n_threads_batch = self.threads
-        cparams.no_perf = True
+        cparams = context_params(n_ctx, n_batch, n_seq, self.threads, flash_attn, kv_unified)
         self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             self.close()
@@ -261,3 +271,8 @@ class Engine:
     @property
     def decode_calls(self) -> int:
         return self._decoder.decode_calls
+
+    @property
+    def decode_sizes(self) -> dict[int, int]:
+        """How many generation decodes held 1, 2, ... branches (--parallel batches siblings)."""
+        return dict(self._decoder.decode_sizes)

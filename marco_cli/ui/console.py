@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,10 +14,6 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-
-from marco_cli.errors import MarcoError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def err_console() -> Console:
@@ -37,23 +30,6 @@ def out_console() -> Console:
 def fail(message: str) -> None:
     """Print one error line on stderr."""
     err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-
-
-def handles_errors(func: F) -> F:
-    """Turn MarcoError into one line on stderr and its exit code; Ctrl-C into exit 130."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MarcoError as exc:
-            fail(str(exc).replace("[", r"\["))
-            raise typer.Exit(exc.code) from None
-        except KeyboardInterrupt:
-            err_console().print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def download_bar_class(console: Console) -> type | None:

@@ -1,0 +1,74 @@
+"""The `marco` Typer app: every command registered in one place, `--version`, and the one
+mapping from errors to exit codes (0 answer, 1 runtime failure, 2 usage error, 130 Ctrl-C)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import metadata
+from typing import Annotated, Any
+
+import typer
+
+from marco_cli.cli import bench, history, models, solve
+from marco_cli.errors import MarcoError
+from marco_cli.ui.console import err_console, fail
+
+app = typer.Typer(
+    name="marco",
+    help="Marco-o1-style MCTS reasoning over local GGUF models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def exit_codes(command: Callable[..., Any]) -> Callable[..., Any]:
+    """MarcoError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MarcoError as exc:
+            fail(str(exc).replace("[", r"\["))
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt:
+            err_console().print("interrupted")
+            raise typer.Exit(130) from None
+
+    return run
+
+
+def version() -> str:
+    try:
+        return metadata.version("marco-cli")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import llama_cpp
+
+        print(f"marco {version()} (llama-cpp-python {llama_cpp.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Marco-o1-style MCTS reasoning over local GGUF models."""
+
+
+for module in (solve, bench, history, models):
+    for name, command in module.COMMANDS.items():
+        app.command(name)(exit_codes(command))
+
+
+def main() -> None:
+    app()

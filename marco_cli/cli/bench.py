@@ -1,0 +1,135 @@
+"""`marco bench`: the Marco-o1 MGSM table for any model, resumable, paired."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from marco_cli import bench
+from marco_cli.cli.options import Options, config_from, with_options
+from marco_cli.cli.session import open_session
+from marco_cli.cli.solve import branches
+from marco_cli.search.config import SearchConfig
+from marco_cli.ui.console import err_console, out_console
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"marco bench · {summary['model']} · {summary['dataset']}", title_justify="left")
+    for column in ("config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "tok/s", "Δ vs cot"):
+        table.add_column(column, justify="left" if column == "config" else "right", no_wrap=True)
+    for name, row in summary["configs"].items():
+        low, high = row["ci95"]
+        delta = row.get("delta_vs_cot")
+        table.add_row(
+            name,
+            str(row["n"]),
+            f"{row['accuracy']:.1%} [{low:.0%}-{high:.0%}]",
+            f"{row['no_answer']:.1%}",
+            f"{row['mean_tokens']:.0f}",
+            f"{row['mean_seconds']:.1f}",
+            f"{row['tokens_per_second']:.0f}",
+            "-" if delta is None else f"{delta:+.1%}",
+        )
+    return table
+
+
+def _pairs(summary: dict[str, Any]) -> Table:
+    table = Table(title="paired flips (McNemar counts)", title_justify="left")
+    for column in ("from", "to", "problems", "right→wrong", "wrong→right"):
+        table.add_column(column)
+    for pair in summary["pairs"]:
+        counts = (pair["problems"], pair["right_to_wrong"], pair["wrong_to_right"])
+        table.add_row(pair["from"], pair["to"], *map(str, counts))
+    return table
+
+
+def _configs(
+    options: Options, strategy: list[str] | None, granularity: list[str] | None
+) -> dict[str, SearchConfig]:
+    """strategy x granularity (the granularity applies to mcts), each a full SearchConfig."""
+    strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
+    combos = [(s, g) for s in strategies for g in (granularities if s == "mcts" else ["step"])]
+    return {
+        bench.config_name(s, g): config_from(options.search, strategy=s, granularity=g, numeric_answer=True)
+        for s, g in combos
+    }
+
+
+def _progress_listener(bar: Progress) -> bench.BenchListener:
+    """Fold bench events into the progress bar (Rich redraws it on its own schedule)."""
+    task = bar.add_task("bench", total=None)
+
+    def listen(event: bench.BenchEvent) -> None:
+        if isinstance(event, bench.BenchStarted):
+            bar.update(task, total=event.total, completed=event.done)
+        else:
+            bar.update(task, advance=1, description=f"{event.config} #{event.index}")
+
+    return listen
+
+
+def _report(summary: dict[str, Any], out: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    target = out_console()
+    target.print(_table(summary))
+    if len(summary["configs"]) > 1:
+        target.print(_pairs(summary))
+    err_console().print(f"results in {out}/{bench.RESULTS}, summary in {out}/{bench.SUMMARY}")
+
+
+@with_options(exclude=("strategy", "granularity", "hide_thought", "quiet", "no_log"))
+def bench_cmd(
+    dataset: Annotated[Path, typer.Argument(help="TSV question<TAB>answer, or JSONL question/answer.")],
+    strategy: Annotated[
+        list[str] | None, typer.Option(help="Repeat or comma-separate (default cot,mcts).")
+    ] = None,
+    granularity: Annotated[
+        list[str] | None, typer.Option(help="For mcts; repeat or comma-separate (default step).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only this many problems.")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many problems first.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Results folder (rerun it to resume).")] = None,
+    *,
+    options: Options,
+) -> None:
+    """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
+    problems = bench.load_dataset(dataset)[offset:]
+    problems = problems[:limit] if limit else problems
+    configs = _configs(options, strategy, granularity)
+    session = open_session("bench", options, max(branches(c) for c in configs.values()))
+    label = session.info["name"] + (f":{session.info['quant']}" if session.info.get("quant") else "")
+    out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
+    meta = {"dataset": str(dataset), "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
+    bench.check_run_dir(out, meta)
+    console = err_console()
+    interrupted = False
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with session.engine, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        jobs = (options.engine.parallel or 4) if options.engine.backend else 1
+        try:
+            bench.run(session.engine, session.style, problems, configs, out, _progress_listener(bar), jobs)
+        except KeyboardInterrupt:
+            interrupted = True
+    wanted = {p.index for p in problems}
+    rows = [r for r in bench.read_results(out) if r["index"] in wanted]
+    summary = {"dataset": str(dataset), "model": label, "problems": len(problems)}
+    summary |= bench.summarize(rows, list(configs))
+    (out / bench.SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    _report(summary, out, options.output.as_json)
+    if interrupted:
+        console.print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")
+        raise typer.Exit(130)
+
+
+COMMANDS = {"bench": bench_cmd}

@@ -1,0 +1,151 @@
+"""`marco models`, `pull`, `rm` and `doctor`: the registry and the local files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from marco_cli import download
+from marco_cli.errors import MarcoError
+from marco_cli.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
+from marco_cli.ui.console import download_bar_class, err_console, out_console
+
+
+def _human(size: int | None) -> str:
+    if not size:
+        return "?"
+    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def _planned_size(entry: ModelEntry, quant: str) -> int | None:
+    for source in entry.sources:
+        if isinstance(source, HfSource) and quant in source.files:
+            sizes = [p.size for p in source.files[quant]]
+            return sum(s for s in sizes if s) or None
+    return None
+
+
+def _rows(show_all: bool) -> list[dict[str, Any]]:
+    registry = load_registry()
+    rows = []
+    for entry in registry.models.values():
+        for quant in entry.quants():
+            spec = parse_spec(f"{entry.name}:{quant}", registry)
+            local = download.locate(spec)
+            if not show_all and local is None and quant != entry.default_quant():
+                continue
+            size = sum(p.stat().st_size for p in local.parts) if local else None
+            rows.append(
+                {
+                    "name": entry.name,
+                    "quant": quant,
+                    "default": quant == entry.default_quant(),
+                    "default_model": entry.name == registry.default,
+                    "size": size or _planned_size(entry, quant),
+                    "downloaded": local is not None,
+                    "path": str(local.path) if local else None,
+                    "origin": local.origin if local else None,
+                    "aliases": list(entry.aliases),
+                    "prompt_style": entry.prompt_style,
+                    "description": entry.description,
+                }
+            )
+    return rows
+
+
+def models_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    show_all: bool = typer.Option(False, "--all", help="List every quantization."),
+) -> None:
+    """List the models marco knows, and which are on this machine."""
+    rows = _rows(show_all)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="marco models", title_justify="left")
+    for column in ("name", "quant", "size", "local", "path"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        name = row["name"] + (" (default)" if row["default_model"] and row["default"] else "")
+        local = "[green]yes[/]" if row["downloaded"] else "[dim]no[/]"
+        table.add_row(name, row["quant"], _human(row["size"]), local, row["path"] or "")
+    out_console().print(table)
+
+def pull_cmd(
+    model: str = typer.Argument(..., help="NAME[:QUANT], hf:OWNER/REPO/FILE.gguf"),
+) -> None:
+    """Download a model into the Hugging Face cache (or find it in a package or the cache)."""
+    spec = parse_spec(model, load_registry())
+    console = err_console()
+    local = download.pull(spec, tqdm_class=download_bar_class(console))
+    console.print(f"{spec.label}: {local.path} ({local.origin})")
+    if not sys.stdout.isatty():
+        print(local.path)
+
+def rm_cmd(
+    model: str = typer.Argument(..., help="NAME[:QUANT]"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+) -> None:
+    """Remove a model's downloaded files from the cache."""
+    spec = parse_spec(model, load_registry())
+    if spec.entry is None:
+        raise MarcoError("marco rm takes a registry name; delete other files yourself")
+    local = download.locate(spec)
+    if local is None or not local.origin.startswith("hf"):
+        raise MarcoError(f"{spec.label} has no downloaded files to remove")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise MarcoError("refusing to delete without --yes when not on a terminal", code=2)
+        typer.confirm(f"Delete {len(local.parts)} file(s) of {spec.label}?", abort=True)
+    removed = download.remove(spec)
+    for path in removed:
+        err_console().print(f"removed {path}")
+
+def doctor_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Report the llama.cpp build, GPU offload, paths and local models."""
+    from marco_cli.engine import llama
+
+    gpu = llama.gpu_offload_supported()
+    report = {
+        "llama_cpp_python": llama.library_version(),
+        "gpu_offload": gpu,
+        "system_info": llama.system_info(),
+        "physical_cores": llama.physical_cores(),
+        "marco_home": str(marco_home()),
+        "user_models_yaml": str(marco_home() / "models.yaml"),
+        "hf_cache": str(download.hf_cache_dir()),
+        "hf_endpoint": os.environ.get("HF_ENDPOINT", "https://huggingface.co"),
+        "offline": download.offline(),
+        "models_present": [f"{r['name']}:{r['quant']}" for r in _rows(False) if r["downloaded"]],
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console = out_console()
+    console.print(f"llama-cpp-python  {report['llama_cpp_python']}")
+    state = "[green]supported[/]" if gpu else "[yellow]not in this build (CPU only)[/]"
+    console.print(f"GPU offload       {state}")
+    console.print(f"build             {report['system_info']}")
+    console.print(f"physical cores    {report['physical_cores']}")
+    if not gpu:
+        console.print(
+            '  rebuild for NVIDIA:  CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
+            "--no-cache-dir llama-cpp-python\n"
+            '  rebuild for Apple:   CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall '
+            "--no-cache-dir llama-cpp-python"
+        )
+    console.print(f"config            {report['user_models_yaml']}")
+    console.print(f"HF cache          {report['hf_cache']}  (endpoint {report['hf_endpoint']})")
+    console.print(f"offline           {report['offline']}")
+    present = ", ".join(report["models_present"]) or "none"
+    console.print(f"models present    {present}")
+
+
+COMMANDS = {"models": models_cmd, "pull": pull_cmd, "rm": rm_cmd, "doctor": doctor_cmd}

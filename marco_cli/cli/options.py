@@ -1,0 +1,219 @@
+"""Every command-line option, declared once, and the typed values they fill.
+
+Commands take option groups instead of spelling the same options out again: `with_options`
+appends a group's parameters to a command's signature (Typer reads the signature) and hands the
+command one frozen `Options` value. `config_from` turns its search settings into a `SearchConfig`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Annotated, Any
+
+import typer
+
+from marco_cli.engine.types import GRANULARITIES
+from marco_cli.errors import MarcoError
+from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter("must be a finite number")
+    return value
+
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m", envvar="MARCO_MODEL", help="NAME[:QUANT], a .gguf path, or hf:OWNER/REPO/FILE.gguf"
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show llama.cpp's own log and decode sizes.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
+HideThought = Annotated[bool, typer.Option(help="Do not show the <Thought> block.")]
+
+# the search settings, named as SearchConfig's fields; their defaults are SearchConfig's
+SEARCH_TYPES: dict[str, Any] = {
+    "strategy": Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")],
+    "iterations": Annotated[int, typer.Option("--iterations", "-n", min=1, help="MCTS iterations.")],
+    "granularity": Annotated[str, typer.Option(help=f"Action size: {', '.join(GRANULARITIES)}.")],
+    "children": Annotated[int, typer.Option(min=1, help="Children per expansion.")],
+    "exploration": Annotated[
+        float, typer.Option(min=0.0, callback=_finite, help="UCT exploration constant c.")
+    ],
+    "temperature": Annotated[
+        float, typer.Option(min=0.0, callback=_finite, help="Sampling temperature of sampled children.")
+    ],
+    "samples": Annotated[int, typer.Option(min=1, help="Samples for best-of-n and vote.")],
+    "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
+    "max_time": Annotated[
+        float | None, typer.Option(min=0.0, callback=_finite, help="Stop searching after this many seconds.")
+    ],
+    "max_tokens": Annotated[int, typer.Option(min=1, help="Generated tokens allowed on one answer path.")],
+    "reward": Annotated[str, typer.Option(help=f"Rollout reward: {', '.join(REWARDS)} (README: Rewards).")],
+    "select": Annotated[
+        str, typer.Option(help="The answer by most 'visits', best 'reward', or reward-weighted 'vote'.")
+    ],
+    "stop_agree": Annotated[
+        int | None, typer.Option(min=0, help="Stop once this many finished rollouts agree (0: never).")
+    ],
+    "loop_guard": Annotated[
+        bool, typer.Option("--loop-guard/--no-loop-guard", help="Stop generations that loop.")
+    ],
+    "reflection": Annotated[
+        bool,
+        typer.Option("--reflection/--no-reflection", help="Add a 'Wait! ...' branch where a thought ends."),
+    ],
+    "dynamic_reflection": Annotated[
+        bool, typer.Option(help="Add a 'Wait! ...' branch under low-confidence steps.")
+    ],
+}
+_DEFAULT_CONFIG = SearchConfig()
+SEARCH: dict[str, tuple[Any, Any]] = {
+    name: (kind, getattr(_DEFAULT_CONFIG, name)) for name, kind in SEARCH_TYPES.items()
+}
+ENGINE: dict[str, tuple[Any, Any]] = {
+    "gpu_layers": (
+        Annotated[int | None, typer.Option(min=0, help="Layers to offload (default: all when supported).")],
+        None,
+    ),
+    "cpu": (Annotated[bool, typer.Option(help="Force CPU even when a GPU build is installed.")], False),
+    "ctx": (Annotated[int | None, typer.Option(min=64, help="Cap the context length (default 8192).")], None),
+    "threads": (
+        Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the physical cores).")],
+        None,
+    ),
+    "verbose": (Verbose, False),
+    "backend": (
+        Annotated[
+            str | None,
+            typer.Option(envvar="MARCO_BACKEND", help="Search against an OpenAI-compatible server (URL)."),
+        ],
+        None,
+    ),
+    "parallel": (
+        Annotated[
+            int | None,
+            typer.Option(min=1, help="Branches decoded together (local) or requests in flight (remote)."),
+        ],
+        None,
+    ),
+    "timeout": (
+        Annotated[
+            float, typer.Option(min=0.1, callback=_finite, help="Seconds to wait for the server per request.")
+        ],
+        120.0,
+    ),
+}
+OUTPUT: dict[str, tuple[Any, Any]] = {
+    "as_json": (Json, False),
+    "hide_thought": (HideThought, False),
+    "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="No live view: just the answer.")], False),
+    "yes": (Yes, False),
+    "no_log": (Annotated[bool, typer.Option("--no-log", help="Do not save this run in the history.")], False),
+}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    gpu_layers: int | None = None
+    cpu: bool = False
+    ctx: int | None = None
+    threads: int | None = None
+    verbose: bool = False
+    backend: str | None = None
+    parallel: int | None = None  # None: 1 locally, the children/samples count remotely
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    as_json: bool = False
+    hide_thought: bool = False
+    quiet: bool = False
+    yes: bool = False
+    no_log: bool = False
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a command's shared options hold: the model, search settings, engine and output."""
+
+    model: str = "marco-o1"
+    search: Mapping[str, Any] = field(default_factory=dict)
+    engine: EngineOptions = EngineOptions()
+    output: OutputOptions = OutputOptions()
+
+
+_CONFIG_FIELDS = {f.name for f in fields(SearchConfig)}
+
+
+def config_from(search: Mapping[str, Any], **overrides: Any) -> SearchConfig:
+    """The search settings as a SearchConfig; a bad combination is a usage error."""
+    chosen = {k: v for k, v in search.items() if k in _CONFIG_FIELDS} | overrides
+    if chosen.get("stop_agree") == 0:
+        chosen["stop_agree"] = None
+    try:
+        return SearchConfig(**chosen)
+    except ValueError as exc:
+        raise MarcoError(str(exc), code=2) from None
+
+
+def with_options(
+    defaults: Mapping[str, Any] | None = None,
+    exclude: tuple[str, ...] = (),
+    output: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the model, search, engine (and output) options.
+
+    The command declares its own parameters plus `options: Options`; the decorated function
+    has the command's parameters followed by every shared option (`defaults` overrides a
+    group's default, `exclude` drops options the command declares itself).
+    """
+    groups = {"model": {"model": (ModelOpt, "marco-o1")}, "search": SEARCH, "engine": ENGINE}
+    if output:
+        groups["output"] = OUTPUT
+    defaults = dict(defaults or {})
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        hints = inspect.get_annotations(command, eval_str=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "options"
+        ]
+        shared = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=defaults.get(name, default)
+            )
+            for group in groups.values()
+            for name, (kind, default) in group.items()
+            if name not in exclude
+        ]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            values = {
+                g: {n: kwargs.pop(n) for n in group if n in kwargs and n not in exclude}
+                for g, group in groups.items()
+            }
+            options = Options(
+                model=values["model"].get("model", "marco-o1"),
+                search=values["search"],
+                engine=EngineOptions(**values["engine"]),
+                output=OutputOptions(**values.get("output", {})),
+            )
+            return command(**kwargs, options=options)
+
+        run.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+        del run.__wrapped__  # Typer must read the signature above, not the command's
+        return run
+
+    return decorate

@@ -1,0 +1,114 @@
+"""The seam between the commands and the engines: a frozen `Session` built by `open_session`.
+
+Every engine a command uses comes from `engine_factory`, one replaceable function: tests swap
+in a scripted model there (as simonw/llm's tests register a mock model through the real plugin
+hook) and see exactly which options reached the engine, without loading one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from marco_cli import download
+from marco_cli.cli.options import Options
+from marco_cli.errors import MarcoError
+from marco_cli.registry import ModelSpec, load_registry, parse_spec
+from marco_cli.ui.console import download_bar_class, err_console
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A ready engine, the prompt style to render with, and the record's `model` entry."""
+
+    engine: Any  # marco_cli.search.config.Model, with build_prompt and close
+    style: str
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Session:
+    command: str
+    engine: Any
+    style: str
+    info: dict[str, Any]
+    options: Options
+
+
+EngineFactory = Callable[[Options, int], Opened]
+
+
+def _local_model(model: str, yes: bool) -> tuple[ModelSpec, download.LocalModel]:
+    spec = parse_spec(model, load_registry())
+    local = download.locate(spec)
+    if local is not None:
+        return spec, local
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    if not yes and not interactive:
+        raise MarcoError(f"{spec.label} is not downloaded: run 'marco pull {model}' (or pass --yes)")
+    if not yes:
+        typer.confirm(f"{spec.label} is not downloaded. Download it now?", abort=True, err=True)
+    return spec, download.pull(spec, tqdm_class=download_bar_class(err_console()))
+
+
+def open_engine(chosen: Options, branches: int) -> Opened:
+    """The real factory: a RemoteEngine for --backend, else the local llama.cpp engine.
+
+    `branches` is how many requests a search step sends together (children or samples): the
+    remote engine keeps that many in flight unless --parallel says otherwise; locally
+    --parallel K gives K KV streams decoded together (default 1).
+    """
+    model, options = chosen.model, chosen.engine
+    if options.backend:
+        from marco_cli.engine.remote import RemoteEngine
+
+        style = "plain" if model.endswith(".gguf") else parse_spec(model, load_registry()).prompt_style
+        engine = RemoteEngine(options.backend, parallel=options.parallel or branches, timeout=options.timeout)
+        info = {
+            "name": engine.model,
+            "file": None,
+            "quant": None,
+            "origin": f"remote {engine.root}",
+            "prompt_style": style,
+        }
+        return Opened(engine, style, info)
+    from marco_cli.engine.llama import Engine
+
+    spec, local = _local_model(model, chosen.output.yes)
+    parallel = options.parallel or 1
+    engine = Engine(
+        local.path,
+        ctx=options.ctx,
+        gpu_layers=options.gpu_layers,
+        cpu=options.cpu,
+        threads=options.threads,
+        verbose=options.verbose,
+        n_seq=parallel,
+        parallel=parallel,
+    )
+    info = {
+        "name": spec.entry.name if spec.entry else spec.label,
+        "file": str(local.path),
+        "quant": spec.quant,
+        "origin": local.origin,
+        "prompt_style": spec.prompt_style,
+    }
+    return Opened(engine, spec.prompt_style, info)
+
+
+engine_factory: EngineFactory = open_engine
+
+
+def open_session(command: str, options: Options, branches: int) -> Session:
+    opened = engine_factory(options, branches)
+    return Session(command, opened.engine, opened.style, opened.info, options)
+
+
+def engine_settings(engine: Any) -> dict[str, Any]:
+    """What the engine actually used, for the record's settings (absent fields are omitted)."""
+    keys = ("parallel", "threads", "gpu_layers", "n_ctx")
+    return {k: getattr(engine, k) for k in keys if isinstance(getattr(engine, k, None), int)}

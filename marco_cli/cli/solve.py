@@ -1,0 +1,141 @@
+"""`marco solve` and `marco translate`: one search per question (or per input line), shown live,
+with only the answer (or the JSON record) on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from marco_cli import history, tasks
+from marco_cli.cli.options import Options, config_from, with_options
+from marco_cli.cli.session import Session, engine_settings, open_session
+from marco_cli.errors import MarcoError
+from marco_cli.search.config import SearchConfig
+from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.live import LiveSearchView
+from marco_cli.ui.tree_view import final_view
+
+Text = Annotated[str | None, typer.Argument(help="The input; '-' or a pipe reads stdin.")]
+
+
+def read_input(text: str | None) -> str:
+    if text is None or text == "-":
+        if text is None and sys.stdin.isatty():
+            raise MarcoError("give the text as an argument, or pipe it on stdin", code=2)
+        text = sys.stdin.read()
+    if not text.strip():
+        raise MarcoError("the prompt is empty", code=2)
+    return text
+
+
+def branches(config: SearchConfig) -> int:
+    """Requests one search step sends together."""
+    return config.samples if config.strategy in ("best-of-n", "vote") else config.children
+
+
+def run_one(
+    session: Session, config: SearchConfig, question: str, messages: list[dict[str, str]]
+) -> dict[str, Any]:
+    """Search one prompt (live on a terminal), and save the record unless --no-log."""
+    console = err_console()
+    output = session.options.output
+    live = console.is_terminal and not console.is_dumb_terminal and not output.quiet
+    args = (session.engine, session.style, session.info, question, messages, config)
+    if live:
+        with LiveSearchView(console, question, config.strategy) as view:
+            record = tasks.run_task(*args, view)
+    else:
+        record = tasks.run_task(*args)
+    record["settings"].update(engine_settings(session.engine))
+    sizes = getattr(session.engine, "decode_sizes", None)
+    if session.options.engine.verbose and sizes:
+        held = ", ".join(f"{k} branch{'es' if k > 1 else ''}: {v}" for k, v in sorted(sizes.items()))
+        console.print(f"generation decodes by branches held ({held})", highlight=False)
+    if not output.no_log:
+        record["run_id"] = history.save(session.command, record)
+    return record
+
+
+def show_answer(record: dict[str, Any], options: Options, one_line: bool = False) -> None:
+    answer = record["answer"]
+    if one_line:
+        answer = " ".join(answer.split())
+    quiet, hide = options.output.quiet, options.output.hide_thought
+    if sys.stdout.isatty() and not quiet:
+        out_console().print(final_view(record, hide))
+        return
+    print(answer, flush=True)
+    console = err_console()
+    if console.is_terminal and not quiet:
+        console.print(final_view({**record, "answer": "(on stdout)"}, hide))
+
+
+def finish(records: list[dict[str, Any]]) -> None:
+    """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished."""
+    failed = next((r for r in records if r["stopped"] == "error"), None)
+    if failed is not None:
+        raise MarcoError(f"{failed['error']} (the partial tree is in the run's record)")
+    for record in records:
+        if not record["answer"] and record["rollouts"]:
+            stats = record["rollout_stats"]
+            err_console().print(
+                f"[yellow]no answer: no rollout finished ({stats['loop']} looped, {stats['budget']} hit "
+                "the token budget); try a larger --max-tokens or more --iterations[/]"
+            )
+    if any(r["stopped"] == "interrupted" for r in records):
+        err_console().print("[yellow]interrupted: the best answer so far is shown[/]")
+        raise typer.Exit(130)
+
+
+@with_options()
+def solve_cmd(prompt: Text = None, *, options: Options) -> None:
+    """Answer a question with Marco-o1-style search, showing the tree live."""
+    question = read_input(prompt).strip()
+    config = config_from(options.search, numeric_answer=tasks.wants_number(question))
+    session = open_session("solve", options, branches(config))
+    with session.engine:
+        record = run_one(session, config, question, tasks.solve_messages(question))
+    if options.output.as_json:
+        print(json.dumps(record, ensure_ascii=False))
+    else:
+        show_answer(record, options)
+    finish([record])
+
+
+@with_options(defaults={"iterations": 8, "max_tokens": 384})
+def translate_cmd(
+    text: Text = None,
+    to: Annotated[str, typer.Option("--to", help="Target language.")] = "English",
+    source: Annotated[str | None, typer.Option("--from", help="Source language (default: auto).")] = None,
+    *,
+    options: Options,
+) -> None:
+    """Translate, reasoning about slang and colloquial meaning. Piped lines: one out per line in."""
+    raw = read_input(text)
+    lines = raw.splitlines() if (text is None or text == "-") else [raw]
+    config = config_from(options.search)
+    session = open_session("translate", options, branches(config))
+    records: list[dict[str, Any]] = []
+    with session.engine:
+        for line in lines:
+            if not line.strip():
+                if not options.output.as_json:
+                    print("", flush=True)
+                continue
+            messages = tasks.translate_messages(line.strip(), to, source)
+            record = run_one(session, config, line.strip(), messages)
+            records.append(record)
+            if not options.output.as_json:
+                show_answer(record, options, one_line=len(lines) > 1)
+            if record["stopped"] == "interrupted":
+                break
+    if options.output.as_json:
+        doc = records[0] if len(lines) == 1 and records else {"task": "translate", "lines": records}
+        print(json.dumps(doc, ensure_ascii=False))
+    finish(records)
+
+
+COMMANDS = {"solve": solve_cmd, "translate": translate_cmd}

@@ -1,0 +1,50 @@
+"""The tasks a command runs: a question or a text to translate, as chat messages, searched and
+turned into the JSON record. No terminal code here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marco_cli.errors import MarcoError
+from marco_cli.search.config import Model, SearchConfig
+from marco_cli.search.core import run_search
+from marco_cli.search.events import Listener, ignore
+from marco_cli.search.record import result_to_dict
+
+TRANSLATE_INSTRUCTION = (
+    "Translate the following text {source}into {target}. It may use slang, idioms or colloquial "
+    "phrasing: translate what it means, the way a native {target} speaker would say it, not word "
+    "for word. Give only the translation in the output.\n\n{text}"
+)
+
+
+def solve_messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
+
+
+def translate_messages(text: str, target: str, source: str | None) -> list[dict[str, str]]:
+    src = f"from {source} " if source else ""
+    return [{"role": "user", "content": TRANSLATE_INSTRUCTION.format(source=src, target=target, text=text)}]
+
+
+def wants_number(question: str) -> bool:
+    """A question that holds a number is taken to want one (answer extraction prefers it)."""
+    return any(c.isdigit() for c in question)
+
+
+def run_task(
+    engine: Model,
+    style: str,
+    info: dict[str, Any],
+    question: str,
+    messages: list[dict[str, str]],
+    config: SearchConfig,
+    listener: Listener = ignore,
+) -> dict[str, Any]:
+    """One search over one prompt; the JSON record of it (also after Ctrl-C or a backend
+    failure: see `stopped` and `error`)."""
+    if not question.strip():
+        raise MarcoError("the prompt is empty", code=2)
+    prompt = engine.build_prompt(messages, style)  # type: ignore[attr-defined]
+    result = run_search(engine, prompt, config, listener)
+    return result_to_dict(result, question, info, config)

@@ -1,0 +1,200 @@
+"""Every option of solve, translate and bench reaches the search settings or the engine options
+with the value given: the engine factory is swapped for the scripted model (no llama.cpp), so
+the whole table runs in a few seconds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from marco_cli.cli import app, session
+from marco_cli.cli.options import Options
+from tests.scripted import ScriptedModel
+
+runner = CliRunner()
+
+
+class ScriptedEngine(ScriptedModel):
+    """The scripted model with the engine's prompt and resource methods."""
+
+    messages: list[list[dict[str, str]]]
+
+    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
+        self.messages.append(list(messages))
+        return self.prompt
+
+    def __enter__(self) -> ScriptedEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Options, int, ScriptedEngine]]:
+    calls: list[tuple[Options, int, ScriptedEngine]] = []
+
+    def factory(options: Options, branches: int) -> session.Opened:
+        engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
+        engine.messages = []
+        calls.append((options, branches, engine))
+        info = {"name": "scripted", "file": None, "quant": None, "origin": "test", "prompt_style": "plain"}
+        return session.Opened(engine, "plain", info)
+
+    monkeypatch.setattr(session, "engine_factory", factory)
+    return calls
+
+
+# (flags, where the value lands, field, expected value)
+SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
+    (["--strategy", "cot"], "strategy", "cot"),
+    (["-n", "5"], "iterations", 5),
+    (["--iterations", "6"], "iterations", 6),
+    (["--granularity", "mini-64"], "granularity", "mini-64"),
+    (["--children", "4"], "children", 4),
+    (["--exploration", "0.5"], "exploration", 0.5),
+    (["--temperature", "0.3"], "temperature", 0.3),
+    (["--samples", "3"], "samples", 3),
+    (["--seed", "42"], "seed", 42),
+    (["--max-time", "9.5"], "max_time", 9.5),
+    (["--max-tokens", "77"], "max_tokens", 77),
+    (["--reward", "paper"], "reward", "paper"),
+    (["--select", "reward"], "select", "reward"),
+    (["--stop-agree", "5"], "stop_agree", 5),
+    (["--stop-agree", "0"], "stop_agree", None),
+    (["--no-loop-guard"], "loop_guard", False),
+    (["--loop-guard"], "loop_guard", True),
+    (["--reflection"], "reflection", True),
+    (["--no-reflection"], "reflection", False),
+    (["--dynamic-reflection"], "dynamic_reflection", True),
+    (["--no-dynamic-reflection"], "dynamic_reflection", False),
+]
+ENGINE_FLAGS: list[tuple[list[str], str, Any]] = [
+    (["--gpu-layers", "3"], "gpu_layers", 3),
+    (["--cpu"], "cpu", True),
+    (["--no-cpu"], "cpu", False),
+    (["--ctx", "512"], "ctx", 512),
+    (["--threads", "3"], "threads", 3),
+    (["-v"], "verbose", True),
+    (["--verbose"], "verbose", True),
+    (["--backend", "http://127.0.0.1:9"], "backend", "http://127.0.0.1:9"),
+    (["--parallel", "4"], "parallel", 4),
+    (["--timeout", "5"], "timeout", 5.0),
+]
+OUTPUT_FLAGS: list[tuple[list[str], str, Any]] = [
+    (["--hide-thought"], "hide_thought", True),
+    (["--no-hide-thought"], "hide_thought", False),
+    (["-q"], "quiet", True),
+    (["--quiet"], "quiet", True),
+    (["-y"], "yes", True),
+    (["--yes"], "yes", True),
+    (["--no-log"], "no_log", True),
+]
+MODEL_FLAGS = [(["-m", "some-model"], "model", "some-model"), (["--model", "x.gguf"], "model", "x.gguf")]
+
+
+def invoke(command: str, *args: str, input: str | None = None) -> Any:
+    text = ["What is 2 + 2?"] if command != "bench" else []
+    result = runner.invoke(app, [command, *text, *args], input=input)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize("command", ["solve", "translate"])
+@pytest.mark.parametrize(("flags", "field", "want"), SEARCH_FLAGS)
+def test_search_flags_reach_the_search_config(
+    opened, command: str, flags: list[str], field: str, want: Any
+) -> None:
+    record = json.loads(invoke(command, *flags, "--json", "--no-log").stdout)
+    assert record["settings"][field] == want
+
+
+SESSION_CASES = [
+    (command, *flag)
+    for command in ("solve", "translate", "bench")
+    for flag in ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS
+    if not (command == "bench" and flag[1] in ("hide_thought", "quiet", "no_log"))  # bench has none
+]
+
+
+@pytest.mark.parametrize(("command", "flags", "field", "want"), SESSION_CASES)
+def test_engine_output_and_model_flags_reach_the_session(
+    opened, tmp_path: Path, command: str, flags: list[str], field: str, want: Any
+) -> None:
+    extra = _bench_args(tmp_path) if command == "bench" else ["--no-log"]
+    invoke(command, *flags, *extra)
+    options, _, _ = opened[0]
+    groups = {"model": options, **{f: options.engine for f in ("gpu_layers", "cpu", "ctx", "threads")}}
+    groups |= {f: options.engine for f in ("verbose", "backend", "parallel", "timeout")}
+    groups |= {f: options.output for f in ("hide_thought", "quiet", "yes", "no_log")}
+    assert getattr(groups[field], field) == want
+
+
+def _bench_args(tmp_path: Path) -> list[str]:
+    data = tmp_path / "tiny.tsv"
+    data.write_text("What is 2 + 2?\t4\nWhat is 3 + 1?\t4\nWhat is 1 + 1?\t2\n", encoding="utf-8")
+    return [str(data), "--out", str(tmp_path / "out"), "--json"]
+
+
+BENCH_SEARCH_FLAGS = [f for f in SEARCH_FLAGS if f[1] not in ("strategy", "granularity")]
+
+
+@pytest.mark.parametrize(("flags", "field", "want"), BENCH_SEARCH_FLAGS)
+def test_search_flags_reach_every_bench_config(
+    opened, tmp_path: Path, flags: list[str], field: str, want: Any
+) -> None:
+    invoke("bench", *flags, *_bench_args(tmp_path))
+    settings = json.loads((tmp_path / "out" / "run.json").read_text())["settings"]
+    assert settings and all(config[field] == want for config in settings.values())
+
+
+def test_bench_strategy_granularity_limit_offset(opened, tmp_path: Path) -> None:
+    args = _bench_args(tmp_path)
+    summary = json.loads(
+        invoke(
+            "bench", *args, "--strategy", "cot,mcts", "--granularity", "step", "--granularity", "mini-32",
+            "--limit", "1", "--offset", "1", "-n", "2",
+        ).stdout
+    )
+    assert set(summary["configs"]) == {"cot", "mcts/step", "mcts/mini-32"} and summary["problems"] == 1
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert {r["index"] for r in rows} == {1} and all(r["question"] == "What is 3 + 1?" for r in rows)
+    assert all(r["correct"] for r in rows)  # the scripted answer 4 is right for problem 1
+
+
+def test_translate_languages_reach_the_prompt(opened) -> None:
+    invoke("translate", "--to", "French", "--from", "Japanese", "--no-log")
+    content = opened[0][2].messages[0][0]["content"]
+    assert "into French" in content and "from Japanese" in content
+
+
+def test_every_option_is_in_the_table() -> None:
+    """A new option must be added to this table (and so proven to land somewhere)."""
+    covered = {f[0][0] for f in SEARCH_FLAGS + ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS}
+    covered |= {"--json", "--help", "--to", "--from", "--strategy", "--granularity"}
+    covered |= {"--limit", "--offset", "--out"}
+    group = typer.main.get_command(app)
+    for name in ("solve", "translate", "bench"):
+        for param in group.commands[name].params:  # type: ignore[attr-defined]
+            if param.param_type_name == "option":
+                assert set(param.opts) <= covered | set(param.secondary_opts), (name, param.opts)
+                assert set(param.secondary_opts) <= covered, (name, param.secondary_opts)
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("marco ")
+
+
+@pytest.mark.parametrize(
+    "flags", [["--exploration", "inf"], ["--temperature", "nan"], ["--gpu-layers", "-1"], ["--select", "x"]]
+)
+def test_bad_values_are_usage_errors(opened, flags: list[str]) -> None:
+    result = runner.invoke(app, ["solve", "What is 2 + 2?", *flags, "--no-log"])
+    assert result.exit_code == 2 and not opened
