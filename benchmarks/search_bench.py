@@ -36,8 +36,8 @@ class Counting:
         self.engine = engine
         self.naive = 0
 
-    def generate_many(self, requests: Sequence) -> list[Generation]:
-        gens = self.engine.generate_many(requests)
+    def generate_many(self, requests: Sequence, on_token=None) -> list[Generation]:
+        gens = self.engine.generate_many(requests, on_token)
         pairs = zip(requests, gens, strict=True)
         self.naive += sum(len(r.prefix) + max(len(g.tokens) - 1, 0) for r, g in pairs)
         return gens

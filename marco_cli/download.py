@@ -147,14 +147,16 @@ def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
     ):
         return MarcoError(f"cannot reach the Hub to download {repo}/{filename} (network down?)")
     if isinstance(exc, hf_errors.HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else "?"
+        status = exc.response.status_code if exc.response is not None else 0
+        if 400 <= status < 500:
+            return MarcoError(f"the Hub refused {repo}/{filename} (HTTP {status}); check the name, HF_TOKEN")
         return MarcoError(
-            f"the Hub answered HTTP {status} for {repo}/{filename}; "
-            "run the same command again to resume the download"
+            f"the Hub failed on {repo}/{filename} (HTTP {status or '?'}); try again later "
+            "(whatever was already downloaded is kept and resumed)"
         )
     return MarcoError(
-        f"download of {repo}/{filename} was interrupted ({type(exc).__name__}); "
-        "run the same command again to resume"
+        f"download of {repo}/{filename} failed ({type(exc).__name__}); run the same command again "
+        "(whatever was already downloaded is kept and resumed)"
     )
 
 

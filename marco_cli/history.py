@@ -1,9 +1,15 @@
-"""Run history: every run's JSON record in one SQLite database in MARCO_HOME."""
+"""Run history: every run's JSON record in one SQLite database in MARCO_HOME.
+
+The history never costs a user an answer: a search's record is kept even when the database
+cannot take it (read-only, locked past the timeout, corrupt): `save_or_keep` writes it to a
+fallback file and says where. Reading a broken history is one clear error.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
@@ -12,6 +18,7 @@ from typing import Any
 from marco_cli.errors import MarcoError
 from marco_cli.registry import marco_home
 
+LOCK_TIMEOUT_S = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,6 +33,11 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL
 )
 """
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+class HistoryError(MarcoError):
+    """The history database cannot be read or written."""
 
 
 def db_path() -> Path:
@@ -35,40 +47,78 @@ def db_path() -> Path:
 def _connect() -> sqlite3.Connection:
     path = db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path)
+    conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S)
     conn.execute(_SCHEMA)
     return conn
 
 
+def _broken(exc: Exception) -> HistoryError:
+    reason = str(exc) or type(exc).__name__
+    return HistoryError(f"the history at {db_path()} cannot be used ({reason}); move it aside to start anew")
+
+
 def save(command: str, record: dict[str, Any]) -> int:
-    with closing(_connect()) as conn, conn:
-        cur = conn.execute(
-            "INSERT INTO runs (created, command, model, strategy, question, answer, confidence, seconds, "
-            "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                time.time(),
-                command,
-                record["model"].get("name", "?"),
-                record["settings"]["strategy"],
-                record["question"],
-                record["answer"],
-                record["confidence"],
-                record["seconds"],
-                json.dumps(record, ensure_ascii=False),
-            ),
-        )
-        return int(cur.lastrowid or 0)
+    try:
+        with closing(_connect()) as conn, conn:
+            cur = conn.execute(
+                "INSERT INTO runs (created, command, model, strategy, question, answer, confidence, "
+                "seconds, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time(),
+                    command,
+                    record["model"].get("name", "?"),
+                    record["settings"]["strategy"],
+                    record["question"],
+                    record["answer"],
+                    record["confidence"],
+                    record["seconds"],
+                    json.dumps(record, ensure_ascii=False),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+    except (sqlite3.Error, OSError) as exc:
+        raise _broken(exc) from None
+
+
+def keep_aside(record: dict[str, Any]) -> Path:
+    """Write the record to a fallback file: in MARCO_HOME when it is writable, else the temp dir."""
+    name = f"unsaved-run-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}.json"
+    text = json.dumps(record, ensure_ascii=False, indent=1)
+    for folder in (marco_home(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    raise HistoryError("the record could not be written anywhere")
+
+
+def save_or_keep(command: str, record: dict[str, Any]) -> tuple[int | None, str | None]:
+    """Save the record; on failure keep it in a fallback file. Returns (run id, warning)."""
+    try:
+        return save(command, record), None
+    except HistoryError as exc:
+        try:
+            kept = keep_aside(record)
+        except HistoryError:
+            return None, f"{exc}; the record could not be kept either"
+        return None, f"{exc}; the record is in {kept}"
 
 
 def recent(limit: int) -> list[dict[str, Any]]:
     if not db_path().exists():
         return []
-    with closing(_connect()) as conn:
-        rows = conn.execute(
-            "SELECT id, created, command, model, strategy, question, answer, confidence, seconds "
-            "FROM runs ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+    try:
+        with closing(_connect()) as conn:
+            rows = conn.execute(
+                "SELECT id, created, command, model, strategy, question, answer, confidence, seconds "
+                "FROM runs ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+    except (sqlite3.Error, OSError) as exc:
+        raise _broken(exc) from None
     keys = ("id", "created", "command", "model", "strategy", "question", "answer", "confidence", "seconds")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
@@ -76,8 +126,13 @@ def recent(limit: int) -> list[dict[str, Any]]:
 def load(run_id: int) -> dict[str, Any]:
     if not db_path().exists():
         raise MarcoError(f"no run {run_id}: the history is empty")
-    with closing(_connect()) as conn:
-        row = conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if not 0 < run_id <= MAX_ID:
+        raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them", code=2)
+    try:
+        with closing(_connect()) as conn:
+            row = conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+    except (sqlite3.Error, OSError) as exc:
+        raise _broken(exc) from None
     if row is None:
         raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them")
     return json.loads(row[0])

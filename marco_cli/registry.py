@@ -138,6 +138,12 @@ def _require(mapping: dict, key: str, kind: type | tuple[type, ...], where: str)
     return value
 
 
+def _positive(value: int, key: str, where: str) -> int:
+    if value <= 0:
+        raise MarcoError(f"{where}: field '{key}' must be a positive number, got {value}")
+    return value
+
+
 def _parse_part(raw: Any, where: str) -> FilePart:
     if isinstance(raw, str):
         return FilePart(name=raw)
@@ -203,7 +209,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> ModelEntry:
         description=str(raw.get("description", "")),
         architecture=str(raw.get("architecture", "unknown")),
         parameters=str(raw.get("parameters", "?")),
-        context_length=int(_require(raw, "context_length", int, where)),
+        context_length=_positive(_require(raw, "context_length", int, where), "context_length", where),
         license=str(raw.get("license", "unknown")),
         prompt_style=style,
         sources=tuple(_parse_source(s, f"{where} source {i + 1}") for i, s in enumerate(sources)),
@@ -245,7 +251,13 @@ def load_registry() -> Registry:
     registry = parse_registry(shipped, "models.yaml (shipped)")
     user = marco_home() / "models.yaml"
     if user.is_file():
-        registry = parse_registry(user.read_text(encoding="utf-8"), str(user), base=registry)
+        try:
+            text = user.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise MarcoError(f"{user}: byte {exc.start} is not UTF-8; save the file as UTF-8") from None
+        except OSError as exc:
+            raise MarcoError(f"{user}: cannot be read ({exc.strerror})") from None
+        registry = parse_registry(text, str(user), base=registry)
     return registry
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakehub import FakeHub
+from tests.scripted import ScriptedEngine
 
 SMOLLM_RESOURCE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -37,6 +38,25 @@ def engine(smollm_path: Path) -> Iterator[object]:
 
     with Engine(smollm_path, ctx=2048) as eng:
         yield eng
+
+
+@pytest.fixture
+def scripted_session(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, int, ScriptedEngine]]:
+    """Swap the CLI's engine factory for the scripted model; each call's (options, branches,
+    engine) is recorded. Answers are "<Output>4</Output>" unless a test changes the engine."""
+    from marco_cli.cli import session
+
+    calls: list[tuple[object, int, ScriptedEngine]] = []
+
+    def factory(options: object, branches: int) -> session.Opened:
+        engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
+        engine.messages = []
+        calls.append((options, branches, engine))
+        info = {"name": "scripted", "file": None, "quant": None, "origin": "test", "prompt_style": "plain"}
+        return session.Opened(engine, "plain", info)
+
+    monkeypatch.setattr(session, "engine_factory", factory)
+    return calls
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from marco_cli.engine.types import Generation, Request
+from marco_cli.errors import MarcoError
 
 PROMPT = "Q?"
 
@@ -64,9 +65,34 @@ class ScriptedModel:
         tokens = tuple(ord(c) for c in text)
         return Generation(tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason)
 
-    def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
+    def generate_many(
+        self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
+    ) -> list[Generation]:
         self.now += self.clock_step
         if requests:
             state = "".join(chr(t) for t in requests[0].prefix[len(PROMPT) :])
             self.calls.append((state, requests[0].stop.granularity, len(requests)))
-        return [self._one(r) for r in requests]
+        gens = [self._one(r) for r in requests]
+        for _ in range(max((len(g.tokens) for g in gens), default=0)):
+            if on_token is not None:  # one call per decode step, as the engine does
+                on_token(len(gens))
+        return gens
+
+
+class ScriptedEngine(ScriptedModel):
+    """The scripted model with the engine's prompt and resource methods, for CLI tests. A user
+    message holding "TOO LONG" is refused as the real engine refuses an over-long prompt."""
+
+    messages: list[list[dict[str, str]]]
+
+    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
+        self.messages.append(list(messages))
+        if any("TOO LONG" in m["content"] for m in messages):
+            raise MarcoError("the prompt is 9999 tokens, longer than the 2048-token context", code=2)
+        return self.prompt
+
+    def __enter__(self) -> ScriptedEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -5,7 +5,6 @@ the whole table runs in a few seconds."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,42 +12,9 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from marco_cli.cli import app, session
-from marco_cli.cli.options import Options
-from tests.scripted import ScriptedModel
+from marco_cli.cli import app
 
 runner = CliRunner()
-
-
-class ScriptedEngine(ScriptedModel):
-    """The scripted model with the engine's prompt and resource methods."""
-
-    messages: list[list[dict[str, str]]]
-
-    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
-        self.messages.append(list(messages))
-        return self.prompt
-
-    def __enter__(self) -> ScriptedEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-@pytest.fixture
-def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Options, int, ScriptedEngine]]:
-    calls: list[tuple[Options, int, ScriptedEngine]] = []
-
-    def factory(options: Options, branches: int) -> session.Opened:
-        engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
-        engine.messages = []
-        calls.append((options, branches, engine))
-        info = {"name": "scripted", "file": None, "quant": None, "origin": "test", "prompt_style": "plain"}
-        return session.Opened(engine, "plain", info)
-
-    monkeypatch.setattr(session, "engine_factory", factory)
-    return calls
 
 
 # (flags, where the value lands, field, expected value)
@@ -109,7 +75,7 @@ def invoke(command: str, *args: str, input: str | None = None) -> Any:
 @pytest.mark.parametrize("command", ["solve", "translate"])
 @pytest.mark.parametrize(("flags", "field", "want"), SEARCH_FLAGS)
 def test_search_flags_reach_the_search_config(
-    opened, command: str, flags: list[str], field: str, want: Any
+    scripted_session, command: str, flags: list[str], field: str, want: Any
 ) -> None:
     record = json.loads(invoke(command, *flags, "--json", "--no-log").stdout)
     assert record["settings"][field] == want
@@ -125,11 +91,11 @@ SESSION_CASES = [
 
 @pytest.mark.parametrize(("command", "flags", "field", "want"), SESSION_CASES)
 def test_engine_output_and_model_flags_reach_the_session(
-    opened, tmp_path: Path, command: str, flags: list[str], field: str, want: Any
+    scripted_session, tmp_path: Path, command: str, flags: list[str], field: str, want: Any
 ) -> None:
     extra = _bench_args(tmp_path) if command == "bench" else ["--no-log"]
     invoke(command, *flags, *extra)
-    options, _, _ = opened[0]
+    options, _, _ = scripted_session[0]
     groups = {"model": options, **{f: options.engine for f in ("gpu_layers", "cpu", "ctx", "threads")}}
     groups |= {f: options.engine for f in ("verbose", "backend", "parallel", "timeout")}
     groups |= {f: options.output for f in ("hide_thought", "quiet", "yes", "no_log")}
@@ -147,14 +113,14 @@ BENCH_SEARCH_FLAGS = [f for f in SEARCH_FLAGS if f[1] not in ("strategy", "granu
 
 @pytest.mark.parametrize(("flags", "field", "want"), BENCH_SEARCH_FLAGS)
 def test_search_flags_reach_every_bench_config(
-    opened, tmp_path: Path, flags: list[str], field: str, want: Any
+    scripted_session, tmp_path: Path, flags: list[str], field: str, want: Any
 ) -> None:
     invoke("bench", *flags, *_bench_args(tmp_path))
     settings = json.loads((tmp_path / "out" / "run.json").read_text())["settings"]
     assert settings and all(config[field] == want for config in settings.values())
 
 
-def test_bench_strategy_granularity_limit_offset(opened, tmp_path: Path) -> None:
+def test_bench_strategy_granularity_limit_offset(scripted_session, tmp_path: Path) -> None:
     args = _bench_args(tmp_path)
     summary = json.loads(
         invoke(
@@ -168,9 +134,9 @@ def test_bench_strategy_granularity_limit_offset(opened, tmp_path: Path) -> None
     assert all(r["correct"] for r in rows)  # the scripted answer 4 is right for problem 1
 
 
-def test_translate_languages_reach_the_prompt(opened) -> None:
+def test_translate_languages_reach_the_prompt(scripted_session) -> None:
     invoke("translate", "--to", "French", "--from", "Japanese", "--no-log")
-    content = opened[0][2].messages[0][0]["content"]
+    content = scripted_session[0][2].messages[0][0]["content"]
     assert "into French" in content and "from Japanese" in content
 
 
@@ -195,6 +161,6 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     "flags", [["--exploration", "inf"], ["--temperature", "nan"], ["--gpu-layers", "-1"], ["--select", "x"]]
 )
-def test_bad_values_are_usage_errors(opened, flags: list[str]) -> None:
+def test_bad_values_are_usage_errors(scripted_session, flags: list[str]) -> None:
     result = runner.invoke(app, ["solve", "What is 2 + 2?", *flags, "--no-log"])
-    assert result.exit_code == 2 and not opened
+    assert result.exit_code == 2 and not scripted_session

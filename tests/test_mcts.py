@@ -200,7 +200,7 @@ def test_vote_takes_the_majority_answer() -> None:
     model = ScriptedModel(actions={}, rollouts={})
     answers = iter([("<Output>5</Output>", 0.99), ("<Output>7</Output>", 0.5), ("<Output>7.0</Output>", 0.4)])
 
-    def fake_many(requests):  # three samples with fixed answers
+    def fake_many(requests, on_token=None):  # three samples with fixed answers
         from marco_cli.engine.types import Generation
 
         out = []
@@ -220,11 +220,11 @@ def test_interrupt_returns_the_best_answer_so_far() -> None:
     calls = {"n": 0}
     original = model.generate_many
 
-    def flaky(requests):
+    def flaky(requests, on_token=None):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return original(requests)
+        return original(requests, on_token)
 
     model.generate_many = flaky  # type: ignore[method-assign]
     search = Search(model, model.prompt, SearchConfig(iterations=20), clock=model.clock)

@@ -134,12 +134,12 @@ def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> N
     calls = {"n": 0}
     original = remote.generate_many
 
-    def dying(requests):  # the server goes away after the second model call
+    def dying(requests, on_token=None):  # the server goes away after the second model call
         calls["n"] += 1
         if calls["n"] == 3:
             proc.kill()
             proc.wait()
-        return original(requests)
+        return original(requests, on_token)
 
     remote.generate_many = dying  # type: ignore[method-assign]
     config = SearchConfig(iterations=20, granularity="mini-32", max_tokens=64)

@@ -22,8 +22,8 @@ class Recording:
         self.engine = engine
         self.seen: list[tuple[tuple[int, ...], Generation]] = []
 
-    def generate_many(self, requests: Sequence) -> list[Generation]:
-        gens = self.engine.generate_many(requests)
+    def generate_many(self, requests: Sequence, on_token=None) -> list[Generation]:
+        gens = self.engine.generate_many(requests, on_token)
         self.seen.extend((r.prefix, g) for r, g in zip(requests, gens, strict=True))
         return gens
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -88,7 +89,7 @@ def test_live_tree_in_a_real_terminal(tmp_path: Path) -> None:
     done = tmp_path / "done"
     command = (
         f"{MARCO} solve 'Tom has 3 apples and buys 4 more. How many apples?' -m smollm2-135m "
-        f"-n 10 --granularity mini-32 --max-tokens 128; touch {done}; sleep 60"
+        f"-n 10 --stop-agree 0 --granularity mini-32 --max-tokens 128; touch {done}; sleep 60"
     )
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command],
@@ -116,6 +117,51 @@ def test_live_tree_in_a_real_terminal(tmp_path: Path) -> None:
     (ARTIFACTS / "tmux_during.txt").write_text(during)
     (ARTIFACTS / "tmux_final.txt").write_text(final)
     print(f"\n--- captured terminal (final) ---\n{final}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_end_like_ctrl_c_in_a_terminal(
+    tmp_path: Path, isolated_home: Path, sig: signal.Signals, code: int
+) -> None:
+    """The best answer is printed, the run saved, the cursor shown again, exit 128 + signal."""
+    session = f"marco-sig-{os.getpid()}-{code}"
+    pid, done = tmp_path / "pid", tmp_path / "done"
+    command = (
+        f"{MARCO} solve 'Tom has 3 apples and buys 4 more. How many apples?' -m smollm2-135m -n 500 "
+        f"--stop-agree 0 --temperature 1.0 --granularity mini-32 --max-tokens 128 & echo $! > {pid}; "
+        f"wait $!; echo rc=$? > {done}; sleep 60"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"MARCO_HOME": str(isolated_home)}
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], env=env)
+    try:
+        for _ in range(100):
+            time.sleep(0.2)
+            if "rollouts" in _capture(session) and pid.exists():
+                break
+        time.sleep(4)  # some rollouts finish
+        hidden = _cursor_flag(session)
+        os.kill(int(pid.read_text()), sig)
+        for _ in range(100):
+            if done.exists():
+                break
+            time.sleep(0.2)
+        final, shown = _capture(session), _cursor_flag(session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert done.read_text().strip() == f"rc={code}", final
+    assert hidden == "0" and shown == "1"  # the live view hid the cursor; it is back
+    assert "Output" in final and "interrupted: the best answer so far is shown" in final, final
+    assert "Traceback" not in final
+    runs = subprocess.run([MARCO, "log", "--json"], capture_output=True, text=True, env=env)
+    assert json.loads(runs.stdout)[0]["answer"]  # the interrupted run was saved with its answer
+
+
+def _cursor_flag(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "display", "-p", "-t", session, "#{cursor_flag}"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _capture(session: str) -> str:

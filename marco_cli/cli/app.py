@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marco_cli.cli import bench, history, models, solve
+from marco_cli.cli import bench, history, models, signals, solve
 from marco_cli.errors import MarcoError
 from marco_cli.ui.console import err_console, fail
 
@@ -24,10 +24,12 @@ app = typer.Typer(
 
 
 def exit_codes(command: Callable[..., Any]) -> Callable[..., Any]:
-    """MarcoError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
+    """MarcoError becomes one line on stderr and its exit code; Ctrl-C exits 130 (SIGTERM 143,
+    SIGHUP 129)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        signals.install()
         try:
             return command(*args, **kwargs)
         except MarcoError as exc:
@@ -35,7 +37,7 @@ def exit_codes(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(exc.code) from None
         except KeyboardInterrupt:
             err_console().print("interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(signals.exit_code()) from None
 
     return run
 

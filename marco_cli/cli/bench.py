@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from marco_cli import bench
+from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
@@ -129,7 +130,7 @@ def bench_cmd(
     _report(summary, out, options.output.as_json)
     if interrupted:
         console.print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")
-        raise typer.Exit(130)
+        raise typer.Exit(signals.exit_code())
 
 
 COMMANDS = {"bench": bench_cmd}

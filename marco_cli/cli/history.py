@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from marco_cli import history
@@ -24,24 +26,52 @@ def log_cmd(
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table(title="marco runs", title_justify="left")
-    for column in ("id", "when", "command", "model", "strategy", "question", "answer", "conf", "time"):
-        table.add_column(column, overflow="ellipsis", no_wrap=column in ("question", "answer"))
-    for row in rows:
-        conf = "-" if row["confidence"] is None else f"{row['confidence']:.3f}"
-        when = datetime.fromtimestamp(row["created"]).strftime("%Y-%m-%d %H:%M")
-        table.add_row(
+    if not sys.stdout.isatty():  # a pipe gets every field whole, one run per line
+        for row in _cells(rows):
+            print("\t".join(row))
+        return
+    console = out_console()
+    console.print(log_table(rows, console.size.width))
+
+
+COLUMNS = ("id", "when", "command", "model", "strategy", "question", "answer", "conf", "time")
+
+
+def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [
+        (
             str(row["id"]),
-            when,
+            datetime.fromtimestamp(row["created"]).strftime("%Y-%m-%d %H:%M"),
             row["command"],
             row["model"],
             row["strategy"],
-            " ".join(row["question"].split())[:60],
-            " ".join(row["answer"].split())[:60],
-            conf,
+            " ".join(row["question"].split()),
+            " ".join(row["answer"].split()),
+            "-" if row["confidence"] is None else f"{row['confidence']:.3f}",
             f"{row['seconds']:.1f}s",
         )
-    out_console().print(table)
+        for row in rows
+    ]
+
+
+def log_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """Fits `width` (80 columns and up): the question and answer get what the other columns
+    leave and shrink first; id, date and time are never cut; below 110 columns the command
+    and strategy columns are left out."""
+    names = [c for c in COLUMNS if width >= 110 or c not in ("command", "strategy")]
+    cells = [tuple(c[COLUMNS.index(n)] for n in names) for c in _cells(rows)]
+    longest = {n: max([len(n), *(len(c[i]) for c in cells)]) for i, n in enumerate(names)}
+    widths = {n: min(longest[n], 12) if n == "model" else longest[n] for n in names}
+    others = sum(w for n, w in widths.items() if n not in ("question", "answer"))
+    room = max(16, width - others - 3 * len(names))  # a space each side and a separator per column
+    widths["question"] = min(longest["question"], max(8, room * 3 // 5))
+    widths["answer"] = min(longest["answer"], max(8, room - widths["question"]))
+    table = Table(title="marco runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in names:
+        table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[name])
+    for row in cells:
+        table.add_row(*row)
+    return table
 
 
 def show_cmd(
@@ -55,7 +85,9 @@ def show_cmd(
         print(json.dumps(record, ensure_ascii=False))
         return
     console = out_console()
-    console.print(render_tree(TreeSnapshot.from_record(record), width=console.size.width, max_lines=60))
+    tree = TreeSnapshot.from_record(record)
+    hint = f"; 'marco show {run_id} --json' has them all"
+    console.print(render_tree(tree, width=console.size.width, max_lines=60, hint=hint))
     console.print(final_view(record, hide_thought))
 
 

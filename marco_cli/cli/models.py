@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from marco_cli import download
@@ -113,6 +114,10 @@ def doctor_cmd(
     from marco_cli.engine import llama
 
     gpu = llama.gpu_offload_supported()
+    try:
+        present, registry = [f"{r['name']}:{r['quant']}" for r in _rows(False) if r["downloaded"]], "ok"
+    except MarcoError as exc:  # a broken models.yaml is one of the things doctor reports
+        present, registry = [], str(exc)
     report = {
         "llama_cpp_python": llama.library_version(),
         "gpu_offload": gpu,
@@ -123,7 +128,8 @@ def doctor_cmd(
         "hf_cache": str(download.hf_cache_dir()),
         "hf_endpoint": os.environ.get("HF_ENDPOINT", "https://huggingface.co"),
         "offline": download.offline(),
-        "models_present": [f"{r['name']}:{r['quant']}" for r in _rows(False) if r["downloaded"]],
+        "registry": registry,
+        "models_present": present,
     }
     if as_json:
         print(json.dumps(report, indent=2))
@@ -142,6 +148,8 @@ def doctor_cmd(
             "--no-cache-dir llama-cpp-python"
         )
     console.print(f"config            {report['user_models_yaml']}")
+    if registry != "ok":
+        console.print(f"registry          [red]{escape(registry)}[/]")
     console.print(f"HF cache          {report['hf_cache']}  (endpoint {report['hf_endpoint']})")
     console.print(f"offline           {report['offline']}")
     present = ", ".join(report["models_present"]) or "none"

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 import typer
 
@@ -24,6 +25,15 @@ from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
 def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter("must be a finite number")
+    return value
+
+
+def _url(value: str | None) -> str | None:
+    if value is None:
+        return value
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise typer.BadParameter(f"'{value}' is not an http:// or https:// URL")
     return value
 
 
@@ -93,7 +103,9 @@ ENGINE: dict[str, tuple[Any, Any]] = {
     "backend": (
         Annotated[
             str | None,
-            typer.Option(envvar="MARCO_BACKEND", help="Search against an OpenAI-compatible server (URL)."),
+            typer.Option(
+                envvar="MARCO_BACKEND", callback=_url, help="Search against an OpenAI-compatible server."
+            ),
         ],
         None,
     ),

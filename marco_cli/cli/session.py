@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from marco_cli import download
+from marco_cli.cli import signals
 from marco_cli.cli.options import Options
 from marco_cli.errors import MarcoError
 from marco_cli.registry import ModelSpec, load_registry, parse_spec
@@ -90,6 +91,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
         n_seq=parallel,
         parallel=parallel,
     )
+    engine.watch_interrupts(signals.WATCH)
     info = {
         "name": spec.entry.name if spec.entry else spec.label,
         "file": str(local.path),

@@ -8,8 +8,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from marco_cli import history, tasks
+from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
@@ -21,11 +23,23 @@ from marco_cli.ui.tree_view import final_view
 Text = Annotated[str | None, typer.Argument(help="The input; '-' or a pipe reads stdin.")]
 
 
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"{where}: byte {exc.start} is not UTF-8; convert the text to UTF-8 first"
+        raise MarcoError(message, code=2) from None
+
+
 def read_input(text: str | None) -> str:
+    """The prompt from the argument or stdin, as UTF-8 (invalid bytes are a usage error)."""
     if text is None or text == "-":
         if text is None and sys.stdin.isatty():
             raise MarcoError("give the text as an argument, or pipe it on stdin", code=2)
-        text = sys.stdin.read()
+        raw = getattr(sys.stdin, "buffer", None)
+        text = _decode(raw.read(), "stdin") if raw is not None else sys.stdin.read()
+    else:  # argv bytes that are not UTF-8 arrive as lone surrogates
+        text = _decode(text.encode("utf-8", "surrogateescape"), "the argument")
     if not text.strip():
         raise MarcoError("the prompt is empty", code=2)
     return text
@@ -55,7 +69,11 @@ def run_one(
         held = ", ".join(f"{k} branch{'es' if k > 1 else ''}: {v}" for k, v in sorted(sizes.items()))
         console.print(f"generation decodes by branches held ({held})", highlight=False)
     if not output.no_log:
-        record["run_id"] = history.save(session.command, record)
+        run_id, warning = history.save_or_keep(session.command, record)
+        if run_id is not None:
+            record["run_id"] = run_id
+        if warning:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     return record
 
 
@@ -64,6 +82,9 @@ def show_answer(record: dict[str, Any], options: Options, one_line: bool = False
     if one_line:
         answer = " ".join(answer.split())
     quiet, hide = options.output.quiet, options.output.hide_thought
+    if "stopped" not in record:  # a stand-in for an empty or failed line
+        print(answer, flush=True)
+        return
     if sys.stdout.isatty() and not quiet:
         out_console().print(final_view(record, hide))
         return
@@ -85,9 +106,12 @@ def finish(records: list[dict[str, Any]]) -> None:
                 f"[yellow]no answer: no rollout finished ({stats['loop']} looped, {stats['budget']} hit "
                 "the token budget); try a larger --max-tokens or more --iterations[/]"
             )
-    if any(r["stopped"] == "interrupted" for r in records):
-        err_console().print("[yellow]interrupted: the best answer so far is shown[/]")
-        raise typer.Exit(130)
+    interrupted = [r for r in records if r["stopped"] == "interrupted"]
+    if interrupted:
+        shown = any(r["answer"] for r in interrupted)
+        what = "the best answer so far is shown" if shown else "no answer had finished yet"
+        err_console().print(f"[yellow]interrupted: {what}[/]")
+        raise typer.Exit(signals.exit_code())
 
 
 @with_options()
@@ -119,23 +143,36 @@ def translate_cmd(
     config = config_from(options.search)
     session = open_session("translate", options, branches(config))
     records: list[dict[str, Any]] = []
+    failed = 0
     with session.engine:
-        for line in lines:
-            if not line.strip():
-                if not options.output.as_json:
-                    print("", flush=True)
-                continue
-            messages = tasks.translate_messages(line.strip(), to, source)
-            record = run_one(session, config, line.strip(), messages)
+        for number, line in enumerate(lines, 1):
+            record = _translate_line(session, config, line, number, to, source)
+            failed += "failed" in record
             records.append(record)
             if not options.output.as_json:
                 show_answer(record, options, one_line=len(lines) > 1)
-            if record["stopped"] == "interrupted":
+            if record.get("stopped") == "interrupted":
                 break
     if options.output.as_json:
         doc = records[0] if len(lines) == 1 and records else {"task": "translate", "lines": records}
         print(json.dumps(doc, ensure_ascii=False))
-    finish(records)
+    finish([r for r in records if "stopped" in r])
+    if failed:
+        raise MarcoError(f"{failed} of {len(lines)} lines failed (said above; their output lines are empty)")
+
+
+def _translate_line(
+    session: Session, config: SearchConfig, line: str, number: int, to: str, source: str | None
+) -> dict[str, Any]:
+    """One input line's record; an empty line or a failed one gets a stand-in entry (empty
+    answer) so that output lines stay in step with input lines."""
+    if not line.strip():
+        return {"question": line, "answer": "", "skipped": "empty line"}
+    try:
+        return run_one(session, config, line.strip(), tasks.translate_messages(line.strip(), to, source))
+    except MarcoError as exc:
+        err_console().print(f"[bold red]error:[/] line {number}: {escape(str(exc))}", highlight=False)
+        return {"question": line.strip(), "answer": "", "failed": str(exc)}
 
 
 COMMANDS = {"solve": solve_cmd, "translate": translate_cmd}

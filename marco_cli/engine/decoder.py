@@ -12,6 +12,7 @@ import ctypes
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import llama_cpp
 import numpy as np
@@ -26,7 +27,19 @@ from marco_cli.errors import MarcoError
 Observer = Callable[[np.ndarray, int], None]
 _SAVED_ROWS = 8
 _LOOP_WINDOW = DEFAULT_RULE.window()
+_WATCHED_ROWS = 16  # decodes of more rows than this (prompt chunks) can be aborted mid-way
+_NO_ABORT = llama_cpp.ggml_abort_callback()  # a null callback
 _CONTEXT_TOKENS = 256  # prefix tokens decoded for the loop check (a loop may begin before the branch)
+
+
+class InterruptWatch(Protocol):
+    """Signals seen during a decode: entered around it, asked between its graph nodes."""
+
+    def pending(self) -> bool: ...
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 @dataclass
@@ -70,6 +83,8 @@ class Decoder:
         self.generated = 0
         self.decode_calls = 0
         self.decode_sizes: Counter[int] = Counter()  # generation decodes by branches they held
+        self.interrupts: InterruptWatch | None = None  # asked between graph nodes of long decodes
+        self._abort = llama_cpp.ggml_abort_callback(self._should_abort)  # kept alive with the decoder
 
     def free(self) -> None:
         if self._batch is not None:
@@ -93,13 +108,25 @@ class Decoder:
             batch.seq_id[i][0] = seq
             batch.logits[i] = out
         batch.n_tokens = len(entries)
-        rc = llama_cpp.llama_decode(self._ctx, batch)
+        watch = self.interrupts if len(entries) > _WATCHED_ROWS else None
+        if watch is None:
+            rc = llama_cpp.llama_decode(self._ctx, batch)
+        else:  # the watch raises KeyboardInterrupt on leaving when a signal came meanwhile
+            with watch:
+                llama_cpp.llama_set_abort_callback(self._ctx, self._abort, None)
+                try:
+                    rc = llama_cpp.llama_decode(self._ctx, batch)
+                finally:
+                    llama_cpp.llama_set_abort_callback(self._ctx, _NO_ABORT, None)
         self.decode_calls += 1
         if rc != 0:
             raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
         for tok, _pos, seq, _out in entries:
             self.cache.tokens[seq].append(tok)
         self.evaluated += len(entries)
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        return self.interrupts is not None and self.interrupts.pending()
 
     def _prepare(self, prefix: Sequence[int], busy: set[int]) -> tuple[int, np.ndarray]:
         """A slot holding `prefix` (all but what is still to decode) and the next-token row."""
@@ -194,7 +221,12 @@ class Decoder:
         return token
 
     # generation ------------------------------------------------------------------------------
-    def generate_many(self, requests: Sequence[Request], observe: Observer | None = None) -> list[Generation]:
+    def generate_many(
+        self,
+        requests: Sequence[Request],
+        observe: Observer | None = None,
+        on_token: Callable[[int], None] | None = None,
+    ) -> list[Generation]:
         """Generate every request; all live branches advance together, one decode per step."""
         branches: list[_Branch] = []
         rows: list[np.ndarray] = []
@@ -214,6 +246,8 @@ class Decoder:
                 for b, row in zip(branches, rows, strict=True)
                 if self._advance(b, self._sample_row(b.sampler, row), row, observe)
             ]
+            if on_token is not None:
+                on_token(len(branches))
             while live:
                 self._run([(b.tokens[-1], b.pos, b.seq, True) for b in live])
                 self.decode_sizes[len(live)] += 1
@@ -225,6 +259,8 @@ class Decoder:
                     token = int(llama_cpp.llama_sampler_sample(b.sampler, self._ctx, i))
                     if self._advance(b, token, row, observe):
                         stepped.append(b)
+                if on_token is not None:
+                    on_token(len(live))
                 live = stepped
             for seq in sorted({b.seq for b in branches}):
                 self.snapshots.save(self._ctx, seq, self.cache.tokens[seq])

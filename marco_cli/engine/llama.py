@@ -17,7 +17,7 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from marco_cli.engine.decoder import Decoder
+from marco_cli.engine.decoder import Decoder, InterruptWatch
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
@@ -122,6 +122,13 @@ class Engine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+        if ctx is not None and ctx > self.n_ctx_train:
+            self.close()
+            raise MarcoError(
+                f"a {ctx}-token context is more than {self.path.name} was trained for "
+                f"({self.n_ctx_train} tokens)",
+                code=2,
+            )
         n_ctx = min(self.n_ctx_train, ctx or DEFAULT_CTX_CAP)
         if flash_attn is None:  # plain attention decodes 1.3x faster on CPU (measured on SmolLM2)
             flash_attn = self.gpu_layers > 0
@@ -223,7 +230,8 @@ class Engine:
         if len(tokens) >= self.n_ctx:
             raise MarcoError(
                 f"the prompt is {len(tokens)} tokens, longer than the {self.n_ctx}-token context; "
-                "shorten it or raise --ctx"
+                "shorten it or raise --ctx",
+                code=2,
             )
         return tokens
 
@@ -242,11 +250,15 @@ class Engine:
         """
         return self._decoder.generate_many([Request(tuple(prefix), sampling, stop)], observe)[0]
 
-    def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
-        """Several branches at once, one llama_decode per step for up to `parallel` of them."""
+    def generate_many(
+        self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
+    ) -> list[Generation]:
+        """Several branches at once, one llama_decode per step for up to `parallel` of them;
+        `on_token(n)` hears of every n tokens sampled (live progress)."""
         out: list[Generation] = []
         for start in range(0, len(requests), self.parallel):
-            out.extend(self._decoder.generate_many(requests[start : start + self.parallel]))
+            batch = requests[start : start + self.parallel]
+            out.extend(self._decoder.generate_many(batch, on_token=on_token))
         return out
 
     def reset(self) -> None:
@@ -271,6 +283,10 @@ class Engine:
     @property
     def decode_calls(self) -> int:
         return self._decoder.decode_calls
+
+    def watch_interrupts(self, watch: InterruptWatch) -> None:
+        """Let long decodes (prompt chunks) stop mid-way when a signal comes (see decoder.py)."""
+        self._decoder.interrupts = watch
 
     @property
     def decode_sizes(self) -> dict[int, int]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,7 +101,7 @@ class RemoteEngine:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read() or b"{}")
             except urllib.error.HTTPError as exc:
-                detail = exc.read()[:200].decode("utf-8", "replace").strip()
+                detail = one_line(exc.read()[:2000].decode("utf-8", "replace"))
                 if exc.code < 500:
                     raise Refused(f"the server refused {path}: HTTP {exc.code} {detail}") from None
                 last = f"HTTP {exc.code} {detail}"
@@ -159,11 +160,21 @@ class RemoteEngine:
     def generate(self, prefix: Sequence[int], sampling: Sampling, stop: StopRule) -> Generation:
         return self.generate_many([Request(tuple(prefix), sampling, stop)])[0]
 
-    def generate_many(self, requests: Sequence[Request]) -> list[Generation]:
+    def generate_many(
+        self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
+    ) -> list[Generation]:
+        """Siblings go out concurrently; `on_token` hears of each answer's tokens as it arrives."""
+
+        def one(request: Request) -> Generation:
+            gen = self._one(request)
+            if on_token is not None:
+                on_token(len(gen.tokens))
+            return gen
+
         if len(requests) == 1:
-            return [self._one(requests[0])]
+            return [one(requests[0])]
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            return list(pool.map(self._one, requests))
+            return list(pool.map(one, requests))
 
     def _one(self, request: Request) -> Generation:
         prefix, sampling, stop = request.prefix, request.sampling, request.stop
@@ -238,6 +249,18 @@ class RemoteEngine:
         tokens = tuple(self.tokenize(text)) if text else ()
         self.generated += len(tokens)
         return Generation(tokens, text, tuple(logprobs), tuple(confidences), reason)
+
+
+def one_line(body: str) -> str:
+    """A server's error body as one short line: JSON's message, else text without HTML tags."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    text = " ".join(re.sub(r"<[^>]*>", " ", body).split())
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _first_stop(pieces: list[str], stop: StopRule, context: str) -> tuple[int, str]:

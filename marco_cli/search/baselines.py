@@ -20,6 +20,7 @@ from marco_cli.search.events import (
     IterationStarted,
     Listener,
     NodeAdded,
+    TokensGenerated,
     ignore,
 )
 from marco_cli.search.mcts import backup
@@ -46,7 +47,7 @@ def sample_answers(
         for i in range(n)
     ]
     listener(IterationStarted(1, 1))
-    gens = model.generate_many(requests)
+    gens = model.generate_many(requests, on_token=lambda n: listener(TokensGenerated(n)))
     for gen in gens:
         node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
         listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -12,6 +12,7 @@ from marco_cli.search.tree import Rollout, Tree
 STRATEGIES = ("mcts", "cot", "best-of-n", "vote")
 REWARDS = ("finished", "paper", "path")
 SELECTS = ("visits", "reward", "vote")
+TokenCallback = Callable[[int], None]
 
 
 class Model(Protocol):
@@ -19,7 +20,11 @@ class Model(Protocol):
 
     evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
 
-    def generate_many(self, requests: Sequence[Request]) -> list[Generation]: ...
+    def generate_many(
+        self, requests: Sequence[Request], on_token: TokenCallback | None = None
+    ) -> list[Generation]:
+        """Generate every request; call `on_token(n)` as tokens are produced (progress)."""
+        ...
 
     def tokenize(self, text: str) -> list[int]: ...
 

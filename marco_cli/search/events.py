@@ -14,6 +14,13 @@ class IterationStarted:
 
 
 @dataclass(frozen=True)
+class TokensGenerated:
+    """n more tokens were sampled in a generation still running (live progress)."""
+
+    n: int
+
+
+@dataclass(frozen=True)
 class NodeAdded:
     node: int
     parent: int | None
@@ -56,7 +63,7 @@ class Finished:
     rollout: int | None
 
 
-Event = IterationStarted | NodeAdded | RolloutScored | BackedUp | BestChanged | Finished
+Event = IterationStarted | TokensGenerated | NodeAdded | RolloutScored | BackedUp | BestChanged | Finished
 Listener = Callable[[Event], None]
 
 

@@ -26,6 +26,7 @@ from marco_cli.search.events import (
     IterationStarted,
     Listener,
     NodeAdded,
+    TokensGenerated,
     ignore,
 )
 from marco_cli.search.tree import Node, Rollout, Tree
@@ -90,6 +91,9 @@ class Search:
         self.error: str | None = None
 
     # building blocks ---------------------------------------------------------------------------
+    def _progress(self, n: int) -> None:
+        self.emit(TokensGenerated(n))
+
     def _seed(self) -> int:
         return self.rng.randrange(1 << 31)
 
@@ -97,7 +101,7 @@ class Search:
         return self.cfg.max_tokens - self.tree.generated_tokens(node)
 
     def _generate(self, requests: list[Request]) -> list[Generation]:
-        gens = self.model.generate_many(requests)
+        gens = self.model.generate_many(requests, on_token=self._progress)
         self.generated += sum(len(g.tokens) for g in gens)
         return gens
 

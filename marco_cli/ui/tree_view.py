@@ -41,30 +41,42 @@ class TreeSnapshot:
     rollouts: int = 0
     iteration: int = 0
     total: int = 0
-    tokens: int = 0
+    tokens: int = 0  # in nodes and rollouts
+    streamed: int = 0  # sampled in generations that have not ended yet
 
     def __post_init__(self) -> None:
         self.nodes.setdefault(0, NodeView(0, None, self.question, None, False, False))
 
     def apply(self, event: ev.Event) -> None:
         if isinstance(event, ev.IterationStarted):
-            self.iteration, self.total = event.iteration, event.total
+            self.iteration, self.total, self.streamed = event.iteration, event.total, 0
+        elif isinstance(event, ev.TokensGenerated):
+            self.streamed += event.n
         elif isinstance(event, ev.NodeAdded):
             self.nodes[event.node] = NodeView(
                 event.node, event.parent, event.text, event.confidence, event.reflection, event.terminal
             )
             if event.parent is not None:
                 self.nodes[event.parent].children.append(event.node)
-            self.tokens += event.n_tokens
+            self._count(event.n_tokens)
         elif isinstance(event, ev.RolloutScored):
             self.rollouts += 1
-            self.tokens += event.n_tokens
+            self._count(event.n_tokens)
         elif isinstance(event, ev.BackedUp):
             for node in event.nodes:
                 self.nodes[node].visits += 1
                 self.nodes[node].value_sum += event.reward
         elif isinstance(event, ev.BestChanged):
             self.best_path, self.best_reward, self.best_answer = event.path, event.reward, event.answer
+
+    def _count(self, n_tokens: int) -> None:
+        """Tokens now held by the tree stop counting as streamed."""
+        self.tokens += n_tokens
+        self.streamed = max(0, self.streamed - n_tokens)
+
+    @property
+    def tokens_so_far(self) -> int:
+        return self.tokens + self.streamed
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TreeSnapshot:
@@ -115,9 +127,9 @@ def _label(node: NodeView, on_best: bool, width: int) -> Text:
     if node.reflection:
         label.append("↺ ", style="bold magenta")
     label.append(_short(node.text, width), style=_colour(node.confidence) + (" bold" if on_best else ""))
-    mean = node.value_sum / node.visits if node.visits else 0.0
+    mean = f"{node.value_sum / node.visits:.2f}" if node.visits else "  - "
     conf = "  -  " if node.confidence is None else f"{node.confidence:.2f}"
-    label.append(f"  n={node.visits} q={mean:.2f} c={conf}", style="dim")
+    label.append(f"  n={node.visits} q={mean} c={conf}", style="dim")
     if node.terminal:
         label.append(" ■", style="cyan")
     if on_best:
@@ -125,11 +137,13 @@ def _label(node: NodeView, on_best: bool, width: int) -> Text:
     return label
 
 
-def render_tree(snap: TreeSnapshot, width: int = 100, max_lines: int = 30) -> RichTree:
-    """The tree, most visited children first; deep, crowded or low-visit parts collapsed."""
+def render_tree(snap: TreeSnapshot, width: int = 100, max_lines: int = 30, hint: str = "") -> RichTree:
+    """The tree, most visited children first; deep, crowded or low-visit parts collapsed, and a
+    last line saying how many nodes are not drawn (with `hint`, where to see them all)."""
     best = set(snap.best_path)
     root = RichTree(Text(_short(snap.question, width), style="bold"), guide_style="dim")
-    budget = [max(3, max_lines)]
+    budget = [max(3, max_lines) - 1]  # one line is kept for the count of what is left out
+    drawn = [0]
 
     def add(parent: RichTree, node: NodeView, depth: int) -> None:
         kids = sorted(
@@ -140,6 +154,7 @@ def render_tree(snap: TreeSnapshot, width: int = 100, max_lines: int = 30) -> Ri
             if budget[0] <= 0:
                 break
             budget[0] -= 1
+            drawn[0] += 1
             branch = parent.add(_label(child, child.id in best, max(20, width - 4 * depth - 30)))
             if depth < MAX_DEPTH and (child.visits > 0 or child.id in best):
                 add(branch, child, depth + 1)
@@ -151,15 +166,18 @@ def render_tree(snap: TreeSnapshot, width: int = 100, max_lines: int = 30) -> Ri
             parent.add(Text(f"… {hidden} more sibling(s)", style="dim"))
 
     add(root, snap.nodes[0], 1)
+    left = len(snap.nodes) - 1 - drawn[0]
+    if left > 0:
+        root.add(Text(f"… {left} of {len(snap.nodes) - 1} nodes not shown{hint}", style="dim italic"))
     return root
 
 
 def status_line(snap: TreeSnapshot, elapsed: float, strategy: str) -> Text:
-    rate = snap.tokens / elapsed if elapsed > 0 else 0.0
+    rate = snap.tokens_so_far / elapsed if elapsed > 0 else 0.0
     best = "-" if snap.best_reward is None else f"{snap.best_reward:.3f}"
     return Text.assemble(
         (f"{strategy} ", "bold"),
-        f"iteration {snap.iteration}/{snap.total} · {snap.tokens} tokens · {rate:.0f} tok/s · "
+        f"iteration {snap.iteration}/{snap.total} · {snap.tokens_so_far} tokens · {rate:.0f} tok/s · "
         f"{elapsed:.1f}s · {snap.rollouts} rollouts · best reward ",
         (best, "bold green" if snap.best_reward is not None else "dim"),
     )
@@ -183,13 +201,24 @@ def output_panel(answer: str) -> RenderableType:
     )
 
 
+STOP_REASONS = {
+    "agreement": "stopped early: enough finished rollouts agreed (--stop-agree)",
+    "confidence": "stopped early: a rollout reached the confidence to stop",
+    "time": "stopped at --max-time",
+    "exhausted": "stopped early: every branch of the tree was complete",
+    "interrupted": "interrupted",
+    "error": "stopped by an error",
+}
+
+
 def summary_line(record: dict[str, Any]) -> Text:
     model = record.get("model", {})
     conf = record.get("confidence")
+    why = STOP_REASONS.get(record.get("stopped", ""), "")
     return Text(
         f"{model.get('name', '?')} · {record['settings']['strategy']} · {record['iterations']} iterations · "
         f"{record['tokens']['generated']} tokens · {record['seconds']:.1f}s · confidence "
-        f"{'-' if conf is None else f'{conf:.3f}'}",
+        f"{'-' if conf is None else f'{conf:.3f}'}" + (f" · {why}" if why else ""),
         style="dim",
     )
 
