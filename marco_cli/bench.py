@@ -19,11 +19,11 @@ from marco_cli import tasks
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import extract_number
 from marco_cli.search.config import Model, SearchConfig
-from marco_cli.search.core import run_search
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 META = "run.json"
+RECORDS = "records.jsonl"
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def config_name(strategy: str, granularity: str) -> str:
     return f"{strategy}/{granularity}" if strategy == "mcts" else strategy
 
 
-def read_results(out: Path) -> list[dict[str, Any]]:
-    path = out / RESULTS
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The lines of a results file; a line cut by a crash is skipped (that problem runs again)."""
     if not path.exists():
         return []
     rows = []
@@ -93,14 +93,22 @@ def read_results(out: Path) -> list[dict[str, Any]]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a line cut by a crash: that problem runs again
+            continue
     return rows
 
 
-def append_result(out: Path, row: dict[str, Any]) -> None:
-    with open(out / RESULTS, "a", encoding="utf-8") as handle:
+def read_results(out: Path) -> list[dict[str, Any]]:
+    return read_jsonl(out / RESULTS)
+
+
+def append_line(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         handle.flush()
+
+
+def append_result(out: Path, row: dict[str, Any]) -> None:
+    append_line(out / RESULTS, row)
 
 
 def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, Any]:
@@ -187,8 +195,8 @@ def check_run_dir(out: Path, meta: dict[str, Any]) -> None:
     meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
-def result_row(name: str, problem: Problem, result: Any) -> dict[str, Any]:
-    extracted, correct = grade(result.answer, problem.answer)
+def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str, Any]:
+    extracted, correct = grade(record["answer"], problem.answer)
     return {
         "config": name,
         "index": problem.index,
@@ -196,26 +204,33 @@ def result_row(name: str, problem: Problem, result: Any) -> dict[str, Any]:
         "gold": problem.answer,
         "extracted": extracted,
         "correct": correct,
-        "reward": result.reward,
-        "tokens": result.generated_tokens,
-        "seconds": round(result.seconds, 3),
-        "answer": result.answer,
-        "response": result.text,
+        "reward": record["confidence"],
+        "tokens": record["tokens"]["generated"],
+        "seconds": record["seconds"],
+        "answer": record["answer"],
+        "response": record["response"],
     }
+
+
+def read_records(out: Path) -> list[dict[str, Any]]:
+    """The search records a bench run kept (`records.jsonl`: config, index, gold, record)."""
+    return read_jsonl(out / RECORDS)
 
 
 def run(
     engine: Model,
     style: str,
+    info: dict[str, Any],
     problems: list[Problem],
     configs: dict[str, SearchConfig],
     out: Path,
     listener: BenchListener,
     jobs: int = 1,
 ) -> None:
-    """Run every configuration on every problem not yet in `out`, appending each graded row as
-    it finishes. `jobs` > 1 keeps that many problems in flight (for a server that batches).
-    Ctrl-C propagates; finished rows stay."""
+    """Run every configuration on every problem not yet in `out`, appending each graded row
+    (results.jsonl) and the search's record (records.jsonl, for `marco export`) as it finishes.
+    `jobs` > 1 keeps that many problems in flight (for a server that batches). Ctrl-C
+    propagates; finished rows stay."""
     done = {(r["config"], r["index"]) for r in read_results(out)}
     todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
     total = len(problems) * len(configs)
@@ -224,14 +239,16 @@ def run(
 
     def work(item: tuple[Problem, str]) -> None:
         problem, name = item
-        prompt = engine.build_prompt(tasks.solve_messages(problem.question), style)  # type: ignore[attr-defined]
-        result = run_search(engine, prompt, configs[name])
-        if result.stopped == "interrupted":
+        messages = tasks.solve_messages(problem.question)
+        record = tasks.run_task(engine, style, info, problem.question, messages, configs[name])
+        if record["stopped"] == "interrupted":
             raise KeyboardInterrupt
-        if result.stopped == "error":
-            raise MarcoError(result.error or "the model failed")
-        row = result_row(name, problem, result)
+        if record["stopped"] == "error":
+            raise MarcoError(record["error"] or "the model failed")
+        row = result_row(name, problem, record)
+        kept = {"config": name, "index": problem.index, "gold": problem.answer, "record": record}
         with lock:
+            append_line(out / RECORDS, kept)
             append_result(out, row)
         listener(ProblemGraded(name, problem.index, row["correct"]))
 

@@ -123,6 +123,23 @@ def recent(limit: int) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+def records(ids: list[int] | None = None, since: float | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(id, record) of the runs with these ids (all when None) created since `since`."""
+    if not db_path().exists():
+        return []
+    query, args = "SELECT id, record FROM runs WHERE created >= ?", [since or 0.0]
+    if ids is not None:
+        wanted = [i for i in ids if 0 < i <= MAX_ID]
+        query += f" AND id IN ({', '.join('?' * len(wanted)) or 'NULL'})"
+        args.extend(wanted)
+    try:
+        with closing(_connect()) as conn:
+            rows = conn.execute(query + " ORDER BY id", args).fetchall()
+    except (sqlite3.Error, OSError) as exc:
+        raise _broken(exc) from None
+    return [(int(run_id), json.loads(text)) for run_id, text in rows]
+
+
 def load(run_id: int) -> dict[str, Any]:
     if not db_path().exists():
         raise MarcoError(f"no run {run_id}: the history is empty")

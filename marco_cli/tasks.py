@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import Model, SearchConfig
 from marco_cli.search.core import run_search
@@ -47,4 +48,4 @@ def run_task(
         raise MarcoError("the prompt is empty", code=2)
     prompt = engine.build_prompt(messages, style)  # type: ignore[attr-defined]
     result = run_search(engine, prompt, config, listener)
-    return result_to_dict(result, question, info, config)
+    return result_to_dict(result, question, info, config, with_system_prompt(messages, style, None))

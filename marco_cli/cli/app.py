@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from marco_cli.cli import bench, history, models, signals, solve
+from marco_cli.cli import bench, export, history, models, signals, solve
 from marco_cli.errors import MarcoError
 from marco_cli.ui.console import err_console, fail
 
@@ -67,7 +67,7 @@ def main_options(
     """Marco-o1-style MCTS reasoning over local GGUF models."""
 
 
-for module in (solve, bench, history, models):
+for module in (solve, bench, export, history, models):
     for name, command in module.COMMANDS.items():
         app.command(name)(exit_codes(command))
 

@@ -119,7 +119,8 @@ def bench_cmd(
     with session.engine, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         jobs = (options.engine.parallel or 4) if options.engine.backend else 1
         try:
-            bench.run(session.engine, session.style, problems, configs, out, _progress_listener(bar), jobs)
+            listener = _progress_listener(bar)
+            bench.run(session.engine, session.style, session.info, problems, configs, out, listener, jobs)
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}

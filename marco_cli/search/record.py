@@ -52,12 +52,19 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
 
 
 def result_to_dict(
-    result: SearchResult, question: str, model: dict[str, Any], config: SearchConfig
+    result: SearchResult,
+    question: str,
+    model: dict[str, Any],
+    config: SearchConfig,
+    messages: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """`messages` is the conversation the model answered (system and user turns): training
+    data exported from the record starts from it."""
     tree = tree_to_dict(result.tree)
     return {
         "schema": SCHEMA_VERSION,
         "question": question,
+        "messages": messages or [{"role": "user", "content": question}],
         "model": model,
         "settings": config.as_dict(),
         "answer": result.answer,

@@ -1,0 +1,122 @@
+"""`marco export`: runs from the history or a `marco bench` folder, as JSONL training data."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marco_cli import bench, export, history
+from marco_cli.errors import MarcoError
+from marco_cli.ui.console import err_console
+
+
+def parse_ids(values: list[str]) -> list[int]:
+    """`--run 3 --run 7-9` (or `3,7-9`) as run ids."""
+    ids: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            low, _, high = part.strip().partition("-")
+            try:
+                first, last = int(low), int(high or low)
+            except ValueError:
+                raise MarcoError(f"'{part}' is not a run id or a range like 3-7", code=2) from None
+            if first > last:
+                raise MarcoError(f"the range {part} is empty", code=2)
+            ids.extend(range(first, last + 1))
+    return ids
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise MarcoError(
+            f"--since wants a date like 2026-11-25 or 2026-11-25T14:30, not '{value}'", code=2
+        ) from None
+
+
+def runs_from_history(ids: list[int], everything: bool, since: str | None) -> list[export.Run]:
+    if not ids and not everything and since is None:
+        raise MarcoError(
+            "say which runs: --run ID (or a range), --all, --since DATE, or a bench folder", code=2
+        )
+    rows = history.records(ids or None, _since(since))
+    missing = sorted(set(ids) - {run_id for run_id, _ in rows})
+    if missing:
+        raise MarcoError(
+            f"no run {', '.join(map(str, missing))} in the history; 'marco log' lists them", code=2
+        )
+    if not rows:
+        raise MarcoError("no run in the history matches; 'marco log' lists them", code=2)
+    return [export.Run(record, None, f"run {run_id}") for run_id, record in rows]
+
+
+def runs_from_bench(folder: Path) -> list[export.Run]:
+    kept = bench.read_records(folder)
+    if not kept:
+        raise MarcoError(
+            f"{folder} holds no search records (records.jsonl): is it a marco bench folder?", code=2
+        )
+    return [export.Run(k["record"], k["gold"], f"{folder} {k['config']} #{k['index']}") for k in kept]
+
+
+def export_cmd(
+    bench_dir: Annotated[
+        Path | None, typer.Argument(help="A marco bench --out folder (it has gold answers).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="sft, dpo or tree.")] = "sft",
+    run: Annotated[list[str] | None, typer.Option("--run", help="Run id or range (3-7); repeat.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every run in the history.")] = False,
+    since: Annotated[str | None, typer.Option(help="Runs since this date (ISO).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+    correct_only: Annotated[
+        bool, typer.Option(help="sft: only rollouts that match the gold answer.")
+    ] = False,
+    min_reward: Annotated[
+        float | None, typer.Option(help="sft: only rollouts with at least this reward.")
+    ] = None,
+    length: Annotated[
+        str, typer.Option(help="sft: all, or the shortest/longest third per question.")
+    ] = "all",
+    chosen_only: Annotated[
+        bool, typer.Option(help="sft: only the rollout the search answered with.")
+    ] = False,
+    margin: Annotated[
+        float, typer.Option(min=0.0, help="dpo without gold: the reward gap a pair needs.")
+    ] = 0.0,
+    prefer_short: Annotated[bool, typer.Option(help="dpo: also the shorter of two correct sides.")] = False,
+    max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,
+) -> None:
+    """Export search trees as training data: SFT conversations, DPO pairs, or raw trees (JSONL)."""
+    if fmt not in export.FORMATS:
+        raise MarcoError(f"--format must be one of {', '.join(export.FORMATS)}", code=2)
+    if length not in export.LENGTHS:
+        raise MarcoError(f"--length must be one of {', '.join(export.LENGTHS)}", code=2)
+    runs = (
+        runs_from_bench(bench_dir)
+        if bench_dir
+        else runs_from_history(parse_ids(run or []), everything, since)
+    )
+    options = export.Options(
+        correct_only, min_reward, length, chosen_only, margin, prefer_short, max_pairs_per_question
+    )
+    lines, report = export.export(runs, fmt, options)
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        print(text, end="", flush=True)
+    what = {"sft": "examples", "dpo": "pairs", "tree": "trees"}[fmt]
+    skipped = "; ".join(f"{n} skipped: {why}" for why, n in report.skipped.most_common()) or "none skipped"
+    err_console().print(
+        f"{report.runs} runs read, {report.written} {what} written ({skipped})", highlight=False
+    )
+
+
+COMMANDS = {"export": export_cmd}

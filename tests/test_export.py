@@ -1,0 +1,224 @@
+"""`marco export`: trees to SFT conversations, tree-aligned DPO pairs and raw trees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli import export
+from marco_cli.cli import app
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.mcts import Search
+from marco_cli.search.record import result_to_dict
+from tests.scripted import ScriptedModel
+
+runner = CliRunner()
+SFT_KEYS = {"messages", "source", "reward", "tokens", "correct"}
+DPO_KEYS = {
+    "prompt",
+    "chosen",
+    "rejected",
+    "shared_prefix_chars",
+    "shared_prefix_tokens",
+    "chosen_reward",
+    "rejected_reward",
+    "chosen_correct",
+    "rejected_correct",
+    "source",
+}
+TREE_KEYS = {
+    "source",
+    "question",
+    "messages",
+    "gold",
+    "answer",
+    "chosen_rollout",
+    "path",
+    "nodes",
+    "rollouts",
+    "settings",
+}
+PROBLEMS = "Tom has 3 apples and buys 4 more. How many apples does he have?\t7\nWhat is 10 - 4?\t6\n"
+
+
+def scripted_run(gold: str | None = "7") -> export.Run:
+    """A tree with right (7) and wrong (5) answers of different lengths below shared steps."""
+    model = ScriptedModel(
+        actions={"": [("Start.\n", 0.9), ("Begin here.\n", 0.8)]},
+        rollouts={},
+        fallback=lambda s: ("<Output>7</Output>", 0.9) if len(s) % 2 else ("so <Output>5</Output>", 0.7),
+        more_actions=lambda s: [(s[:1] + "a\n", 0.8), (s[:1] + "bb\n", 0.6), (s[:1] + "ccc\n", 0.5)],
+    )
+    config = SearchConfig(iterations=10, children=3, stop_agree=None, rollouts="all")
+    result = Search(model, model.prompt, config).run()
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Q?"}]
+    return export.Run(result_to_dict(result, "Q?", {}, config, messages), gold, "scripted")
+
+
+def test_dpo_pairs_are_aligned_on_the_tree() -> None:
+    run = scripted_run()
+    report = export.Report()
+    pairs = list(export.dpo_pairs(run, export.Options(), report))
+    assert pairs and report.written == len(pairs)
+    shared = [p["shared_prefix_chars"] for p in pairs]
+    assert max(shared) > 0 and min(shared) == 0  # pairs diverging inside the tree and at its root
+    texts = {r["text"] for r in run.record["rollouts"]}
+    for pair in pairs:
+        assert set(pair) == DPO_KEYS and pair["prompt"] == run.record["messages"]
+        chosen, rejected = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
+        assert chosen in texts and rejected in texts and chosen != rejected
+        assert pair["chosen_correct"] is True and pair["rejected_correct"] is False
+        n = pair["shared_prefix_chars"]
+        assert chosen[:n] == rejected[:n]
+        if n < min(len(chosen), len(rejected)):
+            assert pair["shared_prefix_tokens"] > 0 or n == 0
+
+
+def test_prefer_short_adds_the_shorter_correct_side_and_max_pairs_caps() -> None:
+    run = scripted_run()
+    plain = list(export.dpo_pairs(run, export.Options(), export.Report()))
+    short = list(export.dpo_pairs(run, export.Options(prefer_short=True), export.Report()))
+    both_right = [p for p in short if p["chosen_correct"] and p["rejected_correct"]]
+    assert both_right and len(short) == len(plain) + len(both_right)
+    for pair in both_right:
+        assert len(pair["chosen"][0]["content"]) < len(pair["rejected"][0]["content"])
+    capped = list(export.dpo_pairs(run, export.Options(prefer_short=True, max_pairs=2), export.Report()))
+    assert len(capped) == 2
+
+
+def test_without_gold_the_reward_and_margin_decide() -> None:
+    run = scripted_run(gold=None)
+    pairs = list(export.dpo_pairs(run, export.Options(), export.Report()))
+    assert pairs and all(p["chosen_reward"] > p["rejected_reward"] for p in pairs)
+    wide = list(export.dpo_pairs(run, export.Options(margin=0.05), export.Report()))
+    assert all(p["chosen_reward"] - p["rejected_reward"] >= 0.05 for p in wide) and len(wide) < len(pairs)
+    report = export.Report()
+    assert not list(export.dpo_pairs(run, export.Options(margin=2.0), report))
+    assert report.skipped == {"no two rewards differ by the margin": 1}
+
+
+def test_sft_length_thirds_and_filters() -> None:
+    run = scripted_run()
+    every = list(export.sft_examples(run, export.Options(), export.Report()))
+    lengths = sorted(e["tokens"] for e in every)
+    third = -(-len(every) // 3)
+    short = list(export.sft_examples(run, export.Options(length="shortest"), export.Report()))
+    long = list(export.sft_examples(run, export.Options(length="longest"), export.Report()))
+    assert sorted(e["tokens"] for e in short) == lengths[:third]
+    assert sorted(e["tokens"] for e in long) == lengths[-third:]
+    right = list(export.sft_examples(run, export.Options(correct_only=True), export.Report()))
+    assert right and all(e["correct"] for e in right) and len(right) < len(every)
+    rich = list(export.sft_examples(run, export.Options(min_reward=0.85), export.Report()))
+    assert all(e["reward"] >= 0.85 for e in rich) and len(rich) < len(every)
+    chosen = list(export.sft_examples(run, export.Options(chosen_only=True), export.Report()))
+    assert len(chosen) == 1
+    report = export.Report()
+    assert not list(export.sft_examples(scripted_run(gold=None), export.Options(correct_only=True), report))
+    assert report.skipped == {"no gold answer": 1}
+    for example in every:
+        assert set(example) == SFT_KEYS
+        roles = [m["role"] for m in example["messages"]]
+        assert roles == ["system", "user", "assistant"]
+        assert "<Output>" in example["messages"][-1]["content"]
+
+
+def test_untagged_answers_get_thought_and_output_tags() -> None:
+    run = scripted_run()
+    record = dict(run.record)
+    record["rollouts"] = [
+        {**r, "text": r["text"].replace("<Output>", "The answer is ").replace("</Output>", "")}
+        for r in record["rollouts"]
+    ]
+    examples = list(export.sft_examples(export.Run(record, "7", "x"), export.Options(), export.Report()))
+    for example in examples:
+        content = example["messages"][-1]["content"]
+        assert (
+            content.startswith("<Thought>\n")
+            and content.endswith("\n</Output>")
+            and "</Thought>\n<Output>" in content
+        )
+
+
+@pytest.mark.slow
+def test_bench_then_export_on_the_real_model(tmp_path: Path) -> None:
+    data = tmp_path / "easy.tsv"
+    data.write_text(PROBLEMS, encoding="utf-8")
+    out = tmp_path / "bench"
+    ran = runner.invoke(
+        app,
+        [
+            "bench",
+            str(data),
+            "-m",
+            "smollm2-135m",
+            "--strategy",
+            "mcts",
+            "-n",
+            "6",
+            "--children",
+            "3",
+            "--stop-agree",
+            "0",
+            "--temperature",
+            "1.0",
+            "--max-tokens",
+            "160",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    kept = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(kept) == 2 and all(k["record"]["messages"][-1]["role"] == "user" for k in kept)
+    files = {}
+    for fmt in ("sft", "dpo", "tree"):
+        target = tmp_path / f"{fmt}.jsonl"
+        result = runner.invoke(
+            app, ["export", str(out), "--format", fmt, "--out", str(target), "--prefer-short"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "2 runs read" in result.stderr
+        files[fmt] = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(files["tree"]) == 2 and all(set(t) == TREE_KEYS for t in files["tree"])
+    by_source = {t["source"]: t for t in files["tree"]}
+    assert files["dpo"], "the trees hold right and wrong rollouts"
+    for pair in files["dpo"]:
+        assert set(pair) == DPO_KEYS
+        tree = by_source[pair["source"]]
+        texts = {r["text"] for r in tree["rollouts"]}
+        chosen, rejected = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
+        assert chosen in texts and rejected in texts and chosen != rejected
+        assert pair["prompt"] == tree["messages"]
+        n = pair["shared_prefix_chars"]
+        assert chosen[:n] == rejected[:n]
+        if pair["chosen_correct"] and pair["rejected_correct"]:
+            assert len(chosen) < len(rejected) or pair["shared_prefix_tokens"] >= 0
+        else:
+            assert pair["chosen_correct"] and not pair["rejected_correct"]
+    for example in files["sft"]:
+        assert set(example) == SFT_KEYS and example["messages"][-1]["role"] == "assistant"
+        assert "<Output>" in example["messages"][-1]["content"]
+
+
+def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, scripted_session) -> None:
+    target = tmp_path / "out.jsonl"
+    empty = runner.invoke(app, ["export", "--all", "--out", str(target)])
+    assert empty.exit_code == 2 and "no run in the history" in empty.stderr and not target.exists()
+    none = runner.invoke(app, ["export", "--out", str(target)])
+    assert none.exit_code == 2 and "say which runs" in none.stderr
+    assert runner.invoke(app, ["solve", "What is 2 + 2?"]).exit_code == 0
+    unknown = runner.invoke(app, ["export", "--run", "1-3", "--out", str(target)])
+    assert unknown.exit_code == 2 and "no run 2, 3 in the history" in unknown.stderr and not target.exists()
+    folder = tmp_path / "not-bench"
+    folder.mkdir()
+    no_results = runner.invoke(app, ["export", str(folder), "--out", str(target)])
+    assert (
+        no_results.exit_code == 2 and "holds no search records" in no_results.stderr and not target.exists()
+    )
+    fine = runner.invoke(app, ["export", "--run", "1", "--format", "tree"])
+    assert fine.exit_code == 0 and json.loads(fine.stdout)["source"] == "run 1"
+    assert "1 runs read, 1 trees written" in fine.stderr
