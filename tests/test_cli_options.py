@@ -5,6 +5,7 @@ the whole table runs in a few seconds."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 
 runner = CliRunner()
+PAGE = Path(tempfile.gettempdir()) / "marco-options-test.html"
 
 
 # (flags, where the value lands, field, expected value)
@@ -61,6 +63,7 @@ OUTPUT_FLAGS: list[tuple[list[str], str, Any]] = [
     (["-y"], "yes", True),
     (["--yes"], "yes", True),
     (["--no-log"], "no_log", True),
+    (["--html", str(PAGE)], "html", PAGE),
 ]
 MODEL_FLAGS = [(["-m", "some-model"], "model", "some-model"), (["--model", "x.gguf"], "model", "x.gguf")]
 
@@ -85,7 +88,7 @@ SESSION_CASES = [
     (command, *flag)
     for command in ("solve", "translate", "bench")
     for flag in ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS
-    if not (command == "bench" and flag[1] in ("hide_thought", "quiet", "no_log"))  # bench has none
+    if not (command == "bench" and flag[1] in ("hide_thought", "quiet", "no_log", "html"))  # not bench's
 ]
 
 
@@ -98,7 +101,7 @@ def test_engine_output_and_model_flags_reach_the_session(
     options, _, _ = scripted_session[0]
     groups = {"model": options, **{f: options.engine for f in ("gpu_layers", "cpu", "ctx", "threads")}}
     groups |= {f: options.engine for f in ("verbose", "backend", "parallel", "timeout")}
-    groups |= {f: options.output for f in ("hide_thought", "quiet", "yes", "no_log")}
+    groups |= {f: options.output for f in ("hide_thought", "quiet", "yes", "no_log", "html")}
     assert getattr(groups[field], field) == want
 
 

@@ -17,6 +17,7 @@ from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.html import write_bench_pages
 
 
 def _split(values: list[str]) -> list[str]:
@@ -89,7 +90,7 @@ def _report(summary: dict[str, Any], out: Path, as_json: bool) -> None:
     err_console().print(f"results in {out}/{bench.RESULTS}, summary in {out}/{bench.SUMMARY}")
 
 
-@with_options(exclude=("strategy", "granularity", "hide_thought", "quiet", "no_log"))
+@with_options(exclude=("strategy", "granularity", "hide_thought", "quiet", "no_log", "html"))
 def bench_cmd(
     dataset: Annotated[Path, typer.Argument(help="TSV question<TAB>answer, or JSONL question/answer.")],
     strategy: Annotated[
@@ -101,6 +102,9 @@ def bench_cmd(
     limit: Annotated[int | None, typer.Option(min=1, help="Only this many problems.")] = None,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many problems first.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Results folder (rerun it to resume).")] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Write an index page and one tree page per problem in this folder.")
+    ] = None,
     *,
     options: Options,
 ) -> None:
@@ -129,6 +133,9 @@ def bench_cmd(
     summary |= bench.summarize(rows, list(configs))
     (out / bench.SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _report(summary, out, options.output.as_json)
+    if html is not None:
+        index = write_bench_pages(html, summary, bench.read_records(out), rows)
+        console.print(f"pages: {index}", highlight=False)
     if interrupted:
         console.print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")
         raise typer.Exit(signals.exit_code())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from marco_cli import history
 from marco_cli.cli.options import HideThought, Json
-from marco_cli.ui.console import out_console
+from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
 
 
@@ -78,9 +80,14 @@ def show_cmd(
     run_id: Annotated[int, typer.Argument(help="A run id from 'marco log'.")],
     as_json: Json = False,
     hide_thought: HideThought = False,
+    html: Annotated[Path | None, typer.Option(help="Write the run as a self-contained HTML page.")] = None,
 ) -> None:
-    """Show a past run: its tree and answer, or its JSON record."""
+    """Show a past run: its tree and answer, or its JSON record, or an HTML page."""
     record = history.load(run_id)
+    if html is not None:
+        html.write_text(run_page(record, f"marco run {run_id}"), encoding="utf-8")
+        err_console().print(f"tree page: {html}", highlight=False)
+        return
     if as_json:
         print(json.dumps(record, ensure_ascii=False))
         return

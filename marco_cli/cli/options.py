@@ -12,6 +12,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -129,6 +130,10 @@ OUTPUT: dict[str, tuple[Any, Any]] = {
     "quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="No live view: just the answer.")], False),
     "yes": (Yes, False),
     "no_log": (Annotated[bool, typer.Option("--no-log", help="Do not save this run in the history.")], False),
+    "html": (
+        Annotated[Path | None, typer.Option(help="Also write the search as a self-contained HTML page.")],
+        None,
+    ),
 }
 
 
@@ -151,6 +156,7 @@ class OutputOptions:
     quiet: bool = False
     yes: bool = False
     no_log: bool = False
+    html: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +18,7 @@ from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.tree_view import final_view
 
@@ -94,6 +96,19 @@ def show_answer(record: dict[str, Any], options: Options, one_line: bool = False
         console.print(final_view({**record, "answer": "(on stdout)"}, hide))
 
 
+def write_html(records: list[dict[str, Any]], path: Path | None) -> None:
+    """--html FILE: one page per search (FILE-2.html, ... for more lines), said on stderr."""
+    if path is None or not records:
+        return
+    for number, record in enumerate(records, 1):
+        target = path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix or '.html'}")
+        try:
+            target.write_text(run_page(record), encoding="utf-8")
+        except OSError as exc:
+            raise MarcoError(f"cannot write {target}: {exc.strerror}") from None
+        err_console().print(f"tree page: {target}", highlight=False)
+
+
 def finish(records: list[dict[str, Any]]) -> None:
     """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished."""
     failed = next((r for r in records if r["stopped"] == "error"), None)
@@ -126,6 +141,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
         print(json.dumps(record, ensure_ascii=False))
     else:
         show_answer(record, options)
+    write_html([record], options.output.html)
     finish([record])
 
 
@@ -156,7 +172,9 @@ def translate_cmd(
     if options.output.as_json:
         doc = records[0] if len(lines) == 1 and records else {"task": "translate", "lines": records}
         print(json.dumps(doc, ensure_ascii=False))
-    finish([r for r in records if "stopped" in r])
+    searched = [r for r in records if "stopped" in r]
+    write_html(searched, options.output.html)
+    finish(searched)
     if failed:
         raise MarcoError(f"{failed} of {len(lines)} lines failed (said above; their output lines are empty)")
 

@@ -1,0 +1,155 @@
+"""A search as one self-contained HTML page (inline CSS and JS, nothing fetched), and a bench
+run as an index page linking to one such page per problem.
+
+The record is embedded as JSON in a `<script type="application/json">` block (with `<`, `>`
+and `&` escaped) and the page builds the tree with `textContent` only, so no text from a
+prompt or a model can become markup. Nodes are native `<details>` elements: the path the
+answer came from is open, everything else starts collapsed (readable at hundreds of nodes).
+A link to `page.html#node-12` opens node 12 and shows the rollouts that started there.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+_STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
+_SCRIPT = resources.files("marco_cli.ui").joinpath("page.js").read_text(encoding="utf-8")
+
+
+def _embed(data: Any) -> str:
+    """JSON that cannot close its <script> element."""
+    text = json.dumps(data, ensure_ascii=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _settings_line(record: dict[str, Any]) -> str:
+    settings = record.get("settings", {})
+    keys = ("strategy", "iterations", "children", "granularity", "temperature", "reward", "select", "seed")
+    shown = " · ".join(f"{k} {settings[k]}" for k in keys if k in settings)
+    cost = (
+        f"{record.get('iterations', 0)} iterations · {record['tokens']['generated']} tokens generated, "
+        f"{record['tokens']['evaluated']} evaluated · {record.get('seconds', 0):.1f}s · "
+        f"stopped: {record.get('stopped', '?')}"
+    )
+    return f"{html.escape(shown)}<br>{html.escape(cost)}"
+
+
+def run_page(record: dict[str, Any], title: str = "marco search") -> str:
+    """One self-contained page for one search record."""
+    model = record.get("model", {}).get("name", "?")
+    conf = record.get("confidence")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}: {html.escape(record.get("question", "")[:80])}</title>
+<style>{_STYLE}</style></head>
+<body>
+<header><h1 id="question">{html.escape(record.get("question", ""))}</h1>
+<div class="meta">{html.escape(model)} · confidence {"-" if conf is None else f"{conf:.3f}"} ·
+{len(record.get("nodes", []))} nodes · {len(record.get("rollouts", []))} rollouts<br>
+{_settings_line(record)}</div>
+<div class="meta legend"><span class="hi">■ confidence ≥ 0.8</span><span class="mid">■ ≥ 0.6</span>
+<span class="lo">■ below</span><span class="refl">↺ reflection</span><span>◀ the answer's path</span>
+<span>★ the best-reward rollout, when it differs</span><span>■ terminal</span></div></header>
+<main><section><h2>Search tree (click a node for its rollouts)</h2><div id="tree"></div></section>
+<section><h2>Thought</h2><pre id="thought"></pre><h2>Output</h2><pre id="output"></pre>
+<div id="rollouts"><div class="meta">Click a node to see the rollouts that started there.</div></div>
+</section></main>
+<script type="application/json" id="record">{_embed(record)}</script>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def _row(cells: list[str], tag: str = "td") -> str:
+    return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
+
+
+def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
+    """The accuracy table with intervals, paired flips, and every problem linking to its pages.
+
+    `problems`: one entry per problem: index, question, gold, and per configuration the
+    result (`correct`, `answer`) and the page it links to.
+    """
+    configs = list(summary["configs"])
+    table = [_row(["config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "Δ vs cot"], "th")]
+    for name, row in summary["configs"].items():
+        low, high = row["ci95"]
+        delta = row.get("delta_vs_cot")
+        table.append(
+            _row(
+                [
+                    html.escape(name),
+                    str(row["n"]),
+                    f"{row['accuracy']:.1%} [{low:.0%}–{high:.0%}]",
+                    f"{row['no_answer']:.1%}",
+                    f"{row['mean_tokens']:.0f}",
+                    f"{row['mean_seconds']:.1f}",
+                    "-" if delta is None else f"{delta:+.1%}",
+                ]
+            )
+        )
+    flips = [_row(["from", "to", "problems", "right→wrong", "wrong→right"], "th")]
+    for pair in summary["pairs"]:
+        flips.append(
+            _row(
+                [
+                    html.escape(pair["from"]),
+                    html.escape(pair["to"]),
+                    str(pair["problems"]),
+                    str(pair["right_to_wrong"]),
+                    str(pair["wrong_to_right"]),
+                ]
+            )
+        )
+    rows = [_row(["#", "question", "gold", *map(html.escape, configs)], "th")]
+    for problem in problems:
+        cells = [str(problem["index"]), html.escape(problem["question"][:120]), html.escape(problem["gold"])]
+        for name in configs:
+            done = problem["configs"].get(name)
+            if done is None:
+                cells.append("")
+                continue
+            mark = "✓" if done["correct"] else "✗"
+            cells.append(
+                f'<a href="{html.escape(done["page"])}">{mark} {html.escape(done["answer"][:40])}</a>'
+            )
+        rows.append(_row(cells))
+    title = html.escape(f"marco bench · {summary['model']} · {summary['dataset']}")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
+<body><header><h1>{title}</h1><div class="meta">{summary["problems"]} problems</div></header>
+<main style="display:block"><section><h2>Accuracy</h2><table id="accuracy">{"".join(table)}</table>
+<h2>Paired flips (McNemar counts)</h2><table id="flips">{"".join(flips)}</table></section>
+<section><h2>Problems</h2><table id="problems">{"".join(rows)}</table></section></main></body></html>
+"""
+
+
+def write_bench_pages(
+    folder: Path, summary: dict[str, Any], kept: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> Path:
+    """index.html plus runs/<config>-<index>.html for every kept record; returns the index."""
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    graded = {(r["config"], r["index"]): r for r in results}
+    problems: dict[int, dict[str, Any]] = {}
+    for item in kept:
+        name, index = item["config"], item["index"]
+        page = f"runs/{name.replace('/', '_')}-{index}.html"
+        (folder / page).write_text(run_page(item["record"], f"{name} #{index}"), encoding="utf-8")
+        row = graded.get((name, index), {})
+        entry = problems.setdefault(
+            index,
+            {"index": index, "question": item["record"]["question"], "gold": item["gold"], "configs": {}},
+        )
+        entry["configs"][name] = {
+            "correct": bool(row.get("correct")),
+            "answer": item["record"]["answer"],
+            "page": page,
+        }
+    index_path = folder / "index.html"
+    index_path.write_text(bench_index(summary, [problems[k] for k in sorted(problems)]), encoding="utf-8")
+    return index_path
