@@ -87,3 +87,32 @@ def test_cot_is_the_greedy_answer(engine: Engine) -> None:
     greedy = engine.generate(prompt, Sampling(), StopRule(max_tokens=200))
     assert result.text == greedy.text
     assert result.reward == pytest.approx(sum(greedy.confidences) / len(greedy.confidences))
+
+
+LOOPING = [
+    {"role": "user", "content": "Omar has 51 apples and gets 31 more. How many apples does Omar have now?"}
+]
+
+
+@pytest.mark.slow
+def test_a_real_loop_is_stopped_and_never_chosen(engine: Engine) -> None:
+    """SmolLM2 answers this greedily with "Omar has 2 apples." over and over: the guard stops
+    it early with reason `loop`, and the search does not answer with it."""
+    from marco_cli.engine.types import Sampling, StopRule
+
+    prompt = engine.build_prompt(LOOPING, "plain")
+    unguarded = engine.generate(prompt, Sampling(), StopRule(max_tokens=256, loop_guard=False))
+    guarded = engine.generate(prompt, Sampling(), StopRule(max_tokens=256))
+    assert unguarded.stop_reason == "max_tokens" and guarded.stop_reason == "loop"
+    assert len(guarded.tokens) < len(unguarded.tokens) / 3
+    assert unguarded.tokens[: len(guarded.tokens)] == guarded.tokens
+    looping, stopped = unguarded.mean_confidence or 0.0, guarded.mean_confidence or 0.0
+    assert looping > stopped and looping > 0.9  # the paper's reward grows the longer it loops
+    result = run_search(engine, prompt, SearchConfig(iterations=6, max_tokens=256, numeric_answer=True))
+    statuses = [r.status for r in result.rollouts]
+    assert "loop" in statuses
+    if result.rollout is None:
+        assert result.answer == "" and "finished" not in statuses
+    else:
+        chosen = result.rollouts[result.rollout]
+        assert chosen.status == "finished" and "Omar has 2 apples.\nOmar has 2 apples." not in chosen.text
