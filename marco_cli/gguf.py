@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from marco_cli.errors import MarcoError
 
 MAGIC = b"GGUF"
-_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 
 
 def is_gguf(path: Path) -> bool:
@@ -27,13 +25,3 @@ def check_gguf(path: Path) -> None:
         raise MarcoError(f"model path is a directory, not a GGUF file: {path}")
     if path.stat().st_size < 32 or not is_gguf(path):
         raise MarcoError(f"not a GGUF file (bad magic bytes): {path}")
-
-
-def split_parts(path: Path) -> list[Path]:
-    """All parts of a split GGUF (`name-00001-of-00003.gguf`), or just `path` when unsplit."""
-    match = _SPLIT.search(path.name)
-    if not match:
-        return [path]
-    total = int(match.group(2))
-    stem = path.name[: match.start()]
-    return [path.with_name(f"{stem}-{i:05d}-of-{total:05d}.gguf") for i in range(1, total + 1)]
