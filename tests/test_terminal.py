@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -136,11 +137,10 @@ def test_sigterm_and_sighup_end_like_ctrl_c_in_a_terminal(
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"MARCO_HOME": str(isolated_home)}
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], env=env)
     try:
-        for _ in range(100):
+        for _ in range(300):  # until a rollout has finished: the status line shows its reward
             time.sleep(0.2)
-            if "rollouts" in _capture(session) and pid.exists():
+            if re.search(r"best reward \d", _capture(session)) and pid.exists():
                 break
-        time.sleep(4)  # some rollouts finish
         hidden = _cursor_flag(session)
         os.kill(int(pid.read_text()), sig)
         for _ in range(100):
