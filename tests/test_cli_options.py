@@ -147,7 +147,7 @@ def test_every_option_is_in_the_table() -> None:
     """A new option must be added to this table (and so proven to land somewhere)."""
     covered = {f[0][0] for f in SEARCH_FLAGS + ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS}
     covered |= {"--json", "--help", "--to", "--from", "--strategy", "--granularity"}
-    covered |= {"--limit", "--offset", "--out"}
+    covered |= {"--limit", "--offset", "--out", "--jobs"}
     group = typer.main.get_command(app)
     for name in ("solve", "translate", "bench"):
         for param in group.commands[name].params:  # type: ignore[attr-defined]
@@ -167,3 +167,16 @@ def test_version() -> None:
 def test_bad_values_are_usage_errors(scripted_session, flags: list[str]) -> None:
     result = runner.invoke(app, ["solve", "What is 2 + 2?", *flags, "--no-log"])
     assert result.exit_code == 2 and not scripted_session
+
+
+def test_bench_jobs_keep_problems_in_flight_only_against_a_server(scripted_session, tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["bench", *_bench_args(tmp_path), "--jobs", "2"])
+    assert refused.exit_code == 2 and "--jobs needs --backend" in refused.stderr
+    rows = {}
+    for jobs in ("1", "3"):
+        args = [str(tmp_path / "tiny.tsv"), "--out", str(tmp_path / f"out{jobs}"), "--strategy", "cot"]
+        ran = invoke("bench", *args, "--backend", "http://127.0.0.1:9", "--jobs", jobs)
+        assert ran.exit_code == 0
+        lines = (tmp_path / f"out{jobs}" / "results.jsonl").read_text().splitlines()
+        rows[jobs] = sorted((r["index"], r["answer"]) for r in map(json.loads, lines))
+    assert rows["1"] == rows["3"] and len(rows["1"]) == 3

@@ -142,7 +142,7 @@ def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> N
         return original(requests, on_token)
 
     remote.generate_many = dying  # type: ignore[method-assign]
-    config = SearchConfig(iterations=20, granularity="mini-32", max_tokens=64)
+    config = SearchConfig(iterations=20, children=3, stop_agree=None, granularity="mini-32", max_tokens=64)
     result = Search(remote, prompt, config).run()
     assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
     record = result_to_dict(result, "q", {"name": "smollm2"}, config)

@@ -15,6 +15,7 @@ from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
+from marco_cli.errors import MarcoError
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import write_bench_pages
@@ -105,10 +106,13 @@ def bench_cmd(
     html: Annotated[
         Path | None, typer.Option(help="Write an index page and one tree page per problem in this folder.")
     ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Problems in flight (with --backend).")] = 1,
     *,
     options: Options,
 ) -> None:
     """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
+    if jobs > 1 and not options.engine.backend:
+        raise MarcoError("--jobs needs --backend: the local engine runs one search at a time", code=2)
     problems = bench.load_dataset(dataset)[offset:]
     problems = problems[:limit] if limit else problems
     configs = _configs(options, strategy, granularity)
@@ -121,7 +125,6 @@ def bench_cmd(
     interrupted = False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with session.engine, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-        jobs = (options.engine.parallel or 4) if options.engine.backend else 1
         try:
             listener = _progress_listener(bar)
             bench.run(session.engine, session.style, session.info, problems, configs, out, listener, jobs)

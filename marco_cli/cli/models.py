@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from marco_cli import download
+from marco_cli.cli.options import url_option
 from marco_cli.errors import MarcoError
 from marco_cli.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
@@ -107,10 +108,29 @@ def rm_cmd(
     for path in removed:
         err_console().print(f"removed {path}")
 
+def _doctor_backend(url: str, as_json: bool) -> None:
+    from marco_cli.engine.remote import RemoteEngine
+
+    report = RemoteEngine(url, retries=1).describe()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        console = out_console()
+        for key in ("url", "model", "server", "slots", "in_flight", "logprobs"):
+            console.print(f"{key:<17} {report[key]}", highlight=False)
+    if not report["logprobs"]:
+        raise MarcoError(report["problem"] or "the server returns no per-token logprobs")
+
+
 def doctor_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    backend: str | None = typer.Option(
+        None, callback=url_option, help="Check a server instead: reachable, model, logprobs, slots."
+    ),
 ) -> None:
-    """Report the llama.cpp build, GPU offload, paths and local models."""
+    """Report the llama.cpp build, GPU offload, paths and local models (or a server's fitness)."""
+    if backend:
+        return _doctor_backend(backend, as_json)
     from marco_cli.engine import llama
 
     gpu = llama.gpu_offload_supported()

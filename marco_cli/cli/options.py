@@ -29,7 +29,7 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-def _url(value: str | None) -> str | None:
+def url_option(value: str | None) -> str | None:
     if value is None:
         return value
     parsed = urlparse(value)
@@ -105,7 +105,7 @@ ENGINE: dict[str, tuple[Any, Any]] = {
         Annotated[
             str | None,
             typer.Option(
-                envvar="MARCO_BACKEND", callback=_url, help="Search against an OpenAI-compatible server."
+                envvar="MARCO_BACKEND", callback=url_option, help="Search on a server (llama-server, vLLM)."
             ),
         ],
         None,

@@ -68,7 +68,9 @@ def open_engine(chosen: Options, branches: int) -> Opened:
         from marco_cli.engine.remote import RemoteEngine
 
         style = "plain" if model.endswith(".gguf") else parse_spec(model, load_registry()).prompt_style
-        engine = RemoteEngine(options.backend, parallel=options.parallel or branches, timeout=options.timeout)
+        engine = RemoteEngine(
+            options.backend, parallel=options.parallel, fallback_parallel=branches, timeout=options.timeout
+        )
         info = {
             "name": engine.model,
             "file": None,

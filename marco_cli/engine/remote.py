@@ -1,26 +1,36 @@
-"""A remote engine: the same interface as the local one, over an OpenAI-compatible server
-(llama.cpp's llama-server, llama-cpp-python's server, vLLM) and its `/v1/completions` API.
+"""A remote engine: the same interface as the local one, over a server people deploy: llama.cpp's
+`llama-server` (its native `/completion`), or any OpenAI-compatible `/v1/completions` (vLLM,
+llama-cpp-python's server).
 
-Confidences come from the per-token `top_logprobs` (5) the server returns, by the same formula
-as locally. The search keeps working in token ids: the server's tokenize/detokenize endpoints
-translate, and every request sends the prompt text with `cache_prompt` so a llama.cpp server
-reuses the shared prefix. Sibling requests run concurrently (bounded by `parallel`).
+On llama-server, generations stream and the client closes the stream where a step ends or a loop
+begins, so the server stops generating there (a step action costs the server about what the
+search keeps). OpenAI-style servers answer whole (llama-cpp-python's server interrupts a stream
+when another request arrives), and the same rules cut their answers client-side.
+llama-server takes the prompt as token ids and returns token ids and top-5 log-probabilities
+of the raw distribution, so nothing is re-tokenized and `len(tokens) == len(confidences)`.
+OpenAI-style servers get the prompt as text and return text pieces: their tokens are the text
+re-tokenized, which can differ in count from the scored pieces (documented in the README).
+
+Requests in flight are bounded by a semaphore sized to the server's slots (`/props`), or
+`parallel`: a request waits for a slot on this side, and its timeout starts when it is sent, so
+a busy server is not mistaken for a dead one. Counters are updated under a lock.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from marco_cli.engine.prompt import CHATML_TEMPLATE, with_system_prompt
+from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
+from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
 from marco_cli.engine.types import Generation, Request, Sampling, StopRule, ends_step
 from marco_cli.errors import MarcoError
@@ -37,6 +47,10 @@ _DETOKENIZE = (
     ("/detokenize", "tokens", "content"),
     ("/detokenize", "tokens", "prompt"),
 )
+NO_LOGPROBS = (
+    "the server returned no per-token logprobs (top 5); marco needs them "
+    "(llama-cpp-python's server: start it with --logits_all true)"
+)
 
 
 class BackendError(MarcoError):
@@ -45,6 +59,18 @@ class BackendError(MarcoError):
 
 class Refused(BackendError):
     """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
+
+
+def one_line(body: str) -> str:
+    """A server's error body as one short line: JSON's message, else text without HTML tags."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    text = " ".join(re.sub(r"<[^>]*>", " ", body).split())
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 class RemoteEngine:
@@ -56,24 +82,30 @@ class RemoteEngine:
         timeout: float = 120.0,
         retries: int = 3,
         backoff: float = 0.5,
-        parallel: int = 4,
+        parallel: int | None = None,
+        fallback_parallel: int = 4,
         model: str | None = None,
     ) -> None:
         self.root = url.rstrip("/").removesuffix("/v1")
         self.api_key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self.parallel = max(1, parallel)
+        self._lock = threading.Lock()
         self.evaluated = 0  # prompt tokens the server reported processing
-        self.generated = 0
+        self.generated = 0  # tokens kept
+        self.streamed = 0  # tokens the server sent (kept or past a step end)
         self.requests = 0
         self.max_in_flight = 0
         self._in_flight = 0
         self._prompts: dict[tuple[int, ...], str] = {}
         self._endpoints: dict[int, tuple[str, str, str]] = {}
-        models = self._call("GET", "/v1/models")
-        data = models.get("data") or []
+        data = self._call("GET", "/v1/models").get("data") or []
         self.model = model or (data[0].get("id") if data else None) or "default"
         self.path = f"{self.root} ({self.model})"
+        self.props = self._props()
+        self.native = "total_slots" in self.props  # llama.cpp's llama-server
+        self.slots = int(self.props["total_slots"]) if self.native else None
+        self.parallel = max(1, parallel or self.slots or fallback_parallel)
+        self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos = self.tokenize("")
 
     def close(self) -> None:
@@ -85,9 +117,15 @@ class RemoteEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
     # HTTP ------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One JSON call with retries on connection errors and 5xx; one clear error otherwise."""
+    def _open(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        """Open one request with retries on connection errors and 5xx; one clear error otherwise."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -98,27 +136,56 @@ class RemoteEngine:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             request = urllib.request.Request(self.root + path, data=data, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read() or b"{}")
+                return urllib.request.urlopen(request, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
                 detail = one_line(exc.read()[:2000].decode("utf-8", "replace"))
                 if exc.code < 500:
                     raise Refused(f"the server refused {path}: HTTP {exc.code} {detail}") from None
                 last = f"HTTP {exc.code} {detail}"
-            except TimeoutError:
-                raise BackendError(
-                    f"the server at {self.root} did not answer within {self.timeout:g}s"
-                ) from None
             except (urllib.error.URLError, ConnectionError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                if isinstance(reason, TimeoutError):
-                    raise BackendError(
-                        f"the server at {self.root} did not answer within {self.timeout:g}s"
-                    ) from None
+                if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
+                    raise self._silent() from None
                 last = str(reason)
-            except json.JSONDecodeError:
-                raise BackendError(f"the server answered {path} with something that is not JSON") from None
         raise BackendError(f"cannot reach the server at {self.root} ({last})")
+
+    def _silent(self) -> BackendError:
+        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            with self._open(method, path, body) as response:
+                return json.loads(response.read() or b"{}")
+        except TimeoutError:
+            raise self._silent() from None
+        except json.JSONDecodeError:
+            raise BackendError(f"the server answered {path} with something that is not JSON") from None
+
+    def _events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The JSON events of a streamed answer (server-sent events); a server that ignored
+        `stream` gives its one JSON answer. Leaving the loop early closes the stream."""
+        response = self._open("POST", path, body)
+        try:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                yield json.loads(response.read() or b"{}")
+                return
+            for raw in response:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:") or line == "data: [DONE]":
+                    continue
+                yield json.loads(line[5:])
+        except TimeoutError:
+            raise self._silent() from None
+        except (ConnectionError, OSError) as exc:
+            raise BackendError(f"the server at {self.root} went away mid-answer ({exc})") from None
+        finally:
+            response.close()
+
+    def _props(self) -> dict[str, Any]:
+        try:
+            return self._call("GET", "/props")
+        except BackendError:
+            return {}
 
     def _first(self, options: tuple[tuple[str, str, str], ...], value: Any) -> Any:
         """Call the first endpoint of `options` this server has (remembered once found)."""
@@ -143,15 +210,14 @@ class RemoteEngine:
 
     def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
         """ChatML with marco's system prompts (Marco-o1, Qwen and SmolLM2 all use ChatML)."""
-        from marco_cli.engine.prompt import render_chat
-
         text = render_chat(with_system_prompt(messages, style, None), CHATML_TEMPLATE, "", "")
         ids = self.tokenize(text)
-        self._prompts[tuple(ids)] = text
+        with self._lock:
+            self._prompts[tuple(ids)] = text
         return ids
 
     def _text(self, prefix: Sequence[int]) -> str:
-        for ids, text in self._prompts.items():
+        for ids, text in list(self._prompts.items()):
             if tuple(prefix[: len(ids)]) == ids:
                 return text + self.detokenize(prefix[len(ids) :])
         return self.detokenize(prefix)
@@ -163,114 +229,141 @@ class RemoteEngine:
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
     ) -> list[Generation]:
-        """Siblings go out concurrently; `on_token` hears of each answer's tokens as it arrives."""
+        """Siblings go out together, at most `parallel` at a time across every caller."""
 
         def one(request: Request) -> Generation:
-            gen = self._one(request)
+            with self._gate:
+                self._count(_in_flight=1)
+                try:
+                    gen = self._one(request)
+                finally:
+                    self._count(_in_flight=-1)
             if on_token is not None:
                 on_token(len(gen.tokens))
             return gen
 
         if len(requests) == 1:
             return [one(requests[0])]
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
             return list(pool.map(one, requests))
 
-    def _one(self, request: Request) -> Generation:
-        prefix, sampling, stop = request.prefix, request.sampling, request.stop
-        limit = stop.token_limit()
-        prompt = self._text(prefix)
-        body = {
-            "model": self.model,
-            "prompt": prompt,
-            "max_tokens": limit,
+    def _body(self, sampling: Sampling, stop: StopRule, limit: int) -> dict[str, Any]:
+        hot = sampling.temperature > 0
+        return {
             "temperature": sampling.temperature,
-            "top_p": sampling.top_p if sampling.temperature else 1.0,
-            "top_k": sampling.top_k if sampling.temperature else 0,
+            "top_p": sampling.top_p if hot else 1.0,
+            "top_k": sampling.top_k if hot else 0,
             "min_p": sampling.min_p,
             "seed": sampling.seed,
-            "logprobs": 5,
             "repeat_penalty": 1.0,
             "cache_prompt": True,
             "stop": list(stop.stop_texts),
+            "stream": self.native,  # llama-cpp-python's server cuts concurrent streams short
+            **({"n_predict": limit, "n_probs": 5, "return_tokens": True} if self.native else {}),
+            **({} if self.native else {"model": self.model, "max_tokens": limit, "logprobs": 5}),
         }
-        self._in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _one(self, request: Request) -> Generation:
+        prefix, stop = request.prefix, request.stop
+        limit = stop.token_limit()
+        prompt = self._text(prefix)
+        body = self._body(request.sampling, stop, limit)
+        body["prompt"] = list(prefix) if self.native else prompt
+        path = "/completion" if self.native else "/v1/completions"
+        context = prompt[-_LOOP_WINDOW:] if stop.loop_guard else ""
+        scored: list[Scored] = []
+        text, cut, finish, evaluated = "", "", None, 0
+        for event in self._events(path, body):
+            new, finish, evaluated = self._read_event(event, finish, evaluated)
+            for piece in new:
+                before, text = len(text), text + piece.text
+                scored.append(piece)
+                cut = _cut(text, before, stop, context)
+                if cut:
+                    break
+            if cut:
+                break  # closing the stream stops the server here
+        self._count(requests=1, evaluated=evaluated, streamed=len(scored))
+        return self._generation(scored, text, cut, finish, stop, limit, prompt)
+
+    def _read_event(
+        self, event: dict[str, Any], finish: Any, evaluated: int
+    ) -> tuple[list[Scored], Any, int]:
         try:
-            answer = self._call("POST", "/v1/completions", body)
-        finally:
-            self._in_flight -= 1
-        self.requests += 1
-        choice = (answer.get("choices") or [{}])[0]
-        logprobs = choice.get("logprobs") or {}
-        pieces, chosen, tops = (
-            logprobs.get("tokens"),
-            logprobs.get("token_logprobs"),
-            logprobs.get("top_logprobs"),
-        )
-        if pieces is None or chosen is None or tops is None:
-            raise BackendError(
-                "the server returned no per-token logprobs (top_logprobs=5); marco needs them "
-                "(llama-cpp-python's server: start it with --logits_all true)"
-            )
-        self.evaluated += int((answer.get("usage") or {}).get("prompt_tokens", 0))
-        return self._generation(prompt, pieces, chosen, tops, choice.get("finish_reason"), stop, limit)
+            if self.native:
+                new = from_native(event.get("completion_probabilities") or [])
+                if event.get("stop"):
+                    finish = event.get("stop_type")
+                    evaluated = int(event.get("tokens_evaluated") or 0)
+                return new, finish, evaluated
+            choice = (event.get("choices") or [{}])[0]
+            finish = choice.get("finish_reason") or finish
+            evaluated = int((event.get("usage") or {}).get("prompt_tokens") or evaluated)
+            logprobs = choice.get("logprobs")
+            if logprobs is None and choice.get("text"):
+                raise ShapeError("no logprobs")
+            return (from_openai(logprobs) if logprobs else []), finish, evaluated
+        except (ShapeError, KeyError, TypeError, ValueError):
+            raise BackendError(NO_LOGPROBS) from None
 
     def _generation(
-        self,
-        prompt: str,
-        pieces: list[str],
-        chosen: list[float | None],
-        tops: list[dict[str, float] | None],
-        finish: str | None,
-        stop: StopRule,
-        limit: int,
+        self, scored: list[Scored], text: str, cut: str, finish: Any, stop: StopRule, limit: int, prompt: str
     ) -> Generation:
-        context = prompt[-_LOOP_WINDOW:] if stop.loop_guard else ""
-        n, cut = _first_stop(pieces, stop, context)
-        pieces = pieces[:n]
-        text = "".join(pieces)
-        confidences, logprobs = [], []
-        for lp, top in zip(chosen[:n], tops[:n], strict=True):
-            values = list((top or {}).values())
-            if lp is None or not values:
-                continue
-            logprobs.append(lp)
-            confidences.append(math.exp(lp) / sum(math.exp(v) for v in values))
+        kept = [s for s in scored if s.confidence is not None]
         if cut:
             reason = cut
-        elif finish == "length":
+        elif finish in ("length", "limit") or len(scored) >= limit:
             reason = "mini" if limit < stop.max_tokens else "max_tokens"
-        elif "<Output>" in (prompt + text)[-4000:] and stop.stop_texts:
-            text += stop.stop_texts[0]  # the server strips the stop text it matched
+        elif finish in ("stop", "word") and stop.stop_texts and "<Output>" in (prompt + text)[-4000:]:
+            text += stop.stop_texts[0]  # the server withholds the stop text it matched
             reason = "stop_text"
         else:
             reason = "eos"
-        tokens = tuple(self.tokenize(text)) if text else ()
-        self.generated += len(tokens)
-        return Generation(tokens, text, tuple(logprobs), tuple(confidences), reason)
+        if scored and all(s.token is not None for s in scored):
+            tokens = tuple(int(s.token) for s in scored)  # type: ignore[arg-type]
+        else:
+            tokens = tuple(self.tokenize(text)) if text else ()
+        self._count(generated=len(tokens))
+        return Generation(
+            tokens,
+            text,
+            tuple(float(s.logprob) for s in kept),  # type: ignore[arg-type]
+            tuple(float(s.confidence) for s in kept),  # type: ignore[arg-type]
+            reason,
+        )
+
+    def server_predicted(self) -> int | None:
+        """Tokens the server has generated in all (llama-server started with --metrics)."""
+        try:
+            with self._open("GET", "/metrics", None) as response:
+                metrics = response.read().decode("utf-8", "replace")
+        except BackendError:
+            return None
+        found = re.search(r"^llamacpp:tokens_predicted_total\s+([0-9.e+]+)", metrics, re.M)
+        return int(float(found.group(1))) if found else None
+
+    def describe(self) -> dict[str, Any]:
+        """For `marco doctor --backend`: what this server is and whether it gives what marco needs."""
+        try:
+            probe = self.generate(self.tokenize("Hello"), Sampling(), StopRule("mini-32", 2, stop_texts=()))
+            logprobs, problem = bool(probe.confidences), None
+        except BackendError as exc:
+            logprobs, problem = False, str(exc)
+        return {
+            "url": self.root,
+            "model": self.model,
+            "server": "llama-server" if self.native else "OpenAI-compatible",
+            "slots": self.slots,
+            "in_flight": self.parallel,
+            "logprobs": logprobs,
+            "problem": problem,
+        }
 
 
-def one_line(body: str) -> str:
-    """A server's error body as one short line: JSON's message, else text without HTML tags."""
-    try:
-        data = json.loads(body)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
-    except (json.JSONDecodeError, AttributeError):
-        pass
-    text = " ".join(re.sub(r"<[^>]*>", " ", body).split())
-    return text if len(text) <= 160 else text[:159] + "…"
-
-
-def _first_stop(pieces: list[str], stop: StopRule, context: str) -> tuple[int, str]:
-    """How many pieces to keep, and why they end early (`loop`, `step`, or "" when they don't):
-    the local engine's rules, applied to what the server returned."""
-    text = ""
-    for i, piece in enumerate(pieces):
-        before, text = len(text), text + piece
-        if stop.loop_guard and ends_in_loop((context + text)[-_LOOP_WINDOW:]):
-            return i + 1, "loop"
-        if stop.granularity == "step" and ends_step(text, before, stop.step_break):
-            return i + 1, "step"
-    return len(pieces), ""
+def _cut(text: str, before: int, stop: StopRule, context: str) -> str:
+    """Does the text end a generation early here: `loop` or `step` (the local engine's rules)?"""
+    if stop.loop_guard and ends_in_loop((context + text)[-_LOOP_WINDOW:]):
+        return "loop"
+    if stop.granularity == "step" and ends_step(text, before, stop.step_break):
+        return "step"
+    return ""

@@ -1,0 +1,87 @@
+"""Per-token log-probabilities in the shapes servers return them, read into one form.
+
+- OpenAI's completions shape (llama-cpp-python's server, vLLM): `logprobs` with parallel lists
+  `tokens`, `token_logprobs` and `top_logprobs` (one {token: logprob} mapping per position).
+- The chat-style shape some completions routes use: `logprobs.content` = [{token, logprob,
+  top_logprobs: [{token, logprob}]}].
+- llama.cpp's `llama-server` native `/completion`: `completion_probabilities` = [{id, token,
+  logprob, top_logprobs: [{id, token, logprob}]}] (older builds: `probs` = [{tok_str, prob}]
+  instead, probabilities rather than logs).
+
+Each becomes a list of `Scored` (piece text, token id when the server gave one, the chosen
+token's logprob, the top-k logprobs), from which the confidence is computed by the same formula
+as locally: c = exp(lp) / sum(exp(top-k lps)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Scored:
+    text: str
+    token: int | None
+    logprob: float | None
+    top: tuple[float, ...]  # the top-k logprobs at this position (the chosen one among them)
+
+    @property
+    def confidence(self) -> float | None:
+        if self.logprob is None or not self.top:
+            return None
+        return math.exp(self.logprob) / sum(math.exp(v) for v in self.top)
+
+
+class ShapeError(ValueError):
+    """The answer holds no per-token logprobs in a shape marco reads."""
+
+
+def _log(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def from_openai(logprobs: dict[str, Any]) -> list[Scored]:
+    """`logprobs` of an OpenAI-style completions choice (either shape)."""
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        return [
+            Scored(
+                str(item.get("token", "")),
+                item.get("id"),
+                _log(item.get("logprob")),
+                tuple(float(t["logprob"]) for t in item.get("top_logprobs") or []),
+            )
+            for item in content
+        ]
+    pieces, chosen, tops = (
+        logprobs.get("tokens"),
+        logprobs.get("token_logprobs"),
+        logprobs.get("top_logprobs"),
+    )
+    if pieces is None or chosen is None or tops is None:
+        raise ShapeError("no tokens/token_logprobs/top_logprobs")
+    return [
+        Scored(str(piece), None, _log(lp), tuple(float(v) for v in (top or {}).values()))
+        for piece, lp, top in zip(pieces, chosen, tops, strict=True)
+    ]
+
+
+def from_native(items: Iterable[dict[str, Any]]) -> list[Scored]:
+    """llama-server's `completion_probabilities` (logprob form, or the older prob form)."""
+    scored = []
+    for item in items:
+        if "top_logprobs" in item:
+            top = tuple(float(t["logprob"]) for t in item["top_logprobs"])
+            scored.append(Scored(str(item.get("token", "")), item.get("id"), _log(item.get("logprob")), top))
+            continue
+        probs = item.get("probs") or []
+        text = str(item.get("content", item.get("token", "")))
+        top = tuple(math.log(max(float(p["prob"]), 1e-30)) for p in probs)
+        chosen = next(
+            (math.log(max(float(p["prob"]), 1e-30)) for p in probs if p.get("tok_str") == text), None
+        )
+        scored.append(Scored(text, item.get("id"), chosen, top))
+    return scored
