@@ -222,3 +222,44 @@ def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, scripted_
     fine = runner.invoke(app, ["export", "--run", "1", "--format", "tree"])
     assert fine.exit_code == 0 and json.loads(fine.stdout)["source"] == "run 1"
     assert "1 runs read, 1 trees written" in fine.stderr
+
+
+EXPORT_FLAGS = [
+    (["--correct-only"], "correct_only", True),
+    (["--min-reward", "0.5"], "min_reward", 0.5),
+    (["--length", "shortest"], "length", "shortest"),
+    (["--length", "longest"], "length", "longest"),
+    (["--chosen-only"], "chosen_only", True),
+    (["--margin", "0.2"], "margin", 0.2),
+    (["--prefer-short"], "prefer_short", True),
+    (["--max-pairs-per-question", "3"], "max_pairs", 3),
+]
+
+
+@pytest.mark.parametrize(("flags", "field", "want"), EXPORT_FLAGS)
+def test_export_flags_reach_the_export_options(
+    scripted_session, monkeypatch: pytest.MonkeyPatch, flags: list[str], field: str, want: object
+) -> None:
+    from marco_cli.cli import export as export_command
+
+    seen: list[export.Options] = []
+
+    def capture(runs, fmt, options):
+        seen.append(options)
+        return [], export.Report(runs=len(runs))
+
+    monkeypatch.setattr(export_command.export, "export", capture)
+    assert runner.invoke(app, ["solve", "What is 2 + 2?"]).exit_code == 0
+    result = runner.invoke(app, ["export", "--run", "1", *flags])
+    assert result.exit_code == 0, result.output
+    assert getattr(seen[0], field) == want
+
+
+def test_since_selects_runs_by_date(scripted_session) -> None:
+    assert runner.invoke(app, ["solve", "What is 2 + 2?"]).exit_code == 0
+    recent = runner.invoke(app, ["export", "--since", "2000-01-01", "--format", "tree"])
+    assert recent.exit_code == 0 and json.loads(recent.stdout)["source"] == "run 1"
+    future = runner.invoke(app, ["export", "--since", "2999-01-01"])
+    assert future.exit_code == 2 and "no run in the history matches" in future.stderr
+    bad = runner.invoke(app, ["export", "--since", "yesterday"])
+    assert bad.exit_code == 2 and "--since wants a date" in bad.stderr

