@@ -151,8 +151,8 @@ def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
         if 400 <= status < 500:
             return MarcoError(f"the Hub refused {repo}/{filename} (HTTP {status}); check the name, HF_TOKEN")
         return MarcoError(
-            f"the Hub failed on {repo}/{filename} (HTTP {status or '?'}); try again later "
-            "(whatever was already downloaded is kept and resumed)"
+            f"the Hub failed on {repo}/{filename} (HTTP {status or '?'}); run the same command again "
+            "later (whatever was already downloaded is kept and resumed)"
         )
     return MarcoError(
         f"download of {repo}/{filename} failed ({type(exc).__name__}); run the same command again "

@@ -52,6 +52,14 @@ def test_a_corrupt_history_costs_no_answer(scripted_session, isolated_home: Path
         assert broken.exit_code == 1 and "move it aside" in broken.stderr
 
 
+def test_an_unwritable_history_keeps_the_record_aside(scripted_session, isolated_home: Path) -> None:
+    (isolated_home / "history.db").mkdir()  # sqlite cannot open it (as root, chmod would not stop it)
+    result = runner.invoke(app, ["solve", QUESTION])
+    no_traceback(result)
+    assert result.exit_code == 0 and result.stdout == "4\n"
+    assert "unable to open database file" in result.stderr and list(isolated_home.glob("unsaved-run-*.json"))
+
+
 def test_a_locked_history_waits_then_keeps_the_record_aside(
     scripted_session, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

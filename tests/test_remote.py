@@ -30,7 +30,7 @@ def start_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
     args += ["--port", str(port), "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"]
-    return start(args + ["--verbose", "false"], url, "/v1/models"), url
+    return start([*args, "--verbose", "false"], url, "/v1/models"), url
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,20 @@ def _capture(session: str) -> str:
     return subprocess.run(
         ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=False
     ).stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_long_prompt_decode_at_once(tmp_path: Path) -> None:
+    """A 1,500-token prompt takes seconds to decode on a CPU; Ctrl-C must not wait for it."""
+    proc = subprocess.Popen(
+        [MARCO, "solve", "word " * 1500, "-m", "smollm2-135m", "--ctx", "4096", "--no-log"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)  # the model is loaded and the prompt decode under way
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - sent < 1.0, err
+    assert "no answer had finished yet" in err and "Traceback" not in err
