@@ -122,14 +122,7 @@ class Engine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
-        if ctx is not None and ctx > self.n_ctx_train:
-            self.close()
-            raise MarcoError(
-                f"a {ctx}-token context is more than {self.path.name} was trained for "
-                f"({self.n_ctx_train} tokens)",
-                code=2,
-            )
-        n_ctx = min(self.n_ctx_train, ctx or DEFAULT_CTX_CAP)
+        n_ctx = self._context_size(ctx)
         if flash_attn is None:  # plain attention decodes 1.3x faster on CPU (measured on SmolLM2)
             flash_attn = self.gpu_layers > 0
         self.flash_attn = flash_attn
@@ -157,6 +150,17 @@ class Engine:
             self.eos_ids,
             snapshot_bytes=int(snapshot_mb * 2**20),
         )
+
+    def _context_size(self, asked: int | None) -> int:
+        """The context per sequence: what was asked (at most the training length), else the cap."""
+        if asked is not None and asked > self.n_ctx_train:
+            self.close()
+            raise MarcoError(
+                f"a {asked}-token context is more than {self.path.name} was trained for "
+                f"({self.n_ctx_train} tokens)",
+                code=2,
+            )
+        return min(self.n_ctx_train, asked or DEFAULT_CTX_CAP)
 
     # resources -------------------------------------------------------------------------
     def close(self) -> None:
