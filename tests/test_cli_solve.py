@@ -139,7 +139,7 @@ def test_model_errors_are_one_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_prompt_longer_than_the_context() -> None:
     result = solve("word " * 3000, "-m", "smollm2-135m", "--ctx", "512")
-    assert result.exit_code == 1 and "longer than the 512-token context" in result.stderr
+    assert result.exit_code == 2 and "longer than the 512-token context" in result.stderr  # a usage error
 
 
 @pytest.mark.slow
