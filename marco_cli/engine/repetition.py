@@ -7,9 +7,9 @@ never counts as a finished answer.
 
 A tail is a loop when it is one unit (any text of `period` characters) repeated back to back at
 least `min_repeats` times and covering at least `min_span` characters. The defaults come from
-`benchmarks/loop_guard.py` (see the README): three exact repeats of a unit of 8+ characters
-flagged no finished greedy answer on the measured problems, and caught the budget-long loops
-after a few lines instead of at the token budget.
+`benchmarks/loop_guard.py` (120 answers, greedy and T=0.6, guard off, 512-token budget): three
+repeats flagged 2 of the 102 finished answers and 10 of the 18 that ran to the budget, firing
+after a third of it; two repeats flagged 6 finished answers, four caught only 8 loops.
 """
 
 from __future__ import annotations
