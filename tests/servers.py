@@ -29,3 +29,35 @@ def start(args: list[str], url: str, ready: str) -> subprocess.Popen[bytes]:
     proc.kill()
     proc.wait()
     raise RuntimeError(f"{args[0]} did not start")
+
+
+def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_tokens: int) -> None:
+    """Kill the server at the third model call of a search: the search stops with `error` and
+    its record keeps the partial tree."""
+    from marco_cli.engine.remote import RemoteEngine
+    from marco_cli.search.config import SearchConfig
+    from marco_cli.search.mcts import Search
+    from marco_cli.search.record import result_to_dict
+
+    remote = RemoteEngine(url, retries=1, backoff=0.05)
+    prompt = remote.build_prompt(
+        [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many?"}], "plain"
+    )
+    calls = {"n": 0}
+    original = remote.generate_many
+
+    def dying(requests, on_token=None):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            proc.kill()
+            proc.wait()
+        return original(requests, on_token)
+
+    remote.generate_many = dying  # type: ignore[method-assign]
+    config = SearchConfig(
+        iterations=20, children=3, stop_agree=None, granularity="mini-32", max_tokens=max_tokens
+    )
+    result = Search(remote, prompt, config).run()
+    assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
+    record = result_to_dict(result, "q", {"name": "smollm2"}, config)
+    assert len(record["nodes"]) > 1 and record["rollouts"] and record["error"]

