@@ -31,10 +31,12 @@ def decode_speed(model: Path, n_tokens: int, repeats: int) -> dict:
     import llama_cpp
 
     from marco_cli.engine.llama import Engine
+    from marco_cli.engine.repack import high_level_defaults
     from marco_cli.engine.types import Sampling, StopRule
 
     engine = Engine(model, ctx=2048)
-    ref = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=engine.threads, verbose=False)
+    with high_level_defaults(engine.repack):  # the reference loads under the same verdict
+        ref = llama_cpp.Llama(str(model), n_ctx=2048, n_threads=engine.threads, verbose=False)
     prompt = engine.build_prompt(STORY, "plain")
     ours, theirs = [], []
     for _ in range(repeats):

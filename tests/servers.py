@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+
+
+def repack_args() -> list[str]:
+    """llama-server's switch for this run's repacking verdict (MARCO_REPACK, set by conftest)."""
+    return ["--no-repack"] if os.environ.get("MARCO_REPACK") == "off" else []
+
+
+def python_server() -> list[str]:
+    """llama-cpp-python's server, its models loaded under the same verdict."""
+    return [sys.executable, "-m", "tests.llama_cpp_server"]
 
 
 def free_port() -> int:

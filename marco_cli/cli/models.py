@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from marco_cli import download
-from marco_cli.cli.options import url_option
+from marco_cli.cli.options import finite, url_option
 from marco_cli.errors import MarcoError
 from marco_cli.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
@@ -78,6 +78,7 @@ def models_cmd(
         table.add_row(name, row["quant"], _human(row["size"]), local, row["path"] or "")
     out_console().print(table)
 
+
 def pull_cmd(
     model: str = typer.Argument(..., help="NAME[:QUANT], hf:OWNER/REPO/FILE.gguf"),
 ) -> None:
@@ -88,6 +89,7 @@ def pull_cmd(
     console.print(f"{spec.label}: {local.path} ({local.origin})")
     if not sys.stdout.isatty():
         print(local.path)
+
 
 def rm_cmd(
     model: str = typer.Argument(..., help="NAME[:QUANT]"),
@@ -108,10 +110,11 @@ def rm_cmd(
     for path in removed:
         err_console().print(f"removed {path}")
 
-def _doctor_backend(url: str, as_json: bool) -> None:
+
+def _doctor_backend(url: str, as_json: bool, timeout: float) -> None:
     from marco_cli.engine.remote import RemoteEngine
 
-    report = RemoteEngine(url, retries=1).describe()
+    report = RemoteEngine(url, retries=1, timeout=timeout).describe()
     if as_json:
         print(json.dumps(report, indent=2))
     else:
@@ -122,16 +125,24 @@ def _doctor_backend(url: str, as_json: bool) -> None:
         raise MarcoError(report["problem"] or "the server returns no per-token logprobs")
 
 
+def _repack_line(verdict: dict[str, Any]) -> str:
+    state = {True: "on", False: "off", None: "not decided yet"}[verdict["repack"]]
+    return f"{state} ({escape(str(verdict['reason']))}; {verdict['source']})"
+
+
 def doctor_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     backend: str | None = typer.Option(
         None, callback=url_option, help="Check a server instead: reachable, model, logprobs, slots."
     ),
+    timeout: float = typer.Option(
+        10.0, min=0.1, max=86_400, callback=finite, help="Seconds to wait for the server (--backend)."
+    ),
 ) -> None:
     """Report the llama.cpp build, GPU offload, paths and local models (or a server's fitness)."""
     if backend:
-        return _doctor_backend(backend, as_json)
-    from marco_cli.engine import llama
+        return _doctor_backend(backend, as_json, timeout)
+    from marco_cli.engine import llama, repack
 
     gpu = llama.gpu_offload_supported()
     try:
@@ -143,6 +154,7 @@ def doctor_cmd(
         "gpu_offload": gpu,
         "system_info": llama.system_info(),
         "physical_cores": llama.physical_cores(),
+        "repack": repack.describe(),
         "marco_home": str(marco_home()),
         "user_models_yaml": str(marco_home() / "models.yaml"),
         "hf_cache": str(download.hf_cache_dir()),
@@ -160,6 +172,7 @@ def doctor_cmd(
     console.print(f"GPU offload       {state}")
     console.print(f"build             {report['system_info']}")
     console.print(f"physical cores    {report['physical_cores']}")
+    console.print(f"weight repacking  {_repack_line(report['repack'])}", highlight=False)
     if not gpu:
         console.print(
             '  rebuild for NVIDIA:  CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from marco_cli import download
 from marco_cli.cli import signals
@@ -92,7 +93,15 @@ def open_engine(chosen: Options, branches: int) -> Opened:
         verbose=options.verbose,
         n_seq=parallel,
         parallel=parallel,
+        repack=options.repack,
     )
+    verdict = engine.repack_verdict
+    if verdict.source == "probe" and not verdict.repack:
+        err_console().print(
+            f"[yellow]warning:[/] {escape(verdict.reason)}: running without weight repacking "
+            "(remembered; --repack to force)",
+            highlight=False,
+        )
     engine.watch_interrupts(signals.WATCH)
     info = {
         "name": spec.entry.name if spec.entry else spec.label,
@@ -114,5 +123,5 @@ def open_session(command: str, options: Options, branches: int) -> Session:
 
 def engine_settings(engine: Any) -> dict[str, Any]:
     """What the engine actually used, for the record's settings (absent fields are omitted)."""
-    keys = ("parallel", "threads", "gpu_layers", "n_ctx")
+    keys = ("parallel", "threads", "gpu_layers", "n_ctx", "repack")
     return {k: getattr(engine, k) for k in keys if isinstance(getattr(engine, k, None), int)}

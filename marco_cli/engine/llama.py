@@ -19,6 +19,7 @@ import numpy as np
 
 from marco_cli.engine.decoder import Decoder, InterruptWatch
 from marco_cli.engine.prompt import render_chat, with_system_prompt
+from marco_cli.engine.repack import decide as decide_repack
 from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 from marco_cli.gguf import check_gguf
@@ -107,13 +108,18 @@ class Engine:
         flash_attn: bool | None = None,
         snapshot_mb: float = 512,
         kv_unified: bool = False,
+        repack: bool | None = None,
     ) -> None:
         set_verbose(verbose)
         self.path = Path(path)
         check_gguf(self.path)
+        # decided before llama.cpp loads anything here: on some AMX CPUs repacking crashes
+        self.repack_verdict = decide_repack(self.path, repack)
+        self.repack = self.repack_verdict.repack
         llama_cpp.llama_backend_init()
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = offloaded_layers(gpu_layers, cpu)
+        mparams.use_extra_bufts = self.repack
         self.gpu_layers = int(mparams.n_gpu_layers)
         self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
@@ -150,6 +156,8 @@ class Engine:
             self.eos_ids,
             snapshot_bytes=int(snapshot_mb * 2**20),
         )
+        if self.n_ctx >= self.n_ctx_train:
+            self._decoder.full_hint = f"{self.n_ctx} tokens is all {self.path.name} takes: shorten the prompt"
 
     def _context_size(self, asked: int | None) -> int:
         """The context per sequence: what was asked (at most the training length), else the cap."""
@@ -232,9 +240,10 @@ class Engine:
         if llama_cpp.llama_vocab_get_add_bos(self._vocab) and (not tokens or tokens[0] != bos_id):
             tokens.insert(0, bos_id)
         if len(tokens) >= self.n_ctx:
+            room = "raise --ctx" if self.n_ctx < self.n_ctx_train else "it is all the model takes"
             raise MarcoError(
                 f"the prompt is {len(tokens)} tokens, longer than the {self.n_ctx}-token context; "
-                "shorten it or raise --ctx",
+                f"shorten it ({room})",
                 code=2,
             )
         return tokens

@@ -1,0 +1,238 @@
+"""Whether llama.cpp may put the weights in the CPU's extra buffer types (weight repacking, AMX).
+
+llama.cpp repacks weights at load time into layouts for the CPU's wider instructions (its "extra
+buffer types"). On virtualized Sapphire/Granite Rapids hosts the AMX path crashes the process
+with a general protection fault inside libggml-cpu on the first decode of more than one token
+(ggml-org/llama.cpp#20824); with `use_extra_bufts = False` the same model loads and answers.
+Where it works, repacking is a speed-up, so it is not turned off for everyone.
+
+On a CPU with AMX a child process loads the model with repacking and decodes a short batch: if
+the child dies, the user's process never loads that way. The verdict is remembered per machine
+and llama.cpp build in `$MARCO_HOME/repack.json`, so the probe runs once. `--repack/--no-repack`
+or `MARCO_REPACK=on|off|auto` force either way.
+
+Test seams (the real crash cannot happen on a CPU without AMX): `MARCO_CPUINFO` names a file read
+instead of /proc/cpuinfo, and `MARCO_REPACK_PROBE_CRASH=SIGSEGV` makes the probe child kill itself
+by that signal where the real crash happens, so the parent's path is the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from marco_cli.errors import MarcoError
+from marco_cli.registry import marco_home
+
+ENV = "MARCO_REPACK"
+CPUINFO_ENV = "MARCO_CPUINFO"
+CRASH_ENV = "MARCO_REPACK_PROBE_CRASH"
+PROBE_TIMEOUT = 300.0
+Source = Literal["forced", "environment", "cpu", "remembered", "probe"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether repacking is used (`repack`), who decided (`source`) and why, in words."""
+
+    repack: bool
+    source: Source
+    reason: str
+
+
+def cpu_flags() -> frozenset[str]:
+    path = os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
+    try:
+        with open(path, encoding="ascii", errors="ignore") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def risky_features(flags: frozenset[str]) -> list[str]:
+    """The CPU features whose repacking path is known to crash under virtualization."""
+    return sorted(f for f in flags if f.startswith("amx"))
+
+
+def _cpu_model() -> str:
+    path = os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
+    try:
+        with open(path, encoding="ascii", errors="ignore") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_key() -> str:
+    """This machine (CPU model and flags, machine id) and this llama.cpp build (version and the
+    library files' sizes and times): a new build or another CPU is probed again."""
+    import llama_cpp
+
+    parts = [_cpu_model(), " ".join(sorted(cpu_flags())), str(llama_cpp.__version__)]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/etc/machine-id").read_text(encoding="ascii").strip())
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    for so in sorted(lib.glob("*")) if lib.is_dir() else []:
+        stat = so.stat()
+        parts.append(f"{so.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_path() -> Path:
+    return marco_home() / "repack.json"
+
+
+def _read_cache() -> dict[str, dict[str, object]]:
+    try:
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remembered() -> Verdict | None:
+    entry = _read_cache().get(machine_key())
+    if not isinstance(entry, dict) or not isinstance(entry.get("repack"), bool):
+        return None
+    return Verdict(bool(entry["repack"]), "remembered", str(entry.get("reason", "")))
+
+
+def _remember(verdict: Verdict, model: Path) -> None:
+    """Keep the verdict; a home that cannot be written only costs a probe next time."""
+    cache = _read_cache()
+    entry = {"repack": verdict.repack, "reason": verdict.reason, "model": model.name, "at": time.time()}
+    cache[machine_key()] = entry
+    try:
+        cache_path().parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=2), encoding="utf-8")
+        tmp.replace(cache_path())
+    except OSError:
+        pass
+
+
+def _environment() -> bool | None:
+    value = os.environ.get(ENV, "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("on", "1", "yes", "true"):
+        return True
+    if value in ("off", "0", "no", "false"):
+        return False
+    raise MarcoError(f"{ENV} must be on, off or auto, not '{value}'", code=2)
+
+
+def without_probe(forced: bool | None = None) -> Verdict | None:
+    """The verdict if it needs no probe: forced, from the environment, a CPU where repacking
+    cannot crash, or remembered. None: a probe must decide."""
+    if forced is not None:
+        return Verdict(forced, "forced", "--repack" if forced else "--no-repack")
+    env = _environment()
+    if env is not None:
+        return Verdict(env, "environment", f"{ENV}={os.environ[ENV]}")
+    risky = risky_features(cpu_flags())
+    if not risky:
+        return Verdict(True, "cpu", "this CPU has no AMX: llama.cpp's default")
+    return remembered()
+
+
+def decide(model: Path, forced: bool | None = None) -> Verdict:
+    """Whether the engine loads `model` with repacking; probes (once per machine) on AMX CPUs."""
+    verdict = without_probe(forced)
+    if verdict is not None:
+        return verdict
+    verdict, lasting = probe(model)
+    if lasting:
+        _remember(verdict, model)
+    return verdict
+
+
+def probe(model: Path) -> tuple[Verdict, bool]:
+    """Load `model` with repacking in a child process and decode a short batch there; also say
+    whether the verdict is worth remembering (a probe that timed out is not)."""
+    features = ", ".join(risky_features(cpu_flags()))
+    command = [sys.executable, "-m", "marco_cli.engine.repack", str(model)]
+    try:
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:  # not remembered: a slow disk says nothing about the CPU
+        why = f"the repacking probe ({features}) did not finish in {PROBE_TIMEOUT:.0f} s"
+        return Verdict(False, "probe", why), False
+    if done.returncode == 0:
+        return Verdict(True, "probe", f"a test process loaded and decoded with repacking ({features})"), True
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        why = f"llama.cpp's weight repacking ({features}) crashed a test process ({name})"
+    else:
+        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        why = f"a test process with repacking ({features}) failed (exit {done.returncode}: {last[0][:200]})"
+    return Verdict(False, "probe", why), True
+
+
+def describe() -> dict[str, object]:
+    """What doctor reports, without probing."""
+    verdict = without_probe()
+    features = risky_features(cpu_flags())
+    if verdict is None:
+        return {
+            "repack": None,
+            "source": "undecided",
+            "reason": "AMX present: probed at the first model load",
+        }
+    return {"repack": verdict.repack, "source": verdict.source, "reason": verdict.reason, "amx": features}
+
+
+def _child(model: str) -> int:
+    """The probe: load with repacking, then decode a batch of several tokens and a few more."""
+    from marco_cli.engine.llama import Engine
+    from marco_cli.engine.types import Sampling, StopRule
+
+    with Engine(model, ctx=256, repack=True, threads=2) as engine:
+        prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. One, two, three,")
+        crash = os.environ.get(CRASH_ENV)
+        if crash:  # test seam: die here, by a signal, as the real crash does
+            os.kill(os.getpid(), signal.Signals[crash])
+        engine.generate(prompt, Sampling(), StopRule(max_tokens=4, stop_texts=(), loop_guard=False))
+    return 0
+
+
+@contextlib.contextmanager
+def high_level_defaults(repack: bool) -> Iterator[None]:
+    """While inside, llama-cpp-python's high-level `Llama` (which has no switch for it) loads
+    with this verdict: its model parameters start from `llama_model_default_params`. For the
+    tests' and benchmarks' reference models and llama-cpp-python's server."""
+    import llama_cpp.llama_cpp as low
+
+    original = low.llama_model_default_params
+
+    def defaults() -> low.llama_model_params:
+        params = original()
+        params.use_extra_bufts = repack
+        return params
+
+    low.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = original
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))
