@@ -49,6 +49,10 @@ class Counting:
     def evaluated(self) -> int:
         return self.engine.evaluated
 
+    @property
+    def parallel(self) -> int:
+        return self.engine.parallel
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()

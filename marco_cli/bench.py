@@ -17,6 +17,7 @@ from typing import Any
 
 from marco_cli import tasks
 from marco_cli.errors import MarcoError
+from marco_cli.files import make_folder, read_utf8
 from marco_cli.search.answers import extract_number
 from marco_cli.search.config import Model, SearchConfig
 
@@ -36,9 +37,9 @@ class Problem:
 def load_dataset(path: Path) -> list[Problem]:
     """A TSV of `question<TAB>answer`, or a JSONL with `question` and `answer` fields."""
     if not path.is_file():
-        raise MarcoError(f"dataset not found: {path}")
+        raise MarcoError(f"dataset not found: {path}", code=2)
     problems = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_utf8(path).splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -84,21 +85,79 @@ def config_name(strategy: str, granularity: str) -> str:
     return f"{strategy}/{granularity}" if strategy == "mcts" else strategy
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The lines of a results file; a line cut by a crash is skipped (that problem runs again)."""
+BadLine = Callable[[Path, int, str], None]
+
+
+def _ignore(path: Path, number: int, why: str) -> None:
+    return None
+
+
+def read_jsonl(
+    path: Path, need: tuple[str, ...] = (), on_bad: BadLine = _ignore, objects: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The JSON-object lines of a bench file that hold the `need` fields (those in `objects`
+    as objects); any other line (one cut by a kill, one edited by hand) is left out and told to
+    `on_bad(path, line, why)`."""
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(read_utf8(path).splitlines(), 1):
+        if not line.strip():
             continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            on_bad(path, number, "not complete JSON (cut by a kill?)")
+            continue
+        missing = [k for k in need if not isinstance(row, dict) or k not in row]
+        if not isinstance(row, dict) or missing:
+            on_bad(path, number, "not an object" if not isinstance(row, dict) else f"no {missing[0]}")
+            continue
+        if any(not isinstance(row[k], dict) for k in objects):
+            on_bad(path, number, f"its {', '.join(objects)} is not an object")
+            continue
+        rows.append(row)
     return rows
 
 
-def read_results(out: Path) -> list[dict[str, Any]]:
-    return read_jsonl(out / RESULTS)
+RESULT_FIELDS = ("config", "index", "correct", "tokens", "seconds", "extracted")
+RECORD_FIELDS = ("config", "index", "gold", "record")
+
+
+def read_results(out: Path, on_bad: BadLine = _ignore) -> list[dict[str, Any]]:
+    return read_jsonl(out / RESULTS, RESULT_FIELDS, on_bad)
+
+
+def _cut_torn_tail(path: Path) -> bool:
+    """A line a kill cut short has no newline: drop it, so the next row starts a line of its
+    own instead of being glued to it. True when something was cut."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return False
+    with open(path, "r+b") as handle:
+        handle.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
+def repair(out: Path) -> int:
+    """Before a resume: cut torn last lines, and keep one record per graded problem (a record
+    whose result row was lost is redone, not duplicated). Returns the torn lines cut."""
+    torn = sum(_cut_torn_tail(out / name) for name in (RESULTS, RECORDS))
+    done = {(r["config"], r["index"]) for r in read_results(out)}
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    records = read_jsonl(out / RECORDS, RECORD_FIELDS)
+    for item in records:
+        key = (item["config"], item["index"])
+        if key in done:
+            kept[key] = item
+    if len(kept) != len(records):
+        text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in kept.values())
+        tmp = out / (RECORDS + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / RECORDS)
+    return torn
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:
@@ -180,19 +239,27 @@ BenchEvent = BenchStarted | ProblemGraded
 BenchListener = Callable[[BenchEvent], None]
 
 
-def check_run_dir(out: Path, meta: dict[str, Any]) -> None:
+def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
     """Create the results folder, or check that it holds results of the same settings (then the
     run resumes); record the settings there."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     meta_path = out / META
     if meta_path.exists():
-        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(read_utf8(meta_path))
+        except ValueError:
+            raise MarcoError(f"{meta_path} is damaged; pass another --out", code=2) from None
+        if not isinstance(old, dict):
+            raise MarcoError(f"{meta_path} is not a marco bench file; pass another --out", code=2)
         if old.get("model") != meta["model"] or any(
             old.get("settings", {}).get(n, c) != c for n, c in meta["settings"].items()
         ):
             raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
         meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
-    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    try:
+        meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    except OSError as exc:
+        raise MarcoError(f"cannot write {meta_path}: {exc.strerror}") from None
 
 
 def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str, Any]:
@@ -212,9 +279,9 @@ def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str,
     }
 
 
-def read_records(out: Path) -> list[dict[str, Any]]:
+def read_records(out: Path, on_bad: BadLine = _ignore) -> list[dict[str, Any]]:
     """The search records a bench run kept (`records.jsonl`: config, index, gold, record)."""
-    return read_jsonl(out / RECORDS)
+    return read_jsonl(out / RECORDS, RECORD_FIELDS, on_bad, objects=("record",))
 
 
 def run(
@@ -231,6 +298,7 @@ def run(
     (results.jsonl) and the search's record (records.jsonl, for `marco export`) as it finishes.
     `jobs` > 1 keeps that many problems in flight (for a server that batches). Ctrl-C
     propagates; finished rows stay."""
+    repair(out)
     done = {(r["config"], r["index"]) for r in read_results(out)}
     todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
     total = len(problems) * len(configs)

@@ -279,11 +279,21 @@ def remove(spec: ModelSpec) -> list[Path]:
             continue
         for part in source.files.get(spec.quant or "", ()):
             link = cached_hf_file(source.repo, part.name, source.revision)
-            if link is None:
-                continue
-            blob = link.resolve()
-            link.unlink()
-            if blob.exists() and blob != link:
-                blob.unlink()
-            removed.append(link)
+            if link is not None:
+                removed.extend(_remove_cached(link))
+    return removed
+
+
+def _remove_cached(link: Path) -> list[Path]:
+    """Delete a cache entry and the blob it points to, only where they lie inside the cache:
+    a link that points out of it is removed, its target is left alone."""
+    cache = hf_cache_dir().resolve()
+    blob = link.resolve()
+    removed = []
+    if link.is_symlink() or link.resolve().is_relative_to(cache):
+        link.unlink()
+        removed.append(link)
+    if blob != link and blob.exists() and blob.is_relative_to(cache):
+        blob.unlink()
+        removed.append(blob)
     return removed

@@ -54,7 +54,20 @@ def _connect() -> sqlite3.Connection:
 
 def _broken(exc: Exception) -> HistoryError:
     reason = str(exc) or type(exc).__name__
+    if "locked" in reason:  # healthy, but another marco holds it
+        return HistoryError(
+            f"the history at {db_path()} is locked by another marco process (waited "
+            f"{LOCK_TIMEOUT_S:.0f} s); try again when it finishes"
+        )
     return HistoryError(f"the history at {db_path()} cannot be used ({reason}); move it aside to start anew")
+
+
+def _parse(run_id: int, text: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def save(command: str, record: dict[str, Any]) -> int:
@@ -123,10 +136,13 @@ def recent(limit: int) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def records(ids: list[int] | None = None, since: float | None = None) -> list[tuple[int, dict[str, Any]]]:
-    """(id, record) of the runs with these ids (all when None) created since `since`."""
+def records(
+    ids: list[int] | None = None, since: float | None = None
+) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+    """(id, record) of the runs with these ids (all when None) created since `since`, and the ids
+    of matching runs whose stored record is damaged (left out: one bad row blocks no other)."""
     if not db_path().exists():
-        return []
+        return [], []
     query, args = "SELECT id, record FROM runs WHERE created >= ?", [since or 0.0]
     if ids is not None:
         wanted = [i for i in ids if 0 < i <= MAX_ID]
@@ -137,12 +153,15 @@ def records(ids: list[int] | None = None, since: float | None = None) -> list[tu
             rows = conn.execute(query + " ORDER BY id", args).fetchall()
     except (sqlite3.Error, OSError) as exc:
         raise _broken(exc) from None
-    return [(int(run_id), json.loads(text)) for run_id, text in rows]
+    parsed = [(int(run_id), _parse(run_id, text)) for run_id, text in rows]
+    good = [(run_id, record) for run_id, record in parsed if record is not None]
+    return good, [run_id for run_id, record in parsed if record is None]
 
 
 def load(run_id: int) -> dict[str, Any]:
+    """A run's record; an id that is not there is a usage error, a damaged record a runtime one."""
     if not db_path().exists():
-        raise MarcoError(f"no run {run_id}: the history is empty")
+        raise MarcoError(f"no run {run_id}: the history is empty", code=2)
     if not 0 < run_id <= MAX_ID:
         raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them", code=2)
     try:
@@ -151,5 +170,8 @@ def load(run_id: int) -> dict[str, Any]:
     except (sqlite3.Error, OSError) as exc:
         raise _broken(exc) from None
     if row is None:
-        raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them")
-    return json.loads(row[0])
+        raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them", code=2)
+    record = _parse(run_id, row[0])
+    if record is None:
+        raise MarcoError(f"run {run_id}'s record in the history is damaged (not a JSON object)")
+    return record

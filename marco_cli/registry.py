@@ -144,12 +144,21 @@ def _positive(value: int, key: str, where: str) -> int:
     return value
 
 
+def _relative_file(name: str, key: str, where: str) -> str:
+    """A file inside its package or repository: no absolute path and no '..' (a registry entry
+    must not point at /etc/passwd, nor a download land outside the cache)."""
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith(("/", "~")) or any(p in ("", ".", "..") for p in parts):
+        raise MarcoError(f"{where}: field '{key}' must be a file inside the package or repo, not '{name}'")
+    return name
+
+
 def _parse_part(raw: Any, where: str) -> FilePart:
     if isinstance(raw, str):
-        return FilePart(name=raw)
+        return FilePart(name=_relative_file(raw, "file", where))
     if not isinstance(raw, dict):
         raise MarcoError(f"{where}: a file must be a name or a mapping with 'file'")
-    name = _require(raw, "file", str, where)
+    name = _relative_file(_require(raw, "file", str, where), "file", where)
     size = parse_size(raw["size"], where) if "size" in raw else None
     exact = _require(raw, "bytes", int, where) if "bytes" in raw else None
     sha = _require(raw, "sha256", str, where).lower() if "sha256" in raw else None
@@ -168,7 +177,7 @@ def _parse_source(raw: Any, where: str) -> Source:
     if kind == "package":
         return PackageSource(
             package=_require(body, "name", str, where),
-            resource=_require(body, "resource", str, where),
+            resource=_relative_file(_require(body, "resource", str, where), "resource", where),
             quant=_require(body, "quant", str, where),
             install=str(body.get("install", f"pip install {body['name']}")),
         )
@@ -269,7 +278,12 @@ def parse_spec(text: str, registry: Registry) -> ModelSpec:
     if text.startswith("hf:"):
         parts = text[3:].split("/", 2)
         if len(parts) != 3 or not all(parts) or not parts[2].endswith(".gguf"):
-            raise MarcoError(f"'{text}' is not like hf:OWNER/REPO/FILE.gguf")
+            raise MarcoError(f"'{text}' is not like hf:OWNER/REPO/FILE.gguf", code=2)
+        names = [*parts[:2], *parts[2].split("/")]
+        if any(p in (".", "..") or not re.fullmatch(r"[\w.-]+", p) for p in names):
+            raise MarcoError(
+                f"'{text}': owner, repo and file names cannot hold '..' or odd characters", code=2
+            )
         return ModelSpec(hf_repo=f"{parts[0]}/{parts[1]}", hf_file=parts[2])
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
         path = Path(text).expanduser()

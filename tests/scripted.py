@@ -30,6 +30,7 @@ class ScriptedModel:
     calls: list[tuple[str, str, int]] = field(default_factory=list)  # (state, mode, n requests)
     picks: dict[str, int] = field(default_factory=dict)
     evaluated: int = 0
+    parallel: int = 64  # requests per call a baseline may hand it
 
     @property
     def prompt(self) -> list[int]:

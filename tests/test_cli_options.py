@@ -54,6 +54,8 @@ ENGINE_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--backend", "http://127.0.0.1:9"], "backend", "http://127.0.0.1:9"),
     (["--parallel", "4"], "parallel", 4),
     (["--timeout", "5"], "timeout", 5.0),
+    (["--repack"], "repack", True),
+    (["--no-repack"], "repack", False),
 ]
 OUTPUT_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--hide-thought"], "hide_thought", True),
@@ -100,7 +102,7 @@ def test_engine_output_and_model_flags_reach_the_session(
     invoke(command, *flags, *extra)
     options, _, _ = scripted_session[0]
     groups = {"model": options, **{f: options.engine for f in ("gpu_layers", "cpu", "ctx", "threads")}}
-    groups |= {f: options.engine for f in ("verbose", "backend", "parallel", "timeout")}
+    groups |= {f: options.engine for f in ("verbose", "backend", "parallel", "timeout", "repack")}
     groups |= {f: options.output for f in ("hide_thought", "quiet", "yes", "no_log", "html")}
     assert getattr(groups[field], field) == want
 
@@ -127,8 +129,20 @@ def test_bench_strategy_granularity_limit_offset(scripted_session, tmp_path: Pat
     args = _bench_args(tmp_path)
     summary = json.loads(
         invoke(
-            "bench", *args, "--strategy", "cot,mcts", "--granularity", "step", "--granularity", "mini-32",
-            "--limit", "1", "--offset", "1", "-n", "2",
+            "bench",
+            *args,
+            "--strategy",
+            "cot,mcts",
+            "--granularity",
+            "step",
+            "--granularity",
+            "mini-32",
+            "--limit",
+            "1",
+            "--offset",
+            "1",
+            "-n",
+            "2",
         ).stdout
     )
     assert set(summary["configs"]) == {"cot", "mcts/step", "mcts/mini-32"} and summary["problems"] == 1

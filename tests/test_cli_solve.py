@@ -177,7 +177,7 @@ def test_history_log_and_show() -> None:
     assert "Output" in shown.stdout and "n=" in shown.stdout
     again = json.loads(runner.invoke(app, ["show", str(first["run_id"]), "--json"]).stdout)
     assert again == {k: v for k, v in first.items() if k != "run_id"}
-    assert runner.invoke(app, ["show", "999"]).exit_code == 1
+    assert runner.invoke(app, ["show", "999"]).exit_code == 2  # an id not in the history: usage
     solve(QUESTION, *FAST, "--no-log")
     assert len(json.loads(runner.invoke(app, ["log", "--json"]).stdout)) == 2
 

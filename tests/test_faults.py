@@ -85,7 +85,9 @@ def test_a_locked_history_waits_then_keeps_the_record_aside(
         holder.rollback()
         holder.close()
     assert result.exit_code == 0 and result.stdout == "4\n" and waited >= 0.3
-    assert "database is locked" in result.stderr and list(isolated_home.glob("unsaved-run-*.json"))
+    assert "locked by another marco process" in result.stderr and list(
+        isolated_home.glob("unsaved-run-*.json")
+    )
 
 
 def test_non_utf8_stdin_and_arguments_are_usage_errors(scripted_session) -> None:
@@ -190,9 +192,7 @@ def test_log_fits_80_columns_with_id_and_time_whole() -> None:
     lines = console.export_text().splitlines()
     assert max(len(line) for line in lines) <= 80
     for i in (7, 123, 45678):
-        assert any(
-            line.split()[:1] == [str(i)] and "49.2s" in line and "0.912" in line for line in lines
-        )
+        assert any(line.split()[:1] == [str(i)] and "49.2s" in line and "0.912" in line for line in lines)
 
 
 def test_the_tree_says_what_it_left_out_and_unvisited_nodes_have_no_mean() -> None:

@@ -104,7 +104,12 @@ def test_no_finished_rollout_means_no_answer() -> None:
     result = Search(model, model.prompt, config).run()
     assert result.tree.rollouts and result.answer == "" and result.rollout is None and result.reward is None
     record = result_to_dict(result, "Q?", {}, config)
-    assert record["rollout_stats"] == {"finished": 0, "loop": 0, "budget": len(result.tree.rollouts)}
+    assert record["rollout_stats"] == {
+        "finished": 0,
+        "loop": 0,
+        "budget": len(result.tree.rollouts),
+        "context": 0,
+    }
     assert all(r["status"] == "budget" and r["answer"] == "" for r in record["rollouts"])
 
 

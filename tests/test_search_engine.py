@@ -34,6 +34,10 @@ class Recording:
     def evaluated(self) -> int:
         return self.engine.evaluated
 
+    @property
+    def parallel(self) -> int:
+        return self.engine.parallel
+
 
 @pytest.mark.slow
 def test_mcts_rewards_are_the_engines_confidences(engine: Engine) -> None:

@@ -4,18 +4,57 @@ mapping from errors to exit codes (0 answer, 1 runtime failure, 2 usage error, 1
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from importlib import metadata
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from marco_cli.cli import bench, export, history, models, signals, solve
 from marco_cli.errors import MarcoError
 from marco_cli.ui.console import err_console, fail
 
+
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception classes, found from the public `typer.BadParameter` (recent Typer
+    vendors Click, older Typer uses it directly)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+ClickException, UsageError = _click_class("ClickException"), _click_class("UsageError")
+
+
+class OneLineErrors(TyperGroup):
+    """Click's own usage errors (a value out of range, an unknown option) as one line on
+    stderr and exit 2, like every other marco error, instead of a framed box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            message = exc.format_message()
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `marco`: the help, as before
+                print(message)
+                sys.exit(0)
+            where = getattr(exc, "ctx", None)
+            if isinstance(exc, UsageError) and where is not None:
+                message += f" (see '{where.command_path} --help')"
+            fail(escape(message))
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            fail("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="marco",
+    cls=OneLineErrors,
     help="Marco-o1-style MCTS reasoning over local GGUF models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

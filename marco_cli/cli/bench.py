@@ -16,8 +16,9 @@ from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
+from marco_cli.files import make_folder, write_text
 from marco_cli.search.config import SearchConfig
-from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.console import err_console, out_console, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
 
 
@@ -120,7 +121,9 @@ def bench_cmd(
     label = session.info["name"] + (f":{session.info['quant']}" if session.info.get("quant") else "")
     out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
     meta = {"dataset": str(dataset), "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
-    bench.check_run_dir(out, meta)
+    bench.prepare_run_dir(out, meta)
+    if html is not None:  # checked before the search: a bad folder must not cost the hour after it
+        make_folder(html)
     console = err_console()
     interrupted = False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -131,13 +134,13 @@ def bench_cmd(
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}
-    rows = [r for r in bench.read_results(out) if r["index"] in wanted]
+    rows = [r for r in bench.read_results(out, warn_bad_line) if r["index"] in wanted]
     summary = {"dataset": str(dataset), "model": label, "problems": len(problems)}
     summary |= bench.summarize(rows, list(configs))
-    (out / bench.SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text(out / bench.SUMMARY, json.dumps(summary, indent=2))
     _report(summary, out, options.output.as_json)
     if html is not None:
-        index = write_bench_pages(html, summary, bench.read_records(out), rows)
+        index = write_bench_pages(html, summary, bench.read_records(out, warn_bad_line), rows)
         console.print(f"pages: {index}", highlight=False)
     if interrupted:
         console.print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")

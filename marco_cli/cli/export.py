@@ -10,12 +10,22 @@ from typing import Annotated
 import typer
 
 from marco_cli import bench, export, history
+from marco_cli.cli.options import finite
 from marco_cli.errors import MarcoError
-from marco_cli.ui.console import err_console
+from marco_cli.files import write_text
+from marco_cli.ui.console import err_console, warn, warn_bad_line
+
+MAX_IDS = 100_000
+
+
+def id_list(ids: list[int], most: int = 10) -> str:
+    """Ids for a message: the first few, then how many more (never a line of 100,000 ids)."""
+    shown = ", ".join(map(str, ids[:most]))
+    return shown + (f" and {len(ids) - most:,} more" if len(ids) > most else "")
 
 
 def parse_ids(values: list[str]) -> list[int]:
-    """`--run 3 --run 7-9` (or `3,7-9`) as run ids."""
+    """`--run 3 --run 7-9` (or `3,7-9`) as run ids (at most MAX_IDS of them)."""
     ids: list[int] = []
     for value in values:
         for part in value.split(","):
@@ -26,6 +36,10 @@ def parse_ids(values: list[str]) -> list[int]:
                 raise MarcoError(f"'{part}' is not a run id or a range like 3-7", code=2) from None
             if first > last:
                 raise MarcoError(f"the range {part} is empty", code=2)
+            if first < 1:
+                raise MarcoError(f"run ids start at 1, not {first}", code=2)
+            if len(ids) + last - first + 1 > MAX_IDS:
+                raise MarcoError(f"--run names more than {MAX_IDS:,} runs; use --all or --since", code=2)
             ids.extend(range(first, last + 1))
     return ids
 
@@ -46,19 +60,21 @@ def runs_from_history(ids: list[int], everything: bool, since: str | None) -> li
         raise MarcoError(
             "say which runs: --run ID (or a range), --all, --since DATE, or a bench folder", code=2
         )
-    rows = history.records(ids or None, _since(since))
-    missing = sorted(set(ids) - {run_id for run_id, _ in rows})
+    rows, damaged = history.records(ids or None, _since(since))
+    if damaged:
+        warn(f"run {id_list(damaged)} skipped: the record in the history is damaged")
+    missing = sorted(set(ids) - {run_id for run_id, _ in rows} - set(damaged))
     if missing:
-        raise MarcoError(
-            f"no run {', '.join(map(str, missing))} in the history; 'marco log' lists them", code=2
-        )
+        raise MarcoError(f"no run {id_list(missing)} in the history; 'marco log' lists them", code=2)
     if not rows:
         raise MarcoError("no run in the history matches; 'marco log' lists them", code=2)
     return [export.Run(record, None, f"run {run_id}") for run_id, record in rows]
 
 
 def runs_from_bench(folder: Path) -> list[export.Run]:
-    kept = bench.read_records(folder)
+    if not folder.is_dir():
+        raise MarcoError(f"{folder} is not a folder: give a marco bench --out folder", code=2)
+    kept = bench.read_records(folder, warn_bad_line)
     if not kept:
         raise MarcoError(
             f"{folder} holds no search records (records.jsonl): is it a marco bench folder?", code=2
@@ -79,7 +95,7 @@ def export_cmd(
         bool, typer.Option(help="sft: only rollouts that match the gold answer.")
     ] = False,
     min_reward: Annotated[
-        float | None, typer.Option(help="sft: only rollouts with at least this reward.")
+        float | None, typer.Option(callback=finite, help="sft: only rollouts with at least this reward.")
     ] = None,
     length: Annotated[
         str, typer.Option(help="sft: all, or the shortest/longest third per question.")
@@ -88,7 +104,7 @@ def export_cmd(
         bool, typer.Option(help="sft: only the rollout the search answered with.")
     ] = False,
     margin: Annotated[
-        float, typer.Option(min=0.0, help="dpo without gold: the reward gap a pair needs.")
+        float, typer.Option(min=0.0, callback=finite, help="dpo without gold: the reward gap a pair needs.")
     ] = 0.0,
     prefer_short: Annotated[bool, typer.Option(help="dpo: also the shorter of two correct sides.")] = False,
     max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,
@@ -109,7 +125,7 @@ def export_cmd(
     lines, report = export.export(runs, fmt, options)
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
     else:
         print(text, end="", flush=True)
     what = {"sft": "examples", "dpo": "pairs", "tree": "trees"}[fmt]

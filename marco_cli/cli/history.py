@@ -14,13 +14,16 @@ from rich.table import Table
 
 from marco_cli import history
 from marco_cli.cli.options import HideThought, Json
+from marco_cli.files import write_text
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
 
 
 def log_cmd(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=history.MAX_ID, clamp=True, help="How many runs.")
+    ] = 20,
     as_json: Json = False,
 ) -> None:
     """List recent runs."""
@@ -85,7 +88,7 @@ def show_cmd(
     """Show a past run: its tree and answer, or its JSON record, or an HTML page."""
     record = history.load(run_id)
     if html is not None:
-        html.write_text(run_page(record, f"marco run {run_id}"), encoding="utf-8")
+        write_text(html, run_page(record, f"marco run {run_id}"))
         err_console().print(f"tree page: {html}", highlight=False)
         return
     if as_json:

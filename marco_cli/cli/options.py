@@ -23,7 +23,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
 
 
-def _finite(value: float | None) -> float | None:
+def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter("must be a finite number")
     return value
@@ -34,7 +34,8 @@ def url_option(value: str | None) -> str | None:
         return value
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise typer.BadParameter(f"'{value}' is not an http:// or https:// URL")
+        shown = value.replace(f"{parsed.netloc.rsplit('@', 1)[0]}@", "") if "@" in parsed.netloc else value
+        raise typer.BadParameter(f"'{shown}' is not an http:// or https:// URL")
     return value
 
 
@@ -52,27 +53,32 @@ HideThought = Annotated[bool, typer.Option(help="Do not show the <Thought> block
 # the search settings, named as SearchConfig's fields; their defaults are SearchConfig's
 SEARCH_TYPES: dict[str, Any] = {
     "strategy": Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")],
-    "iterations": Annotated[int, typer.Option("--iterations", "-n", min=1, help="MCTS iterations.")],
+    "iterations": Annotated[
+        int, typer.Option("--iterations", "-n", min=1, max=100_000, help="MCTS iterations.")
+    ],
     "granularity": Annotated[str, typer.Option(help=f"Action size: {', '.join(GRANULARITIES)}.")],
-    "children": Annotated[int, typer.Option(min=1, help="Children per expansion.")],
+    "children": Annotated[int, typer.Option(min=1, max=64, help="Children per expansion.")],
     "exploration": Annotated[
-        float, typer.Option(min=0.0, callback=_finite, help="UCT exploration constant c.")
+        float, typer.Option(min=0.0, callback=finite, help="UCT exploration constant c.")
     ],
     "temperature": Annotated[
-        float, typer.Option(min=0.0, callback=_finite, help="Sampling temperature of sampled children.")
+        float, typer.Option(min=0.0, callback=finite, help="Sampling temperature of sampled children.")
     ],
-    "samples": Annotated[int, typer.Option(min=1, help="Samples for best-of-n and vote.")],
+    "samples": Annotated[int, typer.Option(min=1, max=1024, help="Samples for best-of-n and vote.")],
     "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
     "max_time": Annotated[
-        float | None, typer.Option(min=0.0, callback=_finite, help="Stop searching after this many seconds.")
+        float | None, typer.Option(min=0.0, callback=finite, help="Stop searching after this many seconds.")
     ],
-    "max_tokens": Annotated[int, typer.Option(min=1, help="Generated tokens allowed on one answer path.")],
+    "max_tokens": Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
+    ],
     "reward": Annotated[str, typer.Option(help=f"Rollout reward: {', '.join(REWARDS)} (README: Rewards).")],
     "select": Annotated[
         str, typer.Option(help="The answer by most 'visits', best 'reward', or reward-weighted 'vote'.")
     ],
     "stop_agree": Annotated[
-        int | None, typer.Option(min=0, help="Stop once this many finished rollouts agree (0: never).")
+        int | None,
+        typer.Option(min=0, max=100_000, help="Stop once this many finished rollouts agree (0: never)."),
     ],
     "loop_guard": Annotated[
         bool, typer.Option("--loop-guard/--no-loop-guard", help="Stop generations that loop.")
@@ -91,13 +97,23 @@ SEARCH: dict[str, tuple[Any, Any]] = {
 }
 ENGINE: dict[str, tuple[Any, Any]] = {
     "gpu_layers": (
-        Annotated[int | None, typer.Option(min=0, help="Layers to offload (default: all when supported).")],
+        Annotated[
+            int | None,
+            typer.Option(min=0, max=100_000, help="Layers to offload (default: all when supported)."),
+        ],
         None,
     ),
     "cpu": (Annotated[bool, typer.Option(help="Force CPU even when a GPU build is installed.")], False),
-    "ctx": (Annotated[int | None, typer.Option(min=64, help="Cap the context length (default 8192).")], None),
+    "ctx": (
+        Annotated[
+            int | None, typer.Option(min=64, max=10_000_000, help="Cap the context length (default 8192).")
+        ],
+        None,
+    ),
     "threads": (
-        Annotated[int | None, typer.Option(min=1, help="CPU threads (default: the physical cores).")],
+        Annotated[
+            int | None, typer.Option(min=1, max=1024, help="CPU threads (default: the physical cores).")
+        ],
         None,
     ),
     "verbose": (Verbose, False),
@@ -113,13 +129,30 @@ ENGINE: dict[str, tuple[Any, Any]] = {
     "parallel": (
         Annotated[
             int | None,
-            typer.Option(min=1, help="Branches decoded together (local) or requests in flight (remote)."),
+            typer.Option(
+                min=1,
+                max=256,  # llama.cpp holds at most 256 sequences
+                help="Branches decoded together (local) or requests in flight (remote).",
+            ),
+        ],
+        None,
+    ),
+    "repack": (
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--repack/--no-repack",
+                help="Weight repacking into the CPU's extra buffer types (AMX); default: probed once.",
+            ),
         ],
         None,
     ),
     "timeout": (
         Annotated[
-            float, typer.Option(min=0.1, callback=_finite, help="Seconds to wait for the server per request.")
+            float,
+            typer.Option(
+                min=0.1, max=86_400, callback=finite, help="Seconds to wait for the server per request."
+            ),
         ],
         120.0,
     ),
@@ -147,6 +180,7 @@ class EngineOptions:
     backend: str | None = None
     parallel: int | None = None  # None: 1 locally, the children/samples count remotely
     timeout: float = 120.0
+    repack: bool | None = None  # None: MARCO_REPACK, else probed on AMX CPUs (engine/repack.py)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
+from marco_cli.files import write_text
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
@@ -102,29 +103,51 @@ def write_html(records: list[dict[str, Any]], path: Path | None) -> None:
         return
     for number, record in enumerate(records, 1):
         target = path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix or '.html'}")
-        try:
-            target.write_text(run_page(record), encoding="utf-8")
-        except OSError as exc:
-            raise MarcoError(f"cannot write {target}: {exc.strerror}") from None
+        write_text(target, run_page(record))
         err_console().print(f"tree page: {target}", highlight=False)
 
 
-def finish(records: list[dict[str, Any]]) -> None:
-    """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished."""
+def no_answer_hint(stats: dict[str, int], max_tokens: int) -> str:
+    """Why a search that generated rollouts has no answer, and what would help, truthfully."""
+    parts = [
+        f"{stats.get(k, 0)} {what}"
+        for k, what in (
+            ("finished", "finished without stating an answer"),
+            ("loop", "looped"),
+            ("budget", f"hit the {max_tokens}-token budget"),
+            ("context", "filled the context"),
+        )
+        if stats.get(k, 0)
+    ]
+    helps = []
+    if stats.get("budget", 0):
+        helps.append("a larger --max-tokens")
+    if stats.get("context", 0):
+        helps.append("a larger --ctx")
+    if stats.get("finished", 0) or stats.get("loop", 0) or not helps:
+        helps.append("more --iterations")
+    return f"no answer: no rollout gave one ({', '.join(parts)}); try {' or '.join(helps)}"
+
+
+def finish(records: list[dict[str, Any]], total: int = 1) -> None:
+    """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished.
+    `total` is how many searches were asked for (translate: the input lines)."""
     failed = next((r for r in records if r["stopped"] == "error"), None)
     if failed is not None:
         raise MarcoError(f"{failed['error']} (the partial tree is in the run's record)")
     for record in records:
         if not record["answer"] and record["rollouts"]:
-            stats = record["rollout_stats"]
-            err_console().print(
-                f"[yellow]no answer: no rollout finished ({stats['loop']} looped, {stats['budget']} hit "
-                "the token budget); try a larger --max-tokens or more --iterations[/]"
-            )
+            hint = no_answer_hint(record["rollout_stats"], record["settings"]["max_tokens"])
+            err_console().print(f"[yellow]{escape(hint)}[/]", highlight=False)
     interrupted = [r for r in records if r["stopped"] == "interrupted"]
     if interrupted:
         shown = any(r["answer"] for r in interrupted)
         what = "the best answer so far is shown" if shown else "no answer had finished yet"
+        if total > 1:
+            done = len(records) - len(interrupted)
+            what = f"{done} of {total} searches had finished and are shown; " + (
+                "the last one's best answer so far too" if shown else "the last one had no answer yet"
+            )
         err_console().print(f"[yellow]interrupted: {what}[/]")
         raise typer.Exit(signals.exit_code())
 
@@ -162,7 +185,7 @@ def translate_cmd(
     failed = 0
     with session.engine:
         for number, line in enumerate(lines, 1):
-            record = _translate_line(session, config, line, number, to, source)
+            record = _translate_line(session, config, line, number, to, source, alone=len(lines) == 1)
             failed += "failed" in record
             records.append(record)
             if not options.output.as_json:
@@ -174,13 +197,19 @@ def translate_cmd(
         print(json.dumps(doc, ensure_ascii=False))
     searched = [r for r in records if "stopped" in r]
     write_html(searched, options.output.html)
-    finish(searched)
+    finish(searched, total=len(searched) + len(lines) - len(records))
     if failed:
         raise MarcoError(f"{failed} of {len(lines)} lines failed (said above; their output lines are empty)")
 
 
 def _translate_line(
-    session: Session, config: SearchConfig, line: str, number: int, to: str, source: str | None
+    session: Session,
+    config: SearchConfig,
+    line: str,
+    number: int,
+    to: str,
+    source: str | None,
+    alone: bool = False,
 ) -> dict[str, Any]:
     """One input line's record; an empty line or a failed one gets a stand-in entry (empty
     answer) so that output lines stay in step with input lines."""
@@ -189,6 +218,8 @@ def _translate_line(
     try:
         return run_one(session, config, line.strip(), tasks.translate_messages(line.strip(), to, source))
     except MarcoError as exc:
+        if alone:  # one text: its error is the command's (a too-long prompt stays a usage error)
+            raise
         err_console().print(f"[bold red]error:[/] line {number}: {escape(str(exc))}", highlight=False)
         return {"question": line.strip(), "answer": "", "failed": str(exc)}
 

@@ -73,6 +73,7 @@ class Decoder:
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
         self.n_vocab, self.n_ctx, self.n_batch = n_vocab, n_ctx, n_batch
+        self.full_hint = "raise --ctx"  # the engine says so when --ctx is at the model's maximum
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._piece = piece
         self.snapshots = KVSnapshots(snapshot_bytes)
@@ -120,7 +121,7 @@ class Decoder:
                     llama_cpp.llama_set_abort_callback(self._ctx, _NO_ABORT, None)
         self.decode_calls += 1
         if rc != 0:
-            raise MarcoError(f"llama_decode failed with code {rc} (the context is full; raise --ctx)")
+            raise MarcoError(f"llama_decode failed with code {rc} (the context is full; {self.full_hint})")
         for tok, _pos, seq, _out in entries:
             self.cache.tokens[seq].append(tok)
         self.evaluated += len(entries)

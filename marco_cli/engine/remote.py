@@ -18,6 +18,7 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
@@ -73,6 +75,17 @@ def one_line(body: str) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without `user:pass@` (what messages and records show), and those credentials
+    as an HTTP Basic token (they are sent, never printed)."""
+    parsed = urlsplit(url)
+    if parsed.username is None and parsed.password is None:
+        return url, None
+    host = parsed.netloc.rsplit("@", 1)[1]
+    token = f"{unquote(parsed.username or '')}:{unquote(parsed.password or '')}"
+    return urlunsplit(parsed._replace(netloc=host)), base64.b64encode(token.encode()).decode()
+
+
 class RemoteEngine:
     def __init__(
         self,
@@ -86,7 +99,7 @@ class RemoteEngine:
         fallback_parallel: int = 4,
         model: str | None = None,
     ) -> None:
-        self.root = url.rstrip("/").removesuffix("/v1")
+        self.root, self._basic = split_credentials(url.rstrip("/").removesuffix("/v1"))
         self.api_key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._lock = threading.Lock()
@@ -130,6 +143,8 @@ class RemoteEngine:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -176,6 +191,8 @@ class RemoteEngine:
                 yield json.loads(line[5:])
         except TimeoutError:
             raise self._silent() from None
+        except json.JSONDecodeError:
+            raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
         except (ConnectionError, OSError) as exc:
             raise BackendError(f"the server at {self.root} went away mid-answer ({exc})") from None
         finally:
@@ -303,7 +320,7 @@ class RemoteEngine:
             if logprobs is None and choice.get("text"):
                 raise ShapeError("no logprobs")
             return (from_openai(logprobs) if logprobs else []), finish, evaluated
-        except (ShapeError, KeyError, TypeError, ValueError):
+        except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
             raise BackendError(NO_LOGPROBS) from None
 
     def _generation(

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from marco_cli.engine.types import Request
+from marco_cli.engine.types import Generation, Request
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key
 from marco_cli.search.config import Model, SearchConfig, SearchResult
@@ -34,8 +34,10 @@ def sample_answers(
     n: int,
     listener: Listener,
     greedy_all: bool = False,
-) -> tuple[Tree, int]:
-    """n complete answers from the prompt (generated together), each a child of the root."""
+) -> tuple[Tree, int, bool]:
+    """n complete answers from the prompt, each a child of the root, generated `model.parallel`
+    at a time so that Ctrl-C keeps every sample already finished. Returns the tree, the tokens
+    generated and whether Ctrl-C stopped it."""
     rng = random.Random(config.seed)
     tree = Tree(tuple(prompt))
     requests = [
@@ -47,14 +49,26 @@ def sample_answers(
         for i in range(n)
     ]
     listener(IterationStarted(1, 1))
-    gens = model.generate_many(requests, on_token=lambda n: listener(TokensGenerated(n)))
-    for gen in gens:
-        node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
-        listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-        rollout = score(tree, node, None, config)
-        listener(rollout_scored(rollout))
-        listener(BackedUp(backup(tree, node, rollout.reward), rollout.reward))
-    return tree, sum(len(g.tokens) for g in gens)
+    generated, width = 0, max(1, model.parallel)
+    try:
+        for start in range(0, n, width):
+            gens = model.generate_many(
+                requests[start : start + width], lambda k: listener(TokensGenerated(k))
+            )
+            generated += sum(len(g.tokens) for g in gens)
+            for gen in gens:
+                _add_sample(tree, gen, config, listener)
+    except KeyboardInterrupt:
+        return tree, generated, True
+    return tree, generated, False
+
+
+def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Listener) -> None:
+    node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
+    listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
+    rollout = score(tree, node, None, config)
+    listener(rollout_scored(rollout))
+    listener(BackedUp(backup(tree, node, rollout.reward), rollout.reward))
 
 
 def majority(rollouts: Sequence[Rollout]) -> Rollout | None:
@@ -83,11 +97,10 @@ def run_baseline(
     stopped = "done"
     error: str | None = None
     try:
-        tree, generated = sample_answers(
+        tree, generated, interrupted = sample_answers(
             model, prompt, config, n, listener, greedy_all=config.strategy == "cot"
         )
-    except KeyboardInterrupt:
-        tree, generated, stopped = Tree(tuple(prompt)), 0, "interrupted"
+        stopped = "interrupted" if interrupted else "done"
     except MarcoError as exc:
         tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
     if config.strategy == "vote":

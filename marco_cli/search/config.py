@@ -19,6 +19,7 @@ class Model(Protocol):
     """What the search reads from a language model (the engine, or a scripted fake)."""
 
     evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
+    parallel: int  # requests it runs at once: a baseline hands it that many per call
 
     def generate_many(
         self, requests: Sequence[Request], on_token: TokenCallback | None = None

@@ -25,7 +25,9 @@ def status_of(stop_reason: str) -> str:
     """A rollout's status from the stop reason of the generation that ended it."""
     if stop_reason in FINISHED_REASONS:
         return "finished"
-    return "loop" if stop_reason == "loop" else "budget"
+    if stop_reason in ("loop", "context"):
+        return stop_reason
+    return "budget"
 
 
 def reward_of(confidence: float, status: str, answer: str, config: SearchConfig) -> float:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -30,6 +32,15 @@ def out_console() -> Console:
 def fail(message: str) -> None:
     """Print one error line on stderr."""
     err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (the text is not markup)."""
+    err_console().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def warn_bad_line(path: Path, number: int, why: str) -> None:
+    warn(f"{path}:{number} skipped: {why}")
 
 
 def download_bar_class(console: Console) -> type | None:

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from marco_cli.files import make_folder, write_text
+
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
 _SCRIPT = resources.files("marco_cli.ui").joinpath("page.js").read_text(encoding="utf-8")
 
@@ -133,13 +135,13 @@ def write_bench_pages(
     folder: Path, summary: dict[str, Any], kept: list[dict[str, Any]], results: list[dict[str, Any]]
 ) -> Path:
     """index.html plus runs/<config>-<index>.html for every kept record; returns the index."""
-    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    make_folder(folder / "runs")
     graded = {(r["config"], r["index"]): r for r in results}
     problems: dict[int, dict[str, Any]] = {}
     for item in kept:
         name, index = item["config"], item["index"]
         page = f"runs/{name.replace('/', '_')}-{index}.html"
-        (folder / page).write_text(run_page(item["record"], f"{name} #{index}"), encoding="utf-8")
+        write_text(folder / page, run_page(item["record"], f"{name} #{index}"))
         row = graded.get((name, index), {})
         entry = problems.setdefault(
             index,
@@ -151,5 +153,5 @@ def write_bench_pages(
             "page": page,
         }
     index_path = folder / "index.html"
-    index_path.write_text(bench_index(summary, [problems[k] for k in sorted(problems)]), encoding="utf-8")
+    write_text(index_path, bench_index(summary, [problems[k] for k in sorted(problems)]))
     return index_path

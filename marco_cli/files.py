@@ -1,0 +1,49 @@
+"""Writing the files a user asked for (pages, exports, bench folders) with one clear error.
+
+A folder where a file was meant, a read-only folder or a full disk (/dev/full) is a one-line
+runtime error that names the path, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from marco_cli.errors import MarcoError
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def write_text(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise MarcoError(f"cannot write {path}: it is a folder; name a file")
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise MarcoError(f"cannot write {path}: {_reason(exc)}") from None
+
+
+def make_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise MarcoError(f"{path} is a file, not a folder; name a folder", code=2)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MarcoError(f"cannot create the folder {path}: {_reason(exc)}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MarcoError(f"cannot write in {path}: permission denied")
+
+
+def read_utf8(path: Path) -> str:
+    """A text file the user gave, as UTF-8 (another encoding is a usage error with its offset)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MarcoError(
+            f"{path}: byte {exc.start} is not UTF-8; convert the file to UTF-8", code=2
+        ) from None
+    except OSError as exc:
+        raise MarcoError(f"cannot read {path}: {_reason(exc)}") from None
