@@ -15,6 +15,7 @@ from tests.fakehub import FakeHub
 from tests.scripted import ScriptedEngine
 
 SMOLLM_RESOURCE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MACHINE_REPACK: dict[str, bool] = {}  # "repack": this machine's real verdict, for the probe's tests
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -23,6 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     verdict to everything the tests start (engines, reference models, servers) as MARCO_REPACK.
     The probe's own tests unset it."""
     if os.environ.get("MARCO_REPACK") in ("on", "off"):
+        MACHINE_REPACK["repack"] = os.environ["MARCO_REPACK"] == "on"
         return
     from marco_cli.engine import repack
 
@@ -37,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         else:
             os.environ["MARCO_HOME"] = home
     os.environ["MARCO_REPACK"] = "on" if verdict.repack else "off"
+    MACHINE_REPACK["repack"] = verdict.repack
     if verdict.source == "probe" and not verdict.repack:
         print(f"\nrepacking off for this run: {verdict.reason}")
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.engine import repack
+from tests.conftest import MACHINE_REPACK
 
 runner = CliRunner()
 QUESTION = "What is 2 + 2?"
@@ -64,6 +65,7 @@ def test_a_probe_that_dies_turns_repacking_off_once(amx_cpu: Path, isolated_home
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not MACHINE_REPACK.get("repack", True), reason="repacking really crashes on this CPU")
 def test_a_probe_that_succeeds_keeps_repacking_on(amx_cpu: Path, smollm_path: Path) -> None:
     verdict = repack.decide(smollm_path)
     assert verdict.repack is True and verdict.source == "probe"
@@ -89,6 +91,16 @@ def test_forcing_and_cpus_without_amx_need_no_probe(
     monkeypatch.delenv(repack.ENV)
     amx_cpu.write_text("model name\t: EPYC\nflags\t\t: avx2 avx512f\n", encoding="ascii")
     assert repack.decide(smollm_path).source == "cpu"
+
+
+def test_a_probe_that_fails_without_a_crash_is_not_remembered(
+    amx_cpu: Path, tmp_path: Path, isolated_home: Path
+) -> None:
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\0" * 64)
+    verdict = repack.decide(damaged)
+    assert verdict.repack is False and "failed (exit 1" in verdict.reason
+    assert not (isolated_home / "repack.json").exists()
 
 
 def test_a_bad_environment_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -180,10 +180,11 @@ def probe(model: Path) -> tuple[Verdict, bool]:
     if done.returncode < 0:
         name = signal.Signals(-done.returncode).name
         why = f"llama.cpp's weight repacking ({features}) crashed a test process ({name})"
-    else:
-        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        why = f"a test process with repacking ({features}) failed (exit {done.returncode}: {last[0][:200]})"
-    return Verdict(False, "probe", why), True
+        return Verdict(False, "probe", why), True
+    # an error, not a crash (a damaged file, no memory): off for this run, probed again next time
+    last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+    why = f"a test process with repacking ({features}) failed (exit {done.returncode}: {last[0][:200]})"
+    return Verdict(False, "probe", why), False
 
 
 def describe() -> dict[str, object]:
