@@ -50,16 +50,21 @@ class Verdict:
     reason: str
 
 
-def cpu_flags() -> frozenset[str]:
+def _cpuinfo(field: str) -> str:
+    """The first `field` line of /proc/cpuinfo (or the MARCO_CPUINFO file), "" when absent."""
     path = os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
     try:
         with open(path, encoding="ascii", errors="ignore") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return frozenset()
+    return ""
+
+
+def cpu_flags() -> frozenset[str]:
+    return frozenset(_cpuinfo("flags").split())
 
 
 def risky_features(flags: frozenset[str]) -> list[str]:
@@ -67,24 +72,12 @@ def risky_features(flags: frozenset[str]) -> list[str]:
     return sorted(f for f in flags if f.startswith("amx"))
 
 
-def _cpu_model() -> str:
-    path = os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
-    try:
-        with open(path, encoding="ascii", errors="ignore") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def machine_key() -> str:
     """This machine (CPU model and flags, machine id) and this llama.cpp build (version and the
     library files' sizes and times): a new build or another CPU is probed again."""
     import llama_cpp
 
-    parts = [_cpu_model(), " ".join(sorted(cpu_flags())), str(llama_cpp.__version__)]
+    parts = [_cpuinfo("model name"), " ".join(sorted(cpu_flags())), str(llama_cpp.__version__)]
     with contextlib.suppress(OSError):
         parts.append(Path("/etc/machine-id").read_text(encoding="ascii").strip())
     lib = Path(llama_cpp.__file__).parent / "lib"
