@@ -19,7 +19,10 @@ from marco_cli import tasks
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, read_utf8
 from marco_cli.search.answers import extract_number
-from marco_cli.search.config import Model, SearchConfig
+from marco_cli.search.baselines import majority
+from marco_cli.search.config import SELECTS, Model, SearchConfig
+from marco_cli.search.core import choose
+from marco_cli.search.record import tree_from_dict
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -326,3 +329,13 @@ def run(
     else:
         for item in todo:
             work(item)
+
+
+RULES = (*SELECTS, "majority")  # majority: count first (self-consistency), as --strategy vote
+
+
+def answer_by(record: dict[str, Any], rule: str) -> str:
+    """The answer a saved tree gives under `rule`, without generating again (re-scoring)."""
+    tree = tree_from_dict(record)
+    chosen = majority(tree.rollouts) if rule == "majority" else choose(tree, rule)
+    return chosen.answer if chosen else ""

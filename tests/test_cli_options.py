@@ -34,6 +34,7 @@ SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--max-tokens", "77"], "max_tokens", 77),
     (["--reward", "paper"], "reward", "paper"),
     (["--select", "reward"], "select", "reward"),
+    (["--select", "branch"], "select", "branch"),
     (["--stop-agree", "5"], "stop_agree", 5),
     (["--stop-agree", "0"], "stop_agree", None),
     (["--no-loop-guard"], "loop_guard", False),

@@ -74,7 +74,10 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "reward": Annotated[str, typer.Option(help=f"Rollout reward: {', '.join(REWARDS)} (README: Rewards).")],
     "select": Annotated[
-        str, typer.Option(help="The answer by most 'visits', best 'reward', or reward-weighted 'vote'.")
+        str,
+        typer.Option(
+            help="The answer by most 'visits', best 'reward', reward-weighted 'vote', or a vote per 'branch'."
+        ),
     ],
     "stop_agree": Annotated[
         int | None,

@@ -11,7 +11,7 @@ from marco_cli.search.tree import Rollout, Tree
 
 STRATEGIES = ("mcts", "cot", "best-of-n", "vote")
 REWARDS = ("finished", "paper", "path")
-SELECTS = ("visits", "reward", "vote")
+SELECTS = ("visits", "reward", "vote", "branch")
 TokenCallback = Callable[[int], None]
 
 
@@ -48,7 +48,7 @@ class SearchConfig:
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
     reward: str = "finished"  # finished | paper | path (README: "Rewards")
-    select: str = "vote"  # visits | reward | vote
+    select: str = "vote"  # visits | reward | vote | branch (one vote per root subtree)
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"
@@ -57,7 +57,7 @@ class SearchConfig:
     reflection_threshold: float = 0.6
     max_time: float | None = None
     stop_confidence: float | None = None
-    stop_agree: int | None = 3  # finished rollouts that agree on the answer end the search
+    stop_agree: int | None = 3  # finished rollouts (select branch: branches) that agree end the search
     samples: int = 8  # best-of-n and vote
     seed: int = 0
 

@@ -79,6 +79,41 @@ def answer_votes(rollouts: Sequence[Rollout]) -> tuple[Counter[str], dict[str, f
     return counts, weight
 
 
+def branch_of(tree: Tree, node_id: int) -> int:
+    """The root's child a node descends from (its first step): rollouts under one branch share
+    that prefix, so they are one piece of evidence, not several. The root is its own branch."""
+    node = tree.nodes[node_id]
+    while node.parent is not None and node.parent != 0:
+        node = tree.nodes[node.parent]
+    return node.id
+
+
+def branch_votes(tree: Tree, rollouts: Sequence[Rollout]) -> tuple[Counter[str], dict[str, float]]:
+    """One vote per branch: each branch votes for the answer most of its finished rollouts gave
+    (ties: the larger summed reward). Returns branches per answer, and the summed best reward of
+    the branches behind each answer (the tie-break)."""
+    by_branch: dict[int, list[Rollout]] = {}
+    for r in rollouts:
+        if r.finished and r.answer:
+            by_branch.setdefault(branch_of(tree, r.node), []).append(r)
+    counts: Counter[str] = Counter()
+    weight: dict[str, float] = {}
+    for members in by_branch.values():
+        inner, inner_weight = answer_votes(members)
+        answer = max(inner, key=lambda k: (inner[k], inner_weight[k]))
+        counts[answer] += 1
+        best = max(r.reward for r in members if answer_key(r.answer) == answer)
+        weight[answer] = weight.get(answer, 0.0) + best
+    return counts, weight
+
+
+def agreeing(tree: Tree, select: str) -> int:
+    """The most finished rollouts (or, for `--select branch`, branches) behind one answer."""
+    votes = branch_votes if select == "branch" else lambda _, rs: answer_votes(rs)
+    counts, _ = votes(tree, tree.rollouts)
+    return max(counts.values(), default=0)
+
+
 def _best(rollouts: Sequence[Rollout]) -> Rollout | None:
     finished = [r for r in rollouts if r.finished]
     return max(finished, key=lambda r: (bool(r.answer), r.reward, -r.id)) if finished else None
@@ -99,11 +134,12 @@ def choose(tree: Tree, select: str) -> Rollout | None:
     `visits`: follow the most visited children, then the best finished rollout below (anywhere
     when none below finished); `reward`: the highest-reward finished rollout; `vote`: the answer
     whose finished rollouts have the largest summed reward (confidence-weighted
-    self-consistency), represented by its best rollout.
+    self-consistency), represented by its best rollout; `branch`: the answer most branches (root
+    subtrees) vote for, each branch once (ties: the branches' summed best reward).
     """
     rollouts = tree.rollouts
-    if select == "vote":
-        counts, weight = answer_votes(rollouts)
+    if select in ("vote", "branch"):
+        counts, weight = answer_votes(rollouts) if select == "vote" else branch_votes(tree, rollouts)
         if not counts:
             return _best(rollouts)
         winner = max(weight, key=lambda k: (weight[k], counts[k]))

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from marco_cli.engine.types import REFLECTION_PHRASE, Generation, Request
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import Model, SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
+from marco_cli.search.core import Chooser, agreeing, result_from, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
     Finished,
@@ -247,10 +247,8 @@ class Search:
         finished = [r for r in self.tree.rollouts if r.finished and r.answer]
         if cfg.stop_confidence is not None and any(r.reward >= cfg.stop_confidence for r in finished):
             return "confidence"
-        if cfg.stop_agree:
-            counts, _ = answer_votes(finished)
-            if counts and max(counts.values()) >= cfg.stop_agree:
-                return "agreement"
+        if cfg.stop_agree and agreeing(self.tree, cfg.select) >= cfg.stop_agree:
+            return "agreement"
         return None
 
     def run(self) -> SearchResult:

@@ -9,7 +9,7 @@ from typing import Any
 
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import rollout_counts
-from marco_cli.search.tree import Tree
+from marco_cli.search.tree import Node, Rollout, Tree
 
 SCHEMA_VERSION = 2  # 2: rollouts carry status and confidence; rollout_stats
 
@@ -83,3 +83,47 @@ def result_to_dict(
         "tokens": {"generated": result.generated_tokens, "evaluated": result.evaluated_tokens},
         "seconds": round(result.seconds, 3),
     }
+
+
+def tree_from_dict(record: dict[str, Any]) -> Tree:
+    """A saved record's tree again, enough to answer it by any rule (`core.choose`): nodes with
+    their parents, visits and values, and every rollout. Token ids and per-token confidences are
+    not saved, so nodes carry the tokens' count and mean confidence only."""
+    nodes = record["nodes"]
+    tree = Tree(())
+    tree.nodes = []
+    for raw in nodes:
+        mean = raw.get("confidence")
+        node = Node(
+            raw["id"],
+            raw["parent"],
+            raw["depth"],
+            tuple(range(raw.get("tokens", 0))),
+            raw["text"],
+            () if mean is None else (mean,) * max(1, raw.get("tokens", 0)),
+            terminal=raw.get("terminal", False),
+            reflection=raw.get("reflection", False),
+            visits=raw.get("visits", 0),
+            value_sum=(raw.get("value") or 0.0) * raw.get("visits", 0),
+        )
+        tree.nodes.append(node)
+    for node in tree.nodes:
+        if node.parent is not None:
+            tree.nodes[node.parent].children.append(node.id)
+    for raw in record["rollouts"]:
+        status = raw.get("status") or ("finished" if raw.get("finished") else "budget")
+        reward, confidence = raw.get("reward") or 0.0, raw.get("confidence")
+        tree.rollouts.append(
+            Rollout(
+                raw["id"],
+                raw["node"],
+                tuple(range(raw.get("tokens", 0))),
+                raw["text"],
+                reward,
+                raw.get("answer", ""),
+                status,
+                raw.get("tokens", 0),
+                reward if confidence is None else confidence,
+            )
+        )
+    return tree

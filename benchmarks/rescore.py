@@ -1,0 +1,45 @@
+"""Re-scoring saved trees: every answer rule on the trees a `marco bench --out DIR` run kept
+(records.jsonl), graded against the gold answers, without generating again — the fair way to
+compare answer rules, on the same trees.
+
+    python benchmarks/rescore.py DIR [DIR ...]
+
+Prints, per configuration: problems, accuracy under each rule (`saved` is the answer the run
+gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
+rollout in the tree had the right answer (what no rule can beat).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+from marco_cli import bench
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", type=Path, nargs="+")
+    args = parser.parse_args()
+    columns = ("saved", *bench.RULES, "oracle")
+    print("| folder | config | n | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
+    for folder in args.folders:
+        right: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
+        count: dict[str, int] = defaultdict(int)
+        for kept in bench.read_records(folder):
+            record, gold, config = kept["record"], kept["gold"], kept["config"]
+            count[config] += 1
+            right[config]["saved"] += bench.grade(record["answer"], gold)[1]
+            for rule in bench.RULES:
+                right[config][rule] += bench.grade(bench.answer_by(record, rule), gold)[1]
+            finished = [r["answer"] for r in record["rollouts"] if r.get("status") == "finished"]
+            right[config]["oracle"] += any(bench.grade(a, gold)[1] for a in finished)
+        for config, n in count.items():
+            cells = " | ".join(f"{right[config][c]}/{n}" for c in columns)
+            print(f"| {folder.name} | {config} | {n} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The tree-aware answer rule (rollouts under one root child share its first step, so a branch
+votes once; hand-made trees, numbers by hand), and re-scoring saved trees by every rule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from marco_cli.bench import RULES, answer_by
+from marco_cli.search.config import SELECTS, SearchConfig
+from marco_cli.search.core import agreeing, branch_of, branch_votes, choose
+from marco_cli.search.mcts import Search
+from marco_cli.search.record import result_to_dict, tree_from_dict
+from marco_cli.search.tree import Rollout, Tree
+from tests.scripted import ScriptedModel
+
+
+def _rollout(tree: Tree, node: int, answer: str, reward: float) -> None:
+    rid = len(tree.rollouts)
+    tree.rollouts.append(
+        Rollout(rid, node, (), f"<Output>{answer}</Output>", reward, answer, "finished", 1, reward)
+    )
+
+
+def quickstart_tree() -> Tree:
+    """The README quick start's tree, as issue 20 measured it: three rollouts under one wrong
+    child (2, summed reward 2.23) and two under the greedy child (7, 1.71)."""
+    tree = Tree((1, 2))
+    greedy = tree.add(tree.root, (3,), "Tom has 3 + 4", (0.9,), False)
+    wrong = tree.add(tree.root, (4,), "Tom has 3 - 1", (0.7,), False)
+    deeper = tree.add(wrong, (5,), " apples", (0.8,), False)
+    for node, reward in ((wrong.id, 0.75), (deeper.id, 0.74), (deeper.id, 0.74)):
+        _rollout(tree, node, "2", reward)
+    for reward in (0.86, 0.85):
+        _rollout(tree, greedy.id, "7", reward)
+    third = tree.add(tree.root, (6,), "3 plus 4", (0.6,), False)
+    _rollout(tree, third.id, "7", 0.6)
+    return tree
+
+
+def test_a_correlated_subtree_cannot_outvote_independent_branches() -> None:
+    tree = quickstart_tree()
+    assert [branch_of(tree, n.id) for n in tree.nodes] == [0, 1, 2, 2, 4]
+    counts, weight = branch_votes(tree, tree.rollouts)
+    assert counts == {"2": 1, "7": 2}
+    assert weight == {"2": 0.75, "7": 0.86 + 0.6}
+    assert choose(tree, "branch").answer == "7"
+    assert choose(tree, "vote").answer == "7"  # 2.31 against 2.23: the third branch saved it
+
+
+def test_without_the_third_branch_the_summed_vote_loses_and_the_branch_vote_ties_on_reward() -> None:
+    tree = quickstart_tree()
+    tree.rollouts = tree.rollouts[:5]
+    assert choose(tree, "vote").answer == "2"  # 2.23 > 1.71
+    counts, weight = branch_votes(tree, tree.rollouts)
+    assert counts == {"2": 1, "7": 1} and weight == {"2": 0.75, "7": 0.86}
+    assert choose(tree, "branch").answer == "7"  # one branch each: the better branch wins
+
+
+def test_a_branch_votes_for_its_own_majority() -> None:
+    tree = Tree((1,))
+    child = tree.add(tree.root, (2,), "x", (0.5,), False)
+    for answer, reward in (("5", 0.4), ("5", 0.3), ("6", 0.9)):
+        _rollout(tree, child.id, answer, reward)
+    counts, weight = branch_votes(tree, tree.rollouts)
+    assert counts == {"5": 1} and weight == {"5": 0.4}
+
+
+def test_agreement_counts_branches_under_select_branch() -> None:
+    tree = quickstart_tree()
+    assert agreeing(tree, "vote") == 3  # three rollouts said 2 (and three said 7)
+    assert agreeing(tree, "branch") == 2  # but only two branches agree on anything
+
+
+def test_the_early_stop_needs_agreement_across_branches() -> None:
+    """Every rollout of the scripted model answers 4; with one child per expansion all of them
+    sit under one root child, so three agreeing rollouts stop a rollout-counting search early
+    while a branch-counting one searches on."""
+    model = ScriptedModel(
+        actions={},
+        rollouts={},
+        default_rollout=("<Output>4</Output>", 0.8),
+        more_actions=lambda state: [(f"step {len(state)}\n", 0.8)],
+    )
+    by_rollout = Search(model, model.prompt, SearchConfig(children=1, iterations=12, stop_agree=3)).run()
+    assert by_rollout.stopped == "agreement"
+    by_branch = Search(
+        model, model.prompt, SearchConfig(children=1, iterations=12, stop_agree=3, select="branch")
+    ).run()
+    assert by_branch.stopped != "agreement" and by_branch.answer == "4"
+    assert by_branch.iterations > by_rollout.iterations
+
+
+def _varied_model() -> ScriptedModel:
+    """Children with different answers and rewards, so that the rules disagree."""
+    answers = {
+        "a": ("<Output>1</Output>", 0.9),
+        "b": ("<Output>2</Output>", 0.6),
+        "c": ("<Output>2</Output>", 0.5),
+    }
+    return ScriptedModel(
+        actions={"": [("a\n", 0.9), ("b\n", 0.7), ("c\n", 0.6)]},
+        rollouts={},
+        fallback=lambda state: answers.get(state[:1], ("<Output>3</Output>", 0.4)),
+        more_actions=lambda state: [
+            (f"{state[:1]}{len(state)}\n", 0.8),
+            (f"{state[:1]}x{len(state)}\n", 0.7),
+        ],
+    )
+
+
+@pytest.mark.parametrize("select", SELECTS)
+def test_rescoring_a_saved_tree_reproduces_the_original_choice(select: str) -> None:
+    model = _varied_model()
+    config = SearchConfig(children=3, iterations=10, stop_agree=None, select=select, seed=3)
+    result = Search(model, model.prompt, config).run()
+    record = result_to_dict(result, "q", {"name": "scripted"}, config)
+    record = json.loads(json.dumps(record))  # as saved
+    assert choose(tree_from_dict(record), select).id == record["chosen_rollout"]
+    assert answer_by(record, select) == record["answer"] != ""
+
+
+def test_rescoring_tells_the_rules_apart() -> None:
+    model = _varied_model()
+    config = SearchConfig(children=3, iterations=10, stop_agree=None, seed=3)
+    record = result_to_dict(Search(model, model.prompt, config).run(), "q", {}, config)
+    answers = {rule: answer_by(record, rule) for rule in RULES}
+    assert answers["reward"] == "1" and len(set(answers.values())) >= 2, answers
+
+
+@pytest.mark.slow
+def test_rescoring_a_real_search_reproduces_its_answer(engine) -> None:  # type: ignore[no-untyped-def]
+    prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")
+    config = SearchConfig(children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None)
+    record = json.loads(json.dumps(result_to_dict(Search(engine, prompt, config).run(), "q", {}, config)))
+    assert choose(tree_from_dict(record), "vote").id == record["chosen_rollout"]
