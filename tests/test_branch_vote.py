@@ -135,3 +135,13 @@ def test_rescoring_a_real_search_reproduces_its_answer(engine) -> None:  # type:
     config = SearchConfig(children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None)
     record = json.loads(json.dumps(result_to_dict(Search(engine, prompt, config).run(), "q", {}, config)))
     assert choose(tree_from_dict(record), "vote").id == record["chosen_rollout"]
+
+
+def test_root_children_widen_only_the_root() -> None:
+    model = _varied_model()
+    config = SearchConfig(children=2, root_children=3, iterations=6, stop_agree=None)
+    result = Search(model, model.prompt, config).run()
+    tree = result.tree
+    assert len(tree.root.children) == 3
+    assert all(len(n.children) <= 2 for n in tree.nodes[1:])
+    assert any(len(n.children) == 2 for n in tree.nodes[1:])

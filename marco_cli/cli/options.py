@@ -58,6 +58,9 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "granularity": Annotated[str, typer.Option(help=f"Action size: {', '.join(GRANULARITIES)}.")],
     "children": Annotated[int, typer.Option(min=1, max=64, help="Children per expansion.")],
+    "root_children": Annotated[
+        int | None, typer.Option(min=1, max=64, help="Children of the root (default: --children).")
+    ],
     "exploration": Annotated[
         float, typer.Option(min=0.0, callback=finite, help="UCT exploration constant c.")
     ],

@@ -50,7 +50,9 @@ def read_input(text: str | None) -> str:
 
 def branches(config: SearchConfig) -> int:
     """Requests one search step sends together."""
-    return config.samples if config.strategy in ("best-of-n", "vote") else config.children
+    if config.strategy in ("best-of-n", "vote"):
+        return config.samples
+    return max(config.children, config.root_children or 0)
 
 
 def run_one(

@@ -37,6 +37,7 @@ class SearchConfig:
     strategy: str = "mcts"
     iterations: int = 8
     children: int = 2
+    root_children: int | None = None  # children of the root (None: `children`)
     exploration: float = 1.414
     granularity: str = "step"
     step_break: str = "line"
@@ -67,6 +68,7 @@ class SearchConfig:
             (self.granularity in GRANULARITIES, f"granularity must be one of {', '.join(GRANULARITIES)}"),
             (self.iterations >= 1, "iterations must be at least 1"),
             (self.children >= 1, "children must be at least 1"),
+            (self.root_children is None or self.root_children >= 1, "root children must be at least 1"),
             (self.samples >= 1, "samples must be at least 1"),
             (self.max_tokens >= 1, "max tokens must be at least 1"),
             (self.exploration >= 0, "exploration must be >= 0"),

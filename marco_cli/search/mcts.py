@@ -97,6 +97,13 @@ class Search:
     def _seed(self) -> int:
         return self.rng.randrange(1 << 31)
 
+    def _width(self, node: Node) -> int:
+        """Children per expansion: `root_children` at the root (first steps are what makes
+        branches independent), `children` below."""
+        if node.parent is None and self.cfg.root_children is not None:
+            return self.cfg.root_children
+        return self.cfg.children
+
     def _budget(self, node: Node) -> int:
         return self.cfg.max_tokens - self.tree.generated_tokens(node)
 
@@ -142,7 +149,7 @@ class Search:
                 self.cfg.sampling(self._seed(), greedy=self.cfg.greedy_first and i == 0),
                 self.cfg.action_stop(budget),
             )
-            for i in range(self.cfg.children)
+            for i in range(self._width(leaf))
         ]
         order = [i for i in range(len(requests)) if i != last] + ([last] if last is not None else [])
         generated = self._generate([requests[i] for i in order])
@@ -218,7 +225,7 @@ class Search:
         elif leaf.visits == 0 and leaf.parent is not None:
             rollouts = self.simulate([leaf])
         else:
-            pick = self.rng.randrange(self.cfg.children) if self.cfg.rollouts == "one" else None
+            pick = self.rng.randrange(self._width(leaf)) if self.cfg.rollouts == "one" else None
             new, picked = self.expand(leaf, last=pick)
             if not new:
                 leaf.terminal = leaf.exhausted = True
