@@ -22,6 +22,7 @@ from marco_cli.search.answers import extract_number
 from marco_cli.search.baselines import majority
 from marco_cli.search.config import SELECTS, Model, SearchConfig
 from marco_cli.search.core import choose
+from marco_cli.search.deepconf import filtered_vote
 from marco_cli.search.record import tree_from_dict
 
 RESULTS = "results.jsonl"
@@ -242,6 +243,12 @@ BenchEvent = BenchStarted | ProblemGraded
 BenchListener = Callable[[BenchEvent], None]
 
 
+def _same_settings(old: Any, new: dict[str, Any]) -> bool:
+    """A configuration's saved settings match: a setting the older folder does not have (added
+    since) counts as its default then."""
+    return isinstance(old, dict) and all(old.get(k, v) == v for k, v in new.items())
+
+
 def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
     """Create the results folder, or check that it holds results of the same settings (then the
     run resumes); record the settings there."""
@@ -255,7 +262,7 @@ def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
         if not isinstance(old, dict):
             raise MarcoError(f"{meta_path} is not a marco bench file; pass another --out", code=2)
         if old.get("model") != meta["model"] or any(
-            old.get("settings", {}).get(n, c) != c for n, c in meta["settings"].items()
+            not _same_settings(old.get("settings", {}).get(n, c), c) for n, c in meta["settings"].items()
         ):
             raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
         meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
@@ -331,11 +338,18 @@ def run(
             work(item)
 
 
-RULES = (*SELECTS, "majority")  # majority: count first (self-consistency), as --strategy vote
+# majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf's
+# filter (10% / 90% kept) and weighted vote, on trees whose samples carry trace confidences
+RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high")
 
 
 def answer_by(record: dict[str, Any], rule: str) -> str:
     """The answer a saved tree gives under `rule`, without generating again (re-scoring)."""
     tree = tree_from_dict(record)
-    chosen = majority(tree.rollouts) if rule == "majority" else choose(tree, rule)
+    if rule == "majority":
+        chosen = majority(tree.rollouts)
+    elif rule.startswith("deepconf-"):
+        chosen = filtered_vote(tree.rollouts, 0.1 if rule == "deepconf-low" else 0.9)
+    else:
+        chosen = choose(tree, rule)
     return chosen.answer if chosen else ""

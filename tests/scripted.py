@@ -64,7 +64,11 @@ class ScriptedModel:
         if len(text) > stop.max_tokens:
             text, reason = text[: stop.max_tokens], "max_tokens"
         tokens = tuple(ord(c) for c in text)
-        return Generation(tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason)
+        # DeepConf's token confidence (minus the top-k mean log-prob) grows with conf here
+        top_means = tuple(-5.0 * conf for _ in tokens)
+        return Generation(
+            tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason, top_means
+        )
 
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None

@@ -22,6 +22,7 @@ PAGE = Path(tempfile.gettempdir()) / "marco-options-test.html"
 # (flags, where the value lands, field, expected value)
 SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--strategy", "cot"], "strategy", "cot"),
+    (["--strategy", "deepconf"], "strategy", "deepconf"),
     (["-n", "5"], "iterations", 5),
     (["--iterations", "6"], "iterations", 6),
     (["--granularity", "mini-64"], "granularity", "mini-64"),
@@ -30,6 +31,8 @@ SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--exploration", "0.5"], "exploration", 0.5),
     (["--temperature", "0.3"], "temperature", 0.3),
     (["--samples", "3"], "samples", 3),
+    (["--deepconf-keep", "0.5"], "deepconf_keep", 0.5),
+    (["--deepconf-window", "16"], "deepconf_window", 16),
     (["--seed", "42"], "seed", 42),
     (["--max-time", "9.5"], "max_time", 9.5),
     (["--max-tokens", "77"], "max_tokens", 77),

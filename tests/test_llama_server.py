@@ -60,6 +60,7 @@ def test_greedy_tokens_and_confidences_equal_the_local_engine(server: str, engin
     assert theirs.tokens == ours.tokens and theirs.text == ours.text  # the server's own token ids
     assert len(theirs.tokens) == len(theirs.confidences) == 32
     assert theirs.confidences == pytest.approx(ours.confidences, abs=1e-3)
+    assert theirs.top_means == pytest.approx(ours.top_means, abs=1e-3)  # DeepConf's input, too
 
 
 @pytest.mark.slow

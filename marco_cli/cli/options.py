@@ -67,7 +67,18 @@ SEARCH_TYPES: dict[str, Any] = {
     "temperature": Annotated[
         float, typer.Option(min=0.0, callback=finite, help="Sampling temperature of sampled children.")
     ],
-    "samples": Annotated[int, typer.Option(min=1, max=1024, help="Samples for best-of-n and vote.")],
+    "samples": Annotated[
+        int, typer.Option(min=1, max=1024, help="Samples for best-of-n, vote and deepconf.")
+    ],
+    "deepconf_keep": Annotated[
+        float,
+        typer.Option(
+            min=0.01, max=1.0, callback=finite, help="deepconf: share of the most confident samples."
+        ),
+    ],
+    "deepconf_window": Annotated[
+        int, typer.Option(min=1, max=100_000, help="deepconf: tokens per group confidence window.")
+    ],
     "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
     "max_time": Annotated[
         float | None, typer.Option(min=0.0, callback=finite, help="Stop searching after this many seconds.")

@@ -50,7 +50,7 @@ def read_input(text: str | None) -> str:
 
 def branches(config: SearchConfig) -> int:
     """Requests one search step sends together."""
-    if config.strategy in ("best-of-n", "vote"):
+    if config.strategy in ("best-of-n", "vote", "deepconf"):
         return config.samples
     return max(config.children, config.root_children or 0)
 

@@ -54,6 +54,7 @@ class _Branch:
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     confs: list[float] = field(default_factory=list)
+    top_means: list[float] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
     reason: str = ""
 
@@ -278,6 +279,7 @@ class Decoder:
                 tuple(b.logprobs),
                 tuple(b.confs),
                 b.reason,
+                tuple(b.top_means),
             )
             for b in branches
         ]
@@ -288,12 +290,13 @@ class Decoder:
 
     def _advance(self, b: _Branch, token: int, row: np.ndarray, observe: Observer | None) -> bool:
         """Record `token` for branch b; False when the branch stops here."""
-        logprob, conf = token_scores(row, token)
+        logprob, conf, top_mean = token_scores(row, token)
         if observe is not None:
             observe(row, token)
         b.tokens.append(token)
         b.logprobs.append(logprob)
         b.confs.append(conf)
+        b.top_means.append(top_mean)
         self.generated += 1
         if token in self._eos:
             b.reason = "eos"

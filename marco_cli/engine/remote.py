@@ -347,6 +347,7 @@ class RemoteEngine:
             tuple(float(s.logprob) for s in kept),  # type: ignore[arg-type]
             tuple(float(s.confidence) for s in kept),  # type: ignore[arg-type]
             reason,
+            tuple(sum(s.top) / len(s.top) for s in kept),
         )
 
     def server_predicted(self) -> int | None:

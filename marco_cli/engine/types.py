@@ -68,6 +68,7 @@ class Generation:
     logprobs: tuple[float, ...]
     confidences: tuple[float, ...]
     stop_reason: str  # eos | stop_text | step | mini | loop | max_tokens | context
+    top_means: tuple[float, ...] = ()  # mean log-prob of the top-5 tokens at each (DeepConf)
 
     @property
     def finished(self) -> bool:

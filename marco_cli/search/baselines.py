@@ -1,6 +1,8 @@
 """The paper's baselines through the same model interface and result shape as the search:
 `cot` (one greedy pass), `best-of-n` (the highest-reward finished answer of n samples, the
-paper's Test@N) and `vote` (self-consistency: the answer of the most finished samples)."""
+paper's Test@N), `vote` (self-consistency: the answer of the most finished samples) and
+`deepconf` (DeepConf offline: the confidence-weighted vote of the most confident samples, see
+deepconf.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key
 from marco_cli.search.config import Model, SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
+from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
@@ -66,7 +69,8 @@ def sample_answers(
 def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Listener) -> None:
     node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-    rollout = score(tree, node, None, config)
+    trace = lowest_group_confidence(token_confidences(gen.top_means), config.deepconf_window)
+    rollout = score(tree, node, None, config, trace)
     listener(rollout_scored(rollout))
     listener(BackedUp(backup(tree, node, rollout.reward), rollout.reward))
 
@@ -103,8 +107,9 @@ def run_baseline(
         stopped = "interrupted" if interrupted else "done"
     except MarcoError as exc:
         tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
-    if config.strategy == "vote":
-        chosen = majority(tree.rollouts)
+    if config.strategy in ("vote", "deepconf"):
+        rule = majority if config.strategy == "vote" else lambda rs: filtered_vote(rs, config.deepconf_keep)
+        chosen = rule(tree.rollouts)
         if chosen is not None:
             listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     else:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from marco_cli.engine.types import GRANULARITIES, Generation, Request, Sampling, StopRule
 from marco_cli.search.tree import Rollout, Tree
 
-STRATEGIES = ("mcts", "cot", "best-of-n", "vote")
+STRATEGIES = ("mcts", "cot", "best-of-n", "vote", "deepconf")
 REWARDS = ("finished", "paper", "path")
 SELECTS = ("visits", "reward", "vote", "branch")
 TokenCallback = Callable[[int], None]
@@ -59,7 +59,9 @@ class SearchConfig:
     max_time: float | None = None
     stop_confidence: float | None = None
     stop_agree: int | None = 3  # finished rollouts (select branch: branches) that agree end the search
-    samples: int = 8  # best-of-n and vote
+    samples: int = 8  # best-of-n, vote and deepconf
+    deepconf_keep: float = 0.9  # deepconf: the share of most confident samples that vote
+    deepconf_window: int = 32  # deepconf: tokens per group (sliding window)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -70,6 +72,8 @@ class SearchConfig:
             (self.children >= 1, "children must be at least 1"),
             (self.root_children is None or self.root_children >= 1, "root children must be at least 1"),
             (self.samples >= 1, "samples must be at least 1"),
+            (0 < self.deepconf_keep <= 1, "deepconf keep must be in (0, 1]"),
+            (self.deepconf_window >= 1, "deepconf window must be at least 1"),
             (self.max_tokens >= 1, "max tokens must be at least 1"),
             (self.exploration >= 0, "exploration must be >= 0"),
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),

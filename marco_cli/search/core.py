@@ -36,9 +36,11 @@ def reward_of(confidence: float, status: str, answer: str, config: SearchConfig)
     return confidence
 
 
-def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) -> Rollout:
+def score(
+    tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, trace: float | None = None
+) -> Rollout:
     """Score the rollout that continued `node` with `gen` (None: the node itself ends the
-    answer), append it to the tree and return it."""
+    answer), append it to the tree and return it. `trace`: its DeepConf trace confidence."""
     tail = gen.confidences if gen else ()
     head = tree.path_confidences(node) if config.reward == "path" else list(node.confidences)
     scored = [*head, *tail]
@@ -56,6 +58,7 @@ def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) 
         status,
         len(scored),
         confidence,
+        trace,
     )
     tree.rollouts.append(rollout)
     return rollout

@@ -45,6 +45,8 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
             "finished": r.finished,
             "status": r.status,
             "text": r.text,
+            # sampled answers only (best-of-n, vote, deepconf): DeepConf's lowest group confidence
+            **({} if r.trace_confidence is None else {"trace_confidence": _round(r.trace_confidence)}),
         }
         for r in tree.rollouts
     ]
@@ -124,6 +126,7 @@ def tree_from_dict(record: dict[str, Any]) -> Tree:
                 status,
                 raw.get("tokens", 0),
                 reward if confidence is None else confidence,
+                raw.get("trace_confidence"),
             )
         )
     return tree

@@ -50,6 +50,7 @@ class Rollout:
     status: str  # finished (</Output> or EOS) | loop (repetition guard) | budget (tokens) | context
     n_scored: int  # how many tokens the confidence averages
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
+    trace_confidence: float | None = None  # DeepConf's lowest group confidence (sampled answers)
 
     @property
     def finished(self) -> bool:

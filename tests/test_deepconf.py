@@ -1,0 +1,88 @@
+"""DeepConf offline on hand-made confidence traces (numbers by hand), through the scripted
+model, and the engine's top-5 mean log-probability against numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from marco_cli.engine.types import Sampling, StopRule
+from marco_cli.search.baselines import run_baseline
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
+from marco_cli.search.tree import Rollout
+from tests.scripted import ScriptedModel
+
+
+def test_token_confidence_is_minus_the_top_k_mean_log_prob() -> None:
+    assert token_confidences([-1.5, -0.2]) == [1.5, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("confidences", "window", "want"),
+    [
+        ([1, 2, 3, 4, 5], 2, 1.5),  # windows 1.5 2.5 3.5 4.5
+        ([5, 5, 1, 1, 5, 5], 2, 1.0),  # the confused stretch 1 1
+        ([5, 5, 1, 1, 5, 5], 3, 7 / 3),  # windows 11/3 7/3 7/3 11/3
+        ([2, 4], 32, 3.0),  # shorter than a window: the mean
+        ([], 32, None),
+    ],
+)
+def test_lowest_group_confidence(confidences: list[float], window: int, want: float | None) -> None:
+    got = lowest_group_confidence(confidences, window)
+    assert got == pytest.approx(want) if want is not None else got is None
+
+
+def _trace(rid: int, answer: str, trace: float | None, status: str = "finished") -> Rollout:
+    return Rollout(
+        rid, rid + 1, (), answer, 0.5, answer if status == "finished" else "", status, 1, 0.5, trace
+    )
+
+
+def test_the_filter_keeps_the_confident_share_and_the_vote_weighs_by_confidence() -> None:
+    traces = [_trace(0, "1", 10.0), _trace(1, "2", 6.0), _trace(2, "2", 6.0), _trace(3, "2", 6.0)]
+    assert filtered_vote(traces, keep=1.0).answer == "2"  # 18 against 10
+    assert filtered_vote(traces, keep=0.25).answer == "1"  # ceil(0.25 * 4) = 1 kept: the 10
+    assert filtered_vote(traces, keep=0.5).answer == "1"  # 10 + 6: "1" 10 against "2" 6
+
+
+def test_unfinished_and_unscored_traces_never_vote() -> None:
+    traces = [_trace(0, "1", 99.0, status="loop"), _trace(1, "2", None), _trace(2, "3", 1.0)]
+    assert filtered_vote(traces, keep=0.1).answer == "3"
+    assert filtered_vote([_trace(0, "1", None)]) is None
+
+
+def test_deepconf_strategy_end_to_end() -> None:
+    """Three samples: the greedy one says 4 with confidence 0.9, the two sampled ones say 5 with
+    0.6. Plain majority says 5; DeepConf keeping the top third says 4."""
+    model = ScriptedModel(actions={}, rollouts={})
+    answers = iter([("<Output>4</Output>", 0.9), ("<Output>5</Output>", 0.6), ("<Output>5</Output>", 0.6)])
+    model.fallback = lambda state: next(answers)
+    config = SearchConfig(strategy="deepconf", samples=3, deepconf_keep=0.34)
+    result = run_baseline(model, model.prompt, config)
+    assert result.answer == "4" and [r.trace_confidence for r in result.rollouts] == pytest.approx(
+        [4.5, 3.0, 3.0]
+    )
+    answers = iter([("<Output>4</Output>", 0.9), ("<Output>5</Output>", 0.6), ("<Output>5</Output>", 0.6)])
+    model.fallback = lambda state: next(answers)
+    assert run_baseline(model, model.prompt, SearchConfig(strategy="vote", samples=3)).answer == "5"
+
+
+@pytest.mark.slow
+def test_the_engines_top_mean_equals_numpy(engine) -> None:  # type: ignore[no-untyped-def]
+    prompt = engine.build_prompt([{"role": "user", "content": "Count to five."}], "plain")
+    rows: list[np.ndarray] = []
+    engine.reset()
+    gen = engine.generate(
+        prompt,
+        Sampling(),
+        StopRule(max_tokens=12, stop_texts=()),
+        observe=lambda row, _: rows.append(row.copy()),
+    )
+    assert len(gen.top_means) == len(gen.tokens) == len(rows) == 12
+    for row, got in zip(rows, gen.top_means, strict=True):
+        row = row.astype(np.float64)
+        lse = row.max() + math.log(np.exp(row - row.max()).sum())
+        assert got == pytest.approx(float(np.sort(row)[-5:].mean() - lse), abs=1e-4)
