@@ -338,8 +338,8 @@ def run(
             work(item)
 
 
-# majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf's
-# filter (10% / 90% kept) and weighted vote, on trees whose samples carry trace confidences
+# majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf
+# offline's filter (10% / 90% kept) and weighted vote, on samples that carry trace confidences
 RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high")
 
 

@@ -63,6 +63,9 @@ class ScriptedModel:
             reason = "stop_text" if "</Output>" in text else "step"
         if len(text) > stop.max_tokens:
             text, reason = text[: stop.max_tokens], "max_tokens"
+        dropped = stop.min_confidence is not None and 5.0 * conf < stop.min_confidence
+        if dropped and len(text) > stop.confidence_window:  # DeepConf online's stop, as the engines
+            text, reason = text[: stop.confidence_window], "low_confidence"
         tokens = tuple(ord(c) for c in text)
         # DeepConf's token confidence (minus the top-k mean log-prob) grows with conf here
         top_means = tuple(-5.0 * conf for _ in tokens)

@@ -23,6 +23,7 @@ PAGE = Path(tempfile.gettempdir()) / "marco-options-test.html"
 SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--strategy", "cot"], "strategy", "cot"),
     (["--strategy", "deepconf"], "strategy", "deepconf"),
+    (["--strategy", "deepconf-online"], "strategy", "deepconf-online"),
     (["-n", "5"], "iterations", 5),
     (["--iterations", "6"], "iterations", 6),
     (["--granularity", "mini-64"], "granularity", "mini-64"),
@@ -33,6 +34,7 @@ SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--samples", "3"], "samples", 3),
     (["--deepconf-keep", "0.5"], "deepconf_keep", 0.5),
     (["--deepconf-window", "16"], "deepconf_window", 16),
+    (["--deepconf-warmup", "3"], "deepconf_warmup", 3),
     (["--seed", "42"], "seed", 42),
     (["--max-time", "9.5"], "max_time", 9.5),
     (["--max-tokens", "77"], "max_tokens", 77),

@@ -8,10 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from marco_cli.engine.types import Sampling, StopRule
+from marco_cli.engine.types import Sampling, StopRule, confidence_dropped
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
+from marco_cli.search.deepconf import (
+    filtered_vote,
+    lowest_group_confidence,
+    online_threshold,
+    online_vote,
+    token_confidences,
+)
 from marco_cli.search.tree import Rollout
 from tests.scripted import ScriptedModel
 
@@ -86,3 +92,54 @@ def test_the_engines_top_mean_equals_numpy(engine) -> None:  # type: ignore[no-u
         row = row.astype(np.float64)
         lse = row.max() + math.log(np.exp(row - row.max()).sum())
         assert got == pytest.approx(float(np.sort(row)[-5:].mean() - lse), abs=1e-4)
+
+
+def test_the_online_threshold_is_the_keep_percentile_of_the_warmup() -> None:
+    warmup = [_trace(i, "1", c) for i, c in enumerate([5.0, 4.0, 3.0, 2.0])]
+    assert online_threshold(warmup, keep=0.5) == 4.0  # the 2 most confident of 4 pass
+    assert online_threshold(warmup, keep=0.1) == 5.0  # DeepConf-low: the 90th percentile
+    assert online_threshold(warmup, keep=0.9) == 2.0  # DeepConf-high: the 10th
+    assert online_threshold([_trace(0, "1", 9.0, status="loop")]) is None
+
+
+def test_the_online_stop_rule() -> None:
+    means = [-3.0] * 31 + [-1.0]  # the last window's group confidence: (3 * 31 + 1) / 32
+    assert confidence_dropped(means, StopRule(min_confidence=3.0))
+    assert not confidence_dropped(means, StopRule(min_confidence=2.9))
+    assert not confidence_dropped(means[:-1], StopRule(min_confidence=100.0))  # not a window yet
+    assert not confidence_dropped(means, StopRule())
+
+
+def test_online_votes_only_traces_at_or_above_the_threshold() -> None:
+    traces = [_trace(0, "4", 4.5), _trace(1, "4", 4.0), *(_trace(i, "5", 4.2) for i in (2, 3, 4))]
+    assert online_vote(traces, warmup=2, keep=1.0).answer == "5"  # threshold 4.0: 12.6 against 8.5
+    assert online_vote(traces, warmup=2, keep=0.5).answer == "4"  # threshold 4.5: only the first
+
+
+def test_deepconf_online_stops_unconfident_samples_early() -> None:
+    """Warm-up: two confident samples (0.9, 0.8: trace confidences 4.5, 4.0) say 4; the threshold
+    at keep 1.0 is 4.0. The four later samples (0.6: 3.0) say 5 but are stopped after one window
+    of 8 tokens, so they cost 8 tokens each and never vote."""
+    model = ScriptedModel(actions={}, rollouts={})
+    texts = iter(
+        [("<Output>4</Output>", 0.9), ("<Output>4</Output>", 0.8)]
+        + [("<Output>5</Output> and more", 0.6)] * 4
+    )
+    model.fallback = lambda state: next(texts)
+    config = SearchConfig(
+        strategy="deepconf-online", samples=6, deepconf_warmup=2, deepconf_keep=1.0, deepconf_window=8
+    )
+    result = run_baseline(model, model.prompt, config)
+    assert result.answer == "4"
+    assert [r.status for r in result.rollouts] == ["finished"] * 2 + ["low_confidence"] * 4
+    assert result.generated_tokens == 2 * len("<Output>4</Output>") + 4 * 8
+
+
+@pytest.mark.slow
+def test_the_engine_stops_when_a_window_is_unconfident(engine) -> None:  # type: ignore[no-untyped-def]
+    prompt = engine.build_prompt([{"role": "user", "content": "Count to five."}], "plain")
+    stop = StopRule(max_tokens=32, stop_texts=(), min_confidence=100.0, confidence_window=8)
+    gen = engine.generate(prompt, Sampling(), stop)
+    assert gen.stop_reason == "low_confidence" and len(gen.tokens) == 8
+    calm = engine.generate(prompt, Sampling(), StopRule(max_tokens=32, stop_texts=(), min_confidence=-1.0))
+    assert calm.stop_reason == "max_tokens" and len(calm.tokens) == 32

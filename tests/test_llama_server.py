@@ -61,6 +61,9 @@ def test_greedy_tokens_and_confidences_equal_the_local_engine(server: str, engin
     assert len(theirs.tokens) == len(theirs.confidences) == 32
     assert theirs.confidences == pytest.approx(ours.confidences, abs=1e-3)
     assert theirs.top_means == pytest.approx(ours.top_means, abs=1e-3)  # DeepConf's input, too
+    unsure = StopRule(max_tokens=32, stop_texts=(), min_confidence=100.0, confidence_window=8)
+    cut = remote.generate(prompt, Sampling(), unsure)  # DeepConf online's stop, cut client-side
+    assert cut.stop_reason == "low_confidence" and len(cut.tokens) == 8
 
 
 @pytest.mark.slow

@@ -76,6 +76,9 @@ SEARCH_TYPES: dict[str, Any] = {
             min=0.01, max=1.0, callback=finite, help="deepconf: share of the most confident samples."
         ),
     ],
+    "deepconf_warmup": Annotated[
+        int, typer.Option(min=1, max=1024, help="deepconf-online: samples that set the threshold.")
+    ],
     "deepconf_window": Annotated[
         int, typer.Option(min=1, max=100_000, help="deepconf: tokens per group confidence window.")
     ],

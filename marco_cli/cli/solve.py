@@ -17,7 +17,7 @@ from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
-from marco_cli.search.config import SearchConfig
+from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
@@ -50,7 +50,7 @@ def read_input(text: str | None) -> str:
 
 def branches(config: SearchConfig) -> int:
     """Requests one search step sends together."""
-    if config.strategy in ("best-of-n", "vote", "deepconf"):
+    if config.strategy in SAMPLING:
         return config.samples
     return max(config.children, config.root_children or 0)
 
@@ -118,6 +118,7 @@ def no_answer_hint(stats: dict[str, int], max_tokens: int) -> str:
             ("loop", "looped"),
             ("budget", f"hit the {max_tokens}-token budget"),
             ("context", "filled the context"),
+            ("low_confidence", "were stopped as unconfident"),
         )
         if stats.get(k, 0)
     ]

@@ -21,7 +21,7 @@ from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
 from marco_cli.engine.snapshots import KVSnapshots
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule, ends_step
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule, confidence_dropped, ends_step
 from marco_cli.errors import MarcoError
 
 Observer = Callable[[np.ndarray, int], None]
@@ -308,6 +308,8 @@ class Decoder:
             b.reason = "stop_text"
         elif stop.loop_guard and _loops(b):
             b.reason = "loop"
+        elif confidence_dropped(b.top_means, stop):
+            b.reason = "low_confidence"
         elif stop.granularity == "step" and ends_step(b.text, before, stop.step_break):
             b.reason = "step"
         elif len(b.tokens) >= b.limit:

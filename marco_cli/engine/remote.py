@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule, ends_step
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule, confidence_dropped, ends_step
 from marco_cli.errors import MarcoError
 
 _LOOP_WINDOW = DEFAULT_RULE.window()
@@ -289,13 +289,15 @@ class RemoteEngine:
         path = "/completion" if self.native else "/v1/completions"
         context = prompt[-_LOOP_WINDOW:] if stop.loop_guard else ""
         scored: list[Scored] = []
+        means: list[float] = []  # top-5 mean log-prob per piece (DeepConf online's stop)
         text, cut, finish, evaluated = "", "", None, 0
         for event in self._events(path, body):
             new, finish, evaluated = self._read_event(event, finish, evaluated)
             for piece in new:
                 before, text = len(text), text + piece.text
                 scored.append(piece)
-                cut = _cut(text, before, stop, context)
+                means.append(sum(piece.top) / len(piece.top) if piece.top else 0.0)
+                cut = _cut(text, before, stop, context, means)
                 if cut:
                     break
             if cut:
@@ -378,10 +380,13 @@ class RemoteEngine:
         }
 
 
-def _cut(text: str, before: int, stop: StopRule, context: str) -> str:
-    """Does the text end a generation early here: `loop` or `step` (the local engine's rules)?"""
+def _cut(text: str, before: int, stop: StopRule, context: str, means: list[float]) -> str:
+    """Does the text end a generation early here: `loop`, `low_confidence` or `step` (the local
+    engine's rules, in its order)?"""
     if stop.loop_guard and ends_in_loop((context + text)[-_LOOP_WINDOW:]):
         return "loop"
+    if confidence_dropped(means, stop):
+        return "low_confidence"
     if stop.granularity == "step" and ends_step(text, before, stop.step_break):
         return "step"
     return ""

@@ -5,6 +5,7 @@ Nothing here touches llama.cpp, so the search core can import it freely.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 GRANULARITIES = ("step", "mini-64", "mini-32")
@@ -37,6 +38,10 @@ class StopRule:
     stop_texts: tuple[str, ...] = (OUTPUT_END,)
     step_break: str = "line"
     loop_guard: bool = True  # stop with reason `loop` when the text ends in a repetition loop
+    # DeepConf online: stop with reason `low_confidence` once the mean token confidence of the
+    # last `confidence_window` tokens falls below this (None: never)
+    min_confidence: float | None = None
+    confidence_window: int = 32
 
     def token_limit(self) -> int:
         if self.granularity.startswith("mini-"):
@@ -67,7 +72,7 @@ class Generation:
     text: str
     logprobs: tuple[float, ...]
     confidences: tuple[float, ...]
-    stop_reason: str  # eos | stop_text | step | mini | loop | max_tokens | context
+    stop_reason: str  # eos | stop_text | step | mini | loop | max_tokens | context | low_confidence
     top_means: tuple[float, ...] = ()  # mean log-prob of the top-5 tokens at each (DeepConf)
 
     @property
@@ -79,13 +84,22 @@ class Generation:
     @property
     def ends_path(self) -> bool:
         """Nothing can follow on this path: finished, looping, or out of room."""
-        return self.stop_reason in (*FINISHED_REASONS, "loop", "max_tokens", "context")
+        return self.stop_reason in (*FINISHED_REASONS, "loop", "max_tokens", "context", "low_confidence")
 
     @property
     def mean_confidence(self) -> float | None:
         if not self.confidences:
             return None
         return sum(self.confidences) / len(self.confidences)
+
+
+def confidence_dropped(top_means: Sequence[float], stop: StopRule) -> bool:
+    """DeepConf online's early stop, one rule for both engines: the newest window's group
+    confidence (mean of minus the top-5 mean log-probs) is below `stop.min_confidence`."""
+    window = stop.confidence_window
+    if stop.min_confidence is None or len(top_means) < window:
+        return False
+    return -sum(top_means[-window:]) / window < stop.min_confidence
 
 
 def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:

@@ -9,13 +9,20 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from marco_cli.engine.types import Generation, Request
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key
 from marco_cli.search.config import Model, SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
-from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
+from marco_cli.search.deepconf import (
+    filtered_vote,
+    lowest_group_confidence,
+    online_threshold,
+    online_vote,
+    token_confidences,
+)
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
@@ -53,17 +60,35 @@ def sample_answers(
     ]
     listener(IterationStarted(1, 1))
     generated, width = 0, max(1, model.parallel)
+    warmup = min(n, config.deepconf_warmup) if config.strategy == "deepconf-online" else n
     try:
-        for start in range(0, n, width):
-            gens = model.generate_many(
-                requests[start : start + width], lambda k: listener(TokensGenerated(k))
-            )
+        for start, end in _chunks(n, width, warmup):
+            if start == warmup:  # DeepConf online: later samples stop once their confidence drops
+                requests[start:] = _with_threshold(requests[start:], tree, config)
+            gens = model.generate_many(requests[start:end], lambda k: listener(TokensGenerated(k)))
             generated += sum(len(g.tokens) for g in gens)
             for gen in gens:
                 _add_sample(tree, gen, config, listener)
     except KeyboardInterrupt:
         return tree, generated, True
     return tree, generated, False
+
+
+def _chunks(n: int, width: int, split: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of at most `width` requests, one of them starting at `split`."""
+    return [
+        (a, min(a + width, stop)) for lo, stop in ((0, split), (split, n)) for a in range(lo, stop, width)
+    ]
+
+
+def _with_threshold(requests: list[Request], tree: Tree, config: SearchConfig) -> list[Request]:
+    threshold = online_threshold(tree.rollouts, config.deepconf_keep)
+    if threshold is None:
+        return requests
+    return [
+        replace(r, stop=replace(r.stop, min_confidence=threshold, confidence_window=config.deepconf_window))
+        for r in requests
+    ]
 
 
 def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Listener) -> None:
@@ -88,6 +113,15 @@ def majority(rollouts: Sequence[Rollout]) -> Rollout | None:
     )
 
 
+def vote_rule(config: SearchConfig) -> Callable[[Sequence[Rollout]], Rollout | None]:
+    """How a voting baseline answers from its samples."""
+    if config.strategy == "deepconf":
+        return lambda rs: filtered_vote(rs, config.deepconf_keep)
+    if config.strategy == "deepconf-online":
+        return lambda rs: online_vote(rs, config.deepconf_warmup, config.deepconf_keep)
+    return majority
+
+
 def run_baseline(
     model: Model,
     prompt: Sequence[int],
@@ -107,9 +141,8 @@ def run_baseline(
         stopped = "interrupted" if interrupted else "done"
     except MarcoError as exc:
         tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
-    if config.strategy in ("vote", "deepconf"):
-        rule = majority if config.strategy == "vote" else lambda rs: filtered_vote(rs, config.deepconf_keep)
-        chosen = rule(tree.rollouts)
+    if config.strategy in ("vote", "deepconf", "deepconf-online"):
+        chosen = vote_rule(config)(tree.rollouts)
         if chosen is not None:
             listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     else:

@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from marco_cli.engine.types import GRANULARITIES, Generation, Request, Sampling, StopRule
 from marco_cli.search.tree import Rollout, Tree
 
-STRATEGIES = ("mcts", "cot", "best-of-n", "vote", "deepconf")
+STRATEGIES = ("mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online")
+SAMPLING = ("best-of-n", "vote", "deepconf", "deepconf-online")  # strategies of `samples` answers
 REWARDS = ("finished", "paper", "path")
 SELECTS = ("visits", "reward", "vote", "branch")
 TokenCallback = Callable[[int], None]
@@ -62,6 +63,7 @@ class SearchConfig:
     samples: int = 8  # best-of-n, vote and deepconf
     deepconf_keep: float = 0.9  # deepconf: the share of most confident samples that vote
     deepconf_window: int = 32  # deepconf: tokens per group (sliding window)
+    deepconf_warmup: int = 4  # deepconf-online: samples run in full to set the threshold
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,6 +76,7 @@ class SearchConfig:
             (self.samples >= 1, "samples must be at least 1"),
             (0 < self.deepconf_keep <= 1, "deepconf keep must be in (0, 1]"),
             (self.deepconf_window >= 1, "deepconf window must be at least 1"),
+            (self.deepconf_warmup >= 1, "deepconf warmup must be at least 1"),
             (self.max_tokens >= 1, "max tokens must be at least 1"),
             (self.exploration >= 0, "exploration must be >= 0"),
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),

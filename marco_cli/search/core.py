@@ -25,7 +25,7 @@ def status_of(stop_reason: str) -> str:
     """A rollout's status from the stop reason of the generation that ended it."""
     if stop_reason in FINISHED_REASONS:
         return "finished"
-    if stop_reason in ("loop", "context"):
+    if stop_reason in ("loop", "context", "low_confidence"):
         return stop_reason
     return "budget"
 

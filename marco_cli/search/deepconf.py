@@ -13,6 +13,10 @@ self-consistency over the most confident traces only, weighted by their confiden
 - Offline filter and vote: keep the `keep` share of finished traces with the highest trace
   confidence (DeepConf-low keeps 10%, DeepConf-high 90%), then each kept trace adds its trace
   confidence to its answer's weight; the heaviest answer wins.
+- Online: the first `warmup` traces run in full and set a threshold (`online_threshold`); every
+  later trace stops as soon as a window's group confidence falls below it (the engines' stop
+  rule `min_confidence`, reason `low_confidence`), so its tokens are not spent; the finished
+  traces at or above the threshold vote, weighted by confidence.
 """
 
 from __future__ import annotations
@@ -59,3 +63,26 @@ def filtered_vote(rollouts: Sequence[Rollout], keep: float = DEFAULT_KEEP) -> Ro
         weight[answer_key(r.answer)] = weight.get(answer_key(r.answer), 0.0) + (r.trace_confidence or 0.0)
     winner = max(weight, key=lambda k: (weight[k], -min(r.id for r in kept if answer_key(r.answer) == k)))
     return next(r for r in kept if answer_key(r.answer) == winner)
+
+
+def online_threshold(warmup: Sequence[Rollout], keep: float = DEFAULT_KEEP) -> float | None:
+    """DeepConf online's stopping threshold from the warm-up traces: the trace confidence that
+    the `keep` share of finished warm-up traces reach (keep 0.1: the 90th percentile, the
+    paper's DeepConf-low; keep 0.9: the 10th, DeepConf-high). None: no warm-up trace finished."""
+    scored = sorted(
+        (r.trace_confidence for r in warmup if r.finished and r.answer and r.trace_confidence is not None),
+        reverse=True,
+    )
+    if not scored:
+        return None
+    return scored[max(1, math.ceil(keep * len(scored))) - 1]
+
+
+def online_vote(rollouts: Sequence[Rollout], warmup: int, keep: float = DEFAULT_KEEP) -> Rollout | None:
+    """The weighted vote of every finished trace at or above the warm-up threshold (the later
+    traces that fell below it were stopped early and never finished)."""
+    threshold = online_threshold(rollouts[:warmup], keep)
+    if threshold is None:
+        return filtered_vote(rollouts, keep)
+    passing = [r for r in rollouts if r.trace_confidence is not None and r.trace_confidence >= threshold]
+    return filtered_vote(passing, 1.0)

@@ -34,7 +34,7 @@ class Node:
         return sum(self.confidences) / len(self.confidences)
 
 
-ROLLOUT_STATUSES = ("finished", "loop", "budget", "context")
+ROLLOUT_STATUSES = ("finished", "loop", "budget", "context", "low_confidence")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class Rollout:
     text: str  # the whole response, from the start of the assistant's turn
     reward: float
     answer: str  # "" unless finished: a cut-off or looping text has no answer
-    status: str  # finished (</Output> or EOS) | loop (repetition guard) | budget (tokens) | context
+    # finished (</Output> or EOS) | loop (repetition guard) | budget (tokens) | context (full) |
+    # low_confidence (DeepConf online stopped it)
+    status: str
     n_scored: int  # how many tokens the confidence averages
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
     trace_confidence: float | None = None  # DeepConf's lowest group confidence (sampled answers)
