@@ -174,6 +174,21 @@ def append_result(out: Path, row: dict[str, Any]) -> None:
     append_line(out / RESULTS, row)
 
 
+def mark_frontier(table: dict[str, dict[str, Any]]) -> None:
+    """Mark each configuration `dominated` when another one is at least as accurate for at most
+    as many tokens per problem, and better on one of the two: the rest is the accuracy-vs-tokens
+    frontier."""
+    ran = {name: row for name, row in table.items() if row["n"]}
+    for name, row in ran.items():
+        row["dominated"] = any(
+            other["accuracy"] >= row["accuracy"]
+            and other["mean_tokens"] <= row["mean_tokens"]
+            and (other["accuracy"] > row["accuracy"] or other["mean_tokens"] < row["mean_tokens"])
+            for key, other in ran.items()
+            if key != name
+        )
+
+
 def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, Any]:
     """Per-configuration figures, and paired flips between every two configurations."""
     by_config: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in configs}
@@ -217,6 +232,7 @@ def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, A
                     "wrong_to_right": wrong_to_right,
                 }
             )
+    mark_frontier(table)
     if "cot" in by_config:
         for config in configs:
             shared = set(by_config[config]) & set(by_config["cot"])

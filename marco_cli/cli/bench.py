@@ -18,6 +18,7 @@ from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.search.config import SearchConfig
+from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
 
@@ -28,7 +29,18 @@ def _split(values: list[str]) -> list[str]:
 
 def _table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"marco bench · {summary['model']} · {summary['dataset']}", title_justify="left")
-    for column in ("config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "tok/s", "Δ vs cot"):
+    columns = (
+        "config",
+        "n",
+        "accuracy [95% CI]",
+        "no answer",
+        "tokens",
+        "s",
+        "tok/s",
+        "Δ vs cot",
+        "frontier",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right", no_wrap=True)
     for name, row in summary["configs"].items():
         low, high = row["ci95"]
@@ -42,6 +54,7 @@ def _table(summary: dict[str, Any]) -> Table:
             f"{row['mean_seconds']:.1f}",
             f"{row['tokens_per_second']:.0f}",
             "-" if delta is None else f"{delta:+.1%}",
+            "dominated" if row.get("dominated") else "on it",
         )
     return table
 
@@ -56,16 +69,30 @@ def _pairs(summary: dict[str, Any]) -> Table:
     return table
 
 
+def _budget(spec: str) -> tuple[str, dict[str, int]]:
+    """`vote@8` (samples), `mcts@16` (iterations): a strategy at a budget of its own."""
+    name, _, budget = spec.partition("@")
+    if not budget:
+        return name, {}
+    if not budget.isdigit() or not 1 <= int(budget) <= 100_000:
+        raise MarcoError(f"'{spec}': the budget after @ must be a whole number from 1 to 100000", code=2)
+    return name, {("iterations" if name == "mcts" else "samples"): int(budget)}
+
+
 def _configs(
     options: Options, strategy: list[str] | None, granularity: list[str] | None
 ) -> dict[str, SearchConfig]:
-    """strategy x granularity (the granularity applies to mcts), each a full SearchConfig."""
+    """strategy[@budget] x granularity (the granularity applies to mcts), each a full SearchConfig."""
     strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
-    combos = [(s, g) for s in strategies for g in (granularities if s == "mcts" else ["step"])]
-    return {
-        bench.config_name(s, g): config_from(options.search, strategy=s, granularity=g, numeric_answer=True)
-        for s, g in combos
-    }
+    configs = {}
+    for spec in strategies:
+        name, budget = _budget(spec)
+        for g in granularities if name == "mcts" else ["step"]:
+            label = bench.config_name(name, g) + (f"@{spec.partition('@')[2]}" if budget else "")
+            configs[label] = config_from(
+                options.search, strategy=name, granularity=g, numeric_answer=True, **budget
+            )
+    return configs
 
 
 def _progress_listener(bar: Progress) -> bench.BenchListener:
@@ -89,6 +116,7 @@ def _report(summary: dict[str, Any], out: Path, as_json: bool) -> None:
     target.print(_table(summary))
     if len(summary["configs"]) > 1:
         target.print(_pairs(summary))
+        target.print(frontier_chart(summary["configs"]), highlight=False, markup=False)
     err_console().print(f"results in {out}/{bench.RESULTS}, summary in {out}/{bench.SUMMARY}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from marco_cli.files import make_folder, write_text
+from marco_cli.ui.charts import frontier_svg
 
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
 _SCRIPT = resources.files("marco_cli.ui").joinpath("page.js").read_text(encoding="utf-8")
@@ -126,6 +127,8 @@ def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
 <body><header><h1>{title}</h1><div class="meta">{summary["problems"]} problems</div></header>
 <main style="display:block"><section><h2>Accuracy</h2><table id="accuracy">{"".join(table)}</table>
+<h2>Accuracy against tokens per problem (filled: on the frontier; hollow: dominated)</h2>
+{frontier_svg(summary["configs"])}
 <h2>Paired flips (McNemar counts)</h2><table id="flips">{"".join(flips)}</table></section>
 <section><h2>Problems</h2><table id="problems">{"".join(rows)}</table></section></main></body></html>
 """
