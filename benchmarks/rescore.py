@@ -6,7 +6,8 @@ compare answer rules, on the same trees.
 
 Prints, per configuration: problems, accuracy under each rule (`saved` is the answer the run
 gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
-rollout in the tree had the right answer (what no rule can beat).
+rollout in the tree had the right answer (what no rule can beat). The DeepConf columns need
+trace confidences, which sampled answers carry (best-of-n, vote, deepconf): `-` elsewhere.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     for folder in args.folders:
         right: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
         count: dict[str, int] = defaultdict(int)
+        scored: dict[str, bool] = defaultdict(bool)  # samples with trace confidences (DeepConf)
         for kept in bench.read_records(folder):
             record, gold, config = kept["record"], kept["gold"], kept["config"]
             count[config] += 1
@@ -36,8 +38,12 @@ def main() -> None:
                 right[config][rule] += bench.grade(bench.answer_by(record, rule), gold)[1]
             finished = [r["answer"] for r in record["rollouts"] if r.get("status") == "finished"]
             right[config]["oracle"] += any(bench.grade(a, gold)[1] for a in finished)
+            scored[config] |= any("trace_confidence" in r for r in record["rollouts"])
         for config, n in count.items():
-            cells = " | ".join(f"{right[config][c]}/{n}" for c in columns)
+            cells = " | ".join(
+                "-" if c.startswith("deepconf") and not scored[config] else f"{right[config][c]}/{n}"
+                for c in columns
+            )
             print(f"| {folder.name} | {config} | {n} | {cells} |")
 
 
