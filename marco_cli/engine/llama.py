@@ -112,19 +112,8 @@ class Engine:
     ) -> None:
         set_verbose(verbose)
         self.path = Path(path)
-        check_gguf(self.path)
-        # decided before llama.cpp loads anything here: on some AMX CPUs repacking crashes
-        self.repack_verdict = decide_repack(self.path, repack)
-        self.repack = self.repack_verdict.repack
-        llama_cpp.llama_backend_init()
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = offloaded_layers(gpu_layers, cpu)
-        mparams.use_extra_bufts = self.repack
-        self.gpu_layers = int(mparams.n_gpu_layers)
-        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
-        if not self._model:
-            raise MarcoError(f"llama.cpp could not load {self.path} (truncated or corrupt GGUF?)")
         self._ctx = None
+        self._model = self._load(gpu_layers, cpu, repack)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
@@ -158,6 +147,21 @@ class Engine:
         )
         if self.n_ctx >= self.n_ctx_train:
             self._decoder.full_hint = f"{self.n_ctx} tokens is all {self.path.name} takes: shorten the prompt"
+
+    def _load(self, gpu_layers: int | None, cpu: bool, repack: bool | None) -> llama_cpp.llama_model_p:
+        check_gguf(self.path)
+        # decided before llama.cpp loads anything here: on some AMX CPUs repacking crashes
+        self.repack_verdict = decide_repack(self.path, repack)
+        self.repack = self.repack_verdict.repack
+        llama_cpp.llama_backend_init()
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = offloaded_layers(gpu_layers, cpu)
+        mparams.use_extra_bufts = self.repack
+        self.gpu_layers = int(mparams.n_gpu_layers)
+        model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not model:
+            raise MarcoError(f"llama.cpp could not load {self.path} (truncated or corrupt GGUF?)")
+        return model
 
     def _context_size(self, asked: int | None) -> int:
         """The context per sequence: what was asked (at most the training length), else the cap."""
