@@ -109,6 +109,7 @@ def test_no_finished_rollout_means_no_answer() -> None:
         "loop": 0,
         "budget": len(result.tree.rollouts),
         "context": 0,
+        "low_confidence": 0,
     }
     assert all(r["status"] == "budget" and r["answer"] == "" for r in record["rollouts"])
 
