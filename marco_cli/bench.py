@@ -17,7 +17,7 @@ from typing import Any
 
 from marco_cli import tasks
 from marco_cli.errors import MarcoError
-from marco_cli.files import make_folder, read_utf8
+from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.search.answers import extract_number
 from marco_cli.search.baselines import majority
 from marco_cli.search.config import SELECTS, Model, SearchConfig
@@ -132,23 +132,24 @@ def read_results(out: Path, on_bad: BadLine = _ignore) -> list[dict[str, Any]]:
     return read_jsonl(out / RESULTS, RESULT_FIELDS, on_bad)
 
 
-def _cut_torn_tail(path: Path) -> bool:
+def _cut_torn_tail(path: Path) -> None:
     """A line a kill cut short has no newline: drop it, so the next row starts a line of its
-    own instead of being glued to it. True when something was cut."""
+    own instead of being glued to it (only the last byte is read when nothing is torn)."""
     if not path.exists() or path.stat().st_size == 0:
-        return False
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return False
+        return
     with open(path, "r+b") as handle:
-        handle.truncate(data.rfind(b"\n") + 1)
-    return True
+        handle.seek(-1, 2)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        handle.truncate(handle.read().rfind(b"\n") + 1)
 
 
-def repair(out: Path) -> int:
+def repair(out: Path) -> set[tuple[str, int]]:
     """Before a resume: cut torn last lines, and keep one record per graded problem (a record
-    whose result row was lost is redone, not duplicated). Returns the torn lines cut."""
-    torn = sum(_cut_torn_tail(out / name) for name in (RESULTS, RECORDS))
+    whose result row was lost is redone, not duplicated). Returns the graded (config, index)."""
+    for name in (RESULTS, RECORDS):
+        _cut_torn_tail(out / name)
     done = {(r["config"], r["index"]) for r in read_results(out)}
     kept: dict[tuple[str, int], dict[str, Any]] = {}
     records = read_jsonl(out / RECORDS, RECORD_FIELDS)
@@ -157,11 +158,8 @@ def repair(out: Path) -> int:
         if key in done:
             kept[key] = item
     if len(kept) != len(records):
-        text = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in kept.values())
-        tmp = out / (RECORDS + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / RECORDS)
-    return torn
+        replace_text(out / RECORDS, "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in kept.values()))
+    return done
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:
@@ -282,10 +280,7 @@ def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
         ):
             raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
         meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
-    try:
-        meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    except OSError as exc:
-        raise MarcoError(f"cannot write {meta_path}: {exc.strerror}") from None
+    write_text(meta_path, json.dumps(meta, indent=2))
 
 
 def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str, Any]:
@@ -324,8 +319,7 @@ def run(
     (results.jsonl) and the search's record (records.jsonl, for `marco export`) as it finishes.
     `jobs` > 1 keeps that many problems in flight (for a server that batches). Ctrl-C
     propagates; finished rows stay."""
-    repair(out)
-    done = {(r["config"], r["index"]) for r in read_results(out)}
+    done = repair(out)
     todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
     total = len(problems) * len(configs)
     listener(BenchStarted(total, total - len(todo)))

@@ -26,6 +26,14 @@ def write_text(path: Path, text: str) -> None:
         raise MarcoError(f"cannot write {path}: {_reason(exc)}") from None
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Write `text` to a file beside `path`, then rename it over `path`: a kill midway leaves
+    the old file whole, never half of the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def make_folder(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise MarcoError(f"{path} is a file, not a folder; name a folder", code=2)

@@ -29,6 +29,11 @@ class Scored:
     top: tuple[float, ...]  # the top-k logprobs at this position (the chosen one among them)
 
     @property
+    def top_mean(self) -> float:
+        """The mean of the top-k logprobs (DeepConf's token confidence is its negative)."""
+        return sum(self.top) / len(self.top) if self.top else 0.0
+
+    @property
     def confidence(self) -> float | None:
         if self.logprob is None or not self.top:
             return None

@@ -296,7 +296,7 @@ class RemoteEngine:
             for piece in new:
                 before, text = len(text), text + piece.text
                 scored.append(piece)
-                means.append(sum(piece.top) / len(piece.top) if piece.top else 0.0)
+                means.append(piece.top_mean)
                 cut = _cut(text, before, stop, context, means)
                 if cut:
                     break
@@ -349,7 +349,7 @@ class RemoteEngine:
             tuple(float(s.logprob) for s in kept),  # type: ignore[arg-type]
             tuple(float(s.confidence) for s in kept),  # type: ignore[arg-type]
             reason,
-            tuple(sum(s.top) / len(s.top) for s in kept),
+            tuple(s.top_mean for s in kept),
         )
 
     def server_predicted(self) -> int | None:

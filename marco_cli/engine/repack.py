@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from marco_cli.errors import MarcoError
+from marco_cli.files import replace_text
 from marco_cli.registry import marco_home
 
 ENV = "MARCO_REPACK"
@@ -111,13 +112,9 @@ def _remember(verdict: Verdict, model: Path) -> None:
     cache = _read_cache()
     entry = {"repack": verdict.repack, "reason": verdict.reason, "model": model.name, "at": time.time()}
     cache[machine_key()] = entry
-    try:
+    with contextlib.suppress(OSError):
         cache_path().parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=2), encoding="utf-8")
-        tmp.replace(cache_path())
-    except OSError:
-        pass
+        replace_text(cache_path(), json.dumps(cache, indent=2))
 
 
 def _environment() -> bool | None:
