@@ -41,11 +41,13 @@ def run_task(
     messages: list[dict[str, str]],
     config: SearchConfig,
     listener: Listener = ignore,
+    prompt: list[int] | None = None,
 ) -> dict[str, Any]:
     """One search over one prompt; the JSON record of it (also after Ctrl-C or a backend
-    failure: see `stopped` and `error`)."""
+    failure: see `stopped` and `error`). `prompt`: the conversation already tokenized."""
     if not question.strip():
         raise MarcoError("the prompt is empty", code=2)
-    prompt = engine.build_prompt(messages, style)  # type: ignore[attr-defined]
+    if prompt is None:
+        prompt = engine.build_prompt(messages, style)  # type: ignore[attr-defined]
     result = run_search(engine, prompt, config, listener)
     return result_to_dict(result, question, info, config, with_system_prompt(messages, style, None))

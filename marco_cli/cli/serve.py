@@ -1,0 +1,203 @@
+"""`marco serve`: the search behind an OpenAI-compatible HTTP API (marco_cli/server).
+
+A request's search settings are checked by the same Click parameters as `marco solve`'s
+options (a request's `{"marco": {"iterations": 0}}` fails exactly as `--iterations 0` does),
+with the command line's own values as the defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from marco_cli import history, tasks
+from marco_cli.cli.options import ENGINE, SEARCH, ClickException, Options, config_from, with_options
+from marco_cli.cli.session import engine_settings, open_session
+from marco_cli.cli.solve import branches
+from marco_cli.errors import MarcoError
+from marco_cli.search.config import STRATEGIES, SearchConfig
+from marco_cli.ui.console import err_console
+
+_UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
+
+
+def _search_parser() -> Any:
+    """A Click command holding exactly the search options (what `solve` validates with)."""
+
+    @with_options(output=False, exclude=("model", *ENGINE))
+    def search(*, options: Options) -> Mapping[str, Any]:
+        return options.search
+
+    app = typer.Typer()
+    app.command()(search)
+    return typer.main.get_command(app)
+
+
+def _argv(settings: Mapping[str, object]) -> list[str]:
+    from marco_cli.server.protocol import ApiError
+
+    argv: list[str] = []
+    for name, value in settings.items():
+        if name not in SEARCH:
+            known = ", ".join(sorted(SEARCH))
+            raise ApiError(400, f"unknown search option '{name}' (known: {known})", param=f"marco.{name}")
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if isinstance(SEARCH[name][1], bool):
+            if not isinstance(value, bool):
+                raise ApiError(400, f"'{name}' must be true or false", param=f"marco.{name}")
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            argv += [flag, str(value)]
+        else:
+            raise ApiError(400, f"'{name}' must be a number or a string", param=f"marco.{name}")
+    return argv
+
+
+def configurer(defaults: Mapping[str, Any]) -> Any:
+    """The server's `configure`: a request's settings over the command line's, as a SearchConfig."""
+    from marco_cli.server.protocol import ApiError, ChatRequest
+
+    parser = _search_parser()
+    lock = threading.Lock()  # Click contexts are not shared, but keep parsing one at a time
+
+    def configure(request: ChatRequest, strategy: str | None) -> SearchConfig:
+        settings = dict(request.settings)
+        if strategy is not None:
+            settings.setdefault("strategy", strategy)
+        argv = _argv(settings)
+        try:
+            with lock, parser.make_context("marco serve", argv, default_map=dict(defaults)) as ctx:
+                search = parser.callback(**ctx.params)
+        except ClickException as exc:
+            raise ApiError(400, exc.format_message(), param="marco") from None
+        try:
+            return config_from(search, numeric_answer=tasks.wants_number(request.question))
+        except MarcoError as exc:
+            raise ApiError(400, str(exc), param="marco") from None
+
+    return configure
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def served_name(model: str) -> str:
+    """The model id clients ask for: `-m` as given (a .gguf path: its file name's stem)."""
+    return Path(model).stem if model.endswith(".gguf") else model
+
+
+def _model_ids(base: str) -> dict[str, str | None]:
+    return {base: None, **{f"{base}:{s}": s for s in STRATEGIES}}
+
+
+@with_options(exclude=_UNUSED_OUTPUT)
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="MARCO_API_KEY", help="Require this key (Authorization: Bearer KEY)."),
+    ] = None,
+    queue: Annotated[int, typer.Option(min=0, max=10_000, help="Requests that may wait for a search.")] = 16,
+    *,
+    options: Options,
+) -> None:
+    """Serve the search behind an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    try:
+        import uvicorn
+
+        from marco_cli.server.app import ServerSettings, build_app
+        from marco_cli.server.runner import Runner, Served
+    except ImportError as exc:
+        raise MarcoError(
+            f"marco serve needs its extra: pip install 'marco-cli[serve]' ({exc.name} is missing)"
+        ) from None
+    config = config_from(options.search)
+    session = open_session("serve", options, branches(config))
+    engine = session.engine
+    console = err_console()
+
+    def finish(question: str, record: dict[str, Any]) -> None:
+        record["settings"].update(engine_settings(engine))
+        if not options.output.no_log:
+            run_id, warning = history.save_or_keep("serve", record)
+            record["run_id"] = run_id
+            if warning:
+                console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        console.print(
+            f"run {record.get('run_id', '-')}: {record['answer'][:60]!r} ({record['settings']['strategy']}, "
+            f"{record['iterations']} iterations, {record['tokens']['generated']} tokens, "
+            f"{record['seconds']:.1f} s, {record['stopped']})",
+            highlight=False,
+            markup=False,
+        )
+
+    local = options.engine.backend is None
+    watch = engine.watch_interrupts if local else None
+    served = Served(engine, session.style, session.info, engine.build_prompt, watch, finish)
+    workers = 1 if local else int(engine.parallel)
+    runner = Runner(served, workers, queue)
+    ids = _model_ids(served_name(options.model))
+    app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
+    if not _loopback(host) and api_key is None:
+        console.print(
+            f"[yellow]warning:[/] listening on {escape(host)} without --api-key: anyone who can "
+            "reach it can run searches",
+            highlight=False,
+        )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            runner.cancel_all()  # in-flight searches end as interrupted, and are saved
+            super().handle_exit(sig, frame)
+
+    listening = _bind(host, port)
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30))
+    at = "one search at a time" if local else f"{workers} searches at a time"
+    bound_host, bound_port = listening.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    console.print(
+        f"marco serve: {next(iter(ids))} on http://{shown}:{bound_port}/v1 ({at}, {queue} may wait)",
+        highlight=False,
+        markup=False,
+    )
+    with engine:
+        try:
+            server.run(sockets=[listening])
+        finally:
+            runner.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port is a one-line error and port 0
+    can be said as the port it became."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        raise MarcoError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=2) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+COMMANDS = {"serve": serve_cmd}

@@ -1,0 +1,232 @@
+"""The HTTP side of `marco serve`: a Starlette app speaking OpenAI's chat-completions API.
+
+Routes: `POST /v1/chat/completions` (whole, or streamed as Server-Sent Events through
+sse-starlette), `GET /v1/models`, `GET /health`. Every error is OpenAI's error object with its
+status; nothing a client sends can stop the server. The search runs on the `Runner`'s threads;
+this side only waits for its updates and notices when the client has gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from marco_cli.engine.remote import BackendError
+from marco_cli.errors import MarcoError
+from marco_cli.search.config import SearchConfig
+from marco_cli.server import protocol
+from marco_cli.server.protocol import ApiError, ChatRequest
+from marco_cli.server.runner import Job, QueueFull, Runner
+
+MAX_BODY = 8 * 1024 * 1024  # bytes; a longer conversation would not fit any context anyway
+RETRY_AFTER_S = 5
+SHUTDOWN_GRACE_S = 10.0  # a stream's time to send its interrupted answer when the server stops
+Configure = Callable[[ChatRequest, "str | None"], SearchConfig]  # raises ApiError
+
+
+class ClientGone(Exception):
+    """The client disconnected while its search waited or ran."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    models: dict[str, str | None]  # model id -> the strategy it selects (None: the server's)
+    configure: Configure
+    api_key: str | None = None
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if error.status == 503 else None
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def api_error(exc: MarcoError) -> ApiError:
+    """A failed search's status: the prompt does not fit (400), the backend failed (502)."""
+    if exc.code == 2:
+        return ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None)
+    if isinstance(exc, BackendError):
+        return ApiError(502, str(exc), kind="server_error", code="backend_error")
+    return ApiError(500, str(exc), kind="server_error")
+
+
+async def next_update(job: Job, request: Request) -> tuple[str, object]:
+    """The job's next update; cancels the job and raises ClientGone once the client has left."""
+    while True:
+        try:
+            return await asyncio.wait_for(job.updates.get(), 0.5)
+        except asyncio.TimeoutError:
+            if await request.is_disconnected():
+                job.cancelled.set()
+                raise ClientGone from None
+
+
+def build_app(runner: Runner, settings: ServerSettings) -> Starlette:
+    """The app over one runner (its engine) and the served model ids."""
+
+    def authorized(request: Request) -> bool:
+        if settings.api_key is None:
+            return True
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), settings.api_key.encode())
+
+    def check_key(request: Request) -> None:
+        if not authorized(request):
+            raise ApiError(
+                401, "a valid API key is required (Authorization: Bearer KEY)", "authentication_error"
+            )
+
+    async def health(_request: Request) -> Response:
+        base = next(iter(settings.models))
+        body = {
+            "status": "shutting down" if runner.closing else "ok",
+            "model": base,
+            "running": runner.running,
+            "queued": runner.waiting,
+            "generated_tokens": runner.generated,
+        }
+        return JSONResponse(body, status_code=503 if runner.closing else 200)
+
+    async def models(request: Request) -> Response:
+        check_key(request)
+        return JSONResponse(protocol.model_list(list(settings.models)))
+
+    async def chat(request: Request) -> Response:
+        check_key(request)
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
+        chat_request = protocol.parse_chat(protocol.parse_body(await request.body()))
+        if chat_request.model not in settings.models:
+            known = ", ".join(settings.models)
+            raise ApiError(
+                404,
+                f"model '{chat_request.model}' is not served here (served: {known})",
+                "not_found_error",
+                param="model",
+                code="model_not_found",
+            )
+        config = settings.configure(chat_request, settings.models[chat_request.model])
+        job = Job(chat_request.question, chat_request.messages, config, asyncio.get_running_loop())
+        try:
+            runner.submit(job)
+        except QueueFull as exc:
+            raise ApiError(503, f"busy: {exc}; retry later", "server_error", code="queue_full") from None
+        try:
+            if chat_request.stream:
+                return await _stream(job, request, chat_request)
+            return await _whole(job, request, chat_request)
+        except ClientGone:
+            return Response(status_code=499)
+
+    async def on_api_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind: protocol.ErrorType = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return error_response(ApiError(exc.status_code, exc.detail, kind))
+
+    async def on_crash(_request: Request, exc: Exception) -> Response:
+        return error_response(ApiError(500, f"internal error: {type(exc).__name__}", "server_error"))
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+    ]
+    handlers = {ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash}
+    return Starlette(routes=routes, exception_handlers=handlers)
+
+
+async def _whole(job: Job, request: Request, chat: ChatRequest) -> Response:
+    prompt_tokens = 0
+    while True:
+        kind, value = await next_update(job, request)
+        if kind == "started":
+            assert isinstance(value, int)
+            prompt_tokens = value
+        elif kind == "error":
+            assert isinstance(value, MarcoError)
+            raise api_error(value)
+        elif kind == "done":
+            assert isinstance(value, dict)
+            if value["stopped"] == "error":
+                raise ApiError(502, f"{value['error']} (the partial run is saved)", "server_error")
+            return JSONResponse(
+                protocol.completion(protocol.completion_id(), chat.model, value, prompt_tokens)
+            )
+
+
+async def _stream(job: Job, request: Request, chat: ChatRequest) -> Response:
+    """Wait until the search has started (a prompt that does not fit is still a 400), then
+    stream its progress as reasoning, the chosen thought, the answer, and [DONE]."""
+    kind, value = await next_update(job, request)
+    if kind == "error":
+        assert isinstance(value, MarcoError)
+        raise api_error(value)
+    assert kind == "started" and isinstance(value, int)
+    prompt_tokens, cid = value, protocol.completion_id()
+
+    def data(delta: dict[str, str], finish: str | None = None) -> str:
+        return json.dumps(protocol.chunk(cid, chat.model, delta, finish), ensure_ascii=False)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield data({"role": "assistant", "content": "", "reasoning_content": ""})
+            while True:
+                kind, value = await job.updates.get()
+                if kind == "progress":
+                    assert isinstance(value, str)
+                    yield data({"reasoning_content": value})
+                elif kind == "error":
+                    assert isinstance(value, MarcoError)
+                    yield json.dumps(api_error(value).body())
+                    break
+                elif kind == "done":
+                    assert isinstance(value, dict)
+                    for line in _ending(cid, chat, value, prompt_tokens):
+                        yield line
+                    break
+            yield "[DONE]"
+        finally:
+            job.cancelled.set()  # the client left mid-stream: stop its search (no-op when done)
+
+    return EventSourceResponse(
+        events(), shutdown_event=anyio.Event(), shutdown_grace_period=SHUTDOWN_GRACE_S, ping=15
+    )
+
+
+def _ending(cid: str, chat: ChatRequest, record: dict[str, Any], prompt_tokens: int) -> list[str]:
+    """The chunks after the search: the chosen thought, the answer, the finish with usage and
+    the run summary (or the backend's error)."""
+    if record["stopped"] == "error":
+        return [
+            json.dumps(ApiError(502, f"{record['error']} (the partial run is saved)", "server_error").body())
+        ]
+    thought = str(record.get("thought") or "")
+    out = []
+    if thought:
+        out.append({"reasoning_content": f"\nchosen path:\n{thought}"})
+    out.append({"content": str(record["answer"])})
+    lines = [json.dumps(protocol.chunk(cid, chat.model, delta), ensure_ascii=False) for delta in out]
+    final = protocol.chunk(cid, chat.model, {}, protocol.finish_reason(record))
+    final["marco"] = protocol.run_summary(record)
+    if chat.include_usage:  # OpenAI's shape: a last chunk with no choices, only the usage
+        lines.append(json.dumps(final, ensure_ascii=False))
+        final = {**protocol.chunk(cid, chat.model, {}), "choices": []}
+    final["usage"] = protocol.usage(prompt_tokens, record)
+    lines.append(json.dumps(final, ensure_ascii=False))
+    return lines

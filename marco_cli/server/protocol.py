@@ -1,0 +1,210 @@
+"""The OpenAI chat-completions wire format, as pure functions: a request body in, a typed
+`ChatRequest` (or an `ApiError`) out; a finished run's record in, a response or stream chunk out.
+
+Field meanings follow OpenAI's API reference; `reasoning_content` is the field DeepSeek-style
+clients and Open WebUI show as thinking. marco's own fields live under `marco` (request: search
+settings; response: run id, strategy, iterations, why the search stopped).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ErrorType = Literal["invalid_request_error", "authentication_error", "not_found_error", "server_error"]
+ROLES = ("system", "user", "assistant", "developer")
+# OpenAI request fields that map onto search settings (the rest are accepted and ignored)
+MAPPED = {"temperature": "temperature", "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens"}
+
+
+class ApiError(Exception):
+    """An error the client gets as OpenAI's error object, with its HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: ErrorType = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What a chat-completions body asks for, checked: the conversation, the model (with its
+    `:strategy` suffix, if any), streaming, and the search settings it sets."""
+
+    model: str
+    messages: list[dict[str, str]]
+    stream: bool = False
+    include_usage: bool = False
+    settings: dict[str, object] = field(default_factory=dict)  # search option name -> value
+
+    @property
+    def question(self) -> str:
+        """The last user turn: what the search answers (and what the history shows)."""
+        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the body is not UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _content(message: dict[str, Any], index: int) -> str:
+    """A message's text: a string, or OpenAI's list of parts of which only text is taken."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "text"
+                or not isinstance(part.get("text"), str)
+            ):
+                raise ApiError(
+                    400, "only text content parts are supported", param=f"messages[{index}].content"
+                )
+            texts.append(part["text"])
+        return "".join(texts)
+    if content is None and message.get("role") == "assistant":
+        return ""
+    raise ApiError(
+        400, "content must be a string or a list of text parts", param=f"messages[{index}].content"
+    )
+
+
+def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise ApiError(400, "'messages' must be a non-empty list", param="messages")
+    out = []
+    for index, message in enumerate(raw):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise ApiError(
+                400, f"each message needs a role ({', '.join(ROLES)})", param=f"messages[{index}].role"
+            )
+        role = "system" if message["role"] == "developer" else message["role"]
+        out.append({"role": role, "content": _content(message, index)})
+    users = [m for m in out if m["role"] == "user"]
+    if not users or not users[-1]["content"].strip():
+        raise ApiError(400, "the conversation needs a non-empty user message", param="messages")
+    return out
+
+
+def _settings(body: dict[str, Any]) -> dict[str, object]:
+    settings: dict[str, object] = {}
+    for name, option in MAPPED.items():
+        if body.get(name) is not None:
+            settings[option] = body[name]
+    if body.get("seed") is not None:
+        settings["seed"] = body["seed"]
+    extra = body.get("marco", {})
+    if not isinstance(extra, dict):
+        raise ApiError(400, "'marco' must be an object of search options", param="marco")
+    for name, value in extra.items():
+        settings[str(name).replace("-", "_")] = value
+    return settings
+
+
+def parse_chat(body: dict[str, Any]) -> ChatRequest:
+    """Check a chat-completions body; an `ApiError` (400) says what is wrong with it."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' must be a string (GET /v1/models lists them)", param="model")
+    n = body.get("n", 1)
+    if n != 1:
+        raise ApiError(400, "n must be 1: one search gives one answer", param="n")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false", param="stream")
+    options = body.get("stream_options") or {}
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(model, _messages(body), stream, include_usage, _settings(body))
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt_tokens: int, record: dict[str, Any]) -> dict[str, int]:
+    """`completion_tokens` counts every token the search generated, not only the answer's."""
+    generated = int(record["tokens"]["generated"])
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": generated,
+        "total_tokens": prompt_tokens + generated,
+    }
+
+
+def run_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The `marco` extension of a response: which run this was and how its search went."""
+    settings = record["settings"]
+    return {
+        "run_id": record.get("run_id"),
+        "strategy": settings["strategy"],
+        "iterations": record["iterations"],
+        "stopped": record["stopped"],
+        "confidence": record["confidence"],
+        "rollouts": len(record["rollouts"]),
+        "seconds": record["seconds"],
+    }
+
+
+def finish_reason(record: dict[str, Any]) -> str:
+    """'length' when the chosen answer was cut by the token budget, else 'stop'."""
+    chosen = record.get("chosen_rollout")
+    rollouts = {r["id"]: r for r in record["rollouts"]}
+    status = rollouts[chosen].get("status") if chosen in rollouts else None
+    return "length" if status in ("budget", "context") else "stop"
+
+
+def completion(cid: str, model: str, record: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+    message = {"role": "assistant", "content": record["answer"], "reasoning_content": record["thought"]}
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(record)}],
+        "usage": usage(prompt_tokens, record),
+        "marco": run_summary(record),
+    }
+
+
+def chunk(cid: str, model: str, delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def model_list(ids: list[str]) -> dict[str, Any]:
+    created = int(time.time())
+    return {
+        "object": "list",
+        "data": [{"id": i, "object": "model", "created": created, "owned_by": "marco"} for i in ids],
+    }

@@ -1,0 +1,279 @@
+"""`marco serve` on loopback with the real small model, driven by the real `openai` client,
+raw HTTP for what a client library would refuse to send, and simonw/llm's CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.servers import free_port, llama_server
+
+KEY = "test-key-0123"
+MODEL = "smollm2-135m"
+QUESTION = "What is 2 + 3?"
+MARCO = str(Path(sys.executable).with_name("marco"))
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Served:
+    url: str
+    home: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self, key: str | None = KEY, retries: int = 0) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=self.url + "/v1", api_key=key or "none", max_retries=retries, timeout=300
+        )
+
+    def health(self) -> dict[str, object]:
+        with urllib.request.urlopen(self.url + "/health", timeout=5) as answer:
+            return json.loads(answer.read())
+
+    def marco(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MARCO_HOME": str(self.home)}
+        return subprocess.run([MARCO, *args], env=env, capture_output=True, text=True, check=False)
+
+    def record(self, run_id: object) -> dict[str, object]:
+        shown = self.marco("show", str(run_id), "--json")
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)
+
+
+def serve(home: Path, *extra: str) -> Served:
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "serve.log"
+    env = {**os.environ, "MARCO_HOME": str(home), "NO_COLOR": "1"}
+    args = [MARCO, "serve", "-m", MODEL, "--port", str(port), *extra]
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    served = Served(f"http://127.0.0.1:{port}", home, proc, log)
+    for _ in range(300):
+        try:
+            served.health()
+            return served
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"marco serve did not start: {log.read_text()}")
+
+
+def stop(served: Served) -> int:
+    served.proc.send_signal(signal.SIGTERM)
+    return served.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = serve(tmp_path_factory.mktemp("serve"), "--api-key", KEY, "--queue", "2", "--ctx", "512")
+    yield served
+    stop(served)
+
+
+def post(served: Served, body: bytes, key: str | None = KEY) -> tuple[int, dict[str, object]]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(served.url + "/v1/chat/completions", body, headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def ask(model: str = f"{MODEL}:cot", **marco: object) -> dict[str, object]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "extra_body": {"marco": marco},
+    }
+
+
+def test_a_chat_completion_is_the_search_and_is_in_the_history(server: Served) -> None:
+    answer = server.client().chat.completions.create(**ask(MODEL, iterations=2))  # type: ignore[call-overload]
+    extension = answer.model_extra["marco"]
+    record = server.record(extension["run_id"])
+    assert answer.choices[0].message.content == record["answer"] != ""
+    assert answer.choices[0].message.model_extra["reasoning_content"] == record["thought"]
+    assert answer.usage.completion_tokens == record["tokens"]["generated"] > 0
+    assert answer.usage.prompt_tokens > 10
+    assert extension["strategy"] == "mcts" and extension["stopped"] == record["stopped"]
+    assert record["settings"]["iterations"] == 2 and record["question"] == QUESTION
+    models = [m.id for m in server.client().models.list()]
+    assert models[0] == MODEL and f"{MODEL}:cot" in models and f"{MODEL}:vote" in models
+
+
+def test_a_stream_gives_reasoning_then_the_answer_then_done(server: Served) -> None:
+    stream = server.client().chat.completions.create(stream=True, **ask(MODEL, iterations=2))  # type: ignore[call-overload]
+    kinds, thinking, content, final = [], "", "", None
+    for chunk in stream:  # the client stops at [DONE]; a missing one would hang or raise
+        delta = chunk.choices[0].delta
+        reasoning = (delta.model_extra or {}).get("reasoning_content") or ""
+        thinking += reasoning
+        content += delta.content or ""
+        kinds.append("r" if reasoning else "c" if delta.content else "-")
+        if chunk.choices[0].finish_reason:
+            final = chunk
+    record = server.record(final.model_extra["marco"]["run_id"])
+    order = "".join(kinds).replace("-", "")
+    assert order.startswith("r") and order.endswith("c") and "cr" not in order  # reasoning, then content
+    assert content == record["answer"]
+    assert "rollout 0 finished" in thinking and "search stopped" in thinking
+    assert final.usage.completion_tokens == record["tokens"]["generated"]
+
+
+def test_errors_are_openai_error_objects_with_their_status(server: Served) -> None:
+    assert post(server, b"{not json")[0] == 400
+    status, body = post(server, json.dumps({"model": MODEL}).encode())
+    assert status == 400 and body["error"]["param"] == "messages"
+    assert post(server, json.dumps(ask()["messages"]).encode())[0] == 400  # a list, not an object
+    client = server.client()
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.chat.completions.create(**ask("gpt-4"))  # type: ignore[call-overload]
+    with pytest.raises(openai.BadRequestError, match="iterations"):
+        client.chat.completions.create(**ask(MODEL, iterations=0))  # type: ignore[call-overload]
+    with pytest.raises(openai.BadRequestError, match="unknown search option 'threads'"):
+        client.chat.completions.create(**ask(MODEL, threads=4))  # type: ignore[call-overload]
+    with pytest.raises(openai.BadRequestError, match="longer than the 512-token context"):
+        long = {"role": "user", "content": "apples and pears " * 300}
+        client.chat.completions.create(model=MODEL, messages=[long])  # type: ignore[list-item]
+    with pytest.raises(openai.AuthenticationError):
+        server.client(key=None).chat.completions.create(**ask())  # type: ignore[call-overload]
+    with pytest.raises(openai.AuthenticationError):
+        server.client(key="wrong").models.list()
+    assert server.health()["status"] == "ok"  # still serving
+    assert KEY not in server.log.read_text()  # the key is never logged
+
+
+def test_three_concurrent_clients_are_queued_and_all_answered(server: Served) -> None:
+    def one(_: int) -> str:
+        return server.client().chat.completions.create(**ask()).choices[0].message.content  # type: ignore[call-overload]
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(one, range(3)))
+    assert len(answers) == 3 and all(answers) and len(set(answers)) == 1  # greedy: the same answer
+
+
+def test_a_full_queue_answers_503_with_retry_after(server: Served) -> None:
+    raw = ask(MODEL)
+    body = json.dumps({"model": MODEL, "messages": raw["messages"], "marco": {"iterations": 3}}).encode()
+    with ThreadPoolExecutor(5) as pool:
+        statuses = [status for status, _ in pool.map(lambda _: post(server, body), range(5))]
+    assert statuses.count(503) >= 1 and statuses.count(200) >= 3  # 1 running + 2 queued fit
+
+
+def test_a_client_that_leaves_stops_its_search(server: Served) -> None:
+    request = ask(MODEL, strategy="vote", samples=200)  # minutes of sampling, were it not stopped
+    stream = server.client().chat.completions.create(stream=True, **request)  # type: ignore[call-overload]
+    for number, _chunk in enumerate(stream):
+        if number == 4:
+            break
+    stream.close()
+    deadline = time.time() + 30
+    while server.health()["running"] and time.time() < deadline:
+        time.sleep(0.2)
+    before = server.health()["generated_tokens"]
+    time.sleep(1.5)
+    assert server.health()["running"] == 0 and server.health()["generated_tokens"] == before
+    latest = json.loads(server.marco("log", "--json").stdout)[0]
+    record = server.record(latest["id"])
+    assert record["stopped"] == "interrupted" and len(record["rollouts"]) < 200
+
+
+def test_sigterm_ends_a_request_cleanly_and_saves_its_run(tmp_path: Path) -> None:
+    served = serve(tmp_path / "home")
+    client = served.client(key=None)
+    got: dict[str, object] = {}
+
+    def run() -> None:
+        stream = client.chat.completions.create(stream=True, **ask(MODEL, strategy="vote", samples=200))  # type: ignore[call-overload]
+        chunks = list(stream)
+        got["final"] = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while not served.health()["generated_tokens"]:
+        time.sleep(0.1)
+    code = stop(served)
+    thread.join(timeout=60)
+    assert code in (0, 143)
+    summary = got["final"].model_extra["marco"]  # type: ignore[attr-defined]
+    assert summary["stopped"] == "interrupted"
+    assert served.record(summary["run_id"])["stopped"] == "interrupted"
+
+
+def test_simonw_llm_through_extra_openai_models(server: Served, tmp_path: Path) -> None:
+    user = tmp_path / "llm"
+    user.mkdir()
+    entry = {
+        "model_id": "marco-tiny",
+        "model_name": f"{MODEL}:cot",
+        "api_base": server.url + "/v1",
+        "api_key_name": "marco",
+    }
+    (user / "extra-openai-models.yaml").write_text(json.dumps([entry]))  # JSON is YAML
+    (user / "keys.json").write_text(json.dumps({"marco": KEY}))
+    env = {**os.environ, "LLM_USER_PATH": str(user)}
+    llm = Path(sys.executable).with_name("llm")
+    done = subprocess.run(
+        [str(llm), "-m", "marco-tiny", QUESTION],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    direct = server.client().chat.completions.create(**ask()).choices[0].message.content  # type: ignore[call-overload]
+    assert done.stdout.strip() == direct.strip()
+
+
+def test_with_a_backend_searches_run_concurrently(tmp_path: Path, smollm_path: Path) -> None:
+    backend, url = llama_server(smollm_path, slots=4)
+    served = serve(tmp_path / "home", "--backend", url)
+    busiest = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal busiest
+        while not done.is_set():
+            busiest = max(busiest, int(served.health()["running"]))  # type: ignore[call-overload]
+            time.sleep(0.05)
+
+    def one(_: int) -> str:
+        request = ask(MODEL, iterations=2)
+        return served.client(key=None).chat.completions.create(**request).choices[0].message.content  # type: ignore[call-overload]
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(one, range(3)))
+    finally:
+        done.set()
+        watcher.join()
+        stop(served)
+        backend.terminate()
+        backend.wait(timeout=30)
+    assert len(answers) == 3 and all(answers)
+    assert busiest >= 2  # not one at a time: the server's 4 slots take them together
+    assert "4 searches at a time" in served.log.read_text()
