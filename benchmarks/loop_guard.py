@@ -62,8 +62,10 @@ def main() -> None:
                 gens.append(engine.generate_many([Request(tuple(prompt), sampling, stop)])[0])
         finished = [g for g in gens if g.finished]
         cut = [g for g in gens if not g.finished]
-        print(f"{len(gens)} answers (greedy and T=0.6 on {len(questions)} problems, budget "
-              f"{args.max_tokens}): {len(finished)} finished, {len(cut)} cut at the budget")
+        print(
+            f"{len(gens)} answers (greedy and T=0.6 on {len(questions)} problems, budget "
+            f"{args.max_tokens}): {len(finished)} finished, {len(cut)} cut at the budget"
+        )
         print(f"{'rule':<22} {'false alarms':>14} {'caught':>10} {'fires at':>10}")
         for name, rule in RULES.items():
             alarms = sum(first_fire(engine, g, rule) is not None for g in finished)

@@ -135,8 +135,10 @@ def print_table(rows: list[dict[str, Any]], names: list[str], title: str) -> Non
     print("paired flips against cot (right→wrong / wrong→right, on shared problems):")
     for pair in summary["pairs"]:
         if pair["from"] == "cot" and pair["problems"]:
-            print(f"  {pair['to']:<20} {pair['right_to_wrong']:>3} / {pair['wrong_to_right']:<3} "
-                  f"of {pair['problems']}")
+            print(
+                f"  {pair['to']:<20} {pair['right_to_wrong']:>3} / {pair['wrong_to_right']:<3} "
+                f"of {pair['problems']}"
+            )
 
 
 def main() -> None:
