@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,11 @@ from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import STRATEGIES, SearchConfig
 from marco_cli.ui.console import err_console
+
+if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
+    from starlette.applications import Starlette
+
+    from marco_cli.server.runner import Runner
 
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
 
@@ -120,7 +125,7 @@ def serve_cmd(
 ) -> None:
     """Serve the search behind an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the extra's server, used by _run)
 
         from marco_cli.server.app import ServerSettings, build_app
         from marco_cli.server.runner import Runner, Served
@@ -128,14 +133,47 @@ def serve_cmd(
         raise MarcoError(
             f"marco serve needs its extra: pip install 'marco-cli[serve]' ({exc.name} is missing)"
         ) from None
+    listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
     session = open_session("serve", options, branches(config))
     engine = session.engine
+    local = options.engine.backend is None
+    watch = engine.watch_interrupts if local else None
+    finish = _finisher(engine, options.output.no_log)
+    served = Served(engine, session.style, session.info, engine.build_prompt, watch, finish)
+    workers = 1 if local else int(engine.parallel)
+    runner = Runner(served, workers, queue)
+    ids = _model_ids(served_name(options.model))
+    app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
+    console = err_console()
+    if not _loopback(host) and api_key is None:
+        console.print(
+            f"[yellow]warning:[/] listening on {escape(host)} without --api-key: anyone who can "
+            "reach it can run searches",
+            highlight=False,
+        )
+    at = "one search at a time" if local else f"{workers} searches at a time"
+    bound_host, bound_port = listening.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    console.print(
+        f"marco serve: {next(iter(ids))} on http://{shown}:{bound_port}/v1 ({at}, {queue} may wait)",
+        highlight=False,
+        markup=False,
+    )
+    with engine:
+        try:
+            _run(app, runner, listening)
+        finally:
+            runner.close()
+
+
+def _finisher(engine: Any, no_log: bool) -> Callable[[str, dict[str, Any]], None]:
+    """What happens to a served run's record: the engine's settings, the history, a log line."""
     console = err_console()
 
-    def finish(question: str, record: dict[str, Any]) -> None:
+    def finish(_question: str, record: dict[str, Any]) -> None:
         record["settings"].update(engine_settings(engine))
-        if not options.output.no_log:
+        if not no_log:
             run_id, warning = history.save_or_keep("serve", record)
             record["run_id"] = run_id
             if warning:
@@ -148,40 +186,20 @@ def serve_cmd(
             markup=False,
         )
 
-    local = options.engine.backend is None
-    watch = engine.watch_interrupts if local else None
-    served = Served(engine, session.style, session.info, engine.build_prompt, watch, finish)
-    workers = 1 if local else int(engine.parallel)
-    runner = Runner(served, workers, queue)
-    ids = _model_ids(served_name(options.model))
-    app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
-    if not _loopback(host) and api_key is None:
-        console.print(
-            f"[yellow]warning:[/] listening on {escape(host)} without --api-key: anyone who can "
-            "reach it can run searches",
-            highlight=False,
-        )
+    return finish
+
+
+def _run(app: Starlette, runner: Runner, listening: socket.socket) -> None:
+    """uvicorn on the bound socket; a signal first ends every search (as interrupted, saved)."""
+    import uvicorn
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            runner.cancel_all()  # in-flight searches end as interrupted, and are saved
+            runner.cancel_all()
             super().handle_exit(sig, frame)
 
-    listening = _bind(host, port)
-    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30))
-    at = "one search at a time" if local else f"{workers} searches at a time"
-    bound_host, bound_port = listening.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    console.print(
-        f"marco serve: {next(iter(ids))} on http://{shown}:{bound_port}/v1 ({at}, {queue} may wait)",
-        highlight=False,
-        markup=False,
-    )
-    with engine:
-        try:
-            server.run(sockets=[listening])
-        finally:
-            runner.close()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
+    Server(config).run(sockets=[listening])
 
 
 def _bind(host: str, port: int) -> socket.socket:

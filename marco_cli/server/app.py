@@ -72,55 +72,51 @@ async def next_update(job: Job, request: Request) -> tuple[str, object]:
                 raise ClientGone from None
 
 
-def build_app(runner: Runner, settings: ServerSettings) -> Starlette:
-    """The app over one runner (its engine) and the served model ids."""
+class Api:
+    """The routes' handlers over one runner (its engine) and the served model ids."""
 
-    def authorized(request: Request) -> bool:
-        if settings.api_key is None:
-            return True
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), settings.api_key.encode())
+    def __init__(self, runner: Runner, settings: ServerSettings) -> None:
+        self.runner, self.settings = runner, settings
 
-    def check_key(request: Request) -> None:
-        if not authorized(request):
+    def check_key(self, request: Request) -> None:
+        key = self.settings.api_key
+        if key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not (scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), key.encode())):
             raise ApiError(
                 401, "a valid API key is required (Authorization: Bearer KEY)", "authentication_error"
             )
 
-    async def health(_request: Request) -> Response:
-        base = next(iter(settings.models))
+    async def health(self, _request: Request) -> Response:
+        runner = self.runner
         body = {
             "status": "shutting down" if runner.closing else "ok",
-            "model": base,
+            "model": next(iter(self.settings.models)),
             "running": runner.running,
             "queued": runner.waiting,
             "generated_tokens": runner.generated,
         }
         return JSONResponse(body, status_code=503 if runner.closing else 200)
 
-    async def models(request: Request) -> Response:
-        check_key(request)
-        return JSONResponse(protocol.model_list(list(settings.models)))
+    async def models(self, request: Request) -> Response:
+        self.check_key(request)
+        return JSONResponse(protocol.model_list(list(self.settings.models)))
 
-    async def chat(request: Request) -> Response:
-        check_key(request)
+    async def chat(self, request: Request) -> Response:
+        self.check_key(request)
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
         chat_request = protocol.parse_chat(protocol.parse_body(await request.body()))
-        if chat_request.model not in settings.models:
-            known = ", ".join(settings.models)
-            raise ApiError(
-                404,
-                f"model '{chat_request.model}' is not served here (served: {known})",
-                "not_found_error",
-                param="model",
-                code="model_not_found",
-            )
-        config = settings.configure(chat_request, settings.models[chat_request.model])
+        models = self.settings.models
+        if chat_request.model not in models:
+            known = ", ".join(models)
+            message = f"model '{chat_request.model}' is not served here (served: {known})"
+            raise ApiError(404, message, "not_found_error", param="model", code="model_not_found")
+        config = self.settings.configure(chat_request, models[chat_request.model])
         job = Job(chat_request.question, chat_request.messages, config, asyncio.get_running_loop())
         try:
-            runner.submit(job)
+            self.runner.submit(job)
         except QueueFull as exc:
             raise ApiError(503, f"busy: {exc}; retry later", "server_error", code="queue_full") from None
         try:
@@ -130,24 +126,31 @@ def build_app(runner: Runner, settings: ServerSettings) -> Starlette:
         except ClientGone:
             return Response(status_code=499)
 
-    async def on_api_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc)
 
-    async def on_http_error(_request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        kind: protocol.ErrorType = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return error_response(ApiError(exc.status_code, exc.detail, kind))
+async def _on_api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
 
-    async def on_crash(_request: Request, exc: Exception) -> Response:
-        return error_response(ApiError(500, f"internal error: {type(exc).__name__}", "server_error"))
 
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind: protocol.ErrorType = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return error_response(ApiError(exc.status_code, exc.detail, kind))
+
+
+async def _on_crash(_request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(500, f"internal error: {type(exc).__name__}", "server_error"))
+
+
+def build_app(runner: Runner, settings: ServerSettings) -> Starlette:
+    """The app: three routes, and every error as OpenAI's error object."""
+    api = Api(runner, settings)
     routes = [
-        Route("/health", health, methods=["GET"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/v1/models", api.models, methods=["GET"]),
+        Route("/v1/chat/completions", api.chat, methods=["POST"]),
     ]
-    handlers = {ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash}
+    handlers = {ApiError: _on_api_error, HTTPException: _on_http_error, Exception: _on_crash}
     return Starlette(routes=routes, exception_handlers=handlers)
 
 
