@@ -63,3 +63,21 @@ def test_extract_number(text: str, want: float | None) -> None:
 def test_answer_key_groups_equal_answers() -> None:
     assert answer_key("7") == answer_key("7.0") == answer_key("The answer is 7.")
     assert answer_key("Paris.") == answer_key(" paris ")
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "thought"),
+    [
+        (
+            "I think about it.\nOutput: This is a very good idea...",
+            "This is a very good idea...",
+            "I think about it.",
+        ),
+        ("Reasoning here.\n**Translation:**\nHola, amigo.", "Hola, amigo.", "Reasoning here."),
+        ("Step 1: 3+4=7\nFinal answer: 7", "7", "Step 1: 3+4=7"),
+        ("The cat (output: none) sat.", "The cat (output: none) sat.", ""),  # not a label line
+    ],
+)
+def test_an_untagged_answer_loses_its_label(text: str, answer: str, thought: str) -> None:
+    assert extract_output(text) == answer
+    assert extract_thought(text) == thought

@@ -10,6 +10,10 @@ _THOUGHT = re.compile(r"<Thought>(.*?)(?:</Thought>|<Output>|$)", re.DOTALL | re
 _ANSWER_IS = re.compile(
     r"(?:answer\s+is\s*:?|answer\s*:|答案是\s*[:：]?|答案\s*[:：]|^\s*####)[ \t]*([^\n]*)", re.I | re.M
 )
+# an untagged answer under a label line: "Output: ...", "**Translation:** ...", "Final answer: ..."
+_LABEL = re.compile(
+    r"^[ \t]*[*_#]*[ \t]*(?:output|final\s+answer|translation)[ \t]*[*_]*[ \t]*[:：][*_]*[ \t]*", re.I | re.M
+)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _END_TOKENS = re.compile(r"<\|im_end\|>|<\|endoftext\|>|</s>")
 
@@ -29,7 +33,8 @@ def extract_output(text: str, numeric: bool = False) -> str:
 
     The last <Output> block; else the final statement that carries the result: what follows the
     last "answer is" / "Answer:" / "####" (for a numeric question, the last such one holding a
-    number); else, for a numeric question, the last line holding a number; else the last line.
+    number); else what follows the last "Output:" / "Translation:" / "Final answer:" label (its
+    label dropped); else, for a numeric question, the last line holding a number; else the last line.
     Callers pass only finished responses: a cut-off text has no answer.
     """
     blocks = _OUTPUT.findall(text)
@@ -40,6 +45,11 @@ def extract_output(text: str, numeric: bool = False) -> str:
     stated = [s for s in stated if s and (not numeric or extract_number(s) is not None)]
     if stated:
         return stated[-1]
+    labels = list(_LABEL.finditer(body))
+    if labels and body[labels[-1].end() :].strip():
+        labelled = _tidy(body[labels[-1].end() :])
+        if not numeric or extract_number(labelled) is not None:
+            return labelled
     lines = [line.strip() for line in body.splitlines() if line.strip()]
     if numeric:
         lines = [line for line in lines if extract_number(line) is not None] or lines
@@ -56,7 +66,11 @@ def extract_thought(text: str) -> str:
     answer = extract_output(text)
     body = _clean(text)
     if answer and body.endswith(answer):  # an untagged response: the reasoning before the answer
-        return body[: -len(answer)].strip()
+        before = body[: -len(answer)]
+        label = list(_LABEL.finditer(before))
+        if label and not before[label[-1].end() :].strip():  # and not the answer's label
+            before = before[: label[-1].start()]
+        return before.strip()
     return body
 
 
