@@ -69,7 +69,19 @@ USAGE_CASES: list[tuple[str, list[str], str]] = [
     ("show 99", ["show", "99"], "no run 99"),
     ("translate too long", ["translate", "TOO LONG text"], "longer than the"),
     ("backend with credentials", ["solve", Q, "--backend", "ftp://me:hunter2@example.com"], "ftp://"),
+    ("serve port", ["serve", "--port", "70000"], "--port"),
+    ("serve queue", ["serve", "--queue", "-1"], "--queue"),
 ]
+
+
+def test_serve_on_a_taken_port_says_so_before_loading_anything(scripted_session) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        line = one_line_error(runner.invoke(app, ["serve", "--port", str(port)]), 2)
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert not scripted_session  # no engine was opened
 
 
 @pytest.mark.parametrize(("case", "args", "said"), USAGE_CASES, ids=[c[0] for c in USAGE_CASES])
