@@ -29,6 +29,18 @@ DPO_KEYS = {
     "rejected_correct",
     "source",
 }
+
+
+def _path_tokens(tree: dict, text: str) -> int:
+    """Tokens from the root to the end of the rollout whose text this is."""
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    rollout = next(r for r in tree["rollouts"] if r["text"] == text)
+    total, at = rollout["tokens"], rollout["node"]
+    while at is not None:
+        total, at = total + nodes[at]["tokens"], nodes[at]["parent"]
+    return total
+
+
 TREE_KEYS = {
     "source",
     "question",
@@ -196,7 +208,7 @@ def test_bench_then_export_on_the_real_model(tmp_path: Path) -> None:
         n = pair["shared_prefix_chars"]
         assert chosen[:n] == rejected[:n]
         if pair["chosen_correct"] and pair["rejected_correct"]:
-            assert len(chosen) < len(rejected) or pair["shared_prefix_tokens"] >= 0
+            assert _path_tokens(tree, chosen) < _path_tokens(tree, rejected)  # --prefer-short
         else:
             assert pair["chosen_correct"] and not pair["rejected_correct"]
     for example in files["sft"]:

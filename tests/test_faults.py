@@ -160,16 +160,19 @@ def test_progress_moves_before_a_generation_ends() -> None:
     model = ScriptedModel(actions={"": [("a long first step\n", 0.9)]}, rollouts={})
     snapshot = TreeSnapshot("Q?")
     seen: list[tuple[int, int]] = []  # (tokens shown, nodes) at every progress event
+    shown: list[int] = []  # tokens shown after every event
 
     def listen(event: ev.Event) -> None:
         snapshot.apply(event)
+        shown.append(snapshot.tokens_so_far)
         if isinstance(event, ev.TokensGenerated):
             seen.append((snapshot.tokens_so_far, len(snapshot.nodes)))
 
-    Search(model, model.prompt, SearchConfig(iterations=2, children=1), listen).run()
+    result = Search(model, model.prompt, SearchConfig(iterations=2, children=1), listen).run()
     first = [tokens for tokens, nodes in seen if nodes == 1]  # before the first node arrived
     assert len(first) >= 10 and first == sorted(first) and first[-1] > first[0]
-    assert snapshot.streamed == 0 or snapshot.tokens_so_far >= snapshot.tokens
+    assert shown == sorted(shown)  # a finished generation's tokens move from streamed to the tree
+    assert snapshot.tokens == shown[-1] == result.generated_tokens  # every token counted once
 
 
 def test_log_fits_80_columns_with_id_and_time_whole() -> None:
