@@ -8,9 +8,9 @@ from typing import Any
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import Model, SearchConfig
-from marco_cli.search.core import run_search
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.record import result_to_dict
+from marco_cli.search.strategies import run_search
 
 TRANSLATE_INSTRUCTION = (
     "Translate the following text {source}into {target}. It may use slang, idioms or colloquial "

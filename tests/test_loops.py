@@ -6,9 +6,10 @@ import pytest
 
 from marco_cli.engine.repetition import LoopRule, ends_in_loop, loop_period
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.core import choose, run_search
+from marco_cli.search.core import choose
 from marco_cli.search.mcts import Search
 from marco_cli.search.record import result_to_dict
+from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
 LOOP_LINE = "Sofia has 20 pencils left.\n"

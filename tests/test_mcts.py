@@ -10,9 +10,9 @@ import pytest
 from marco_cli.engine.types import REFLECTION_PHRASE
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.core import run_search
 from marco_cli.search.mcts import Search, uct
 from marco_cli.search.record import tree_to_dict
+from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
 GOLDEN = Path(__file__).parent / "golden" / "mcts_small.json"
@@ -230,3 +230,25 @@ def test_interrupt_returns_the_best_answer_so_far() -> None:
     search = Search(model, model.prompt, SearchConfig(iterations=20), clock=model.clock)
     result = search.run()
     assert result.stopped == "interrupted" and result.answer in {"1", "2", "3"}
+
+
+def test_a_failing_model_keeps_the_samples_already_finished() -> None:
+    """vote over 3 samples, one per call: the server dies at the third; the two finished
+    samples stay in the tree and still answer (the run says `error`)."""
+    from marco_cli.engine.types import Generation
+    from marco_cli.errors import MarcoError
+
+    model = ScriptedModel(actions={}, rollouts={}, parallel=1)
+    answers = iter(["<Output>7</Output>", "<Output>7</Output>"])
+
+    def dying(requests, on_token=None):
+        text = next(answers, None)
+        if text is None:
+            raise MarcoError("the server went away")
+        toks = tuple(ord(c) for c in text)
+        return [Generation(toks, text, (0.0,) * len(toks), (0.9,) * len(toks), "stop_text")]
+
+    model.generate_many = dying  # type: ignore[method-assign]
+    result = run_search(model, model.prompt, SearchConfig(strategy="vote", samples=3))
+    assert result.stopped == "error" and result.error == "the server went away"
+    assert len(result.tree.rollouts) == 2 and result.answer == "7" and result.generated_tokens == 36

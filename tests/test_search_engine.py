@@ -9,8 +9,8 @@ import pytest
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.types import Generation
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.core import run_search
 from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from marco_cli.engine.types import Generation, Request
-from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key
 from marco_cli.search.config import Model, SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, answer_votes, result_from, rollout_scored, score
+from marco_cli.search.core import Chooser, RunCost, answer_votes, end_run, guard, rollout_scored, score
 from marco_cli.search.deepconf import (
     filtered_vote,
     lowest_group_confidence,
@@ -26,52 +25,50 @@ from marco_cli.search.deepconf import (
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
-    Finished,
     IterationStarted,
     Listener,
     NodeAdded,
     TokensGenerated,
     ignore,
 )
-from marco_cli.search.mcts import backup
 from marco_cli.search.tree import Rollout, Tree
 
 
-def sample_answers(
-    model: Model,
-    prompt: Sequence[int],
-    config: SearchConfig,
-    n: int,
-    listener: Listener,
-    greedy_all: bool = False,
-) -> tuple[Tree, int, bool]:
+class Samples:
     """n complete answers from the prompt, each a child of the root, generated `model.parallel`
-    at a time so that Ctrl-C keeps every sample already finished. Returns the tree, the tokens
-    generated and whether Ctrl-C stopped it."""
-    rng = random.Random(config.seed)
-    tree = Tree(tuple(prompt))
-    requests = [
-        Request(
-            tuple(prompt),
-            config.sampling(rng.randrange(1 << 31), greedy=greedy_all or (config.greedy_first and i == 0)),
-            config.rollout_stop(config.max_tokens),
-        )
-        for i in range(n)
-    ]
-    listener(IterationStarted(1, 1))
-    generated, width = 0, max(1, model.parallel)
-    warmup = min(n, config.deepconf_warmup) if config.strategy == "deepconf-online" else n
-    try:
+    at a time: the tree and the token count grow as chunks finish, so Ctrl-C or a failing
+    server keeps every sample already done."""
+
+    def __init__(self, model: Model, prompt: Sequence[int], config: SearchConfig, listener: Listener) -> None:
+        self.model, self.config, self.listener = model, config, listener
+        self.tree = Tree(tuple(prompt))
+        self.generated = 0
+
+    def run(self, n: int, greedy_all: bool = False) -> str:
+        config, listener = self.config, self.listener
+        rng = random.Random(config.seed)
+        prompt = self.tree.root.tokens
+        requests = [
+            Request(
+                prompt,
+                config.sampling(
+                    rng.randrange(1 << 31), greedy=greedy_all or (config.greedy_first and i == 0)
+                ),
+                config.rollout_stop(config.max_tokens),
+            )
+            for i in range(n)
+        ]
+        listener(IterationStarted(1, 1))
+        width = max(1, self.model.parallel)
+        warmup = min(n, config.deepconf_warmup) if config.strategy == "deepconf-online" else n
         for start, end in _chunks(n, width, warmup):
             if start == warmup:  # DeepConf online: later samples stop once their confidence drops
-                requests[start:] = _with_threshold(requests[start:], tree, config)
-            gens = model.generate_many(requests[start:end], lambda k: listener(TokensGenerated(k)))
-            generated += sum(len(g.tokens) for g in gens)
+                requests[start:] = _with_threshold(requests[start:], self.tree, config)
+            gens = self.model.generate_many(requests[start:end], lambda k: listener(TokensGenerated(k)))
+            self.generated += sum(len(g.tokens) for g in gens)
             for gen in gens:
-                _add_sample(tree, gen, config, listener)
-    except KeyboardInterrupt:
-        return tree, generated, True
-    return tree, generated, False
+                _add_sample(self.tree, gen, config, listener)
+        return "done"
 
 
 def _chunks(n: int, width: int, split: int) -> list[tuple[int, int]]:
@@ -97,7 +94,7 @@ def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Lis
     trace = lowest_group_confidence(token_confidences(gen.top_means), config.deepconf_window)
     rollout = score(tree, node, None, config, trace)
     listener(rollout_scored(rollout))
-    listener(BackedUp(backup(tree, node, rollout.reward), rollout.reward))
+    listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 
 
 def majority(rollouts: Sequence[Rollout]) -> Rollout | None:
@@ -131,31 +128,17 @@ def run_baseline(
 ) -> SearchResult:
     start = clock()
     evaluated0 = model.evaluated
-    n = 1 if config.strategy == "cot" else config.samples
-    stopped = "done"
-    error: str | None = None
-    try:
-        tree, generated, interrupted = sample_answers(
-            model, prompt, config, n, listener, greedy_all=config.strategy == "cot"
-        )
-        stopped = "interrupted" if interrupted else "done"
-    except MarcoError as exc:
-        tree, generated, stopped, error = Tree(tuple(prompt)), 0, "error", str(exc)
+    samples = Samples(model, prompt, config, listener)
+    cot = config.strategy == "cot"
+    stopped, error = guard(lambda: samples.run(1 if cot else config.samples, greedy_all=cot))
+    tree = samples.tree
     if config.strategy in ("vote", "deepconf", "deepconf-online"):
         chosen = vote_rule(config)(tree.rollouts)
         if chosen is not None:
             listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     else:
         chosen = Chooser(tree, "reward", listener).update()
-    listener(Finished(stopped, 1, chosen.id if chosen else None))
-    return result_from(
-        config.strategy,
-        tree,
-        chosen,
-        1 if tree.rollouts else 0,
-        generated,
-        model.evaluated - evaluated0,
-        clock() - start,
-        stopped,
-        error,
+    cost = RunCost(
+        1 if tree.rollouts else 0, samples.generated, model.evaluated - evaluated0, clock() - start
     )
+    return end_run(config, tree, chosen, cost, stopped, error, listener)

@@ -1,5 +1,6 @@
-"""What every strategy shares: scoring a rollout, choosing the answer, building the result, and
-the one entry point `run_search`.
+"""What every strategy shares: scoring a rollout, choosing the answer, and the run's ending
+(`guard`, `end_run`). The strategies themselves are in mcts.py and baselines.py, picked by name
+in strategies.py.
 
 A loop must never win a search. Mean top-5 confidence rewards repetition (a rollout repeating
 one sentence to the token budget scores 0.97-0.99), so the default reward (`finished`) keeps the
@@ -10,14 +11,15 @@ way the answer is chosen among finished rollouts only: no finished rollout means
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from marco_cli.engine.types import FINISHED_REASONS, Generation
+from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output, extract_thought
-from marco_cli.search.config import Model, SearchConfig, SearchResult
-from marco_cli.search.events import BestChanged, Listener, RolloutScored, ignore
+from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored
 from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, Tree
 
 
@@ -179,22 +181,43 @@ def rollout_counts(rollouts: Sequence[Rollout]) -> dict[str, int]:
     return counts
 
 
-def result_from(
-    strategy: str,
+@dataclass(frozen=True)
+class RunCost:
+    """What a finished run spent: iterations, tokens generated and evaluated, seconds."""
+
+    iterations: int
+    generated: int
+    evaluated: int
+    seconds: float
+
+
+def guard(body: Callable[[], str]) -> tuple[str, str | None]:
+    """Run a strategy's body (it returns why it stopped). Ctrl-C and a failing model end it
+    too, keeping what it built: (why it stopped, the error's message)."""
+    try:
+        return body(), None
+    except KeyboardInterrupt:
+        return "interrupted", None
+    except MarcoError as exc:  # the model failed (a server went away)
+        return "error", str(exc)
+
+
+def end_run(
+    config: SearchConfig,
     tree: Tree,
     chosen: Rollout | None,
-    iterations: int,
-    generated: int,
-    evaluated: int,
-    seconds: float,
+    cost: RunCost,
     stopped: str,
-    error: str | None = None,
+    error: str | None,
+    listener: Listener,
 ) -> SearchResult:
+    """Every strategy's ending: say `Finished`, and the result from the tree and the chosen rollout."""
+    listener(Finished(stopped, cost.iterations, chosen.id if chosen else None))
     text = chosen.text if chosen else ""
     path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
     counts, _ = answer_votes(tree.rollouts)
     return SearchResult(
-        strategy,
+        config.strategy,
         chosen.answer if chosen else "",
         extract_thought(text),
         text,
@@ -202,28 +225,11 @@ def result_from(
         chosen.id if chosen else None,
         path,
         tree,
-        iterations,
-        generated,
-        evaluated,
-        seconds,
+        cost.iterations,
+        cost.generated,
+        cost.evaluated,
+        cost.seconds,
         stopped,
         dict(counts.most_common()),
         error,
     )
-
-
-def run_search(
-    model: Model,
-    prompt: Sequence[int],
-    config: SearchConfig,
-    listener: Listener = ignore,
-    clock: Callable[[], float] = time.monotonic,
-) -> SearchResult:
-    """Run the configured strategy: the MCTS, or one of the paper's baselines."""
-    if config.strategy == "mcts":
-        from marco_cli.search.mcts import Search
-
-        return Search(model, prompt, config, listener, clock).run()
-    from marco_cli.search.baselines import run_baseline
-
-    return run_baseline(model, prompt, config, listener, clock)

@@ -17,12 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 
 from marco_cli.engine.types import REFLECTION_PHRASE, Generation, Request
-from marco_cli.errors import MarcoError
 from marco_cli.search.config import Model, SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, agreeing, result_from, rollout_scored, score
+from marco_cli.search.core import Chooser, RunCost, agreeing, end_run, guard, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
-    Finished,
     IterationStarted,
     Listener,
     NodeAdded,
@@ -54,15 +52,6 @@ def select_leaf(tree: Tree, exploration: float, rng: random.Random) -> Node | No
         top = max(scores)
         node = rng.choice([c for c, s in zip(options, scores, strict=True) if s == top])
     return node
-
-
-def backup(tree: Tree, node: Node, reward: float) -> tuple[int, ...]:
-    """Add one visit and the reward to every node from the root to `node`."""
-    path = tree.path(node)
-    for n in path:
-        n.visits += 1
-        n.value_sum += reward
-    return tuple(n.id for n in path)
 
 
 def refresh_exhausted(tree: Tree, node: Node) -> None:
@@ -210,7 +199,7 @@ class Search:
         return rollout
 
     def _backup(self, rollout: Rollout) -> None:
-        nodes = backup(self.tree, self.tree.nodes[rollout.node], rollout.reward)
+        nodes = self.tree.backup(self.tree.nodes[rollout.node], rollout.reward)
         self.emit(BackedUp(nodes, rollout.reward))
 
     # the loop -----------------------------------------------------------------------------------
@@ -258,32 +247,31 @@ class Search:
             return "agreement"
         return None
 
+    def _loop(self) -> str:
+        while True:
+            self.emit(IterationStarted(self.iterations + 1, self.cfg.iterations))
+            if not self.iterate():
+                return "exhausted"
+            self.iterations += 1
+            stopped = self._stop_reason()
+            if stopped is not None:
+                return stopped
+
     def run(self) -> SearchResult:
         self._start = self.clock()
         evaluated0 = self.model.evaluated
-        stopped = None
-        try:
-            while stopped is None:
-                self.emit(IterationStarted(self.iterations + 1, self.cfg.iterations))
-                if not self.iterate():
-                    stopped = "exhausted"
-                    break
-                self.iterations += 1
-                stopped = self._stop_reason()
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-        except MarcoError as exc:  # the model failed (a server went away): keep the tree so far
-            stopped, self.error = "error", str(exc)
-        chosen = self.chooser.update()
-        self.emit(Finished(stopped, self.iterations, chosen.id if chosen else None))
-        return result_from(
-            self.cfg.strategy,
-            self.tree,
-            chosen,
-            self.iterations,
-            self.generated,
-            self.model.evaluated - evaluated0,
-            self.clock() - self._start,
-            stopped,
-            error=self.error,
+        stopped, self.error = guard(self._loop)
+        cost = RunCost(
+            self.iterations, self.generated, self.model.evaluated - evaluated0, self.clock() - self._start
         )
+        return end_run(self.cfg, self.tree, self.chooser.update(), cost, stopped, self.error, self.emit)
+
+
+def run_mcts(
+    model: Model,
+    prompt: Sequence[int],
+    config: SearchConfig,
+    listener: Listener,
+    clock: Callable[[], float],
+) -> SearchResult:
+    return Search(model, prompt, config, listener, clock).run()

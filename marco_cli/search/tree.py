@@ -94,6 +94,14 @@ class Tree:
         parent.children.append(node.id)
         return node
 
+    def backup(self, node: Node, reward: float) -> tuple[int, ...]:
+        """Add one visit and the reward to every node from the root to `node`; their ids."""
+        path = self.path(node)
+        for n in path:
+            n.visits += 1
+            n.value_sum += reward
+        return tuple(n.id for n in path)
+
     def path(self, node: Node) -> list[Node]:
         """Root to `node`, inclusive."""
         out = [node]
