@@ -106,3 +106,18 @@ def test_history_saves_lists_and_loads(isolated_home) -> None:
     assert history.load(first) == record
     with pytest.raises(MarcoError, match="no run 999"):
         history.load(999)
+
+
+def test_closed_vocabularies_cover_what_the_code_produces() -> None:
+    """Every engine stop reason maps to a rollout status of the vocabulary, and the reasons
+    a search can stop for (including a baseline's `done` and a failing model's `error`) are
+    all named in one Literal."""
+    from typing import get_args
+
+    from marco_cli.engine.types import StopReason
+    from marco_cli.search.core import status_of
+    from marco_cli.search.events import STOP_WHYS
+    from marco_cli.search.tree import ROLLOUT_STATUSES
+
+    assert {status_of(r) for r in get_args(StopReason)} == set(ROLLOUT_STATUSES)
+    assert {"done", "error", "interrupted", "iterations", "agreement", "exhausted"} <= set(STOP_WHYS)

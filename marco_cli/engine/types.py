@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-GRANULARITIES = ("step", "mini-64", "mini-32")
+Granularity = Literal["step", "mini-64", "mini-32"]
+GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
+# why a generation ended: EOS or a stop text (finished), a step or mini-step boundary, a
+# repetition loop, the token budget, a full context, DeepConf online's confidence stop
+StopReason = Literal["eos", "stop_text", "step", "mini", "loop", "max_tokens", "context", "low_confidence"]
 REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 OUTPUT_END = "</Output>"
 
@@ -33,7 +38,7 @@ class StopRule:
     step_break: `line` (a line break after non-empty text) or `blank` (a blank line).
     """
 
-    granularity: str = "rollout"
+    granularity: Granularity | Literal["rollout"] = "rollout"  # rollout: to the answer's end
     max_tokens: int = 1024
     stop_texts: tuple[str, ...] = (OUTPUT_END,)
     step_break: str = "line"
@@ -61,7 +66,8 @@ class Request:
         object.__setattr__(self, "prefix", tuple(self.prefix))
 
 
-FINISHED_REASONS = ("eos", "stop_text")
+FINISHED_REASONS: tuple[StopReason, ...] = ("eos", "stop_text")
+PATH_ENDS: tuple[StopReason, ...] = (*FINISHED_REASONS, "loop", "max_tokens", "context", "low_confidence")
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class Generation:
     text: str
     logprobs: tuple[float, ...]
     confidences: tuple[float, ...]
-    stop_reason: str  # eos | stop_text | step | mini | loop | max_tokens | context | low_confidence
+    stop_reason: StopReason
     top_means: tuple[float, ...] = ()  # mean log-prob of the top-5 tokens at each (DeepConf)
 
     @property
@@ -84,7 +90,7 @@ class Generation:
     @property
     def ends_path(self) -> bool:
         """Nothing can follow on this path: finished, looping, or out of room."""
-        return self.stop_reason in (*FINISHED_REASONS, "loop", "max_tokens", "context", "low_confidence")
+        return self.stop_reason in PATH_ENDS
 
     @property
     def mean_confidence(self) -> float | None:

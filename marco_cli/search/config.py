@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
-from marco_cli.engine.types import GRANULARITIES, Generation, Request, Sampling, StopRule
+from marco_cli.engine.types import GRANULARITIES, Generation, Granularity, Request, Sampling, StopRule
+from marco_cli.search.events import StopWhy
 from marco_cli.search.tree import Rollout, Tree
 
-STRATEGIES = ("mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online")
-SAMPLING = ("best-of-n", "vote", "deepconf", "deepconf-online")  # strategies of `samples` answers
-REWARDS = ("finished", "paper", "path")
-SELECTS = ("visits", "reward", "vote", "branch")
+Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
+Reward = Literal["finished", "paper", "path"]
+Select = Literal["visits", "reward", "vote", "branch"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
+REWARDS: tuple[Reward, ...] = get_args(Reward)
+SELECTS: tuple[Select, ...] = get_args(Select)
 TokenCallback = Callable[[int], None]
 
 
@@ -35,12 +39,12 @@ class Model(Protocol):
 class SearchConfig:
     """Defaults are explained in the README ("Search defaults")."""
 
-    strategy: str = "mcts"
+    strategy: Strategy = "mcts"
     iterations: int = 8
     children: int = 2
     root_children: int | None = None  # children of the root (None: `children`)
     exploration: float = 1.414
-    granularity: str = "step"
+    granularity: Granularity = "step"
     step_break: str = "line"
     max_tokens: int = 512  # generated tokens on one path, root to answer
     temperature: float = 0.6  # for sampled children and samples
@@ -49,8 +53,8 @@ class SearchConfig:
     min_p: float = 0.0
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
-    reward: str = "finished"  # finished | paper | path (README: "Rewards")
-    select: str = "vote"  # visits | reward | vote | branch (one vote per root subtree)
+    reward: Reward = "finished"  # README: "Rewards"
+    select: Select = "vote"  # branch: one vote per root subtree
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"
@@ -114,7 +118,7 @@ class SearchConfig:
 class SearchResult:
     """What every strategy returns: the chosen answer and everything needed to explain it."""
 
-    strategy: str
+    strategy: Strategy
     answer: str
     thought: str
     text: str
@@ -126,7 +130,7 @@ class SearchResult:
     generated_tokens: int
     evaluated_tokens: int
     seconds: float
-    stopped: str
+    stopped: StopWhy
     votes: dict[str, int] = field(default_factory=dict)
     error: str | None = None  # why the search stopped early when stopped == "error"
 

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+# why a search stopped: its iteration budget, --max-time, --stop-confidence, --stop-agree, a
+# tree with nothing left to expand, Ctrl-C, a baseline's samples all done, a failing model
+StopWhy = Literal[
+    "iterations", "time", "confidence", "agreement", "exhausted", "interrupted", "done", "error"
+]
+STOP_WHYS: tuple[StopWhy, ...] = get_args(StopWhy)
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class BestChanged:
 
 @dataclass(frozen=True)
 class Finished:
-    reason: str  # iterations | time | confidence | agreement | exhausted | interrupted
+    reason: StopWhy
     iterations: int
     rollout: int | None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 
 @dataclass
@@ -34,7 +35,10 @@ class Node:
         return sum(self.confidences) / len(self.confidences)
 
 
-ROLLOUT_STATUSES = ("finished", "loop", "budget", "context", "low_confidence")
+# finished (</Output> or EOS) | loop (repetition guard) | budget (tokens) | context (full) |
+# low_confidence (DeepConf online stopped it)
+RolloutStatus = Literal["finished", "loop", "budget", "context", "low_confidence"]
+ROLLOUT_STATUSES: tuple[RolloutStatus, ...] = get_args(RolloutStatus)
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,7 @@ class Rollout:
     text: str  # the whole response, from the start of the assistant's turn
     reward: float
     answer: str  # "" unless finished: a cut-off or looping text has no answer
-    # finished (</Output> or EOS) | loop (repetition guard) | budget (tokens) | context (full) |
-    # low_confidence (DeepConf online stopped it)
-    status: str
+    status: RolloutStatus
     n_scored: int  # how many tokens the confidence averages
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
     trace_confidence: float | None = None  # DeepConf's lowest group confidence (sampled answers)
