@@ -19,14 +19,13 @@ import numpy as np
 
 from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
-from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
 from marco_cli.engine.snapshots import KVSnapshots
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule, confidence_dropped, ends_step
+from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 Observer = Callable[[np.ndarray, int], None]
 _SAVED_ROWS = 8
-_LOOP_WINDOW = DEFAULT_RULE.window()
 _WATCHED_ROWS = 16  # decodes of more rows than this (prompt chunks) can be aborted mid-way
 _NO_ABORT = llama_cpp.ggml_abort_callback()  # a null callback
 _CONTEXT_TOKENS = 256  # prefix tokens decoded for the loop check (a loop may begin before the branch)
@@ -286,7 +285,7 @@ class Decoder:
 
     def _context(self, prefix: Sequence[int]) -> str:
         text = b"".join(self._piece(t) for t in prefix[-_CONTEXT_TOKENS:])
-        return text.decode("utf-8", "ignore")[-_LOOP_WINDOW:]
+        return text.decode("utf-8", "ignore")[-LOOP_WINDOW:]
 
     def _advance(self, b: _Branch, token: int, row: np.ndarray, observe: Observer | None) -> bool:
         """Record `token` for branch b; False when the branch stops here."""
@@ -306,22 +305,13 @@ class Decoder:
         stop = b.stop
         if stop.stop_texts and _completes_stop(b.tail, b.text, before, stop.stop_texts):
             b.reason = "stop_text"
-        elif stop.loop_guard and _loops(b):
-            b.reason = "loop"
-        elif confidence_dropped(b.top_means, stop):
-            b.reason = "low_confidence"
-        elif stop.granularity == "step" and ends_step(b.text, before, stop.step_break):
-            b.reason = "step"
+        elif cut := cut_reason(b.text, before, stop, b.context, b.top_means):
+            b.reason = cut
         elif len(b.tokens) >= b.limit:
             b.reason = "mini" if b.limit < stop.max_tokens else "max_tokens"
         elif b.pos + 1 >= self.n_ctx:
             b.reason = "context"
         return not b.reason
-
-
-def _loops(b: _Branch) -> bool:
-    recent = bytes(b.text[-4 * _LOOP_WINDOW :]).decode("utf-8", "ignore")
-    return ends_in_loop((b.context + recent)[-_LOOP_WINDOW:])
 
 
 def _completes_stop(tail: bytes, text: bytearray, before: int, stops: Sequence[str]) -> bool:

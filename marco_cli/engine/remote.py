@@ -33,11 +33,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
-from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule, confidence_dropped, ends_step
+from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
+from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
-_LOOP_WINDOW = DEFAULT_RULE.window()
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
 _TOKENIZE = (
     ("/extras/tokenize", "input", "tokens"),
@@ -287,7 +286,7 @@ class RemoteEngine:
         body = self._body(request.sampling, stop, limit)
         body["prompt"] = list(prefix) if self.native else prompt
         path = "/completion" if self.native else "/v1/completions"
-        context = prompt[-_LOOP_WINDOW:] if stop.loop_guard else ""
+        context = prompt[-LOOP_WINDOW:] if stop.loop_guard else ""
         scored: list[Scored] = []
         means: list[float] = []  # top-5 mean log-prob per piece (DeepConf online's stop)
         text, cut, finish, evaluated = "", "", None, 0
@@ -297,7 +296,7 @@ class RemoteEngine:
                 before, text = len(text), text + piece.text
                 scored.append(piece)
                 means.append(piece.top_mean)
-                cut = _cut(text, before, stop, context, means)
+                cut = cut_reason(text, before, stop, context, means) or ""
                 if cut:
                     break
             if cut:
@@ -378,15 +377,3 @@ class RemoteEngine:
             "logprobs": logprobs,
             "problem": problem,
         }
-
-
-def _cut(text: str, before: int, stop: StopRule, context: str, means: list[float]) -> str:
-    """Does the text end a generation early here: `loop`, `low_confidence` or `step` (the local
-    engine's rules, in its order)?"""
-    if stop.loop_guard and ends_in_loop((context + text)[-_LOOP_WINDOW:]):
-        return "loop"
-    if confidence_dropped(means, stop):
-        return "low_confidence"
-    if stop.granularity == "step" and ends_step(text, before, stop.step_break):
-        return "step"
-    return ""
