@@ -7,7 +7,7 @@ from typing import Any
 
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import Model, SearchConfig
+from marco_cli.search.config import ChatEngine, SearchConfig
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.record import result_to_dict
 from marco_cli.search.strategies import run_search
@@ -34,7 +34,7 @@ def wants_number(question: str) -> bool:
 
 
 def run_task(
-    engine: Model,
+    engine: ChatEngine,
     style: str,
     info: dict[str, Any],
     question: str,
@@ -48,6 +48,6 @@ def run_task(
     if not question.strip():
         raise MarcoError("the prompt is empty", code=2)
     if prompt is None:
-        prompt = engine.build_prompt(messages, style)  # type: ignore[attr-defined]
+        prompt = engine.build_prompt(messages, style)
     result = run_search(engine, prompt, config, listener)
     return result_to_dict(result, question, info, config, with_system_prompt(messages, style, None))

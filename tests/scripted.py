@@ -99,6 +99,19 @@ class ScriptedEngine(ScriptedModel):
             raise MarcoError("the prompt is 9999 tokens, longer than the 2048-token context", code=2)
         return self.prompt
 
+    def settings(self) -> dict[str, int | bool]:
+        return {"parallel": self.parallel}
+
+    @property
+    def decode_sizes(self) -> dict[int, int]:
+        return {}
+
+    def watch_interrupts(self, watch: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
     def __enter__(self) -> ScriptedEngine:
         return self
 

@@ -164,6 +164,10 @@ def test_translate_languages_reach_the_prompt(scripted_session) -> None:
     assert "into French" in content and "from Japanese" in content
 
 
+def test_every_engine_option_has_its_keyword() -> None:
+    assert {field for _, field, _ in ENGINE_FLAGS} == set(ENGINE_KEYWORDS)
+
+
 def test_every_option_is_in_the_table() -> None:
     """A new option must be added to this table (and so proven to land somewhere)."""
     covered = {f[0][0] for f in SEARCH_FLAGS + ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS}
@@ -201,3 +205,66 @@ def test_bench_jobs_keep_problems_in_flight_only_against_a_server(scripted_sessi
         lines = (tmp_path / f"out{jobs}" / "results.jsonl").read_text().splitlines()
         rows[jobs] = sorted((r["index"], r["answer"]) for r in map(json.loads, lines))
     assert rows["1"] == rows["3"] and len(rows["1"]) == 3
+
+
+# engine flag -> (the engine class it reaches, the keyword it arrives as)
+ENGINE_KEYWORDS = {
+    "gpu_layers": ("local", "gpu_layers"),
+    "cpu": ("local", "cpu"),
+    "ctx": ("local", "ctx"),
+    "threads": ("local", "threads"),
+    "verbose": ("local", "verbose"),
+    "parallel": ("local", "parallel"),
+    "repack": ("local", "repack"),
+    "backend": ("remote", "url"),
+    "timeout": ("remote", "timeout"),
+}
+
+
+@pytest.fixture
+def stub_engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    """The real `open_engine` with the engine classes swapped for scripted stand-ins that
+    record the keywords they were built with: a keyword dropped on the way fails the table."""
+    from marco_cli.engine import llama, remote
+    from marco_cli.engine.repack import Verdict
+    from tests.scripted import ScriptedEngine
+
+    built: dict[str, dict[str, Any]] = {}
+
+    def stand_in(kind: str, **kwargs: Any) -> ScriptedEngine:
+        built[kind] = kwargs
+        engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
+        engine.messages = []
+        return engine
+
+    class LocalStub(ScriptedEngine):
+        def __new__(cls, path: Path, **kwargs: Any) -> Any:  # type: ignore[misc]
+            engine = stand_in("local", path=path, **kwargs)
+            engine.repack_verdict = Verdict(True, "cpu", "test")  # type: ignore[attr-defined]
+            return engine
+
+    class RemoteStub(ScriptedEngine):
+        model, root = "served", "http://127.0.0.1:9"
+
+        def __new__(cls, url: str, **kwargs: Any) -> Any:  # type: ignore[misc]
+            engine = stand_in("remote", url=url, **kwargs)
+            engine.model, engine.root = "served", url  # type: ignore[attr-defined]
+            return engine
+
+    monkeypatch.setattr(llama, "Engine", LocalStub)
+    monkeypatch.setattr(remote, "RemoteEngine", RemoteStub)
+    return built
+
+
+@pytest.mark.parametrize(("flags", "field", "want"), ENGINE_FLAGS)
+def test_engine_flags_reach_the_engine_through_the_real_factory(
+    stub_engines: dict[str, dict[str, Any]], flags: list[str], field: str, want: Any
+) -> None:
+    kind, keyword = ENGINE_KEYWORDS[field]
+    remote = ["--backend", "http://127.0.0.1:9"] if kind == "remote" and field != "backend" else []
+    args = ["solve", "What is 2 + 2?", "-m", "smollm2-135m", *flags, *remote, "--no-log"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert stub_engines[kind][keyword] == want
+    if field == "parallel":
+        assert stub_engines[kind]["n_seq"] == want  # one KV stream per branch decoded together

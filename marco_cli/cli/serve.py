@@ -23,7 +23,7 @@ from marco_cli.cli.options import ENGINE, SEARCH, ClickException, Options, confi
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import STRATEGIES, SearchConfig
+from marco_cli.search.config import STRATEGIES, ChatEngine, SearchConfig
 from marco_cli.ui.console import err_console
 
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
@@ -138,9 +138,7 @@ def serve_cmd(
     session = open_session("serve", options, branches(config))
     engine = session.engine
     local = options.engine.backend is None
-    watch = engine.watch_interrupts if local else None
-    finish = _finisher(engine, options.output.no_log)
-    served = Served(engine, session.style, session.info, engine.build_prompt, watch, finish)
+    served = Served(engine, session.style, session.info, _finisher(engine, options.output.no_log))
     workers = 1 if local else int(engine.parallel)
     runner = Runner(served, workers, queue)
     ids = _model_ids(served_name(options.model))
@@ -167,7 +165,7 @@ def serve_cmd(
             runner.close()
 
 
-def _finisher(engine: Any, no_log: bool) -> Callable[[str, dict[str, Any]], None]:
+def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[str, dict[str, Any]], None]:
     """What happens to a served run's record: the engine's settings, the history, a log line."""
     console = err_console()
 

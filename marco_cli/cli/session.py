@@ -20,6 +20,7 @@ from marco_cli.cli import signals
 from marco_cli.cli.options import Options
 from marco_cli.errors import MarcoError
 from marco_cli.registry import ModelSpec, load_registry, parse_spec
+from marco_cli.search.config import ChatEngine
 from marco_cli.ui.console import download_bar_class, err_console
 
 
@@ -27,7 +28,7 @@ from marco_cli.ui.console import download_bar_class, err_console
 class Opened:
     """A ready engine, the prompt style to render with, and the record's `model` entry."""
 
-    engine: Any  # marco_cli.search.config.Model, with build_prompt and close
+    engine: ChatEngine
     style: str
     info: dict[str, Any]
 
@@ -35,7 +36,7 @@ class Opened:
 @dataclass(frozen=True)
 class Session:
     command: str
-    engine: Any
+    engine: ChatEngine
     style: str
     info: dict[str, Any]
     options: Options
@@ -121,7 +122,6 @@ def open_session(command: str, options: Options, branches: int) -> Session:
     return Session(command, opened.engine, opened.style, opened.info, options)
 
 
-def engine_settings(engine: Any) -> dict[str, Any]:
-    """What the engine actually used, for the record's settings (absent fields are omitted)."""
-    keys = ("parallel", "threads", "gpu_layers", "n_ctx", "repack")
-    return {k: getattr(engine, k) for k in keys if isinstance(getattr(engine, k, None), int)}
+def engine_settings(engine: ChatEngine) -> dict[str, int | bool]:
+    """What the engine actually used, for the record's settings."""
+    return engine.settings()

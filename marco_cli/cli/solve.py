@@ -69,7 +69,7 @@ def run_one(
     else:
         record = tasks.run_task(*args)
     record["settings"].update(engine_settings(session.engine))
-    sizes = getattr(session.engine, "decode_sizes", None)
+    sizes = session.engine.decode_sizes
     if session.options.engine.verbose and sizes:
         held = ", ".join(f"{k} branch{'es' if k > 1 else ''}: {v}" for k, v in sorted(sizes.items()))
         console.print(f"generation decodes by branches held ({held})", highlight=False)

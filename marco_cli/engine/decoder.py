@@ -12,7 +12,6 @@ import ctypes
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import llama_cpp
 import numpy as np
@@ -21,7 +20,7 @@ from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.snapshots import KVSnapshots
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule
+from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 Observer = Callable[[np.ndarray, int], None]
@@ -29,16 +28,6 @@ _SAVED_ROWS = 8
 _WATCHED_ROWS = 16  # decodes of more rows than this (prompt chunks) can be aborted mid-way
 _NO_ABORT = llama_cpp.ggml_abort_callback()  # a null callback
 _CONTEXT_TOKENS = 256  # prefix tokens decoded for the loop check (a loop may begin before the branch)
-
-
-class InterruptWatch(Protocol):
-    """Signals seen during a decode: entered around it, asked between its graph nodes."""
-
-    def pending(self) -> bool: ...
-
-    def __enter__(self) -> object: ...
-
-    def __exit__(self, *exc: object) -> None: ...
 
 
 @dataclass

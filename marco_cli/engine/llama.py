@@ -17,10 +17,10 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
-from marco_cli.engine.decoder import Decoder, InterruptWatch
+from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule
+from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 from marco_cli.gguf import check_gguf
 
@@ -300,6 +300,16 @@ class Engine:
     @property
     def decode_calls(self) -> int:
         return self._decoder.decode_calls
+
+    def settings(self) -> dict[str, int | bool]:
+        """What this engine runs with, for the record's settings."""
+        return {
+            "parallel": self.parallel,
+            "threads": self.threads,
+            "gpu_layers": self.gpu_layers,
+            "n_ctx": self.n_ctx,
+            "repack": self.repack,
+        }
 
     def watch_interrupts(self, watch: InterruptWatch) -> None:
         """Let long decodes (prompt chunks) stop mid-way when a signal comes (see decoder.py)."""

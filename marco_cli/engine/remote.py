@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule
+from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
@@ -119,6 +119,19 @@ class RemoteEngine:
         self.parallel = max(1, parallel or self.slots or fallback_parallel)
         self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos = self.tokenize("")
+
+    def settings(self) -> dict[str, int | bool]:
+        """Requests in flight at most (the server's own settings are its own)."""
+        return {"parallel": self.parallel}
+
+    @property
+    def decode_sizes(self) -> dict[int, int]:
+        """Not known on this side: the server batches as it likes."""
+        return {}
+
+    def watch_interrupts(self, watch: InterruptWatch) -> None:
+        """Nothing to watch: no long decode runs here, and a request is cut by closing it."""
+        return None
 
     def close(self) -> None:
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 Granularity = Literal["step", "mini-64", "mini-32"]
 GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
@@ -64,6 +64,16 @@ class Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", tuple(self.prefix))
+
+
+class InterruptWatch(Protocol):
+    """Signals seen during a decode: entered around it, asked between its graph nodes."""
+
+    def pending(self) -> bool: ...
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 FINISHED_REASONS: tuple[StopReason, ...] = ("eos", "stop_text")

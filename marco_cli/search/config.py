@@ -6,7 +6,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
-from marco_cli.engine.types import GRANULARITIES, Generation, Granularity, Request, Sampling, StopRule
+from marco_cli.engine.types import (
+    GRANULARITIES,
+    Generation,
+    Granularity,
+    InterruptWatch,
+    Request,
+    Sampling,
+    StopRule,
+)
 from marco_cli.search.events import StopWhy
 from marco_cli.search.tree import Rollout, Tree
 
@@ -33,6 +41,36 @@ class Model(Protocol):
         ...
 
     def tokenize(self, text: str) -> list[int]: ...
+
+
+class ChatEngine(Model, Protocol):
+    """The search's `Model` plus what a command needs from an engine: the conversation as
+    prompt tokens, the settings it really runs with (for the record), decode statistics, an
+    interrupt hook for long decodes, and closing. `Engine` (llama.cpp in-process) and
+    `RemoteEngine` (a server) implement it; tests use a scripted one."""
+
+    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
+        """Render and tokenize; a prompt that does not fit the context is a usage error."""
+        ...
+
+    def settings(self) -> dict[str, int | bool]:
+        """What the engine actually used (threads, context, parallel, ...), for the record."""
+        ...
+
+    @property
+    def decode_sizes(self) -> dict[int, int]:
+        """How many generation decodes held 1, 2, ... branches (empty where not known)."""
+        ...
+
+    def watch_interrupts(self, watch: InterruptWatch) -> None:
+        """Let long decodes stop mid-way when `watch` says so (a no-op where there are none)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ChatEngine: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marco_cli import tasks
-from marco_cli.engine.decoder import InterruptWatch
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import Model, SearchConfig
+from marco_cli.search.config import ChatEngine, SearchConfig
 from marco_cli.search.events import (
     BestChanged,
     Event,
@@ -102,11 +101,9 @@ class QueueFull(Exception):
 class Served:
     """The engine and what the record needs about it, as the command opened them."""
 
-    engine: Model
+    engine: ChatEngine
     style: str
     info: dict[str, Any]
-    build_prompt: Callable[[list[dict[str, str]], str], list[int]]
-    watch: Callable[[InterruptWatch], None] | None  # the local engine's interrupt hook
     finish: Callable[[str, dict[str, Any]], None]  # adds engine settings, saves in the history
 
 
@@ -170,10 +167,9 @@ class Runner:
         try:
             if job.cancelled.is_set():  # its client left while it waited
                 return
-            prompt = served.build_prompt(job.messages, served.style)
+            prompt = served.engine.build_prompt(job.messages, served.style)
             job.send("started", len(prompt))
-            if served.watch is not None:
-                served.watch(CancelWatch(job.cancelled))
+            served.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
             args = (served.engine, served.style, served.info, job.question, job.messages, job.config)
             record = tasks.run_task(*args, listen, prompt=prompt)
