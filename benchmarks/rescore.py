@@ -7,7 +7,9 @@ compare answer rules, on the same trees.
 Prints, per configuration: problems, accuracy under each rule (`saved` is the answer the run
 gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
 rollout in the tree had the right answer (what no rule can beat). The DeepConf columns need
-trace confidences, which sampled answers carry (best-of-n, vote, deepconf): `-` elsewhere.
+trace confidences, which sampled answers carry (best-of-n, vote, deepconf): `-` elsewhere. The
+`answer-conf` (the finished rollout whose answer tokens were most confident) and `answer-vote`
+(the vote weighted by that confidence) columns need records that saved it: `-` in older ones.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
         right: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
         count: dict[str, int] = defaultdict(int)
         scored: dict[str, bool] = defaultdict(bool)  # samples with trace confidences (DeepConf)
+        answered: dict[str, bool] = defaultdict(bool)  # rollouts with answer-token confidences
         for kept in bench.read_records(folder):
             record, gold, config = kept["record"], kept["gold"], kept["config"]
             count[config] += 1
@@ -39,9 +42,13 @@ def main() -> None:
             finished = [r["answer"] for r in record["rollouts"] if r.get("status") == "finished"]
             right[config]["oracle"] += any(bench.grade(a, gold)[1] for a in finished)
             scored[config] |= any("trace_confidence" in r for r in record["rollouts"])
+            answered[config] |= any("answer_confidence" in r for r in record["rollouts"])
         for config, n in count.items():
             cells = " | ".join(
-                "-" if c.startswith("deepconf") and not scored[config] else f"{right[config][c]}/{n}"
+                "-"
+                if (c.startswith("deepconf") and not scored[config])
+                or (c.startswith("answer-") and not answered[config])
+                else f"{right[config][c]}/{n}"
                 for c in columns
             )
             print(f"| {folder.name} | {config} | {n} | {cells} |")

@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -350,7 +350,7 @@ def run(
 
 # majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf
 # offline's filter (10% / 90% kept) and weighted vote, on samples that carry trace confidences
-RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high")
+RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high", "answer-conf", "answer-vote")
 
 
 def answer_by(record: dict[str, Any], rule: str) -> str:
@@ -360,6 +360,9 @@ def answer_by(record: dict[str, Any], rule: str) -> str:
         chosen = majority(tree.rollouts)
     elif rule.startswith("deepconf-"):
         chosen = filtered_vote(tree.rollouts, 0.1 if rule == "deepconf-low" else 0.9)
+    elif rule.startswith("answer-"):  # the rollouts re-weighted by their answer tokens' confidence
+        tree.rollouts = [replace(r, reward=r.answer_confidence or 0.0) for r in tree.rollouts]
+        chosen = choose(tree, "reward" if rule == "answer-conf" else "vote")
     else:
         chosen = choose(tree, rule)
     return chosen.answer if chosen else ""

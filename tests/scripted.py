@@ -69,8 +69,9 @@ class ScriptedModel:
         tokens = tuple(ord(c) for c in text)
         # DeepConf's token confidence (minus the top-k mean log-prob) grows with conf here
         top_means = tuple(-5.0 * conf for _ in tokens)
+        offsets = tuple(len(text[: i + 1].encode("utf-8")) for i in range(len(text)))
         return Generation(
-            tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason, top_means
+            tokens, text, tuple(-0.1 for _ in tokens), tuple(conf for _ in tokens), reason, top_means, offsets
         )
 
     def generate_many(

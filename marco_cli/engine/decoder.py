@@ -44,6 +44,7 @@ class _Branch:
     confs: list[float] = field(default_factory=list)
     top_means: list[float] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
+    offsets: list[int] = field(default_factory=list)  # bytes of text after each token
     reason: str = ""
 
 
@@ -268,6 +269,7 @@ class Decoder:
                 tuple(b.confs),
                 b.reason,
                 tuple(b.top_means),
+                tuple(b.offsets),
             )
             for b in branches
         ]
@@ -287,10 +289,12 @@ class Decoder:
         b.top_means.append(top_mean)
         self.generated += 1
         if token in self._eos:
+            b.offsets.append(len(b.text))
             b.reason = "eos"
             return False
         before = len(b.text)
         b.text += self._piece(token)
+        b.offsets.append(len(b.text))
         stop = b.stop
         if stop.stop_texts and _completes_stop(b.tail, b.text, before, stop.stop_texts):
             b.reason = "stop_text"

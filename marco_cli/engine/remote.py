@@ -341,6 +341,11 @@ class RemoteEngine:
         self, scored: list[Scored], text: str, cut: str, finish: Any, stop: StopRule, limit: int, prompt: str
     ) -> Generation:
         kept = [s for s in scored if s.confidence is not None]
+        ends, offsets = 0, []
+        for s in scored:
+            ends += len(s.text.encode("utf-8"))
+            if s.confidence is not None:
+                offsets.append(ends)
         if cut:
             reason = cut
         elif finish in ("length", "limit") or len(scored) >= limit:
@@ -362,6 +367,7 @@ class RemoteEngine:
             tuple(float(s.confidence) for s in kept),  # type: ignore[arg-type]
             reason,
             tuple(s.top_mean for s in kept),
+            tuple(offsets),
         )
 
     def server_predicted(self) -> int | None:

@@ -90,6 +90,9 @@ class Generation:
     confidences: tuple[float, ...]
     stop_reason: StopReason
     top_means: tuple[float, ...] = ()  # mean log-prob of the top-5 tokens at each (DeepConf)
+    # where each scored token's text ends in `text`, in UTF-8 bytes: which tokens wrote the
+    # answer (the `answer` reward); empty where unknown
+    offsets: tuple[int, ...] = ()
 
     @property
     def finished(self) -> bool:

@@ -89,7 +89,15 @@ def _with_threshold(requests: list[Request], tree: Tree, config: SearchConfig) -
 
 
 def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Listener) -> None:
-    node = tree.add(tree.root, gen.tokens, gen.text, gen.confidences, True, stop_reason=gen.stop_reason)
+    node = tree.add(
+        tree.root,
+        gen.tokens,
+        gen.text,
+        gen.confidences,
+        True,
+        stop_reason=gen.stop_reason,
+        offsets=gen.offsets,
+    )
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
     trace = lowest_group_confidence(token_confidences(gen.top_means), config.deepconf_window)
     rollout = score(tree, node, None, config, trace)

@@ -19,7 +19,7 @@ from marco_cli.search.events import StopWhy
 from marco_cli.search.tree import Rollout, Tree
 
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
-Reward = Literal["finished", "paper", "path"]
+Reward = Literal["finished", "paper", "path", "answer"]
 Select = Literal["visits", "reward", "vote", "branch"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers

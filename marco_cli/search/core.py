@@ -32,10 +32,50 @@ def status_of(stop_reason: str) -> str:
     return "budget"
 
 
-def reward_of(confidence: float, status: str, answer: str, config: SearchConfig) -> float:
-    if config.reward == "finished" and (status != "finished" or not answer):
+def reward_of(
+    confidence: float, status: str, answer: str, config: SearchConfig, answer_conf: float | None = None
+) -> float:
+    """`paper`/`path`: the mean confidence as is; `finished`: that, or 0 for a rollout that did
+    not finish with an answer; `answer`: the answer tokens' confidence (the mean where the
+    answer's tokens cannot be found), 0 likewise."""
+    if config.reward in ("finished", "answer") and (status != "finished" or not answer):
         return 0.0
+    if config.reward == "answer" and answer_conf is not None:
+        return answer_conf
     return confidence
+
+
+def span_confidence(
+    text: str, offsets: Sequence[int], confidences: Sequence[float], answer: str
+) -> float | None:
+    """Mean confidence of the tokens whose text overlaps the last occurrence of `answer` in
+    `text` (`offsets`: where each token's text ends, in UTF-8 bytes); None when not there."""
+    if not answer or not offsets or len(offsets) != len(confidences):
+        return None
+    raw, needle = text.encode("utf-8"), answer.encode("utf-8")
+    at = raw.rfind(needle)
+    if at < 0:
+        return None
+    starts = (0, *offsets[:-1])
+    picked = [
+        c for a, b, c in zip(starts, offsets, confidences, strict=True) if b > at and a < at + len(needle)
+    ]
+    return sum(picked) / len(picked) if picked else None
+
+
+def answer_confidence(tree: Tree, node: Node, gen: Generation | None, answer: str) -> float | None:
+    """CoT-decoding's signal (Wang & Zhou 2024): how sure the model was of the tokens that
+    wrote the answer, not of the whole text. Looked for in the rollout's own tail, then in the
+    path's actions, last first."""
+    if gen is not None:
+        found = span_confidence(gen.text, gen.offsets, gen.confidences, answer)
+        if found is not None:
+            return found
+    for step in reversed(tree.path(node)[1:]):
+        found = span_confidence(step.text, step.offsets, step.confidences, answer)
+        if found is not None:
+            return found
+    return None
 
 
 def score(
@@ -50,17 +90,19 @@ def score(
     text = tree.response_text(node) + (gen.text if gen else "")
     status = status_of(gen.stop_reason if gen else node.stop_reason)
     answer = extract_output(text, config.numeric_answer) if status == "finished" else ""
+    answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
     rollout = Rollout(
         len(tree.rollouts),
         node.id,
         gen.tokens if gen else (),
         text,
-        reward_of(confidence, status, answer, config),
+        reward_of(confidence, status, answer, config, answer_conf),
         answer,
         status,
         len(scored),
         confidence,
         trace,
+        answer_conf,
     )
     tree.rollouts.append(rollout)
     return rollout

@@ -110,8 +110,9 @@ class Search:
         terminal: bool,
         reflection: bool = False,
         stop_reason: str = "",
+        offsets: tuple[int, ...] = (),
     ) -> Node:
-        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection, stop_reason)
+        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection, stop_reason, offsets)
         self.emit(
             NodeAdded(
                 node.id, parent.id, node.depth, text, len(tokens), node.mean_confidence, reflection, terminal
@@ -152,7 +153,9 @@ class Search:
             seen.add(gen.tokens)
             reason = gen.stop_reason if gen.ends_path or len(gen.tokens) < budget else "max_tokens"
             terminal = gen.ends_path or len(gen.tokens) >= budget
-            child = self._add(leaf, gen.tokens, gen.text, gen.confidences, terminal, stop_reason=reason)
+            child = self._add(
+                leaf, gen.tokens, gen.text, gen.confidences, terminal, stop_reason=reason, offsets=gen.offsets
+            )
             if index == last:
                 picked = child
             new.append(child)

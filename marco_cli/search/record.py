@@ -47,6 +47,8 @@ def tree_to_dict(tree: Tree) -> dict[str, Any]:
             "text": r.text,
             # sampled answers only (best-of-n, vote, deepconf): DeepConf's lowest group confidence
             **({} if r.trace_confidence is None else {"trace_confidence": _round(r.trace_confidence)}),
+            # the answer tokens' mean confidence (the `answer` reward; absent in older records)
+            **({} if r.answer_confidence is None else {"answer_confidence": _round(r.answer_confidence)}),
         }
         for r in tree.rollouts
     ]
@@ -127,6 +129,7 @@ def tree_from_dict(record: dict[str, Any]) -> Tree:
                 raw.get("tokens", 0),
                 reward if confidence is None else confidence,
                 raw.get("trace_confidence"),
+                raw.get("answer_confidence"),
             )
         )
     return tree

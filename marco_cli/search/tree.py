@@ -19,6 +19,7 @@ class Node:
     terminal: bool = False  # the answer is complete (or out of budget, or looping): never expanded
     reflection: bool = False
     stop_reason: str = ""  # why this node's action ended (the engine's stop reason)
+    offsets: tuple[int, ...] = ()  # where each token's text ends in `text` (UTF-8 bytes)
     children: list[int] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
@@ -55,6 +56,7 @@ class Rollout:
     n_scored: int  # how many tokens the confidence averages
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
     trace_confidence: float | None = None  # DeepConf's lowest group confidence (sampled answers)
+    answer_confidence: float | None = None  # mean confidence of the tokens that wrote the answer
 
     @property
     def finished(self) -> bool:
@@ -79,6 +81,7 @@ class Tree:
         terminal: bool,
         reflection: bool = False,
         stop_reason: str = "",
+        offsets: tuple[int, ...] = (),
     ) -> Node:
         node = Node(
             len(self.nodes),
@@ -90,6 +93,7 @@ class Tree:
             terminal=terminal,
             reflection=reflection,
             stop_reason=stop_reason,
+            offsets=offsets,
             exhausted=terminal,
         )
         self.nodes.append(node)
