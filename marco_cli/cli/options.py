@@ -102,7 +102,8 @@ SEARCH_TYPES: dict[str, Any] = {
     "select": Annotated[
         str,
         typer.Option(
-            help="The answer by most 'visits', best 'reward', reward-weighted 'vote', or a vote per 'branch'."
+            help="The answer by most 'visits', best 'reward', reward-weighted 'vote', a vote per 'branch', "
+            "or the one most like the others ('mbr', chrF)."
         ),
     ],
     "stop_agree": Annotated[

@@ -20,6 +20,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored
+from marco_cli.search.similarity import mbr_choice
 from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, Tree
 
 
@@ -182,9 +183,13 @@ def choose(tree: Tree, select: str) -> Rollout | None:
     when none below finished); `reward`: the highest-reward finished rollout; `vote`: the answer
     whose finished rollouts have the largest summed reward (confidence-weighted
     self-consistency), represented by its best rollout; `branch`: the answer most branches (root
-    subtrees) vote for, each branch once (ties: the branches' summed best reward).
+    subtrees) vote for, each branch once (ties: the branches' summed best reward); `mbr`: the
+    finished answer most similar (chrF) to the others, for open-ended answers such as
+    translations, where exact votes rarely meet.
     """
     rollouts = tree.rollouts
+    if select == "mbr":
+        return mbr_choice(rollouts)
     if select in ("vote", "branch"):
         counts, weight = answer_votes(rollouts) if select == "vote" else branch_votes(tree, rollouts)
         if not counts:

@@ -1,0 +1,57 @@
+"""chrF and the minimum-Bayes-risk answer rule (`--select mbr`, translate's default), with the
+numbers worked out by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+from marco_cli.search.core import choose
+from marco_cli.search.similarity import chrf, mbr_choice
+from marco_cli.search.tree import Rollout, Tree
+
+
+def test_chrf_by_hand() -> None:
+    assert chrf("a b", "ab") == 1.0  # whitespace is ignored
+    # 1-grams: 2 of 3 shared; 2-grams: 1 of 2; 3-grams: 0 of 1; longer: too short for either
+    # precision = recall = (2/3 + 1/2 + 0) / 3 = 7/18, so F2 = 7/18
+    assert chrf("abc", "abd") == pytest.approx(7 / 18)
+    assert chrf("hello", "xyz") == 0.0
+
+
+def _tree(answers: list[tuple[str, float]]) -> Tree:
+    tree = Tree((1,))
+    for i, (answer, reward) in enumerate(answers):
+        node = tree.add(tree.root, (i,), answer, (reward,), True)
+        tree.rollouts.append(Rollout(i, node.id, (i,), answer, reward, answer, "finished", 1, reward))
+    return tree
+
+
+SAME_MEANING = [
+    ("I am very happy today.", 0.5),
+    ("I'm very happy today.", 0.4),
+    ("The weather is bad.", 0.9),
+]
+
+
+def test_mbr_takes_the_answer_most_like_the_others_where_exact_votes_never_meet() -> None:
+    tree = _tree(SAME_MEANING)
+    assert choose(tree, "vote").answer == "The weather is bad."  # three different texts: the best reward
+    assert choose(tree, "mbr").answer in ("I am very happy today.", "I'm very happy today.")
+    assert mbr_choice(tree.rollouts[:1]).answer == "I am very happy today."
+    assert mbr_choice([]) is None
+
+
+def test_translate_answers_by_mbr_unless_told_otherwise(scripted_session) -> None:
+    runner = CliRunner()
+    record = json.loads(runner.invoke(app, ["translate", "Hola", "--json", "--no-log"]).stdout)
+    assert record["settings"]["select"] == "mbr"
+    record = json.loads(
+        runner.invoke(app, ["translate", "Hola", "--select", "vote", "--json", "--no-log"]).stdout
+    )
+    assert record["settings"]["select"] == "vote"
+    record = json.loads(runner.invoke(app, ["solve", "What is 2 + 2?", "--json", "--no-log"]).stdout)
+    assert record["settings"]["select"] == "vote"
