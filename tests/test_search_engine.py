@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.types import Generation
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from marco_cli.search.recording import Recording
 from marco_cli.search.strategies import run_search
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
-
-
-class Recording:
-    """Passes calls to the engine and keeps every generation it reported."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.seen: list[tuple[tuple[int, ...], Generation]] = []
-
-    def generate_many(self, requests: Sequence, on_token=None) -> list[Generation]:
-        gens = self.engine.generate_many(requests, on_token)
-        self.seen.extend((r.prefix, g) for r, g in zip(requests, gens, strict=True))
-        return gens
-
-    def tokenize(self, text: str) -> list[int]:
-        return self.engine.tokenize(text)
-
-    @property
-    def evaluated(self) -> int:
-        return self.engine.evaluated
-
-    @property
-    def parallel(self) -> int:
-        return self.engine.parallel
 
 
 @pytest.mark.slow
