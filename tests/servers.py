@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -56,6 +57,26 @@ def llama_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], 
     # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
     args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off", *repack_args()]
     return start(args, url, "/health"), url
+
+
+def llama_cpp_python_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """llama-cpp-python's OpenAI-compatible server on loopback (logits for every token, as marco
+    needs its top-5 logprobs); (process, URL)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [*python_server(), "--model", str(model), "--host", "127.0.0.1"]
+    args += ["--port", str(port), "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"]
+    return start([*args, "--verbose", "false"], url, "/v1/models"), url
+
+
+def serving(started: tuple[subprocess.Popen[bytes], str]) -> Iterator[str]:
+    """A server fixture's body: yield its URL, then stop it (`yield from serving(...)`)."""
+    proc, url = started
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_tokens: int) -> None:

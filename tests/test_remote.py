@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,25 +17,17 @@ from marco_cli.engine.remote import BackendError, RemoteEngine
 from marco_cli.engine.types import Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from tests.servers import free_port, python_server, search_while_the_server_dies, start
+from tests.servers import free_port, llama_cpp_python_server, search_while_the_server_dies, serving
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
 
-def start_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = [*python_server(), "--model", str(model), "--host", "127.0.0.1"]
-    args += ["--port", str(port), "--n_ctx", "2048", "--logits_all", "true", "--n_threads", "2"]
-    return start([*args, "--verbose", "false"], url, "/v1/models"), url
+start_server = llama_cpp_python_server
 
 
 @pytest.fixture(scope="module")
 def server(smollm_path: Path) -> Iterator[str]:
-    proc, url = start_server(smollm_path)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    yield from serving(start_server(smollm_path))
 
 
 @pytest.mark.slow
