@@ -18,7 +18,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from marco_cli import bench
+from marco_cli.runs import bench
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from arith_problems import generate
 
-from marco_cli import bench
 from marco_cli.engine.llama import Engine
+from marco_cli.runs import bench
 from marco_cli.search.baselines import majority
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import result_from, run_search

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.bench import answer_by
 from marco_cli.engine.types import Generation
+from marco_cli.runs.bench import answer_by
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import span_confidence
 from marco_cli.search.record import result_to_dict

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from marco_cli.bench import grade, load_dataset, summarize, wilson
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
+from marco_cli.runs.bench import grade, load_dataset, summarize, wilson
 from marco_cli.search.answers import extract_output
 
 MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from marco_cli.bench import RULES, answer_by
+from marco_cli.runs.bench import RULES, answer_by
 from marco_cli.search.config import SELECTS, SearchConfig
 from marco_cli.search.core import agreeing, branch_of, branch_votes, choose
 from marco_cli.search.mcts import Search

@@ -128,7 +128,7 @@ def test_refuses_early_when_disk_is_too_small(
 ) -> None:
     import shutil
 
-    from marco_cli import download
+    from marco_cli.store import download
 
     real = shutil.disk_usage
     monkeypatch.setattr(
@@ -150,8 +150,8 @@ def test_split_files_are_all_fetched_and_the_first_is_loaded(hub: FakeHub, isola
     )
     result = runner.invoke(app, ["pull", "split"])
     assert result.exit_code == 0, result.output
-    from marco_cli.download import locate
-    from marco_cli.registry import load_registry, parse_spec
+    from marco_cli.store.download import locate
+    from marco_cli.store.registry import load_registry, parse_spec
 
     local = locate(parse_spec("split", load_registry()))
     assert local is not None and local.path.name == names[0] and len(local.parts) == 2

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from marco_cli import export
 from marco_cli.cli import app
+from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.record import result_to_dict

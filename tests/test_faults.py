@@ -16,10 +16,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from marco_cli import history
 from marco_cli.cli import app
 from marco_cli.cli.history import log_table
 from marco_cli.engine.remote import one_line
+from marco_cli.runs import history
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search

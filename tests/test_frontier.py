@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from marco_cli.bench import mark_frontier
 from marco_cli.cli import app
+from marco_cli.runs.bench import mark_frontier
 from marco_cli.ui.charts import frontier_chart, frontier_svg
 
 runner = CliRunner()

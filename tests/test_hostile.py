@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from marco_cli import bench, history
 from marco_cli.cli import app
+from marco_cli.runs import bench, history
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
 from tests.scripted import ScriptedEngine, ScriptedModel

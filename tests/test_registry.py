@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.download import locate, pull
 from marco_cli.errors import MarcoError
-from marco_cli.registry import HfSource, PackageSource, load_registry, parse_registry, parse_spec
+from marco_cli.store.download import locate, pull
+from marco_cli.store.registry import HfSource, PackageSource, load_registry, parse_registry, parse_spec
 
 GOOD = """
 default: a

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from marco_cli import history
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.types import ends_step
 from marco_cli.errors import MarcoError
+from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.record import result_to_dict

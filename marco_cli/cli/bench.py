@@ -10,13 +10,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from marco_cli import bench
 from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
+from marco_cli.runs import bench
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, warn_bad_line

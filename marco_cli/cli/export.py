@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from marco_cli import bench, export, history
 from marco_cli.cli.options import finite
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
+from marco_cli.runs import bench, export, history
 from marco_cli.ui.console import err_console, warn, warn_bad_line
 
 MAX_IDS = 100_000

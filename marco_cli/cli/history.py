@@ -12,9 +12,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from marco_cli import history
 from marco_cli.cli.options import HideThought, Json
 from marco_cli.files import write_text
+from marco_cli.runs import history
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree

@@ -11,10 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from marco_cli import download
 from marco_cli.cli.options import finite, url_option
 from marco_cli.errors import MarcoError
-from marco_cli.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
+from marco_cli.store import download
+from marco_cli.store.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
 
 

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from marco_cli import history, tasks
+from marco_cli import tasks
 from marco_cli.cli.options import ENGINE, SEARCH, ClickException, Options, config_from, with_options
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
+from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, ChatEngine, SearchConfig
 from marco_cli.ui.console import err_console
 

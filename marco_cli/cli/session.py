@@ -15,12 +15,12 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from marco_cli import download
 from marco_cli.cli import signals
 from marco_cli.cli.options import Options
 from marco_cli.errors import MarcoError
-from marco_cli.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.search.config import ChatEngine
+from marco_cli.store import download
+from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console
 
 

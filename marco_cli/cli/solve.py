@@ -11,12 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from marco_cli import history, tasks
+from marco_cli import tasks
 from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
+from marco_cli.runs import history
 from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page

@@ -22,7 +22,7 @@ from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
 from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
-from marco_cli.gguf import check_gguf
+from marco_cli.store.gguf import check_gguf
 
 DEFAULT_CTX_CAP = 8192
 _verbose = False

@@ -33,7 +33,7 @@ from typing import Literal
 
 from marco_cli.errors import MarcoError
 from marco_cli.files import replace_text
-from marco_cli.registry import marco_home
+from marco_cli.store.registry import marco_home
 
 ENV = "MARCO_REPACK"
 CPUINFO_ENV = "MARCO_CPUINFO"

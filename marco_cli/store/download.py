@@ -27,8 +27,8 @@ from huggingface_hub.file_download import http_get, repo_folder_name
 from huggingface_hub.utils import build_hf_headers
 
 from marco_cli.errors import MarcoError
-from marco_cli.gguf import check_gguf, is_gguf
-from marco_cli.registry import FilePart, HfSource, ModelSpec, PackageSource
+from marco_cli.store.gguf import check_gguf, is_gguf
+from marco_cli.store.registry import FilePart, HfSource, ModelSpec, PackageSource
 
 logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 DISK_MARGIN = 64 * 1024 * 1024

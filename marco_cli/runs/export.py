@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from marco_cli.bench import grade
+from marco_cli.runs.bench import grade
 
 LENGTHS = ("all", "shortest", "longest")
 FORMATS = ("sft", "dpo", "tree")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from marco_cli.errors import MarcoError
-from marco_cli.registry import marco_home
+from marco_cli.store.registry import marco_home
 
 LOCK_TIMEOUT_S = 5.0
 _SCHEMA = """
