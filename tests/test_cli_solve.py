@@ -74,7 +74,10 @@ def test_json_record_schema() -> None:
     assert all(set(n) == node_keys for n in record["nodes"])
     assert record["nodes"][0]["visits"] == record["iterations"] >= 1
     rollout_keys = {"id", "node", "tokens", "reward", "confidence", "answer", "finished", "status", "text"}
-    assert all(set(r) == rollout_keys for r in record["rollouts"])
+    for r in record["rollouts"]:  # answer_confidence: where a finished answer was found in the text
+        assert set(r) - {"answer_confidence"} == rollout_keys
+        assert ("answer_confidence" in r) <= (r["status"] == "finished" and bool(r["answer"]))
+    assert any("answer_confidence" in r for r in record["rollouts"] if r["answer"])
     stats = record["rollout_stats"]
     assert sum(stats.values()) == len(record["rollouts"])
     assert stats["finished"] == sum(r["status"] == "finished" for r in record["rollouts"])
