@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def repack_args() -> list[str]:
@@ -28,9 +29,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(args: list[str], url: str, ready: str) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str],
+    url: str,
+    ready: str,
+    env: dict[str, str] | None = None,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
     """Start `args` and wait until GET url+ready answers 200; kill it if it never does."""
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     for _ in range(300):
         try:
             with urllib.request.urlopen(url + ready, timeout=1) as answer:

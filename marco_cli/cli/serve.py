@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -74,7 +73,6 @@ def configurer(defaults: Mapping[str, Any]) -> Any:
     from marco_cli.server.protocol import ApiError, ChatRequest
 
     parser = _search_parser()
-    lock = threading.Lock()  # Click contexts are not shared, but keep parsing one at a time
 
     def configure(request: ChatRequest, strategy: str | None) -> SearchConfig:
         settings = dict(request.settings)
@@ -82,7 +80,7 @@ def configurer(defaults: Mapping[str, Any]) -> Any:
             settings.setdefault("strategy", strategy)
         argv = _argv(settings)
         try:
-            with lock, parser.make_context("marco serve", argv, default_map=dict(defaults)) as ctx:
+            with parser.make_context("marco serve", argv, default_map=dict(defaults)) as ctx:
                 search = parser.callback(**ctx.params)
         except ClickException as exc:
             raise ApiError(400, exc.format_message(), param="marco") from None
@@ -166,11 +164,11 @@ def serve_cmd(
             runner.close()
 
 
-def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[str, dict[str, Any]], None]:
+def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[dict[str, Any]], None]:
     """What happens to a served run's record: the engine's settings, the history, a log line."""
     console = err_console()
 
-    def finish(_question: str, record: dict[str, Any]) -> None:
+    def finish(record: dict[str, Any]) -> None:
         record["settings"].update(engine_settings(engine))
         if not no_log:
             run_id, warning = history.save_or_keep("serve", record)

@@ -114,7 +114,8 @@ class Api:
             message = f"model '{chat_request.model}' is not served here (served: {known})"
             raise ApiError(404, message, "not_found_error", param="model", code="model_not_found")
         config = self.settings.configure(chat_request, models[chat_request.model])
-        job = Job(chat_request.question, chat_request.messages, config, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        job = Job(chat_request.question, chat_request.messages, config, loop, chat_request.stream)
         try:
             self.runner.submit(job)
         except QueueFull as exc:

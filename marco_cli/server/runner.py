@@ -78,13 +78,15 @@ class CancelWatch:
 
 @dataclass(eq=False)
 class Job:
-    """One request's search. The worker puts ("started", prompt tokens), then progress lines
-    ("progress", text), then ("done", record) or ("error", MarcoError) on `updates`."""
+    """One request's search. The worker puts ("started", prompt tokens), then (for a stream)
+    progress lines ("progress", text), then ("done", record) or ("error", MarcoError) on
+    `updates`."""
 
     question: str
     messages: list[dict[str, str]]
     config: SearchConfig
     loop: asyncio.AbstractEventLoop
+    stream: bool = False  # only a stream shows progress: a whole answer gets none formatted
     updates: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -104,7 +106,7 @@ class Served:
     engine: ChatEngine
     style: str
     info: dict[str, Any]
-    finish: Callable[[str, dict[str, Any]], None]  # adds engine settings, saves in the history
+    finish: Callable[[dict[str, Any]], None]  # adds engine settings, saves in the history
 
 
 class Runner:
@@ -154,7 +156,7 @@ class Runner:
                     self.generated += event.n
             if job.cancelled.is_set() and isinstance(event, _WORK):
                 raise KeyboardInterrupt  # the search ends here, as on Ctrl-C
-            line = progress_line(event)
+            line = progress_line(event) if job.stream else None
             if line is not None:
                 job.send("progress", line)
 
@@ -173,7 +175,7 @@ class Runner:
             listen = self._listener(job)
             args = (served.engine, served.style, served.info, job.question, job.messages, job.config)
             record = tasks.run_task(*args, listen, prompt=prompt)
-            served.finish(job.question, record)
+            served.finish(record)
             job.send("done", record)
         except MarcoError as exc:
             job.send("error", exc)
