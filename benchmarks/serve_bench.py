@@ -149,7 +149,7 @@ def throughput(model: str, requests: int, env: dict[str, str]) -> None:
                 with ThreadPoolExecutor(clients) as pool:
                     list(pool.map(one, range(requests)))
                 minutes = (time.perf_counter() - start) / 60
-                print(f"{clients} client(s): {requests / minutes:.1f} requests/minute")
+                print(f"{clients} client(s): {requests / minutes:.1f} requests/minute ({requests} requests)")
         finally:
             _stop(proc)
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.servers import free_port, llama_server
+from tests.servers import free_port, llama_server, start
 
 KEY = "test-key-0123"
 MODEL = "smollm2-135m"
@@ -61,19 +61,13 @@ def serve(home: Path, *extra: str) -> Served:
     log = home / "serve.log"
     env = {**os.environ, "MARCO_HOME": str(home), "NO_COLOR": "1"}
     args = [MARCO, "serve", "-m", MODEL, "--port", str(port), *extra]
+    url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=sink)
-    served = Served(f"http://127.0.0.1:{port}", home, proc, log)
-    for _ in range(300):
         try:
-            served.health()
-            return served
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"marco serve did not start: {log.read_text()}")
+            proc = start(args, url, "/health", env=env, stderr=sink)
+        except RuntimeError:
+            raise RuntimeError(f"marco serve did not start: {log.read_text()}") from None
+    return Served(url, home, proc, log)
 
 
 def stop(served: Served) -> int:
@@ -277,3 +271,18 @@ def test_with_a_backend_searches_run_concurrently(tmp_path: Path, smollm_path: P
     assert len(answers) == 3 and all(answers)
     assert busiest >= 2  # not one at a time: the server's 4 slots take them together
     assert "4 searches at a time" in served.log.read_text()
+
+
+def test_serve_bench_runs_the_questions_and_requests_it_is_given() -> None:
+    """benchmarks/serve_bench.py at its smallest: --questions and --requests do what they say."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_bench.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--questions", "1", "--requests", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "same answer and tokens: 1/1" in done.stdout
+    assert done.stdout.count("(2 requests)") == 3  # 1, 2 and 4 clients
