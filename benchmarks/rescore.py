@@ -34,15 +34,15 @@ def main() -> None:
         scored: dict[str, bool] = defaultdict(bool)  # samples with trace confidences (DeepConf)
         answered: dict[str, bool] = defaultdict(bool)  # rollouts with answer-token confidences
         for kept in bench.read_records(folder):
-            record, gold, config = kept["record"], kept["gold"], kept["config"]
+            record, gold, config = kept.record, kept.gold, kept.config
             count[config] += 1
-            right[config]["saved"] += bench.grade(record["answer"], gold)[1]
+            right[config]["saved"] += bench.grade(record.answer, gold)[1]
             for rule in bench.RULES:
                 right[config][rule] += bench.grade(bench.answer_by(record, rule), gold)[1]
-            finished = [r["answer"] for r in record["rollouts"] if r.get("status") == "finished"]
+            finished = [r.answer for r in record.rollouts if r.finished]
             right[config]["oracle"] += any(bench.grade(a, gold)[1] for a in finished)
-            scored[config] |= any("trace_confidence" in r for r in record["rollouts"])
-            answered[config] |= any("answer_confidence" in r for r in record["rollouts"])
+            scored[config] |= any(r.trace_confidence is not None for r in record.rollouts)
+            answered[config] |= any(r.answer_confidence is not None for r in record.rollouts)
         for config, n in count.items():
             cells = " | ".join(
                 "-"

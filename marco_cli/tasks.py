@@ -3,13 +3,12 @@ turned into the JSON record. No terminal code here."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from marco_cli.contract import ChatEngine
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import ChatEngine, SearchConfig
+from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import Message, ModelInfo, Record
 from marco_cli.search.strategies import run_search
 
 TRANSLATE_INSTRUCTION = (
@@ -36,18 +35,19 @@ def wants_number(question: str) -> bool:
 def run_task(
     engine: ChatEngine,
     style: str,
-    info: dict[str, Any],
+    info: ModelInfo,
     question: str,
     messages: list[dict[str, str]],
     config: SearchConfig,
     listener: Listener = ignore,
     prompt: list[int] | None = None,
-) -> dict[str, Any]:
-    """One search over one prompt; the JSON record of it (also after Ctrl-C or a backend
+) -> Record:
+    """One search over one prompt; the record of it (also after Ctrl-C or a backend
     failure: see `stopped` and `error`). `prompt`: the conversation already tokenized."""
     if not question.strip():
         raise MarcoError("the prompt is empty", code=2)
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
     result = run_search(engine, prompt, config, listener)
-    return result_to_dict(result, question, info, config, with_system_prompt(messages, style, None))
+    answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]
+    return Record.of(result, question, info, config, answered)

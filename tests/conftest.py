@@ -91,8 +91,9 @@ def scripted_session(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, int,
         engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
         engine.messages = []
         calls.append((options, branches, engine))
-        info = {"name": "scripted", "file": None, "quant": None, "origin": "test", "prompt_style": "plain"}
-        return session.Opened(engine, "plain", info)
+        from marco_cli.search.record import ModelInfo
+
+        return session.Opened(engine, "plain", ModelInfo("scripted", None, None, "test", "plain"))
 
     monkeypatch.setattr(session, "engine_factory", factory)
     return calls

@@ -1,10 +1,11 @@
 """A scripted model for the pure search logic: fixed candidate texts and token confidences.
 
 Tokens are character codes. The state is the text generated so far; `actions[state]` lists
-the candidate next actions (greedy takes the first, each sampled request the next one), and
-`rollouts[state]` is the completion a rollout from that state produces. A rollout may name its
-stop reason as a third element (e.g. "loop" or "max_tokens"); otherwise it is "stop_text" when
-the text closes </Output> and "eos" when not.
+the candidate next actions, likeliest first (greedy takes the first, each sampled request the
+next one, a request with `first_rank` k the k-th), and `rollouts[state]` is the completion a
+rollout from that state produces. A rollout may name its stop reason as a third element
+(e.g. "loop" or "max_tokens"); otherwise it is "stop_text" when the text closes </Output> and
+"eos" when not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from marco_cli.engine.types import Generation, Request
+from marco_cli.contract import Generation, Request
 from marco_cli.errors import MarcoError
 
 PROMPT = "Q?"
@@ -56,7 +57,9 @@ class ScriptedModel:
                 self.more_actions(state) if self.more_actions else [self._fallback(state)]
             )
             index = 0
-            if sampling.temperature > 0:  # sampled candidates in turn, after the greedy one
+            if sampling.first_rank is not None:  # CoT-decoding: candidates are in likelihood order
+                index = min(sampling.first_rank, len(options) - 1)
+            elif sampling.temperature > 0:  # sampled candidates in turn, after the greedy one
                 self.picks[state] = self.picks.get(state, 0) + 1
                 index = self.picks[state] % len(options)
             text, conf = options[index]

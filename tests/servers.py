@@ -92,7 +92,7 @@ def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_to
     from marco_cli.engine.remote import RemoteEngine
     from marco_cli.search.config import SearchConfig
     from marco_cli.search.mcts import Search
-    from marco_cli.search.record import result_to_dict
+    from marco_cli.search.record import ModelInfo, Record
 
     remote = RemoteEngine(url, retries=1, backoff=0.05)
     prompt = remote.build_prompt(
@@ -114,5 +114,5 @@ def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_to
     )
     result = Search(remote, prompt, config).run()
     assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
-    record = result_to_dict(result, "q", {"name": "smollm2"}, config)
-    assert len(record["nodes"]) > 1 and record["rollouts"] and record["error"]
+    record = Record.of(result, "q", ModelInfo("smollm2"), config)
+    assert len(record.nodes) > 1 and record.rollouts and record.error

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.engine.types import Generation
+from marco_cli.contract import Generation
 from marco_cli.runs.bench import answer_by
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import span_confidence
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import ModelInfo, Record
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
@@ -62,14 +62,14 @@ def test_the_answer_reward_prefers_the_confidently_stated_answer() -> None:
 def test_answer_confidence_is_saved_and_rescored() -> None:
     model, config = _sampled("finished")
     result = run_search(model, model.prompt, config)
-    record = result_to_dict(result, "Q?", {"name": "scripted"}, config)
-    assert [r["answer_confidence"] for r in record["rollouts"]] == pytest.approx([0.2, 0.9])
-    assert answer_by(record, "reward") == "5" == record["answer"]  # the rule it ran with
+    record = Record.of(result, "Q?", ModelInfo("scripted"), config)
+    assert [r.answer_confidence for r in record.rollouts] == pytest.approx([0.2, 0.9])
+    assert answer_by(record, "reward") == "5" == record.answer  # the rule it ran with
     assert answer_by(record, "answer-conf") == "7"  # the answer reward, on the saved tree
 
 
 def test_the_real_engine_says_where_each_token_ends(engine: object) -> None:
-    from marco_cli.engine.types import Request, Sampling, StopRule
+    from marco_cli.contract import Request, Sampling, StopRule
 
     prompt = engine.build_prompt([{"role": "user", "content": "Say café three times."}], "plain")
     engine.reset()

@@ -11,7 +11,7 @@ from marco_cli.runs.bench import RULES, answer_by
 from marco_cli.search.config import SELECTS, SearchConfig
 from marco_cli.search.core import agreeing, branch_of, branch_votes, choose
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict, tree_from_dict
+from marco_cli.search.record import ModelInfo, Record
 from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
@@ -115,16 +115,16 @@ def test_rescoring_a_saved_tree_reproduces_the_original_choice(select: str) -> N
     model = _varied_model()
     config = SearchConfig(children=3, iterations=10, stop_agree=None, select=select, seed=3)
     result = Search(model, model.prompt, config).run()
-    record = result_to_dict(result, "q", {"name": "scripted"}, config)
-    record = json.loads(json.dumps(record))  # as saved
-    assert choose(tree_from_dict(record), select).id == record["chosen_rollout"]
-    assert answer_by(record, select) == record["answer"] != ""
+    record = Record.of(result, "q", ModelInfo("scripted"), config)
+    record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
+    assert choose(record.tree(), select).id == record.chosen_rollout
+    assert answer_by(record, select) == record.answer != ""
 
 
 def test_rescoring_tells_the_rules_apart() -> None:
     model = _varied_model()
     config = SearchConfig(children=3, iterations=10, stop_agree=None, seed=3)
-    record = result_to_dict(Search(model, model.prompt, config).run(), "q", {}, config)
+    record = Record.of(Search(model, model.prompt, config).run(), "q", ModelInfo("scripted"), config)
     answers = {rule: answer_by(record, rule) for rule in RULES}
     assert answers["reward"] == "1" and len(set(answers.values())) >= 2, answers
 
@@ -133,8 +133,9 @@ def test_rescoring_tells_the_rules_apart() -> None:
 def test_rescoring_a_real_search_reproduces_its_answer(engine) -> None:  # type: ignore[no-untyped-def]
     prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")
     config = SearchConfig(children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None)
-    record = json.loads(json.dumps(result_to_dict(Search(engine, prompt, config).run(), "q", {}, config)))
-    assert choose(tree_from_dict(record), "vote").id == record["chosen_rollout"]
+    record = Record.of(Search(engine, prompt, config).run(), "q", ModelInfo("smollm2"), config)
+    record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
+    assert choose(record.tree(), "vote").id == record.chosen_rollout
 
 
 def test_root_children_widen_only_the_root() -> None:
@@ -145,3 +146,42 @@ def test_root_children_widen_only_the_root() -> None:
     assert len(tree.root.children) == 3
     assert all(len(n.children) <= 2 for n in tree.nodes[1:])
     assert any(len(n.children) == 2 for n in tree.nodes[1:])
+
+
+def test_first_tokens_branch_the_root_on_its_likeliest_starts() -> None:
+    """CoT-decoding at the root: children 0..k-1 start with the k likeliest candidates (the
+    scripted model lists them likeliest first), whatever the temperature; deeper expansions
+    keep greedy-then-sampled children."""
+    model = _varied_model()
+    config = SearchConfig(children=2, first_tokens=3, iterations=6, stop_agree=None, temperature=0.9)
+    result = Search(model, model.prompt, config).run()
+    tree = result.tree
+    assert [tree.nodes[c].text for c in tree.root.children] == ["a\n", "b\n", "c\n"]
+    assert all(len(n.children) <= 2 for n in tree.nodes[1:])
+    assert {r.node for r in tree.rollouts} >= set(tree.root.children)  # every start rolled out
+
+
+def test_the_real_engine_starts_with_the_kth_likeliest_token(engine) -> None:  # type: ignore[no-untyped-def]
+    from marco_cli.contract import Request, Sampling, StopRule
+
+    prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")
+    stop = StopRule(max_tokens=1, stop_texts=(), loop_guard=False)
+    firsts = [engine.generate_many([Request(prompt, Sampling(first_rank=k), stop)])[0] for k in range(4)]
+    greedy = engine.generate_many([Request(prompt, Sampling(), stop)])[0]
+    assert firsts[0].tokens == greedy.tokens
+    assert len({g.tokens for g in firsts}) == 4  # four different first tokens
+    logprobs = [g.logprobs[0] for g in firsts]
+    assert logprobs == sorted(logprobs, reverse=True)  # in the model's order of likelihood
+
+
+def test_first_tokens_against_a_server_is_a_usage_error_before_any_call() -> None:
+    from typer.testing import CliRunner
+
+    from marco_cli.cli import app
+
+    # nothing listens on port 9: the refusal must come before the server is asked anything
+    result = CliRunner().invoke(
+        app, ["solve", "--backend", "http://127.0.0.1:9", "--first-tokens", "3", "--no-log", "What is 2 + 2?"]
+    )
+    assert result.exit_code == 2 and "--first-tokens needs the in-process engine" in result.stderr
+    assert "cannot reach" not in result.stderr

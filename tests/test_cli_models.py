@@ -26,6 +26,7 @@ def test_models_json_reports_local_state(smollm_path: Path) -> None:
     assert smol["downloaded"] and smol["path"] == str(smollm_path) and smol["quant"] == "Q4_1"
     marco = next(r for r in rows if r["name"] == "marco-o1")
     assert not marco["downloaded"] and marco["quant"] == "Q4_K_M" and marco["size"] == 4_680_000_000
+    assert marco["context_length"] == 32768 and smol["context_length"] == 8192  # models.yaml's
     everything = json.loads(runner.invoke(app, ["models", "--json", "--all"]).stdout)
     assert len(everything) > len(rows)
 

@@ -29,6 +29,7 @@ SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--granularity", "mini-64"], "granularity", "mini-64"),
     (["--children", "4"], "children", 4),
     (["--root-children", "5"], "root_children", 5),
+    (["--first-tokens", "3"], "first_tokens", 3),
     (["--exploration", "0.5"], "exploration", 0.5),
     (["--temperature", "0.3"], "temperature", 0.3),
     (["--samples", "3"], "samples", 3),

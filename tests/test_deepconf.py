@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from marco_cli.engine.types import Sampling, StopRule, confidence_dropped
+from marco_cli.contract import Sampling, StopRule
+from marco_cli.engine.stops import confidence_dropped
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.deepconf import (

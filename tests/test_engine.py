@@ -11,8 +11,8 @@ import llama_cpp
 import numpy as np
 import pytest
 
+from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 from tests.conftest import reference_llama
 

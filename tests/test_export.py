@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from marco_cli.cli import app
 from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import Message, ModelInfo, Record
 from tests.scripted import ScriptedModel
 
 runner = CliRunner()
@@ -66,20 +67,20 @@ def scripted_run(gold: str | None = "7") -> export.Run:
     )
     config = SearchConfig(iterations=10, children=3, stop_agree=None, rollouts="all")
     result = Search(model, model.prompt, config).run()
-    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "Q?"}]
-    return export.Run(result_to_dict(result, "Q?", {}, config, messages), gold, "scripted")
+    messages = [Message("system", "sys"), Message("user", "Q?")]
+    return export.Run(Record.of(result, "Q?", ModelInfo("scripted"), config, messages), gold, "scripted")
 
 
 def test_dpo_pairs_are_aligned_on_the_tree() -> None:
     run = scripted_run()
     report = export.Report()
-    pairs = list(export.dpo_pairs(run, export.Options(), report))
+    pairs = list(export.dpo_pairs(run, export.Filters(), report))
     assert pairs and report.written == len(pairs)
     shared = [p["shared_prefix_chars"] for p in pairs]
     assert max(shared) > 0 and min(shared) == 0  # pairs diverging inside the tree and at its root
-    texts = {r["text"] for r in run.record["rollouts"]}
+    texts = {r.text for r in run.record.rollouts}
     for pair in pairs:
-        assert set(pair) == DPO_KEYS and pair["prompt"] == run.record["messages"]
+        assert set(pair) == DPO_KEYS and pair["prompt"] == [m.to_json() for m in run.record.messages]
         chosen, rejected = pair["chosen"][0]["content"], pair["rejected"][0]["content"]
         assert chosen in texts and rejected in texts and chosen != rejected
         assert pair["chosen_correct"] is True and pair["rejected_correct"] is False
@@ -91,44 +92,44 @@ def test_dpo_pairs_are_aligned_on_the_tree() -> None:
 
 def test_prefer_short_adds_the_shorter_correct_side_and_max_pairs_caps() -> None:
     run = scripted_run()
-    plain = list(export.dpo_pairs(run, export.Options(), export.Report()))
-    short = list(export.dpo_pairs(run, export.Options(prefer_short=True), export.Report()))
+    plain = list(export.dpo_pairs(run, export.Filters(), export.Report()))
+    short = list(export.dpo_pairs(run, export.Filters(prefer_short=True), export.Report()))
     both_right = [p for p in short if p["chosen_correct"] and p["rejected_correct"]]
     assert both_right and len(short) == len(plain) + len(both_right)
     for pair in both_right:
         assert len(pair["chosen"][0]["content"]) < len(pair["rejected"][0]["content"])
-    capped = list(export.dpo_pairs(run, export.Options(prefer_short=True, max_pairs=2), export.Report()))
+    capped = list(export.dpo_pairs(run, export.Filters(prefer_short=True, max_pairs=2), export.Report()))
     assert len(capped) == 2
 
 
 def test_without_gold_the_reward_and_margin_decide() -> None:
     run = scripted_run(gold=None)
-    pairs = list(export.dpo_pairs(run, export.Options(), export.Report()))
+    pairs = list(export.dpo_pairs(run, export.Filters(), export.Report()))
     assert pairs and all(p["chosen_reward"] > p["rejected_reward"] for p in pairs)
-    wide = list(export.dpo_pairs(run, export.Options(margin=0.05), export.Report()))
+    wide = list(export.dpo_pairs(run, export.Filters(margin=0.05), export.Report()))
     assert all(p["chosen_reward"] - p["rejected_reward"] >= 0.05 for p in wide) and len(wide) < len(pairs)
     report = export.Report()
-    assert not list(export.dpo_pairs(run, export.Options(margin=2.0), report))
+    assert not list(export.dpo_pairs(run, export.Filters(margin=2.0), report))
     assert report.skipped == {"no two rewards differ by the margin": 1}
 
 
 def test_sft_length_thirds_and_filters() -> None:
     run = scripted_run()
-    every = list(export.sft_examples(run, export.Options(), export.Report()))
+    every = list(export.sft_examples(run, export.Filters(), export.Report()))
     lengths = sorted(e["tokens"] for e in every)
     third = -(-len(every) // 3)
-    short = list(export.sft_examples(run, export.Options(length="shortest"), export.Report()))
-    long = list(export.sft_examples(run, export.Options(length="longest"), export.Report()))
+    short = list(export.sft_examples(run, export.Filters(length="shortest"), export.Report()))
+    long = list(export.sft_examples(run, export.Filters(length="longest"), export.Report()))
     assert sorted(e["tokens"] for e in short) == lengths[:third]
     assert sorted(e["tokens"] for e in long) == lengths[-third:]
-    right = list(export.sft_examples(run, export.Options(correct_only=True), export.Report()))
+    right = list(export.sft_examples(run, export.Filters(correct_only=True), export.Report()))
     assert right and all(e["correct"] for e in right) and len(right) < len(every)
-    rich = list(export.sft_examples(run, export.Options(min_reward=0.85), export.Report()))
+    rich = list(export.sft_examples(run, export.Filters(min_reward=0.85), export.Report()))
     assert all(e["reward"] >= 0.85 for e in rich) and len(rich) < len(every)
-    chosen = list(export.sft_examples(run, export.Options(chosen_only=True), export.Report()))
+    chosen = list(export.sft_examples(run, export.Filters(chosen_only=True), export.Report()))
     assert len(chosen) == 1
     report = export.Report()
-    assert not list(export.sft_examples(scripted_run(gold=None), export.Options(correct_only=True), report))
+    assert not list(export.sft_examples(scripted_run(gold=None), export.Filters(correct_only=True), report))
     assert report.skipped == {"no gold answer": 1}
     for example in every:
         assert set(example) == SFT_KEYS
@@ -139,12 +140,12 @@ def test_sft_length_thirds_and_filters() -> None:
 
 def test_untagged_answers_get_thought_and_output_tags() -> None:
     run = scripted_run()
-    record = dict(run.record)
-    record["rollouts"] = [
-        {**r, "text": r["text"].replace("<Output>", "The answer is ").replace("</Output>", "")}
-        for r in record["rollouts"]
+    untagged = [
+        replace(r, text=r.text.replace("<Output>", "The answer is ").replace("</Output>", ""))
+        for r in run.record.rollouts
     ]
-    examples = list(export.sft_examples(export.Run(record, "7", "x"), export.Options(), export.Report()))
+    record = replace(run.record, rollouts=tuple(untagged))
+    examples = list(export.sft_examples(export.Run(record, "7", "x"), export.Filters(), export.Report()))
     for example in examples:
         content = example["messages"][-1]["content"]
         assert (
@@ -254,7 +255,7 @@ def test_export_flags_reach_the_export_options(
 ) -> None:
     from marco_cli.cli import export as export_command
 
-    seen: list[export.Options] = []
+    seen: list[export.Filters] = []
 
     def capture(runs, fmt, options):
         seen.append(options)

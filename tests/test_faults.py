@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from marco_cli.runs import history
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from marco_cli.search.record import Record
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree, summary_line
 from tests.scripted import ScriptedModel
 
@@ -64,17 +66,7 @@ def test_a_locked_history_waits_then_keeps_the_record_aside(
     scripted_session, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(history, "LOCK_TIMEOUT_S", 0.3)
-    history.save(
-        "solve",
-        {
-            "model": {},
-            "settings": {"strategy": "cot"},
-            "question": "q",
-            "answer": "a",
-            "confidence": None,
-            "seconds": 0.0,
-        },
-    )
+    history.save("solve", Record.from_json({"settings": {"strategy": "cot"}, "question": "q", "answer": "a"}))
     holder = sqlite3.connect(isolated_home / "history.db")
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -213,17 +205,20 @@ def test_the_tree_says_what_it_left_out_and_unvisited_nodes_have_no_mean() -> No
 
 
 def test_the_summary_says_why_the_search_stopped_early() -> None:
-    record = {
-        "model": {"name": "m"},
-        "settings": {"strategy": "mcts"},
-        "iterations": 3,
-        "tokens": {"generated": 10},
-        "seconds": 1.0,
-        "confidence": 0.5,
-        "stopped": "agreement",
-    }
+    record = Record.from_json(
+        {
+            "question": "q",
+            "model": {"name": "m"},
+            "settings": {"strategy": "mcts"},
+            "iterations": 3,
+            "tokens": {"generated": 10},
+            "seconds": 1.0,
+            "confidence": 0.5,
+            "stopped": "agreement",
+        }
+    )
     assert "stopped early: enough finished rollouts agreed" in summary_line(record).plain
-    assert "stopped" not in summary_line({**record, "stopped": "iterations"}).plain
+    assert "stopped" not in summary_line(replace(record, stopped="iterations")).plain
 
 
 def test_a_servers_html_error_page_becomes_one_line() -> None:

@@ -69,3 +69,38 @@ def test_one_bench_run_compares_budgets(scripted_session, tmp_path: Path) -> Non
 def test_a_bad_budget_is_a_usage_error(scripted_session, tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", str(_dataset(tmp_path)), "--strategy", "vote@many"])
     assert result.exit_code == 2 and "budget after @ must be a whole number" in result.stderr
+
+
+def test_configurations_carry_flags_of_their_own(scripted_session, tmp_path: Path) -> None:
+    """`[LABEL=]STRATEGY[@BUDGET][[FLAGS]]`: flags are solve's search options over the command
+    line's; a comma inside the brackets does not split configurations."""
+    out = tmp_path / "out"
+    specs = "mcts@2,wide=mcts@3[--root-children 4 --select branch --stop-agree 0],mcts[--first-tokens 3]"
+    result = runner.invoke(
+        app,
+        ["bench", str(_dataset(tmp_path)), "--strategy", specs, "--seed", "5", "--out", str(out), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    names = ["mcts/step@2", "wide", "mcts/step[--first-tokens 3]"]
+    assert list(json.loads(result.stdout)["configs"]) == names
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    wide = settings["wide"]
+    picked = (wide["iterations"], wide["root_children"], wide["select"], wide["stop_agree"])
+    assert picked == (3, 4, "branch", None)
+    assert settings["mcts/step@2"]["root_children"] is None and settings["mcts/step@2"]["select"] == "vote"
+    assert settings["mcts/step[--first-tokens 3]"]["first_tokens"] == 3
+    assert all(s["seed"] == 5 for s in settings.values())  # the command line's own, under each
+
+
+def test_a_bad_configuration_is_one_usage_line(scripted_session, tmp_path: Path) -> None:
+    for spec, said in [
+        ("mcts[--children 0]", "--children"),
+        ("mcts[--no-such-flag]", "no-such-flag"),
+        ("a=mcts,a=vote", "two configurations are named 'a'"),
+        ("mcts@3@4", "budget after @"),
+        ("MCTS!", "a configuration is [LABEL=]STRATEGY"),
+        ("wander", "strategy must be one of"),
+    ]:
+        result = runner.invoke(app, ["bench", str(_dataset(tmp_path)), "--strategy", spec])
+        assert result.exit_code == 2 and said in result.stderr, (spec, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output

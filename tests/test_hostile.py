@@ -291,7 +291,7 @@ def test_a_malformed_stream_is_one_line_and_the_run_is_saved(bad_stream_server: 
     result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server])
     assert "streamed a line that is not JSON" in one_line_error(result, 1)
     (run,) = history.records()[0]
-    assert run[1]["stopped"] == "error" and "not JSON" in run[1]["error"]
+    assert run[1].stopped == "error" and "not JSON" in (run[1].error or "")
 
 
 @pytest.fixture
@@ -349,8 +349,9 @@ def _factory(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> None:
 
     def factory(options: object, branches: int) -> session.Opened:
         engine.messages = []
-        info = {"name": "scripted", "file": None, "quant": None, "origin": "test", "prompt_style": "plain"}
-        return session.Opened(engine, "plain", info)
+        from marco_cli.search.record import ModelInfo
+
+        return session.Opened(engine, "plain", ModelInfo("scripted", None, None, "test", "plain"))
 
     monkeypatch.setattr(session, "engine_factory", factory)
 

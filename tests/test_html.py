@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import ModelInfo, Record
 from marco_cli.ui.html import run_page
 from tests.scripted import ScriptedModel
 
@@ -25,7 +25,7 @@ needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not ins
 HOSTILE = "<script>document.title='owned'</script> <b>bold?</b> What is 2 + 2?"
 
 
-def record_of(question: str, iterations: int) -> dict:
+def record_of(question: str, iterations: int) -> Record:
     """A real search record from the scripted model: three children per node, varied rewards."""
     model = ScriptedModel(
         actions={},
@@ -35,7 +35,7 @@ def record_of(question: str, iterations: int) -> dict:
     )
     config = SearchConfig(iterations=iterations, children=3, stop_agree=None, select="vote", rollouts="all")
     result = Search(model, model.prompt, config).run()
-    return result_to_dict(result, question, {"name": "scripted"}, config)
+    return Record.of(result, question, ModelInfo("scripted"), config)
 
 
 def browse(page: Path, tmp_path: Path, anchor: str = "", screenshot: Path | None = None) -> str:
@@ -120,17 +120,17 @@ def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     page.write_text(run_page(record), encoding="utf-8")
     dom = Dom(browse(page, tmp_path))
     assert dom.body.get("data-ready") == "yes"
-    assert sorted(dom.nodes) == [n["id"] for n in record["nodes"]]
-    assert sorted(dom.on_path) == sorted(record["path"])
-    finished = [r for r in record["rollouts"] if r["finished"]]
-    top = max(finished, key=lambda r: r["reward"])
-    if top["id"] != record["chosen_rollout"]:
-        assert top["node"] in dom.best and 0 in dom.best
+    assert sorted(dom.nodes) == [n.id for n in record.nodes]
+    assert sorted(dom.on_path) == sorted(record.path)
+    finished = [r for r in record.rollouts if r.finished]
+    top = max(finished, key=lambda r: r.reward or 0.0)
+    if top.id != record.chosen_rollout:
+        assert top.node in dom.best and 0 in dom.best
     assert dom.scripts == 2 and dom.title != "owned"  # the prompt's <script> did not run
     assert dom.heading == HOSTILE  # it is shown as the text it is
-    node = record["rollouts"][0]["node"]
+    node = record.rollouts[0].node
     clicked = Dom(browse(page, tmp_path, f"#node-{node}"))
-    assert clicked.rollouts == [r["id"] for r in record["rollouts"] if r["node"] == node]
+    assert clicked.rollouts == [r.id for r in record.rollouts if r.node == node]
     ARTIFACTS.mkdir(exist_ok=True)
     browse(page, tmp_path, f"#node-{node}", screenshot=ARTIFACTS / "tree_page.png")
     assert (ARTIFACTS / "tree_page.png").stat().st_size > 10_000
@@ -139,11 +139,11 @@ def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
 @needs_browser
 def test_three_hundred_nodes_render_in_under_two_seconds(tmp_path: Path) -> None:
     record = record_of("A big tree", 120)
-    assert len(record["nodes"]) >= 300
+    assert len(record.nodes) >= 300
     page = tmp_path / "big.html"
     page.write_text(run_page(record), encoding="utf-8")
     dom = Dom(browse(page, tmp_path))
-    assert len(dom.nodes) == len(record["nodes"])
+    assert len(dom.nodes) == len(record.nodes)
     assert float(dom.body["data-render-ms"]) < 2000
 
 

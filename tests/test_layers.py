@@ -11,6 +11,7 @@ import marco_cli
 # lower layers first; a module may import its own layer and the ones before it
 LAYERS = [
     ("errors", "files"),
+    ("contract",),  # the search contract: what both engines implement and the search calls
     ("store",),
     ("engine",),
     ("search",),

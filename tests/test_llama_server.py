@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.logprobs import from_native, from_openai
 from marco_cli.engine.remote import RemoteEngine
-from marco_cli.engine.types import Request, Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from tests.servers import llama_server as start_server

@@ -8,7 +8,7 @@ from marco_cli.engine.repetition import LoopRule, ends_in_loop, loop_period
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import choose
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import ModelInfo, Record
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
@@ -104,15 +104,15 @@ def test_no_finished_rollout_means_no_answer() -> None:
     config = SearchConfig(iterations=4, children=1)
     result = Search(model, model.prompt, config).run()
     assert result.tree.rollouts and result.answer == "" and result.rollout is None and result.reward is None
-    record = result_to_dict(result, "Q?", {}, config)
-    assert record["rollout_stats"] == {
+    record = Record.of(result, "Q?", ModelInfo("scripted"), config)
+    assert record.rollout_stats == {
         "finished": 0,
         "loop": 0,
         "budget": len(result.tree.rollouts),
         "context": 0,
         "low_confidence": 0,
     }
-    assert all(r["status"] == "budget" and r["answer"] == "" for r in record["rollouts"])
+    assert all(r.status == "budget" and r.answer == "" for r in record.rollouts)
 
 
 def test_vote_picks_the_answer_with_the_largest_summed_reward() -> None:

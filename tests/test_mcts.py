@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.engine.types import REFLECTION_PHRASE
+from marco_cli.contract import REFLECTION_PHRASE
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search, uct
-from marco_cli.search.record import tree_to_dict
+from marco_cli.search.record import tree_json
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
@@ -176,8 +176,8 @@ def test_terminal_nodes_are_never_expanded() -> None:
 
 
 def test_same_seed_same_tree_and_golden_record() -> None:
-    first = tree_to_dict(run(world(), iterations=8, seed=3)[0].tree)
-    again = tree_to_dict(run(world(), iterations=8, seed=3)[0].tree)
+    first = tree_json(run(world(), iterations=8, seed=3)[0].tree)
+    again = tree_json(run(world(), iterations=8, seed=3)[0].tree)
     assert first == again
     assert first == json.loads(GOLDEN.read_text())
 
@@ -201,7 +201,7 @@ def test_vote_takes_the_majority_answer() -> None:
     answers = iter([("<Output>5</Output>", 0.99), ("<Output>7</Output>", 0.5), ("<Output>7.0</Output>", 0.4)])
 
     def fake_many(requests, on_token=None):  # three samples with fixed answers
-        from marco_cli.engine.types import Generation
+        from marco_cli.contract import Generation
 
         out = []
         for _ in requests:
@@ -235,7 +235,7 @@ def test_interrupt_returns_the_best_answer_so_far() -> None:
 def test_a_failing_model_keeps_the_samples_already_finished() -> None:
     """vote over 3 samples, one per call: the server dies at the third; the two finished
     samples stay in the tree and still answer (the run says `error`)."""
-    from marco_cli.engine.types import Generation
+    from marco_cli.contract import Generation
     from marco_cli.errors import MarcoError
 
     model = ScriptedModel(actions={}, rollouts={}, parallel=1)

@@ -41,6 +41,14 @@ def test_valid_file_parses_into_frozen_entries() -> None:
     ]
     with pytest.raises(AttributeError):
         entry.name = "b"  # type: ignore[misc]
+    assert entry.context_length == 4096
+
+
+def test_context_length_is_optional_and_informational() -> None:
+    """The engine reads the trained context from the GGUF file itself: the registry's number
+    may be left out (None), and `marco models --json` shows it where given."""
+    entry = parse_registry(GOOD.replace("    context_length: 4096\n", ""), "test.yaml").lookup("a")
+    assert entry.context_length is None
 
 
 @pytest.mark.parametrize(

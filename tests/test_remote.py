@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.remote import BackendError, RemoteEngine
-from marco_cli.engine.types import Sampling, StopRule
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from tests.servers import free_port, llama_cpp_python_server, search_while_the_server_dies, serving

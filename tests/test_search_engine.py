@@ -56,7 +56,7 @@ def test_strategies_share_one_result_shape_on_the_real_model(engine: Engine, str
 
 @pytest.mark.slow
 def test_cot_is_the_greedy_answer(engine: Engine) -> None:
-    from marco_cli.engine.types import Sampling, StopRule
+    from marco_cli.contract import Sampling, StopRule
 
     prompt = engine.build_prompt(QUESTION, "plain")
     engine.reset()  # the same evaluation schedule both times: llama.cpp's numerics depend on it
@@ -76,7 +76,7 @@ LOOPING = [
 def test_a_real_loop_is_stopped_and_never_chosen(engine: Engine) -> None:
     """SmolLM2 answers this greedily with "Omar has 2 apples." over and over: the guard stops
     it early with reason `loop`, and the search does not answer with it."""
-    from marco_cli.engine.types import Sampling, StopRule
+    from marco_cli.contract import Sampling, StopRule
 
     prompt = engine.build_prompt(LOOPING, "plain")
     unguarded = engine.generate(prompt, Sampling(), StopRule(max_tokens=256, loop_guard=False))

@@ -3,16 +3,18 @@ tree snapshots (live and from a record), step ends, and the history database."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from rich.console import Console
 
 from marco_cli.engine.kvcache import Plan, SeqCache
-from marco_cli.engine.types import ends_step
+from marco_cli.engine.stops import ends_step
 from marco_cli.errors import MarcoError
 from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import result_to_dict
+from marco_cli.search.record import ModelInfo, Record
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree
 from tests.scripted import ScriptedModel
 
@@ -72,18 +74,18 @@ def test_the_marked_path_is_the_answers_path_live_and_replayed() -> None:
     best_reward = max(result.tree.rollouts, key=lambda r: r.reward)
     assert result.rollout != best_reward.id  # the vote and the top reward disagree here
     assert live.best_path == tuple(result.path)
-    record = result_to_dict(result, "Q?", {}, config)
+    record = Record.of(result, "Q?", ModelInfo("scripted"), config)
     replayed = TreeSnapshot.from_record(record)
-    assert replayed.best_path == tuple(record["path"])
-    assert set(replayed.nodes) == {n["id"] for n in record["nodes"]}
+    assert replayed.best_path == record.path
+    assert set(replayed.nodes) == {n.id for n in record.nodes}
     assert {k: (v.visits, v.parent) for k, v in replayed.nodes.items()} == {
         k: (v.visits, v.parent) for k, v in live.nodes.items()
     }
     console = Console(width=120, record=True, color_system=None)
     console.print(render_tree(replayed, width=120, max_lines=200))
     marked = [line for line in console.export_text().splitlines() if "◀" in line]
-    assert len(marked) == len(record["path"]) - 1  # every node on the path, and no other
-    texts = [n["text"].strip() for n in record["nodes"] if n["id"] in record["path"][1:]]
+    assert len(marked) == len(record.path) - 1  # every node on the path, and no other
+    texts = [n.text.strip() for n in record.nodes if n.id in record.path[1:]]
     assert all(any(t in line for line in marked) for t in texts)
 
 
@@ -91,16 +93,18 @@ def test_history_saves_lists_and_loads(isolated_home) -> None:
     assert history.recent(5) == []
     with pytest.raises(MarcoError, match="history is empty"):
         history.load(1)
-    record = {
-        "model": {"name": "m"},
-        "settings": {"strategy": "cot"},
-        "question": "Q?",
-        "answer": "4",
-        "confidence": 0.5,
-        "seconds": 1.0,
-    }
+    record = Record.from_json(
+        {
+            "model": {"name": "m"},
+            "settings": {"strategy": "cot"},
+            "question": "Q?",
+            "answer": "4",
+            "confidence": 0.5,
+            "seconds": 1.0,
+        }
+    )
     first = history.save("solve", record)
-    second = history.save("translate", {**record, "answer": "vier"})
+    second = history.save("translate", replace(record, answer="vier"))
     assert [r["id"] for r in history.recent(5)] == [second, first]
     assert history.recent(1)[0]["answer"] == "vier"
     assert history.load(first) == record
@@ -114,7 +118,7 @@ def test_closed_vocabularies_cover_what_the_code_produces() -> None:
     all named in one Literal."""
     from typing import get_args
 
-    from marco_cli.engine.types import StopReason
+    from marco_cli.contract import StopReason
     from marco_cli.search.core import status_of
     from marco_cli.search.events import STOP_WHYS
     from marco_cli.search.tree import ROLLOUT_STATUSES

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from marco_cli.cli import signals
-from marco_cli.cli.options import Options, config_from, with_options
+from marco_cli.cli.options import ClickException, Options, config_from, search_parser, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
@@ -24,7 +28,8 @@ from marco_cli.ui.html import write_bench_pages
 
 
 def _split(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+    """Comma-separated specs; a comma inside [flags] does not split."""
+    return [part.strip() for value in values for part in re.split(r",(?![^\[]*\])", value) if part.strip()]
 
 
 def _table(summary: dict[str, Any]) -> Table:
@@ -69,29 +74,72 @@ def _pairs(summary: dict[str, Any]) -> Table:
     return table
 
 
-def _budget(spec: str) -> tuple[str, dict[str, int]]:
+SPEC = re.compile(
+    r"^(?:(?P<label>[\w.-]+)=)?(?P<name>[a-z-]+)(?:@(?P<budget>[^\[]*))?(?:\[(?P<flags>.*)\])?$"
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration of `--strategy`: `[LABEL=]STRATEGY[@BUDGET][[FLAGS]]`, e.g. `vote@8`,
+    `mcts@16` or `wide=mcts@8[--root-children 4 --select branch]`. FLAGS are `solve`'s search
+    options, over the command line's own."""
+
+    text: str
+    label: str | None
+    name: str
+    budget: str
+    flags: str
+
+
+def _spec(text: str) -> Spec:
+    found = SPEC.match(text)
+    if found is None:
+        raise MarcoError(f"'{text}': a configuration is [LABEL=]STRATEGY[@BUDGET][[FLAGS]]", code=2)
+    return Spec(text, found["label"], found["name"], found["budget"] or "", found["flags"] or "")
+
+
+def _budget(spec: Spec) -> dict[str, int]:
     """`vote@8` (samples), `mcts@16` (iterations): a strategy at a budget of its own."""
-    name, _, budget = spec.partition("@")
-    if not budget:
-        return name, {}
-    if not budget.isdigit() or not 1 <= int(budget) <= 100_000:
-        raise MarcoError(f"'{spec}': the budget after @ must be a whole number from 1 to 100000", code=2)
-    return name, {("iterations" if name == "mcts" else "samples"): int(budget)}
+    if not spec.budget:
+        return {}
+    if not spec.budget.isdigit() or not 1 <= int(spec.budget) <= 100_000:
+        raise MarcoError(f"'{spec.text}': the budget after @ must be a whole number from 1 to 100000", code=2)
+    return {("iterations" if spec.name == "mcts" else "samples"): int(spec.budget)}
+
+
+def _flagged(search: Mapping[str, Any], flags: str) -> Mapping[str, Any]:
+    """The search settings with a configuration's own flags over them, checked as `solve` checks them."""
+    if not flags.strip():
+        return search
+    parser = search_parser()
+    try:
+        with parser.make_context("marco bench", shlex.split(flags), default_map=dict(search)) as ctx:
+            return dict(parser.callback(**ctx.params))
+    except (ClickException, ValueError) as exc:
+        message = exc.format_message() if isinstance(exc, ClickException) else str(exc)
+        raise MarcoError(f"[{flags}]: {message}", code=2) from None
 
 
 def _configs(
     options: Options, strategy: list[str] | None, granularity: list[str] | None
 ) -> dict[str, SearchConfig]:
-    """strategy[@budget] x granularity (the granularity applies to mcts), each a full SearchConfig."""
+    """strategy[@budget][flags] x granularity (the granularity applies to mcts), each a full SearchConfig."""
     strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
     configs = {}
-    for spec in strategies:
-        name, budget = _budget(spec)
-        for g in granularities if name == "mcts" else ["step"]:
-            label = bench.config_name(name, g) + (f"@{spec.partition('@')[2]}" if budget else "")
-            configs[label] = config_from(
-                options.search, strategy=name, granularity=g, numeric_answer=True, **budget
-            )
+    for text in strategies:
+        spec = _spec(text)
+        budget, search = _budget(spec), _flagged(options.search, spec.flags)
+        for g in granularities if spec.name == "mcts" else ["step"]:
+            label = spec.label or bench.config_name(spec.name, g) + (f"@{spec.budget}" if budget else "")
+            if spec.label and len(granularities) > 1 and spec.name == "mcts":
+                label = f"{spec.label}/{g}"
+            elif not spec.label and spec.flags.strip():
+                label += f"[{' '.join(shlex.split(spec.flags))}]"
+            if label in configs:
+                raise MarcoError(f"two configurations are named '{label}': give one a LABEL=", code=2)
+            settings = {**search, "strategy": spec.name, "granularity": g, "numeric_answer": True, **budget}
+            configs[label] = config_from(settings)
     return configs
 
 
@@ -124,7 +172,11 @@ def _report(summary: dict[str, Any], out: Path, as_json: bool) -> None:
 def bench_cmd(
     dataset: Annotated[Path, typer.Argument(help="TSV question<TAB>answer, or JSONL question/answer.")],
     strategy: Annotated[
-        list[str] | None, typer.Option(help="Repeat or comma-separate (default cot,mcts).")
+        list[str] | None,
+        typer.Option(
+            help="Configurations: [LABEL=]STRATEGY[@BUDGET][[FLAGS]], e.g. vote@8 or "
+            "'wide=mcts@8[--root-children 4 --select branch]'; repeat or comma-separate (default cot,mcts)."
+        ),
     ] = None,
     granularity: Annotated[
         list[str] | None, typer.Option(help="For mcts; repeat or comma-separate (default step).")
@@ -146,7 +198,7 @@ def bench_cmd(
     problems = problems[:limit] if limit else problems
     configs = _configs(options, strategy, granularity)
     session = open_session("bench", options, max(branches(c) for c in configs.values()))
-    label = session.info["name"] + (f":{session.info['quant']}" if session.info.get("quant") else "")
+    label = session.info.label
     out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
     meta = {"dataset": str(dataset), "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
     bench.prepare_run_dir(out, meta)

@@ -79,7 +79,7 @@ def runs_from_bench(folder: Path) -> list[export.Run]:
         raise MarcoError(
             f"{folder} holds no search records (records.jsonl): is it a marco bench folder?", code=2
         )
-    return [export.Run(k["record"], k["gold"], f"{folder} {k['config']} #{k['index']}") for k in kept]
+    return [export.Run(k.record, k.gold, f"{folder} {k.config} #{k.index}") for k in kept]
 
 
 def export_cmd(
@@ -119,8 +119,14 @@ def export_cmd(
         if bench_dir
         else runs_from_history(parse_ids(run or []), everything, since)
     )
-    options = export.Options(
-        correct_only, min_reward, length, chosen_only, margin, prefer_short, max_pairs_per_question
+    options = export.Filters(
+        correct_only=correct_only,
+        min_reward=min_reward,
+        length=length,
+        chosen_only=chosen_only,
+        margin=margin,
+        prefer_short=prefer_short,
+        max_pairs=max_pairs_per_question,
     )
     lines, report = export.export(runs, fmt, options)
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)

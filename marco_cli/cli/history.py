@@ -92,7 +92,7 @@ def show_cmd(
         err_console().print(f"tree page: {html}", highlight=False)
         return
     if as_json:
-        print(json.dumps(record, ensure_ascii=False))
+        print(json.dumps(record.to_json(), ensure_ascii=False))
         return
     console = out_console()
     tree = TreeSnapshot.from_record(record)

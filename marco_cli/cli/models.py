@@ -54,6 +54,7 @@ def _rows(show_all: bool) -> list[dict[str, Any]]:
                     "origin": local.origin if local else None,
                     "aliases": list(entry.aliases),
                     "prompt_style": entry.prompt_style,
+                    "context_length": entry.context_length,
                     "description": entry.description,
                 }
             )

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import typer
 
-from marco_cli.engine.types import GRANULARITIES
+from marco_cli.contract import GRANULARITIES
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
 
@@ -69,6 +69,15 @@ SEARCH_TYPES: dict[str, Any] = {
     "children": Annotated[int, typer.Option(min=1, max=64, help="Children per expansion.")],
     "root_children": Annotated[
         int | None, typer.Option(min=1, max=64, help="Children of the root (default: --children).")
+    ],
+    "first_tokens": Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="CoT-decoding: the root's children start with the K likeliest first tokens, then "
+            "greedy (0: off; in-process engine only).",
+        ),
     ],
     "exploration": Annotated[
         float, typer.Option(min=0.0, callback=finite, help="UCT exploration constant c.")
@@ -299,3 +308,16 @@ def with_options(
         return run
 
     return decorate
+
+
+def search_parser() -> Any:
+    """A Click command holding exactly the search options, as `solve` declares them: what
+    `serve` checks a request's settings with and `bench` a configuration's flags."""
+
+    @with_options(output=False, exclude=("model", *ENGINE))
+    def search(*, options: Options) -> Mapping[str, Any]:
+        return options.search
+
+    app = typer.Typer()
+    app.command()(search)
+    return typer.main.get_command(app)

@@ -18,12 +18,21 @@ import typer
 from rich.markup import escape
 
 from marco_cli import tasks
-from marco_cli.cli.options import ENGINE, SEARCH, ClickException, Options, config_from, with_options
+from marco_cli.cli.options import (
+    SEARCH,
+    ClickException,
+    Options,
+    config_from,
+    search_parser,
+    with_options,
+)
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.cli.solve import branches
+from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.runs import history
-from marco_cli.search.config import STRATEGIES, ChatEngine, SearchConfig
+from marco_cli.search.config import STRATEGIES, SearchConfig
+from marco_cli.search.record import Record
 from marco_cli.ui.console import err_console
 
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
@@ -32,18 +41,6 @@ if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
     from marco_cli.server.runner import Runner
 
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
-
-
-def _search_parser() -> Any:
-    """A Click command holding exactly the search options (what `solve` validates with)."""
-
-    @with_options(output=False, exclude=("model", *ENGINE))
-    def search(*, options: Options) -> Mapping[str, Any]:
-        return options.search
-
-    app = typer.Typer()
-    app.command()(search)
-    return typer.main.get_command(app)
 
 
 def _argv(settings: Mapping[str, object]) -> list[str]:
@@ -72,7 +69,7 @@ def configurer(defaults: Mapping[str, Any]) -> Any:
     """The server's `configure`: a request's settings over the command line's, as a SearchConfig."""
     from marco_cli.server.protocol import ApiError, ChatRequest
 
-    parser = _search_parser()
+    parser = search_parser()
 
     def configure(request: ChatRequest, strategy: str | None) -> SearchConfig:
         settings = dict(request.settings)
@@ -164,24 +161,25 @@ def serve_cmd(
             runner.close()
 
 
-def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[dict[str, Any]], None]:
+def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[Record], Record]:
     """What happens to a served run's record: the engine's settings, the history, a log line."""
     console = err_console()
 
-    def finish(record: dict[str, Any]) -> None:
-        record["settings"].update(engine_settings(engine))
+    def finish(record: Record) -> Record:
+        record = record.with_engine(engine_settings(engine))
         if not no_log:
             run_id, warning = history.save_or_keep("serve", record)
-            record["run_id"] = run_id
+            record = record.with_run_id(run_id)
             if warning:
                 console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         console.print(
-            f"run {record.get('run_id', '-')}: {record['answer'][:60]!r} ({record['settings']['strategy']}, "
-            f"{record['iterations']} iterations, {record['tokens']['generated']} tokens, "
-            f"{record['seconds']:.1f} s, {record['stopped']})",
+            f"run {record.run_id or '-'}: {record.answer[:60]!r} ({record.search.strategy}, "
+            f"{record.iterations} iterations, {record.tokens.generated} tokens, "
+            f"{record.seconds:.1f} s, {record.stopped})",
             highlight=False,
             markup=False,
         )
+        return record
 
     return finish
 

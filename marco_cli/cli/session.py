@@ -10,15 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import typer
 from rich.markup import escape
 
 from marco_cli.cli import signals
 from marco_cli.cli.options import Options
+from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import ChatEngine
+from marco_cli.search.record import ModelInfo
 from marco_cli.store import download
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console
@@ -30,7 +30,7 @@ class Opened:
 
     engine: ChatEngine
     style: str
-    info: dict[str, Any]
+    info: ModelInfo
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Session:
     command: str
     engine: ChatEngine
     style: str
-    info: dict[str, Any]
+    info: ModelInfo
     options: Options
 
 
@@ -67,19 +67,16 @@ def open_engine(chosen: Options, branches: int) -> Opened:
     """
     model, options = chosen.model, chosen.engine
     if options.backend:
-        from marco_cli.engine.remote import RemoteEngine
+        from marco_cli.engine.remote import FIRST_TOKENS_LOCAL, RemoteEngine
+
+        if chosen.search.get("first_tokens"):  # said before any server is asked
+            raise MarcoError(FIRST_TOKENS_LOCAL, code=2)
 
         style = "plain" if model.endswith(".gguf") else parse_spec(model, load_registry()).prompt_style
         engine = RemoteEngine(
             options.backend, parallel=options.parallel, fallback_parallel=branches, timeout=options.timeout
         )
-        info = {
-            "name": engine.model,
-            "file": None,
-            "quant": None,
-            "origin": f"remote {engine.root}",
-            "prompt_style": style,
-        }
+        info = ModelInfo(engine.model, None, None, f"remote {engine.root}", style)
         return Opened(engine, style, info)
     from marco_cli.engine.llama import Engine
 
@@ -104,13 +101,8 @@ def open_engine(chosen: Options, branches: int) -> Opened:
             highlight=False,
         )
     engine.watch_interrupts(signals.WATCH)
-    info = {
-        "name": spec.entry.name if spec.entry else spec.label,
-        "file": str(local.path),
-        "quant": spec.quant,
-        "origin": local.origin,
-        "prompt_style": spec.prompt_style,
-    }
+    name = spec.entry.name if spec.entry else spec.label
+    info = ModelInfo(name, str(local.path), spec.quant, local.origin, spec.prompt_style)
     return Opened(engine, spec.prompt_style, info)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -19,12 +20,35 @@ from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
 from marco_cli.runs import history
 from marco_cli.search.config import SAMPLING, SearchConfig
+from marco_cli.search.record import JsonObject, Record
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.tree_view import final_view
 
 Text = Annotated[str | None, typer.Argument(help="The input; '-' or a pipe reads stdin.")]
+
+
+@dataclass(frozen=True)
+class Unsearched:
+    """A translate input line that was not searched (empty, or its search failed): it keeps
+    output lines in step with input lines, with an empty answer."""
+
+    question: str
+    skipped: str | None = None  # why it was not searched ("empty line")
+    failed: str | None = None  # the error that ended its search
+    answer: str = ""
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {"question": self.question, "answer": self.answer}
+        if self.skipped is not None:
+            out["skipped"] = self.skipped
+        if self.failed is not None:
+            out["failed"] = self.failed
+        return out
+
+
+Line = Record | Unsearched
 
 
 def _decode(data: bytes, where: str) -> str:
@@ -53,12 +77,10 @@ def branches(config: SearchConfig) -> int:
     """Requests one search step sends together."""
     if config.strategy in SAMPLING:
         return config.samples
-    return max(config.children, config.root_children or 0)
+    return max(config.children, config.root_children or 0, config.first_tokens)
 
 
-def run_one(
-    session: Session, config: SearchConfig, question: str, messages: list[dict[str, str]]
-) -> dict[str, Any]:
+def run_one(session: Session, config: SearchConfig, question: str, messages: list[dict[str, str]]) -> Record:
     """Search one prompt (live on a terminal), and save the record unless --no-log."""
     console = err_console()
     output = session.options.output
@@ -69,26 +91,25 @@ def run_one(
             record = tasks.run_task(*args, view)
     else:
         record = tasks.run_task(*args)
-    record["settings"].update(engine_settings(session.engine))
+    record = record.with_engine(engine_settings(session.engine))
     sizes = session.engine.decode_sizes
     if session.options.engine.verbose and sizes:
         held = ", ".join(f"{k} branch{'es' if k > 1 else ''}: {v}" for k, v in sorted(sizes.items()))
         console.print(f"generation decodes by branches held ({held})", highlight=False)
     if not output.no_log:
         run_id, warning = history.save_or_keep(session.command, record)
-        if run_id is not None:
-            record["run_id"] = run_id
+        record = record.with_run_id(run_id)
         if warning:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     return record
 
 
-def show_answer(record: dict[str, Any], options: Options, one_line: bool = False) -> None:
-    answer = record["answer"]
+def show_answer(record: Line, options: Options, one_line: bool = False) -> None:
+    answer = record.answer
     if one_line:
         answer = " ".join(answer.split())
     quiet, hide = options.output.quiet, options.output.hide_thought
-    if "stopped" not in record:  # a stand-in for an empty or failed line
+    if isinstance(record, Unsearched):
         print(answer, flush=True)
         return
     if sys.stdout.isatty() and not quiet:
@@ -97,10 +118,10 @@ def show_answer(record: dict[str, Any], options: Options, one_line: bool = False
     print(answer, flush=True)
     console = err_console()
     if console.is_terminal and not quiet:
-        console.print(final_view({**record, "answer": "(on stdout)"}, hide))
+        console.print(final_view(record, hide, answer_shown="(on stdout)"))
 
 
-def write_html(records: list[dict[str, Any]], path: Path | None) -> None:
+def write_html(records: list[Record], path: Path | None) -> None:
     """--html FILE: one page per search (FILE-2.html, ... for more lines), said on stderr."""
     if path is None or not records:
         return
@@ -133,19 +154,19 @@ def no_answer_hint(stats: dict[str, int], max_tokens: int) -> str:
     return f"no answer: no rollout gave one ({', '.join(parts)}); try {' or '.join(helps)}"
 
 
-def finish(records: list[dict[str, Any]], total: int = 1) -> None:
+def finish(records: list[Record], total: int = 1) -> None:
     """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished.
     `total` is how many searches were asked for (translate: the input lines)."""
-    failed = next((r for r in records if r["stopped"] == "error"), None)
+    failed = next((r for r in records if r.stopped == "error"), None)
     if failed is not None:
-        raise MarcoError(f"{failed['error']} (the partial tree is in the run's record)")
+        raise MarcoError(f"{failed.error} (the partial tree is in the run's record)")
     for record in records:
-        if not record["answer"] and record["rollouts"]:
-            hint = no_answer_hint(record["rollout_stats"], record["settings"]["max_tokens"])
+        if not record.answer and record.rollouts:
+            hint = no_answer_hint(record.rollout_stats, record.search.max_tokens)
             err_console().print(f"[yellow]{escape(hint)}[/]", highlight=False)
-    interrupted = [r for r in records if r["stopped"] == "interrupted"]
+    interrupted = [r for r in records if r.stopped == "interrupted"]
     if interrupted:
-        shown = any(r["answer"] for r in interrupted)
+        shown = any(r.answer for r in interrupted)
         what = "the best answer so far is shown" if shown else "no answer had finished yet"
         if total > 1:
             done = len(records) - len(interrupted)
@@ -165,7 +186,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     with session.engine:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
-        print(json.dumps(record, ensure_ascii=False))
+        print(json.dumps(record.to_json(), ensure_ascii=False))
     else:
         show_answer(record, options)
     write_html([record], options.output.html)
@@ -185,21 +206,22 @@ def translate_cmd(
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
     session = open_session("translate", options, branches(config))
-    records: list[dict[str, Any]] = []
+    records: list[Line] = []
     failed = 0
     with session.engine:
         for number, line in enumerate(lines, 1):
             record = _translate_line(session, config, line, number, to, source, alone=len(lines) == 1)
-            failed += "failed" in record
+            failed += isinstance(record, Unsearched) and record.failed is not None
             records.append(record)
             if not options.output.as_json:
                 show_answer(record, options, one_line=len(lines) > 1)
-            if record.get("stopped") == "interrupted":
+            if isinstance(record, Record) and record.stopped == "interrupted":
                 break
     if options.output.as_json:
-        doc = records[0] if len(lines) == 1 and records else {"task": "translate", "lines": records}
+        docs = [r.to_json() for r in records]
+        doc = docs[0] if len(lines) == 1 and docs else {"task": "translate", "lines": docs}
         print(json.dumps(doc, ensure_ascii=False))
-    searched = [r for r in records if "stopped" in r]
+    searched = [r for r in records if isinstance(r, Record)]
     write_html(searched, options.output.html)
     finish(searched, total=len(searched) + len(lines) - len(records))
     if failed:
@@ -214,18 +236,18 @@ def _translate_line(
     to: str,
     source: str | None,
     alone: bool = False,
-) -> dict[str, Any]:
+) -> Line:
     """One input line's record; an empty line or a failed one gets a stand-in entry (empty
     answer) so that output lines stay in step with input lines."""
     if not line.strip():
-        return {"question": line, "answer": "", "skipped": "empty line"}
+        return Unsearched(line, skipped="empty line")
     try:
         return run_one(session, config, line.strip(), tasks.translate_messages(line.strip(), to, source))
     except MarcoError as exc:
         if alone:  # one text: its error is the command's (a too-long prompt stays a usage error)
             raise
         err_console().print(f"[bold red]error:[/] line {number}: {escape(str(exc))}", highlight=False)
-        return {"question": line.strip(), "answer": "", "failed": str(exc)}
+        return Unsearched(line.strip(), failed=str(exc))
 
 
 COMMANDS = {"solve": solve_cmd, "translate": translate_cmd}

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import llama_cpp
 import numpy as np
 
+from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.snapshots import KVSnapshots
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 Observer = Callable[[np.ndarray, int], None]
@@ -211,6 +211,17 @@ class Decoder:
         llama_cpp.llama_sampler_accept(sampler, token)
         return token
 
+    def _first_token(self, sampler: llama_cpp.llama_sampler_p, row: np.ndarray, sampling: Sampling) -> int:
+        """A branch's first token: the sampler's, or the one of rank `first_rank` by logit."""
+        rank = sampling.first_rank
+        if rank is None:
+            return self._sample_row(sampler, row)
+        rank = min(rank, self.n_vocab - 1)
+        top = np.argpartition(-row, rank)[: rank + 1]
+        token = int(top[np.argsort(-row[top], kind="stable")][rank])
+        llama_cpp.llama_sampler_accept(sampler, token)
+        return token
+
     # generation ------------------------------------------------------------------------------
     def generate_many(
         self,
@@ -234,8 +245,8 @@ class Decoder:
                 rows.append(row)
             live = [
                 b
-                for b, row in zip(branches, rows, strict=True)
-                if self._advance(b, self._sample_row(b.sampler, row), row, observe)
+                for b, row, request in zip(branches, rows, requests, strict=True)
+                if self._advance(b, self._first_token(b.sampler, row, request.sampling), row, observe)
             ]
             if on_token is not None:
                 on_token(len(branches))

@@ -17,10 +17,10 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
-from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 from marco_cli.store.gguf import check_gguf
 
@@ -289,7 +289,8 @@ class Engine:
 
     @property
     def generated(self) -> int:
-        """Tokens sampled."""
+        """Tokens in the generations returned so far (every sampled token is kept in one: EOS
+        and the stop text's tokens included), as `RemoteEngine.generated` counts them."""
         return self._decoder.generated
 
     @property

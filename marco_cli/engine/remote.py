@@ -31,10 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.types import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.errors import MarcoError
 
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
@@ -51,6 +51,10 @@ _DETOKENIZE = (
 NO_LOGPROBS = (
     "the server returned no per-token logprobs (top 5); marco needs them "
     "(llama-cpp-python's server: start it with --logits_all true)"
+)
+FIRST_TOKENS_LOCAL = (
+    "--first-tokens needs the in-process engine: a server cannot be told to start with its "
+    "k-th most likely token (drop --backend, or --first-tokens)"
 )
 
 
@@ -103,7 +107,7 @@ class RemoteEngine:
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self._lock = threading.Lock()
         self.evaluated = 0  # prompt tokens the server reported processing
-        self.generated = 0  # tokens kept
+        self.generated = 0  # tokens in the generations returned so far, as `Engine.generated`
         self.streamed = 0  # tokens the server sent (kept or past a step end)
         self.requests = 0
         self.max_in_flight = 0
@@ -293,6 +297,8 @@ class RemoteEngine:
         }
 
     def _one(self, request: Request) -> Generation:
+        if request.sampling.first_rank is not None:
+            raise MarcoError(FIRST_TOKENS_LOCAL, code=2)
         prefix, stop = request.prefix, request.stop
         limit = stop.token_limit()
         prompt = self._text(prefix)

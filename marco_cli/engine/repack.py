@@ -192,8 +192,8 @@ def describe() -> dict[str, object]:
 
 def _child(model: str) -> int:
     """The probe: load with repacking, then decode a batch of several tokens and a few more."""
+    from marco_cli.contract import Sampling, StopRule
     from marco_cli.engine.llama import Engine
-    from marco_cli.engine.types import Sampling, StopRule
 
     with Engine(model, ctx=256, repack=True, threads=2) as engine:
         prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. One, two, three,")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from marco_cli.contract import StopReason, StopRule
 from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
-from marco_cli.engine.types import StopReason, StopRule, confidence_dropped, ends_step
 
 LOOP_WINDOW = DEFAULT_RULE.window()  # characters the repetition guard looks back over
 
@@ -27,3 +27,28 @@ def cut_reason(
     if stop.granularity == "step" and ends_step(text, before, stop.step_break):
         return "step"
     return None
+
+
+def confidence_dropped(top_means: Sequence[float], stop: StopRule) -> bool:
+    """DeepConf online's early stop, one rule for both engines: the newest window's group
+    confidence (mean of minus the top-5 mean log-probs) is below `stop.min_confidence`."""
+    window = stop.confidence_window
+    if stop.min_confidence is None or len(top_means) < window:
+        return False
+    return -sum(top_means[-window:]) / window < stop.min_confidence
+
+
+def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:
+    """Has the newest piece, text[before:], closed a reasoning step?
+
+    `line`: a line break after non-empty text; `blank`: a blank line after non-empty text.
+    The local engine asks on bytes, the remote one on text.
+    """
+    nl = "\n" if isinstance(text, str) else b"\n"
+    cut = text.find(nl, before)
+    if cut < 0:
+        return False
+    if mode == "blank":
+        blank = nl + nl
+        return blank in text[max(0, before - 1) :] and bool(text[: text.rfind(blank)].strip())
+    return bool(text[:cut].strip())

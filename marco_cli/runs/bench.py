@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from marco_cli import tasks
+from marco_cli.contract import Model
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.search.answers import extract_number
 from marco_cli.search.baselines import majority
-from marco_cli.search.config import SELECTS, Model, SearchConfig
+from marco_cli.search.config import SELECTS, SearchConfig
 from marco_cli.search.core import choose
 from marco_cli.search.deepconf import filtered_vote
-from marco_cli.search.record import tree_from_dict
+from marco_cli.search.record import ModelInfo, Record, RecordError
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -102,6 +103,12 @@ def read_jsonl(
     """The JSON-object lines of a bench file that hold the `need` fields (those in `objects`
     as objects); any other line (one cut by a kill, one edited by hand) is left out and told to
     `on_bad(path, line, why)`."""
+    return [row for _, row in _numbered_rows(path, need, on_bad, objects)]
+
+
+def _numbered_rows(
+    path: Path, need: tuple[str, ...], on_bad: BadLine, objects: tuple[str, ...]
+) -> list[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return []
     rows = []
@@ -120,7 +127,7 @@ def read_jsonl(
         if any(not isinstance(row[k], dict) for k in objects):
             on_bad(path, number, f"its {', '.join(objects)} is not an object")
             continue
-        rows.append(row)
+        rows.append((number, row))
     return rows
 
 
@@ -283,8 +290,8 @@ def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
     write_text(meta_path, json.dumps(meta, indent=2))
 
 
-def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str, Any]:
-    extracted, correct = grade(record["answer"], problem.answer)
+def result_row(name: str, problem: Problem, record: Record) -> dict[str, Any]:
+    extracted, correct = grade(record.answer, problem.answer)
     return {
         "config": name,
         "index": problem.index,
@@ -292,23 +299,48 @@ def result_row(name: str, problem: Problem, record: dict[str, Any]) -> dict[str,
         "gold": problem.answer,
         "extracted": extracted,
         "correct": correct,
-        "reward": record["confidence"],
-        "tokens": record["tokens"]["generated"],
-        "seconds": record["seconds"],
-        "answer": record["answer"],
-        "response": record["response"],
+        "reward": record.reward,
+        "tokens": record.tokens.generated,
+        "seconds": record.seconds,
+        "answer": record.answer,
+        "response": record.response,
     }
 
 
-def read_records(out: Path, on_bad: BadLine = _ignore) -> list[dict[str, Any]]:
-    """The search records a bench run kept (`records.jsonl`: config, index, gold, record)."""
-    return read_jsonl(out / RECORDS, RECORD_FIELDS, on_bad, objects=("record",))
+@dataclass(frozen=True)
+class Kept:
+    """One search a bench run kept (records.jsonl): its configuration, problem, gold answer."""
+
+    config: str
+    index: int
+    gold: str
+    record: Record
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "index": self.index,
+            "gold": self.gold,
+            "record": self.record.to_json(),
+        }
+
+
+def read_records(out: Path, on_bad: BadLine = _ignore) -> list[Kept]:
+    """The search records a bench run kept; a line whose record is not one is told to `on_bad`."""
+    kept = []
+    for number, row in _numbered_rows(out / RECORDS, RECORD_FIELDS, on_bad, ("record",)):
+        try:
+            record = Record.from_json(row["record"])
+            kept.append(Kept(str(row["config"]), int(row["index"]), str(row["gold"]), record))
+        except (RecordError, TypeError, ValueError) as exc:
+            on_bad(out / RECORDS, number, str(exc))
+    return kept
 
 
 def run(
     engine: Model,
     style: str,
-    info: dict[str, Any],
+    info: ModelInfo,
     problems: list[Problem],
     configs: dict[str, SearchConfig],
     out: Path,
@@ -329,14 +361,14 @@ def run(
         problem, name = item
         messages = tasks.solve_messages(problem.question)
         record = tasks.run_task(engine, style, info, problem.question, messages, configs[name])
-        if record["stopped"] == "interrupted":
+        if record.stopped == "interrupted":
             raise KeyboardInterrupt
-        if record["stopped"] == "error":
-            raise MarcoError(record["error"] or "the model failed")
+        if record.stopped == "error":
+            raise MarcoError(record.error or "the model failed")
         row = result_row(name, problem, record)
-        kept = {"config": name, "index": problem.index, "gold": problem.answer, "record": record}
+        kept = Kept(name, problem.index, problem.answer, record)
         with lock:
-            append_line(out / RECORDS, kept)
+            append_line(out / RECORDS, kept.to_json())
             append_result(out, row)
         listener(ProblemGraded(name, problem.index, row["correct"]))
 
@@ -353,9 +385,9 @@ def run(
 RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high", "answer-conf", "answer-vote")
 
 
-def answer_by(record: dict[str, Any], rule: str) -> str:
+def answer_by(record: Record, rule: str) -> str:
     """The answer a saved tree gives under `rule`, without generating again (re-scoring)."""
-    tree = tree_from_dict(record)
+    tree = record.tree()
     if rule == "majority":
         chosen = majority(tree.rollouts)
     elif rule.startswith("deepconf-"):

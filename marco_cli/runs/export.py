@@ -14,9 +14,9 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from marco_cli.runs.bench import grade
+from marco_cli.search.record import JsonObject, NodeRecord, Record, RolloutRecord
 
 LENGTHS = ("all", "shortest", "longest")
 FORMATS = ("sft", "dpo", "tree")
@@ -26,13 +26,15 @@ FORMATS = ("sft", "dpo", "tree")
 class Run:
     """One search record to export, with its gold answer when it came from a bench run."""
 
-    record: dict[str, Any]
+    record: Record
     gold: str | None
     source: str  # "run 12", or "bench-out/x cot #3"
 
 
 @dataclass(frozen=True)
-class Options:
+class Filters:
+    """Which rollouts become examples, and which pairs preference pairs."""
+
     correct_only: bool = False
     min_reward: float | None = None
     length: str = "all"  # sft: all candidates, or the shortest / longest third of them
@@ -53,31 +55,35 @@ class Report:
 class Side:
     """A rollout as one side of an example: its whole response text and where it sits."""
 
-    rollout: dict[str, Any]
+    rollout: RolloutRecord
     path: tuple[int, ...]  # node ids root..start node
     tokens: int  # response tokens: the path's actions and the rollout's own
     correct: bool | None
 
     @property
     def text(self) -> str:
-        return str(self.rollout["text"])
+        return self.rollout.text
+
+
+def _by_id(record: Record) -> dict[int, NodeRecord]:
+    return {n.id: n for n in record.nodes}
 
 
 def _sides(run: Run) -> list[Side]:
     """Every rollout with a distinct text, in rollout order."""
-    nodes = {n["id"]: n for n in run.record.get("nodes", [])}
+    nodes = _by_id(run.record)
     seen: set[str] = set()
     sides = []
-    for rollout in run.record.get("rollouts", []):
-        if rollout["text"] in seen:
+    for rollout in run.record.rollouts:
+        if rollout.text in seen:
             continue
-        seen.add(rollout["text"])
-        path = [rollout["node"]]
-        while nodes.get(path[-1], {}).get("parent") is not None:
-            path.append(nodes[path[-1]]["parent"])
+        seen.add(rollout.text)
+        path = [rollout.node]
+        while path[-1] in nodes and (parent := nodes[path[-1]].parent) is not None:
+            path.append(parent)
         path.reverse()
-        tokens = sum(nodes[i]["tokens"] for i in path if i in nodes) + rollout["tokens"]
-        correct = None if run.gold is None else grade(rollout["answer"], run.gold)[1]
+        tokens = sum(nodes[i].tokens for i in path if i in nodes) + rollout.tokens
+        correct = None if run.gold is None else grade(rollout.answer, run.gold)[1]
         sides.append(Side(rollout, tuple(path), tokens, correct))
     return sides
 
@@ -87,27 +93,30 @@ def _assistant_text(side: Side) -> str:
     text = side.text.strip()
     if "<Output>" in text:
         return text
-    answer = side.rollout["answer"]
+    answer = side.rollout.answer
     thought = text[: text.rfind(answer)].strip() if answer and answer in text else text
     return f"<Thought>\n{thought}\n</Thought>\n<Output>\n{answer}\n</Output>"
 
 
-def sft_examples(run: Run, options: Options, report: Report) -> Iterator[dict[str, Any]]:
-    candidates = [s for s in _sides(run) if s.rollout.get("finished") and s.rollout["answer"]]
+def _reward(side: Side) -> float:
+    return side.rollout.reward or 0.0
+
+
+def sft_examples(run: Run, options: Filters, report: Report) -> Iterator[JsonObject]:
+    candidates = [s for s in _sides(run) if s.rollout.finished and s.rollout.answer]
     if options.chosen_only:
-        chosen = run.record.get("chosen_rollout")
-        candidates = [s for s in candidates if s.rollout["id"] == chosen]
+        candidates = [s for s in candidates if s.rollout.id == run.record.chosen_rollout]
     if options.correct_only:
         if run.gold is None:
             report.skipped["no gold answer"] += 1
             return
         candidates = [s for s in candidates if s.correct]
     if options.min_reward is not None:
-        candidates = [s for s in candidates if (s.rollout["reward"] or 0.0) >= options.min_reward]
+        candidates = [s for s in candidates if _reward(s) >= options.min_reward]
     if not candidates:
         report.skipped["no finished rollout passed the filters"] += 1
         return
-    candidates.sort(key=lambda s: (s.tokens, s.rollout["id"]))
+    candidates.sort(key=lambda s: (s.tokens, s.rollout.id))
     third = math.ceil(len(candidates) / 3)
     if options.length == "shortest":
         candidates = candidates[:third]
@@ -116,34 +125,38 @@ def sft_examples(run: Run, options: Options, report: Report) -> Iterator[dict[st
     for side in candidates:
         report.written += 1
         yield {
-            "messages": [*run.record["messages"], {"role": "assistant", "content": _assistant_text(side)}],
+            "messages": [*_messages(run.record), {"role": "assistant", "content": _assistant_text(side)}],
             "source": run.source,
-            "reward": side.rollout["reward"],
+            "reward": side.rollout.reward,
             "tokens": side.tokens,
             "correct": side.correct,
         }
 
 
-def _shared(a: Side, b: Side, record: dict[str, Any]) -> tuple[int, int]:
+def _messages(record: Record) -> list[dict[str, str]]:
+    return [m.to_json() for m in record.messages]
+
+
+def _shared(a: Side, b: Side, record: Record) -> tuple[int, int]:
     """Characters and tokens of the response text the two sides share: their deepest common
     node's path (the root holds the prompt, not response text)."""
     common = [x for x, y in zip(a.path, b.path, strict=False) if x == y]
-    nodes = {n["id"]: n for n in record["nodes"]}
+    nodes = _by_id(record)
     along = [nodes[i] for i in common[1:]]
-    return sum(len(n["text"]) for n in along), sum(n["tokens"] for n in along)
+    return sum(len(n.text) for n in along), sum(n.tokens for n in along)
 
 
-def _prefers(a: Side, b: Side, options: Options, gold: bool) -> bool:
+def _prefers(a: Side, b: Side, options: Filters, gold: bool) -> bool:
     """Is a to be chosen over b?"""
     if gold:
         if a.correct and not b.correct:
             return True
         return bool(options.prefer_short and a.correct and b.correct and a.tokens < b.tokens)
-    gap = (a.rollout["reward"] or 0.0) - (b.rollout["reward"] or 0.0)
+    gap = _reward(a) - _reward(b)
     return gap > 0 and gap >= options.margin
 
 
-def dpo_pairs(run: Run, options: Options, report: Report) -> Iterator[dict[str, Any]]:
+def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject]:
     sides = _sides(run)
     gold = run.gold is not None
     pairs = [(a, b) for a, b in itertools.permutations(sides, 2) if _prefers(a, b, options, gold)]
@@ -151,44 +164,42 @@ def dpo_pairs(run: Run, options: Options, report: Report) -> Iterator[dict[str, 
         why = "all sides equally good (or one side only)" if gold else "no two rewards differ by the margin"
         report.skipped[why] += 1
         return
-    pairs.sort(key=lambda p: (-(p[0].rollout["reward"] or 0.0), p[1].rollout["reward"] or 0.0, p[0].tokens))
+    pairs.sort(key=lambda p: (-_reward(p[0]), _reward(p[1]), p[0].tokens))
     for chosen, rejected in pairs[: options.max_pairs]:
         chars, tokens = _shared(chosen, rejected, run.record)
         report.written += 1
         yield {
-            "prompt": run.record["messages"],
+            "prompt": _messages(run.record),
             "chosen": [{"role": "assistant", "content": chosen.text}],
             "rejected": [{"role": "assistant", "content": rejected.text}],
             "shared_prefix_chars": chars,
             "shared_prefix_tokens": tokens,
-            "chosen_reward": chosen.rollout["reward"],
-            "rejected_reward": rejected.rollout["reward"],
+            "chosen_reward": chosen.rollout.reward,
+            "rejected_reward": rejected.rollout.reward,
             "chosen_correct": chosen.correct,
             "rejected_correct": rejected.correct,
             "source": run.source,
         }
 
 
-def tree_object(run: Run, report: Report) -> Iterator[dict[str, Any]]:
-    record = run.record
+TREE_FIELDS = ("question", "messages", "answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
+
+
+def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
+    """The raw tree: the record's tree fields, as its JSON form has them."""
+    saved = run.record.to_json()
     report.written += 1
     yield {
         "source": run.source,
-        "question": record["question"],
-        "messages": record.get("messages"),
+        "question": saved["question"],
+        "messages": saved["messages"],
         "gold": run.gold,
-        "answer": record["answer"],
-        "chosen_rollout": record["chosen_rollout"],
-        "path": record["path"],
-        "nodes": record["nodes"],
-        "rollouts": record["rollouts"],
-        "settings": record["settings"],
-    }
+    } | {k: saved[k] for k in TREE_FIELDS[2:]}
 
 
-def export(runs: list[Run], fmt: str, options: Options) -> tuple[list[dict[str, Any]], Report]:
+def export(runs: list[Run], fmt: str, options: Filters) -> tuple[list[JsonObject], Report]:
     report = Report(runs=len(runs))
-    lines: list[dict[str, Any]] = []
+    lines: list[JsonObject] = []
     for run in runs:
         if fmt == "tree":
             lines.extend(tree_object(run, report))

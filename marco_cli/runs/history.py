@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from marco_cli.errors import MarcoError
+from marco_cli.search.record import Record, RecordError
 from marco_cli.store.registry import marco_home
 
 LOCK_TIMEOUT_S = 5.0
@@ -62,15 +63,15 @@ def _broken(exc: Exception) -> HistoryError:
     return HistoryError(f"the history at {db_path()} cannot be used ({reason}); move it aside to start anew")
 
 
-def _parse(run_id: int, text: str) -> dict[str, Any] | None:
+def _parse(text: str) -> Record | None:
+    """A stored record, or None when the row is damaged (not JSON, or not a run record)."""
     try:
-        record = json.loads(text)
-    except (ValueError, TypeError):
+        return Record.from_json(json.loads(text))
+    except (ValueError, TypeError, RecordError):
         return None
-    return record if isinstance(record, dict) else None
 
 
-def save(command: str, record: dict[str, Any]) -> int:
+def save(command: str, record: Record) -> int:
     try:
         with closing(_connect()) as conn, conn:
             cur = conn.execute(
@@ -79,13 +80,13 @@ def save(command: str, record: dict[str, Any]) -> int:
                 (
                     time.time(),
                     command,
-                    record["model"].get("name", "?"),
-                    record["settings"]["strategy"],
-                    record["question"],
-                    record["answer"],
-                    record["confidence"],
-                    record["seconds"],
-                    json.dumps(record, ensure_ascii=False),
+                    record.model.name,
+                    record.search.strategy,
+                    record.question,
+                    record.answer,
+                    record.reward,
+                    record.seconds,
+                    json.dumps(record.to_json(), ensure_ascii=False),
                 ),
             )
             return int(cur.lastrowid or 0)
@@ -93,10 +94,10 @@ def save(command: str, record: dict[str, Any]) -> int:
         raise _broken(exc) from None
 
 
-def keep_aside(record: dict[str, Any]) -> Path:
+def keep_aside(record: Record) -> Path:
     """Write the record to a fallback file: in MARCO_HOME when it is writable, else the temp dir."""
     name = f"unsaved-run-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6}.json"
-    text = json.dumps(record, ensure_ascii=False, indent=1)
+    text = json.dumps(record.to_json(), ensure_ascii=False, indent=1)
     for folder in (marco_home(), Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def keep_aside(record: dict[str, Any]) -> Path:
     raise HistoryError("the record could not be written anywhere")
 
 
-def save_or_keep(command: str, record: dict[str, Any]) -> tuple[int | None, str | None]:
+def save_or_keep(command: str, record: Record) -> tuple[int | None, str | None]:
     """Save the record; on failure keep it in a fallback file. Returns (run id, warning)."""
     try:
         return save(command, record), None
@@ -138,7 +139,7 @@ def recent(limit: int) -> list[dict[str, Any]]:
 
 def records(
     ids: list[int] | None = None, since: float | None = None
-) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
+) -> tuple[list[tuple[int, Record]], list[int]]:
     """(id, record) of the runs with these ids (all when None) created since `since`, and the ids
     of matching runs whose stored record is damaged (left out: one bad row blocks no other)."""
     if not db_path().exists():
@@ -153,12 +154,12 @@ def records(
             rows = conn.execute(query + " ORDER BY id", args).fetchall()
     except (sqlite3.Error, OSError) as exc:
         raise _broken(exc) from None
-    parsed = [(int(run_id), _parse(run_id, text)) for run_id, text in rows]
+    parsed = [(int(run_id), _parse(text)) for run_id, text in rows]
     good = [(run_id, record) for run_id, record in parsed if record is not None]
     return good, [run_id for run_id, record in parsed if record is None]
 
 
-def load(run_id: int) -> dict[str, Any]:
+def load(run_id: int) -> Record:
     """A run's record; an id that is not there is a usage error, a damaged record a runtime one."""
     if not db_path().exists():
         raise MarcoError(f"no run {run_id}: the history is empty", code=2)
@@ -171,7 +172,7 @@ def load(run_id: int) -> dict[str, Any]:
         raise _broken(exc) from None
     if row is None:
         raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them", code=2)
-    record = _parse(run_id, row[0])
+    record = _parse(row[0])
     if record is None:
-        raise MarcoError(f"run {run_id}'s record in the history is damaged (not a JSON object)")
+        raise MarcoError(f"run {run_id}'s record in the history is damaged (not a run record)")
     return record

@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from marco_cli.engine.types import Generation, Request
+from marco_cli.contract import Generation, Model, Request
 from marco_cli.search.answers import answer_key
-from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, RunCost, answer_votes, end_run, guard, rollout_scored, score
 from marco_cli.search.deepconf import (
     filtered_vote,
@@ -100,7 +100,7 @@ def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Lis
     )
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
     trace = lowest_group_confidence(token_confidences(gen.top_means), config.deepconf_window)
-    rollout = score(tree, node, None, config, trace)
+    rollout = tree.add_rollout(score(tree, node, None, config, trace))
     listener(rollout_scored(rollout))
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 

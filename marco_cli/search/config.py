@@ -1,20 +1,12 @@
-"""The search's settings, its narrow model interface, and the result every strategy returns."""
+"""The search's settings and the result every strategy returns (the model it talks to is
+marco_cli/contract.py's `Model`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
-from marco_cli.engine.types import (
-    GRANULARITIES,
-    Generation,
-    Granularity,
-    InterruptWatch,
-    Request,
-    Sampling,
-    StopRule,
-)
+from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StopRule
 from marco_cli.search.events import StopWhy
 from marco_cli.search.tree import Rollout, Tree
 
@@ -25,52 +17,6 @@ STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
 REWARDS: tuple[Reward, ...] = get_args(Reward)
 SELECTS: tuple[Select, ...] = get_args(Select)
-TokenCallback = Callable[[int], None]
-
-
-class Model(Protocol):
-    """What the search reads from a language model (the engine, or a scripted fake)."""
-
-    evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
-    parallel: int  # requests it runs at once: a baseline hands it that many per call
-
-    def generate_many(
-        self, requests: Sequence[Request], on_token: TokenCallback | None = None
-    ) -> list[Generation]:
-        """Generate every request; call `on_token(n)` as tokens are produced (progress)."""
-        ...
-
-    def tokenize(self, text: str) -> list[int]: ...
-
-
-class ChatEngine(Model, Protocol):
-    """The search's `Model` plus what a command needs from an engine: the conversation as
-    prompt tokens, the settings it really runs with (for the record), decode statistics, an
-    interrupt hook for long decodes, and closing. `Engine` (llama.cpp in-process) and
-    `RemoteEngine` (a server) implement it; tests use a scripted one."""
-
-    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
-        """Render and tokenize; a prompt that does not fit the context is a usage error."""
-        ...
-
-    def settings(self) -> dict[str, int | bool]:
-        """What the engine actually used (threads, context, parallel, ...), for the record."""
-        ...
-
-    @property
-    def decode_sizes(self) -> dict[int, int]:
-        """How many generation decodes held 1, 2, ... branches (empty where not known)."""
-        ...
-
-    def watch_interrupts(self, watch: InterruptWatch) -> None:
-        """Let long decodes stop mid-way when `watch` says so (a no-op where there are none)."""
-        ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> ChatEngine: ...
-
-    def __exit__(self, *exc: object) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +27,9 @@ class SearchConfig:
     iterations: int = 8
     children: int = 2
     root_children: int | None = None  # children of the root (None: `children`)
+    # CoT-decoding at the root: its children start with the k most likely first tokens and
+    # continue greedily (0: off; overrides root_children)
+    first_tokens: int = 0
     exploration: float = 1.414
     granularity: Granularity = "step"
     step_break: str = "line"
@@ -115,6 +64,7 @@ class SearchConfig:
             (self.iterations >= 1, "iterations must be at least 1"),
             (self.children >= 1, "children must be at least 1"),
             (self.root_children is None or self.root_children >= 1, "root children must be at least 1"),
+            (0 <= self.first_tokens <= 64, "first tokens must be from 0 to 64"),
             (self.samples >= 1, "samples must be at least 1"),
             (0 < self.deepconf_keep <= 1, "deepconf keep must be in (0, 1]"),
             (self.deepconf_window >= 1, "deepconf window must be at least 1"),
@@ -132,7 +82,11 @@ class SearchConfig:
             if not ok:
                 raise ValueError(message)
 
-    def sampling(self, seed: int, greedy: bool = False) -> Sampling:
+    def sampling(self, seed: int, greedy: bool = False, first_rank: int | None = None) -> Sampling:
+        """A child's sampling: greedy (the first child), the k-th first token then greedy
+        (`first_rank`, CoT-decoding), or sampled at the temperature."""
+        if first_rank is not None:
+            return Sampling(seed=seed, first_rank=first_rank)
         if greedy or self.temperature == 0:
             return Sampling(seed=seed)
         return Sampling(self.temperature, self.top_p, self.top_k, self.min_p, seed)

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from marco_cli.engine.types import FINISHED_REASONS, Generation
+from marco_cli.contract import FINISHED_REASONS, Generation
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
@@ -82,8 +82,9 @@ def answer_confidence(tree: Tree, node: Node, gen: Generation | None, answer: st
 def score(
     tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, trace: float | None = None
 ) -> Rollout:
-    """Score the rollout that continued `node` with `gen` (None: the node itself ends the
-    answer), append it to the tree and return it. `trace`: its DeepConf trace confidence."""
+    """The scored rollout that continued `node` with `gen` (None: the node itself ends the
+    answer), numbered as the tree's next one; `tree.add_rollout` keeps it. `trace`: its
+    DeepConf trace confidence."""
     tail = gen.confidences if gen else ()
     head = tree.path_confidences(node) if config.reward == "path" else list(node.confidences)
     scored = [*head, *tail]
@@ -92,8 +93,8 @@ def score(
     status = status_of(gen.stop_reason if gen else node.stop_reason)
     answer = extract_output(text, config.numeric_answer) if status == "finished" else ""
     answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
-    rollout = Rollout(
-        len(tree.rollouts),
+    return Rollout(
+        tree.next_rollout_id,
         node.id,
         gen.tokens if gen else (),
         text,
@@ -105,8 +106,6 @@ def score(
         trace,
         answer_conf,
     )
-    tree.rollouts.append(rollout)
-    return rollout
 
 
 def rollout_scored(rollout: Rollout) -> RolloutScored:

@@ -16,8 +16,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from marco_cli.engine.types import REFLECTION_PHRASE, Generation, Request
-from marco_cli.search.config import Model, SearchConfig, SearchResult
+from marco_cli.contract import REFLECTION_PHRASE, Generation, Model, Request, Sampling
+from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, RunCost, agreeing, end_run, guard, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
@@ -89,9 +89,18 @@ class Search:
     def _width(self, node: Node) -> int:
         """Children per expansion: `root_children` at the root (first steps are what makes
         branches independent), `children` below."""
+        if node.parent is None and self.cfg.first_tokens:
+            return self.cfg.first_tokens
         if node.parent is None and self.cfg.root_children is not None:
             return self.cfg.root_children
         return self.cfg.children
+
+    def _child_sampling(self, leaf: Node, index: int) -> Sampling:
+        """The root's children under --first-tokens start with the index-th likeliest token;
+        elsewhere the first child is greedy (with greedy_first) and the rest sampled."""
+        if leaf.parent is None and self.cfg.first_tokens:
+            return self.cfg.sampling(self._seed(), first_rank=index)
+        return self.cfg.sampling(self._seed(), greedy=self.cfg.greedy_first and index == 0)
 
     def _budget(self, node: Node) -> int:
         return self.cfg.max_tokens - self.tree.generated_tokens(node)
@@ -134,11 +143,7 @@ class Search:
         budget = self._budget(leaf)
         prefix = tuple(self.tree.path_tokens(leaf))
         requests = [
-            Request(
-                prefix,
-                self.cfg.sampling(self._seed(), greedy=self.cfg.greedy_first and i == 0),
-                self.cfg.action_stop(budget),
-            )
+            Request(prefix, self._child_sampling(leaf, i), self.cfg.action_stop(budget))
             for i in range(self._width(leaf))
         ]
         order = [i for i in range(len(requests)) if i != last] + ([last] if last is not None else [])
@@ -197,7 +202,7 @@ class Search:
         return [self._score(n, gens.get(n.id)) for n in starts]
 
     def _score(self, node: Node, gen: Generation | None) -> Rollout:
-        rollout = score(self.tree, node, gen, self.cfg)
+        rollout = self.tree.add_rollout(score(self.tree, node, gen, self.cfg))
         self.emit(rollout_scored(rollout))
         return rollout
 

@@ -1,135 +1,429 @@
-"""The JSON record of a run: question, model, settings, every node and rollout, the answer.
+"""The run record: one frozen, typed value from the search to every consumer (solve's output,
+the history, bench folders, export, the terminal and HTML views, the server).
 
-The schema is documented in the README ("JSON output"); `SCHEMA_VERSION` changes with it.
+The JSON form is documented in the README ("JSON output") and `SCHEMA_VERSION` changes with
+it. `Record.to_json` writes it and `Record.from_json` reads it back, also records written by
+earlier versions (schema 1: rollouts without `status`, no `rollout_stats`), so history rows
+and bench folders made before a change still load, show, export and render. Nothing outside
+this module reads a record by string keys.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, cast
 
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import rollout_counts
-from marco_cli.search.tree import Node, Rollout, Tree
+from marco_cli.search.events import STOP_WHYS, StopWhy
+from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus, Tree
 
 SCHEMA_VERSION = 2  # 2: rollouts carry status and confidence; rollout_stats
+EngineSettings = dict[str, int | bool]  # what the engine ran with (threads, n_ctx, parallel, ...)
+JsonObject = dict[str, Any]
+_SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))
+
+
+class RecordError(ValueError):
+    """A JSON object that is not a run record (a damaged history row or bench line)."""
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def tree_to_dict(tree: Tree) -> dict[str, Any]:
-    nodes = [
-        {
-            "id": n.id,
-            "parent": n.parent,
-            "depth": n.depth,
-            "text": n.text,
-            "tokens": len(n.tokens) if n.parent is not None else 0,
-            "confidence": _round(n.mean_confidence),
-            "visits": n.visits,
-            "value": _round(n.mean_value),
-            "reflection": n.reflection,
-            "terminal": n.terminal,
-        }
-        for n in tree.nodes
-    ]
-    rollouts = [
-        {
-            "id": r.id,
-            "node": r.node,
-            "tokens": len(r.tokens),
-            "reward": _round(r.reward),
-            "confidence": _round(r.confidence),
-            "answer": r.answer,
-            "finished": r.finished,
-            "status": r.status,
-            "text": r.text,
-            # sampled answers only (best-of-n, vote, deepconf): DeepConf's lowest group confidence
-            **({} if r.trace_confidence is None else {"trace_confidence": _round(r.trace_confidence)}),
-            # the answer tokens' mean confidence (the `answer` reward; absent in older records)
-            **({} if r.answer_confidence is None else {"answer_confidence": _round(r.answer_confidence)}),
-        }
-        for r in tree.rollouts
-    ]
-    return {"nodes": nodes, "rollouts": rollouts}
+def _float(value: object) -> float | None:
+    return None if value is None else float(cast(float, value))
 
 
-def result_to_dict(
-    result: SearchResult,
-    question: str,
-    model: dict[str, Any],
-    config: SearchConfig,
-    messages: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    """`messages` is the conversation the model answered (system and user turns): training
-    data exported from the record starts from it."""
-    tree = tree_to_dict(result.tree)
+@dataclass(frozen=True)
+class Message:
+    """One chat turn of the conversation the model answered."""
+
+    role: str
+    content: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model answered: its registry name (or the server's id), file, quantization, where
+    it came from, and the prompt style it was rendered with."""
+
+    name: str
+    file: str | None = None
+    quant: str | None = None
+    origin: str = ""
+    prompt_style: str = "plain"
+
+    @property
+    def label(self) -> str:
+        """`name:QUANT`, as bench folders and `marco log` name the model."""
+        return self.name + (f":{self.quant}" if self.quant else "")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A tree node as saved: its action's text and token count, mean confidence, visits and
+    mean value (token ids and per-token confidences are not saved)."""
+
+    id: int
+    parent: int | None
+    depth: int
+    text: str
+    tokens: int
+    confidence: float | None
+    visits: int
+    value: float | None
+    reflection: bool
+    terminal: bool
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    """A rollout as saved: where it started, its whole text, reward and answer."""
+
+    id: int
+    node: int
+    tokens: int
+    reward: float | None
+    confidence: float | None  # the paper's value (mean top-5 confidence), whatever the reward
+    answer: str
+    status: RolloutStatus
+    text: str
+    trace_confidence: float | None = None  # DeepConf's lowest group confidence (samples only)
+    answer_confidence: float | None = None  # the answer tokens' mean confidence
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    generated: int  # tokens the search sampled (every branch, kept or not)
+    evaluated: int  # tokens the model evaluated (prompts and generated tokens, cache misses)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One search over one prompt, as every consumer sees it."""
+
+    question: str
+    messages: tuple[Message, ...]
+    model: ModelInfo
+    search: SearchConfig  # the search's settings (JSON: `settings`, with `engine`'s merged in)
+    answer: str
+    thought: str
+    response: str  # the chosen rollout's whole text
+    reward: float | None  # the chosen rollout's reward (JSON: `confidence`)
+    chosen_rollout: int | None
+    path: tuple[int, ...]  # node ids, root to the chosen rollout's start
+    votes: dict[str, int]  # finished rollouts per answer
+    nodes: tuple[NodeRecord, ...]
+    rollouts: tuple[RolloutRecord, ...]
+    stopped: StopWhy
+    error: str | None
+    iterations: int
+    tokens: TokenCounts
+    seconds: float
+    engine: EngineSettings = field(default_factory=dict)
+    run_id: int | None = None  # its id in the history, once saved
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def rollout_stats(self) -> dict[str, int]:
+        """Rollouts per status (finished, loop, budget, context, low_confidence)."""
+        counts = dict.fromkeys(ROLLOUT_STATUSES, 0)
+        for r in self.rollouts:
+            counts[r.status] += 1
+        return counts
+
+    @property
+    def chosen(self) -> RolloutRecord | None:
+        return next((r for r in self.rollouts if r.id == self.chosen_rollout), None)
+
+    def with_engine(self, settings: EngineSettings) -> Record:
+        return replace(self, engine={**self.engine, **settings})
+
+    def with_run_id(self, run_id: int | None) -> Record:
+        return replace(self, run_id=run_id)
+
+    # building ------------------------------------------------------------------------------------
+    @classmethod
+    def of(
+        cls,
+        result: SearchResult,
+        question: str,
+        model: ModelInfo,
+        config: SearchConfig,
+        messages: Sequence[Message] = (),
+    ) -> Record:
+        """The record of a finished search. `messages` is the conversation the model answered
+        (system and user turns): training data exported from the record starts from it."""
+        return cls(
+            question=question,
+            messages=tuple(messages) or (Message("user", question),),
+            model=model,
+            search=config,
+            answer=result.answer,
+            thought=result.thought,
+            response=result.text,
+            reward=_round(result.reward),
+            chosen_rollout=result.rollout,
+            path=tuple(result.path),
+            votes=dict(result.votes),
+            nodes=tuple(_node_record(n) for n in result.tree.nodes),
+            rollouts=tuple(_rollout_record(r) for r in result.tree.rollouts),
+            stopped=result.stopped,
+            error=result.error,
+            iterations=result.iterations,
+            tokens=TokenCounts(result.generated_tokens, result.evaluated_tokens),
+            seconds=round(result.seconds, 3),
+        )
+
+    def tree(self) -> Tree:
+        """The saved tree again, enough to answer it by any rule (`core.choose`): nodes with their
+        parents, visits and values, and every rollout. Nodes carry their tokens' count and mean
+        confidence only (stand-in token ids and a constant per-token confidence)."""
+        tree = Tree(())
+        tree.nodes = [_node(raw) for raw in self.nodes]
+        for node in tree.nodes:
+            if node.parent is not None:
+                tree.nodes[node.parent].children.append(node.id)
+        tree.rollouts = [_rollout(raw) for raw in self.rollouts]
+        return tree
+
+    # JSON ----------------------------------------------------------------------------------------
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {
+            "schema": self.schema,
+            "question": self.question,
+            "messages": [m.to_json() for m in self.messages],
+            "model": asdict(self.model),
+            "settings": {**asdict(self.search), **self.engine},
+            "answer": self.answer,
+            "thought": self.thought,
+            "response": self.response,
+            "confidence": _round(self.reward),
+            "chosen_rollout": self.chosen_rollout,
+            "path": list(self.path),
+            "votes": dict(self.votes),
+            "nodes": [_node_json(n) for n in self.nodes],
+            "rollouts": [_rollout_json(r) for r in self.rollouts],
+            "rollout_stats": self.rollout_stats,
+            "stopped": self.stopped,
+            "error": self.error,
+            "iterations": self.iterations,
+            "tokens": asdict(self.tokens),
+            "seconds": self.seconds,
+        }
+        if self.run_id is not None:
+            out["run_id"] = self.run_id
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        """A record from its JSON form (any schema so far); `RecordError` when it is not one."""
+        try:
+            return _parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, RecordError):
+                raise
+            raise RecordError(f"not a run record ({type(exc).__name__}: {exc})") from None
+
+
+def tree_json(tree: Tree) -> JsonObject:
+    """A live tree's nodes and rollouts as the record saves them (golden files compare these)."""
     return {
-        "schema": SCHEMA_VERSION,
-        "question": question,
-        "messages": messages or [{"role": "user", "content": question}],
-        "model": model,
-        "settings": config.as_dict(),
-        "answer": result.answer,
-        "thought": result.thought,
-        "response": result.text,
-        "confidence": _round(result.reward),
-        "chosen_rollout": result.rollout,
-        "path": result.path,
-        "votes": result.votes,
-        "nodes": tree["nodes"],
-        "rollouts": tree["rollouts"],
-        "rollout_stats": rollout_counts(result.tree.rollouts),
-        "stopped": result.stopped,
-        "error": result.error,
-        "iterations": result.iterations,
-        "tokens": {"generated": result.generated_tokens, "evaluated": result.evaluated_tokens},
-        "seconds": round(result.seconds, 3),
+        "nodes": [_node_json(_node_record(n)) for n in tree.nodes],
+        "rollouts": [_rollout_json(_rollout_record(r)) for r in tree.rollouts],
     }
 
 
-def tree_from_dict(record: dict[str, Any]) -> Tree:
-    """A saved record's tree again, enough to answer it by any rule (`core.choose`): nodes with
-    their parents, visits and values, and every rollout. Token ids and per-token confidences are
-    not saved, so nodes carry the tokens' count and mean confidence only."""
-    nodes = record["nodes"]
-    tree = Tree(())
-    tree.nodes = []
-    for raw in nodes:
-        mean = raw.get("confidence")
-        node = Node(
-            raw["id"],
-            raw["parent"],
-            raw["depth"],
-            tuple(range(raw.get("tokens", 0))),
-            raw["text"],
-            () if mean is None else (mean,) * max(1, raw.get("tokens", 0)),
-            terminal=raw.get("terminal", False),
-            reflection=raw.get("reflection", False),
-            visits=raw.get("visits", 0),
-            value_sum=(raw.get("value") or 0.0) * raw.get("visits", 0),
-        )
-        tree.nodes.append(node)
-    for node in tree.nodes:
-        if node.parent is not None:
-            tree.nodes[node.parent].children.append(node.id)
-    for raw in record["rollouts"]:
-        status = raw.get("status") or ("finished" if raw.get("finished") else "budget")
-        reward, confidence = raw.get("reward") or 0.0, raw.get("confidence")
-        tree.rollouts.append(
-            Rollout(
-                raw["id"],
-                raw["node"],
-                tuple(range(raw.get("tokens", 0))),
-                raw["text"],
-                reward,
-                raw.get("answer", ""),
-                status,
-                raw.get("tokens", 0),
-                reward if confidence is None else confidence,
-                raw.get("trace_confidence"),
-                raw.get("answer_confidence"),
-            )
-        )
-    return tree
+# JSON <-> typed, field by field ----------------------------------------------------------------
+
+
+def _node_record(n: Node) -> NodeRecord:
+    return NodeRecord(
+        n.id,
+        n.parent,
+        n.depth,
+        n.text,
+        len(n.tokens) if n.parent is not None else 0,
+        _round(n.mean_confidence),
+        n.visits,
+        _round(n.mean_value),
+        n.reflection,
+        n.terminal,
+    )
+
+
+def _rollout_record(r: Rollout) -> RolloutRecord:
+    return RolloutRecord(
+        r.id,
+        r.node,
+        len(r.tokens),
+        _round(r.reward),
+        _round(r.confidence),
+        r.answer,
+        r.status,
+        r.text,
+        _round(r.trace_confidence),
+        _round(r.answer_confidence),
+    )
+
+
+def _node_json(n: NodeRecord) -> JsonObject:
+    return asdict(n)
+
+
+def _rollout_json(r: RolloutRecord) -> JsonObject:
+    out: JsonObject = {
+        "id": r.id,
+        "node": r.node,
+        "tokens": r.tokens,
+        "reward": r.reward,
+        "confidence": r.confidence,
+        "answer": r.answer,
+        "finished": r.finished,
+        "status": r.status,
+        "text": r.text,
+    }
+    # optional: sampled answers carry the trace confidence, answered rollouts the answer's
+    if r.trace_confidence is not None:
+        out["trace_confidence"] = r.trace_confidence
+    if r.answer_confidence is not None:
+        out["answer_confidence"] = r.answer_confidence
+    return out
+
+
+def _status(raw: Mapping[str, Any]) -> RolloutStatus:
+    status = raw.get("status") or ("finished" if raw.get("finished") else "budget")  # schema 1
+    if status not in ROLLOUT_STATUSES:
+        raise RecordError(f"unknown rollout status {status!r}")
+    return cast(RolloutStatus, status)
+
+
+def _parse_rollout(raw: Mapping[str, Any]) -> RolloutRecord:
+    return RolloutRecord(
+        id=int(raw["id"]),
+        node=int(raw["node"]),
+        tokens=int(raw.get("tokens", 0)),
+        reward=_float(raw.get("reward")),
+        confidence=_float(raw.get("confidence")),
+        answer=str(raw.get("answer") or ""),
+        status=_status(raw),
+        text=str(raw.get("text", "")),
+        trace_confidence=_float(raw.get("trace_confidence")),
+        answer_confidence=_float(raw.get("answer_confidence")),
+    )
+
+
+def _parse_node(raw: Mapping[str, Any]) -> NodeRecord:
+    parent = raw.get("parent")
+    return NodeRecord(
+        id=int(raw["id"]),
+        parent=None if parent is None else int(parent),
+        depth=int(raw.get("depth", 0)),
+        text=str(raw.get("text", "")),
+        tokens=int(raw.get("tokens", 0)),
+        confidence=_float(raw.get("confidence")),
+        visits=int(raw.get("visits", 0)),
+        value=_float(raw.get("value")),
+        reflection=bool(raw.get("reflection", False)),
+        terminal=bool(raw.get("terminal", False)),
+    )
+
+
+# setting values earlier versions wrote under names that have changed since
+_LEGACY_VALUES = {("reward", "rollout"): "paper"}  # schema 1: the rollout's mean confidence
+
+
+def _split_settings(raw: Mapping[str, Any]) -> tuple[SearchConfig, EngineSettings]:
+    """The saved settings: the search's own fields (missing ones at today's defaults, renamed
+    values under today's names), and the engine's (whole numbers and switches)."""
+    search = {k: _LEGACY_VALUES.get((k, v), v) for k, v in raw.items() if k in _SEARCH_FIELDS}
+    engine = {k: v for k, v in raw.items() if k not in _SEARCH_FIELDS and isinstance(v, int | bool)}
+    return SearchConfig(**search), engine
+
+
+def _stop_why(value: object) -> StopWhy:
+    if value not in STOP_WHYS:
+        raise RecordError(f"unknown stop reason {value!r}")
+    return cast(StopWhy, value)
+
+
+def _parse(data: Mapping[str, Any]) -> Record:
+    if not isinstance(data, Mapping):
+        raise RecordError("a run record is a JSON object")
+    model = data.get("model") or {}
+    search, engine = _split_settings(data.get("settings") or {})
+    question = str(data["question"])
+    messages = tuple(Message(str(m["role"]), str(m["content"])) for m in data.get("messages") or ())
+    tokens = data.get("tokens") or {}
+    run_id = data.get("run_id")
+    return Record(
+        question=question,
+        messages=messages or (Message("user", question),),
+        model=ModelInfo(**{"name": "?", **{k: model[k] for k in _MODEL_FIELDS if k in model}}),
+        search=search,
+        answer=str(data.get("answer") or ""),
+        thought=str(data.get("thought") or ""),
+        response=str(data.get("response") or ""),
+        reward=_float(data.get("confidence")),
+        chosen_rollout=data.get("chosen_rollout"),
+        path=tuple(int(i) for i in data.get("path") or (0,)),
+        votes={str(k): int(v) for k, v in (data.get("votes") or {}).items()},
+        nodes=tuple(_parse_node(n) for n in data.get("nodes") or ()),
+        rollouts=tuple(_parse_rollout(r) for r in data.get("rollouts") or ()),
+        stopped=_stop_why(data.get("stopped", "done")),
+        error=data.get("error"),
+        iterations=int(data.get("iterations", 0)),
+        tokens=TokenCounts(int(tokens.get("generated", 0)), int(tokens.get("evaluated", 0))),
+        seconds=float(data.get("seconds", 0.0)),
+        engine=engine,
+        run_id=None if run_id is None else int(run_id),
+        schema=int(data.get("schema", 1)),
+    )
+
+
+_MODEL_FIELDS = tuple(f.name for f in fields(ModelInfo))
+
+
+# the saved tree as search data (re-scoring) ----------------------------------------------------
+
+
+def _node(raw: NodeRecord) -> Node:
+    count = raw.tokens
+    return Node(
+        raw.id,
+        raw.parent,
+        raw.depth,
+        tuple(range(count)),
+        raw.text,
+        () if raw.confidence is None else (raw.confidence,) * max(1, count),
+        terminal=raw.terminal,
+        reflection=raw.reflection,
+        visits=raw.visits,
+        value_sum=(raw.value or 0.0) * raw.visits,
+    )
+
+
+def _rollout(raw: RolloutRecord) -> Rollout:
+    reward = raw.reward or 0.0
+    return Rollout(
+        raw.id,
+        raw.node,
+        tuple(range(raw.tokens)),
+        raw.text,
+        reward,
+        raw.answer,
+        raw.status,
+        raw.tokens,
+        reward if raw.confidence is None else raw.confidence,
+        raw.trace_confidence,
+        raw.answer_confidence,
+    )

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from marco_cli.engine.types import Generation, Request
-from marco_cli.search.config import Model, TokenCallback
+from marco_cli.contract import Generation, Model, Request, TokenCallback
 
 
 class Recording:

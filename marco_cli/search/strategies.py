@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+from marco_cli.contract import Model
 from marco_cli.search.baselines import run_baseline
-from marco_cli.search.config import STRATEGIES, Model, SearchConfig, SearchResult
+from marco_cli.search.config import STRATEGIES, SearchConfig, SearchResult
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.mcts import run_mcts
 

@@ -100,6 +100,17 @@ class Tree:
         parent.children.append(node.id)
         return node
 
+    def add_rollout(self, rollout: Rollout) -> Rollout:
+        """Keep a scored rollout; its id must be the next one (`next_rollout_id`)."""
+        if rollout.id != len(self.rollouts):
+            raise ValueError(f"rollout {rollout.id} kept as number {len(self.rollouts)}")
+        self.rollouts.append(rollout)
+        return rollout
+
+    @property
+    def next_rollout_id(self) -> int:
+        return len(self.rollouts)
+
     def backup(self, node: Node, reward: float) -> tuple[int, ...]:
         """Add one visit and the reward to every node from the root to `node`; their ids."""
         path = self.path(node)

@@ -13,7 +13,6 @@ import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from sse_starlette import EventSourceResponse
@@ -26,6 +25,7 @@ from starlette.routing import Route
 from marco_cli.engine.remote import BackendError
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.record import Record
 from marco_cli.server import protocol
 from marco_cli.server.protocol import ApiError, ChatRequest
 from marco_cli.server.runner import Job, QueueFull, Runner
@@ -166,9 +166,9 @@ async def _whole(job: Job, request: Request, chat: ChatRequest) -> Response:
             assert isinstance(value, MarcoError)
             raise api_error(value)
         elif kind == "done":
-            assert isinstance(value, dict)
-            if value["stopped"] == "error":
-                raise ApiError(502, f"{value['error']} (the partial run is saved)", "server_error")
+            assert isinstance(value, Record)
+            if value.stopped == "error":
+                raise ApiError(502, f"{value.error} (the partial run is saved)", "server_error")
             return JSONResponse(
                 protocol.completion(protocol.completion_id(), chat.model, value, prompt_tokens)
             )
@@ -200,7 +200,7 @@ async def _stream(job: Job, request: Request, chat: ChatRequest) -> Response:
                     yield json.dumps(api_error(value).body())
                     break
                 elif kind == "done":
-                    assert isinstance(value, dict)
+                    assert isinstance(value, Record)
                     for line in _ending(cid, chat, value, prompt_tokens):
                         yield line
                     break
@@ -213,18 +213,18 @@ async def _stream(job: Job, request: Request, chat: ChatRequest) -> Response:
     )
 
 
-def _ending(cid: str, chat: ChatRequest, record: dict[str, Any], prompt_tokens: int) -> list[str]:
+def _ending(cid: str, chat: ChatRequest, record: Record, prompt_tokens: int) -> list[str]:
     """The chunks after the search: the chosen thought, the answer, the finish with usage and
     the run summary (or the backend's error)."""
-    if record["stopped"] == "error":
+    if record.stopped == "error":
         return [
-            json.dumps(ApiError(502, f"{record['error']} (the partial run is saved)", "server_error").body())
+            json.dumps(ApiError(502, f"{record.error} (the partial run is saved)", "server_error").body())
         ]
-    thought = str(record.get("thought") or "")
+    thought = record.thought
     out = []
     if thought:
         out.append({"reasoning_content": f"\nchosen path:\n{thought}"})
-    out.append({"content": str(record["answer"])})
+    out.append({"content": record.answer})
     lines = [json.dumps(protocol.chunk(cid, chat.model, delta), ensure_ascii=False) for delta in out]
     final = protocol.chunk(cid, chat.model, {}, protocol.finish_reason(record))
     final["marco"] = protocol.run_summary(record)

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from marco_cli.search.record import Record
+
 ErrorType = Literal["invalid_request_error", "authentication_error", "not_found_error", "server_error"]
 ROLES = ("system", "user", "assistant", "developer")
 # OpenAI request fields that map onto search settings (the rest are accepted and ignored)
@@ -147,9 +149,9 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def usage(prompt_tokens: int, record: dict[str, Any]) -> dict[str, int]:
+def usage(prompt_tokens: int, record: Record) -> dict[str, int]:
     """`completion_tokens` counts every token the search generated, not only the answer's."""
-    generated = int(record["tokens"]["generated"])
+    generated = record.tokens.generated
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": generated,
@@ -157,30 +159,27 @@ def usage(prompt_tokens: int, record: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def run_summary(record: dict[str, Any]) -> dict[str, Any]:
+def run_summary(record: Record) -> dict[str, Any]:
     """The `marco` extension of a response: which run this was and how its search went."""
-    settings = record["settings"]
     return {
-        "run_id": record.get("run_id"),
-        "strategy": settings["strategy"],
-        "iterations": record["iterations"],
-        "stopped": record["stopped"],
-        "confidence": record["confidence"],
-        "rollouts": len(record["rollouts"]),
-        "seconds": record["seconds"],
+        "run_id": record.run_id,
+        "strategy": record.search.strategy,
+        "iterations": record.iterations,
+        "stopped": record.stopped,
+        "confidence": record.reward,
+        "rollouts": len(record.rollouts),
+        "seconds": record.seconds,
     }
 
 
-def finish_reason(record: dict[str, Any]) -> str:
+def finish_reason(record: Record) -> str:
     """'length' when the chosen answer was cut by the token budget, else 'stop'."""
-    chosen = record.get("chosen_rollout")
-    rollouts = {r["id"]: r for r in record["rollouts"]}
-    status = rollouts[chosen].get("status") if chosen in rollouts else None
-    return "length" if status in ("budget", "context") else "stop"
+    chosen = record.chosen
+    return "length" if chosen is not None and chosen.status in ("budget", "context") else "stop"
 
 
-def completion(cid: str, model: str, record: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
-    message = {"role": "assistant", "content": record["answer"], "reasoning_content": record["thought"]}
+def completion(cid: str, model: str, record: Record, prompt_tokens: int) -> dict[str, Any]:
+    message = {"role": "assistant", "content": record.answer, "reasoning_content": record.thought}
     return {
         "id": cid,
         "object": "chat.completion",

@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from marco_cli import tasks
+from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import ChatEngine, SearchConfig
+from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import (
     BestChanged,
     Event,
@@ -31,6 +32,7 @@ from marco_cli.search.events import (
     RolloutScored,
     TokensGenerated,
 )
+from marco_cli.search.record import ModelInfo, Record
 
 _SNIPPET = 100  # characters of a node's text shown in the streamed progress
 # events of a search still working: a cancelled job stops at one of these; the events of its
@@ -76,6 +78,10 @@ class CancelWatch:
             raise KeyboardInterrupt
 
 
+UpdateKind = Literal["started", "progress", "done", "error"]
+Update = tuple[UpdateKind, int | str | Record | MarcoError]
+
+
 @dataclass(eq=False)
 class Job:
     """One request's search. The worker puts ("started", prompt tokens), then (for a stream)
@@ -87,10 +93,10 @@ class Job:
     config: SearchConfig
     loop: asyncio.AbstractEventLoop
     stream: bool = False  # only a stream shows progress: a whole answer gets none formatted
-    updates: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
-    def send(self, kind: str, value: Any) -> None:
+    def send(self, kind: UpdateKind, value: int | str | Record | MarcoError) -> None:
         with contextlib.suppress(RuntimeError):  # a closed event loop: nobody left to tell
             self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, value))
 
@@ -105,8 +111,8 @@ class Served:
 
     engine: ChatEngine
     style: str
-    info: dict[str, Any]
-    finish: Callable[[dict[str, Any]], None]  # adds engine settings, saves in the history
+    info: ModelInfo
+    finish: Callable[[Record], Record]  # adds engine settings, saves in the history
 
 
 class Runner:
@@ -174,8 +180,7 @@ class Runner:
             served.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
             args = (served.engine, served.style, served.info, job.question, job.messages, job.config)
-            record = tasks.run_task(*args, listen, prompt=prompt)
-            served.finish(record)
+            record = served.finish(tasks.run_task(*args, listen, prompt=prompt))
             job.send("done", record)
         except MarcoError as exc:
             job.send("error", exc)

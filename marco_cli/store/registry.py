@@ -58,7 +58,8 @@ class ModelEntry:
     description: str
     architecture: str
     parameters: str
-    context_length: int
+    context_length: int | None  # the model's trained context, informational (`models --json`);
+    # the engine reads the real one from the GGUF file
     license: str
     prompt_style: str
     sources: tuple[Source, ...]
@@ -199,6 +200,13 @@ def _parse_source(raw: Any, where: str) -> Source:
     return HfSource(repo=repo, default_quant=default, files=files, revision=str(body.get("revision", "main")))
 
 
+def _context_length(raw: dict[str, Any], where: str) -> int | None:
+    """Optional: registries from before it was optional still load, and a wrong value is still an error."""
+    if "context_length" not in raw:
+        return None
+    return _positive(_require(raw, "context_length", int, where), "context_length", where)
+
+
 def _parse_entry(name: str, raw: Any, where: str) -> ModelEntry:
     where = f"{where}: model '{name}'"
     if not isinstance(raw, dict):
@@ -218,7 +226,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> ModelEntry:
         description=str(raw.get("description", "")),
         architecture=str(raw.get("architecture", "unknown")),
         parameters=str(raw.get("parameters", "?")),
-        context_length=_positive(_require(raw, "context_length", int, where), "context_length", where),
+        context_length=_context_length(raw, where),
         license=str(raw.get("license", "unknown")),
         prompt_style=style,
         sources=tuple(_parse_source(s, f"{where} source {i + 1}") for i, s in enumerate(sources)),

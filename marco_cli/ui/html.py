@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from marco_cli.files import make_folder, write_text
+from marco_cli.search.record import Record
 from marco_cli.ui.charts import frontier_svg
 
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
@@ -29,31 +31,38 @@ def _embed(data: Any) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def _settings_line(record: dict[str, Any]) -> str:
-    settings = record.get("settings", {})
-    keys = ("strategy", "iterations", "children", "granularity", "temperature", "reward", "select", "seed")
-    shown = " · ".join(f"{k} {settings[k]}" for k in keys if k in settings)
+def _settings_line(record: Record) -> str:
+    s = record.search
+    settings = (
+        ("strategy", s.strategy),
+        ("iterations", s.iterations),
+        ("children", s.children),
+        ("granularity", s.granularity),
+        ("temperature", s.temperature),
+        ("reward", s.reward),
+        ("select", s.select),
+        ("seed", s.seed),
+    )
+    shown = " · ".join(f"{k} {v}" for k, v in settings)
     cost = (
-        f"{record.get('iterations', 0)} iterations · {record['tokens']['generated']} tokens generated, "
-        f"{record['tokens']['evaluated']} evaluated · {record.get('seconds', 0):.1f}s · "
-        f"stopped: {record.get('stopped', '?')}"
+        f"{record.iterations} iterations · {record.tokens.generated} tokens generated, "
+        f"{record.tokens.evaluated} evaluated · {record.seconds:.1f}s · stopped: {record.stopped}"
     )
     return f"{html.escape(shown)}<br>{html.escape(cost)}"
 
 
-def run_page(record: dict[str, Any], title: str = "marco search") -> str:
+def run_page(record: Record, title: str = "marco search") -> str:
     """One self-contained page for one search record."""
-    model = record.get("model", {}).get("name", "?")
-    conf = record.get("confidence")
+    model, conf = record.model.name, record.reward
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}: {html.escape(record.get("question", "")[:80])}</title>
+<title>{html.escape(title)}: {html.escape(record.question[:80])}</title>
 <style>{_STYLE}</style></head>
 <body>
-<header><h1 id="question">{html.escape(record.get("question", ""))}</h1>
+<header><h1 id="question">{html.escape(record.question)}</h1>
 <div class="meta">{html.escape(model)} · confidence {"-" if conf is None else f"{conf:.3f}"} ·
-{len(record.get("nodes", []))} nodes · {len(record.get("rollouts", []))} rollouts<br>
+{len(record.nodes)} nodes · {len(record.rollouts)} rollouts<br>
 {_settings_line(record)}</div>
 <div class="meta legend"><span class="hi">■ confidence ≥ 0.8</span><span class="mid">■ ≥ 0.6</span>
 <span class="lo">■ below</span><span class="refl">↺ reflection</span><span>◀ the answer's path</span>
@@ -62,7 +71,7 @@ def run_page(record: dict[str, Any], title: str = "marco search") -> str:
 <section><h2>Thought</h2><pre id="thought"></pre><h2>Output</h2><pre id="output"></pre>
 <div id="rollouts"><div class="meta">Click a node to see the rollouts that started there.</div></div>
 </section></main>
-<script type="application/json" id="record">{_embed(record)}</script>
+<script type="application/json" id="record">{_embed(record.to_json())}</script>
 <script>{_SCRIPT}</script>
 </body></html>
 """
@@ -134,27 +143,38 @@ def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
 """
 
 
+class KeptRun(Protocol):
+    """A search a bench run kept (runs.bench.Kept): its configuration, problem and record."""
+
+    @property
+    def config(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def gold(self) -> str: ...
+
+    @property
+    def record(self) -> Record: ...
+
+
 def write_bench_pages(
-    folder: Path, summary: dict[str, Any], kept: list[dict[str, Any]], results: list[dict[str, Any]]
+    folder: Path, summary: dict[str, Any], kept: Sequence[KeptRun], results: list[dict[str, Any]]
 ) -> Path:
     """index.html plus runs/<config>-<index>.html for every kept record; returns the index."""
     make_folder(folder / "runs")
     graded = {(r["config"], r["index"]): r for r in results}
     problems: dict[int, dict[str, Any]] = {}
     for item in kept:
-        name, index = item["config"], item["index"]
+        name, index, record = item.config, item.index, item.record
         page = f"runs/{name.replace('/', '_')}-{index}.html"
-        write_text(folder / page, run_page(item["record"], f"{name} #{index}"))
+        write_text(folder / page, run_page(record, f"{name} #{index}"))
         row = graded.get((name, index), {})
         entry = problems.setdefault(
-            index,
-            {"index": index, "question": item["record"]["question"], "gold": item["gold"], "configs": {}},
+            index, {"index": index, "question": record.question, "gold": item.gold, "configs": {}}
         )
-        entry["configs"][name] = {
-            "correct": bool(row.get("correct")),
-            "answer": item["record"]["answer"],
-            "page": page,
-        }
+        entry["configs"][name] = {"correct": bool(row.get("correct")), "answer": record.answer, "page": page}
     index_path = folder / "index.html"
     write_text(index_path, bench_index(summary, [problems[k] for k in sorted(problems)]))
     return index_path

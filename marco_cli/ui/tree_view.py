@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -11,6 +10,7 @@ from rich.text import Text
 from rich.tree import Tree as RichTree
 
 from marco_cli.search import events as ev
+from marco_cli.search.record import Record
 
 MAX_CHILDREN = 4  # per node, most visited first; the rest are summarised
 MAX_DEPTH = 8
@@ -79,33 +79,31 @@ class TreeSnapshot:
         return self.tokens + self.streamed
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> TreeSnapshot:
-        snap = cls(record.get("question", ""))
-        for raw in record.get("nodes", []):
-            if raw["id"] == 0:
+    def from_record(cls, record: Record) -> TreeSnapshot:
+        snap = cls(record.question)
+        for raw in record.nodes:
+            if raw.id == 0:
+                snap.nodes[0].visits = raw.visits
                 continue
-            snap.nodes[raw["id"]] = NodeView(
-                raw["id"],
-                raw["parent"],
-                raw["text"],
-                raw["confidence"],
-                raw["reflection"],
-                raw["terminal"],
-                raw["visits"],
-                (raw["value"] or 0.0) * raw["visits"],
+            snap.nodes[raw.id] = NodeView(
+                raw.id,
+                raw.parent,
+                raw.text,
+                raw.confidence,
+                raw.reflection,
+                raw.terminal,
+                raw.visits,
+                (raw.value or 0.0) * raw.visits,
             )
         for node in list(snap.nodes.values()):
             if node.parent is not None and node.parent in snap.nodes:
                 snap.nodes[node.parent].children.append(node.id)
-        root = next((n for n in record.get("nodes", []) if n["id"] == 0), None)
-        if root:
-            snap.nodes[0].visits = root["visits"]
-        snap.best_path = tuple(record.get("path", ()))
-        snap.best_reward = record.get("confidence")
-        snap.best_answer = record.get("answer", "")
-        snap.rollouts = len(record.get("rollouts", []))
-        snap.iteration = snap.total = record.get("iterations", 0)
-        snap.tokens = record.get("tokens", {}).get("generated", 0)
+        snap.best_path = record.path
+        snap.best_reward = record.reward
+        snap.best_answer = record.answer
+        snap.rollouts = len(record.rollouts)
+        snap.iteration = snap.total = record.iterations
+        snap.tokens = record.tokens.generated
         return snap
 
 
@@ -211,22 +209,22 @@ STOP_REASONS = {
 }
 
 
-def summary_line(record: dict[str, Any]) -> Text:
-    model = record.get("model", {})
-    conf = record.get("confidence")
-    why = STOP_REASONS.get(record.get("stopped", ""), "")
+def summary_line(record: Record) -> Text:
+    conf = record.reward
+    why = STOP_REASONS.get(record.stopped, "")
     return Text(
-        f"{model.get('name', '?')} · {record['settings']['strategy']} · {record['iterations']} iterations · "
-        f"{record['tokens']['generated']} tokens · {record['seconds']:.1f}s · confidence "
+        f"{record.model.name} · {record.search.strategy} · {record.iterations} iterations · "
+        f"{record.tokens.generated} tokens · {record.seconds:.1f}s · confidence "
         f"{'-' if conf is None else f'{conf:.3f}'}" + (f" · {why}" if why else ""),
         style="dim",
     )
 
 
-def final_view(record: dict[str, Any], hide_thought: bool) -> Group:
+def final_view(record: Record, hide_thought: bool, answer_shown: str | None = None) -> Group:
+    """The thought, the answer (or `answer_shown` in its place: "(on stdout)") and the summary."""
     parts: list[RenderableType] = []
     if not hide_thought:
-        parts.append(thought_panel(record.get("thought", "")))
-    parts.append(output_panel(record.get("answer", "")))
+        parts.append(thought_panel(record.thought))
+    parts.append(output_panel(record.answer if answer_shown is None else answer_shown))
     parts.append(summary_line(record))
     return Group(*parts)

@@ -1,16 +1,24 @@
-"""Plain data shared by the engine and the search: sampling settings, stop rules, generations.
+"""The search contract, in one place: what the search asks of a model and what it gets back.
 
-Nothing here touches llama.cpp, so the search core can import it freely.
+Like mctx's `RecurrentFn` -> `RecurrentFnOutput`: the search hands a model `Request`s (a prefix,
+`Sampling`, a `StopRule`) and receives `Generation`s; `Model` is the narrow protocol the search
+needs, `ChatEngine` what a command needs on top. The closed vocabularies are `Literal` types.
+Both engines (llama.cpp in-process, a server over HTTP) and the tests' scripted model implement
+it; nothing here imports any of them, so this module sits below both the engine and the search.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 Granularity = Literal["step", "mini-64", "mini-32"]
 GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
+MINI_STEP_TOKENS: dict[Granularity, int] = {"mini-64": 64, "mini-32": 32}  # the paper's mini-steps
+# where a generation may end besides EOS, stop texts and its budget: a step, a mini-step, or
+# only at the answer's end (`rollout`)
+StopAt = Granularity | Literal["rollout"]
 # why a generation ended: EOS or a stop text (finished), a step or mini-step boundary, a
 # repetition loop, the token budget, a full context, DeepConf online's confidence stop
 StopReason = Literal["eos", "stop_text", "step", "mini", "loop", "max_tokens", "context", "low_confidence"]
@@ -27,6 +35,9 @@ class Sampling:
     top_k: int = 0
     min_p: float = 0.0
     seed: int = 0
+    # CoT-decoding (Wang & Zhou 2024): the first token is the model's `first_rank`-th most
+    # likely one (0: greedy's), the rest as above; None: the first token like the rest
+    first_rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class StopRule:
     step_break: `line` (a line break after non-empty text) or `blank` (a blank line).
     """
 
-    granularity: Granularity | Literal["rollout"] = "rollout"  # rollout: to the answer's end
+    granularity: StopAt = "rollout"  # rollout: to the answer's end
     max_tokens: int = 1024
     stop_texts: tuple[str, ...] = (OUTPUT_END,)
     step_break: str = "line"
@@ -49,9 +60,8 @@ class StopRule:
     confidence_window: int = 32
 
     def token_limit(self) -> int:
-        if self.granularity.startswith("mini-"):
-            return min(self.max_tokens, int(self.granularity.split("-", 1)[1]))
-        return self.max_tokens
+        mini = MINI_STEP_TOKENS.get(self.granularity) if self.granularity != "rollout" else None
+        return self.max_tokens if mini is None else min(self.max_tokens, mini)
 
 
 @dataclass(frozen=True)
@@ -112,26 +122,49 @@ class Generation:
         return sum(self.confidences) / len(self.confidences)
 
 
-def confidence_dropped(top_means: Sequence[float], stop: StopRule) -> bool:
-    """DeepConf online's early stop, one rule for both engines: the newest window's group
-    confidence (mean of minus the top-5 mean log-probs) is below `stop.min_confidence`."""
-    window = stop.confidence_window
-    if stop.min_confidence is None or len(top_means) < window:
-        return False
-    return -sum(top_means[-window:]) / window < stop.min_confidence
+TokenCallback = Callable[[int], None]
 
 
-def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:
-    """Has the newest piece, text[before:], closed a reasoning step?
+class Model(Protocol):
+    """What the search reads from a language model (the engine, or a scripted fake)."""
 
-    `line`: a line break after non-empty text; `blank`: a blank line after non-empty text.
-    The local engine asks on bytes, the remote one on text.
-    """
-    nl = "\n" if isinstance(text, str) else b"\n"
-    cut = text.find(nl, before)
-    if cut < 0:
-        return False
-    if mode == "blank":
-        blank = nl + nl
-        return blank in text[max(0, before - 1) :] and bool(text[: text.rfind(blank)].strip())
-    return bool(text[:cut].strip())
+    evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
+    parallel: int  # requests it runs at once: a baseline hands it that many per call
+
+    def generate_many(
+        self, requests: Sequence[Request], on_token: TokenCallback | None = None
+    ) -> list[Generation]:
+        """Generate every request; call `on_token(n)` as tokens are produced (progress)."""
+        ...
+
+    def tokenize(self, text: str) -> list[int]: ...
+
+
+class ChatEngine(Model, Protocol):
+    """The search's `Model` plus what a command needs from an engine: the conversation as
+    prompt tokens, the settings it really runs with (for the record), decode statistics, an
+    interrupt hook for long decodes, and closing. `Engine` (llama.cpp in-process) and
+    `RemoteEngine` (a server) implement it; tests use a scripted one."""
+
+    def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
+        """Render and tokenize; a prompt that does not fit the context is a usage error."""
+        ...
+
+    def settings(self) -> dict[str, int | bool]:
+        """What the engine actually used (threads, context, parallel, ...), for the record."""
+        ...
+
+    @property
+    def decode_sizes(self) -> dict[int, int]:
+        """How many generation decodes held 1, 2, ... branches (empty where not known)."""
+        ...
+
+    def watch_interrupts(self, watch: InterruptWatch) -> None:
+        """Let long decodes stop mid-way when `watch` says so (a no-op where there are none)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ChatEngine: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -1,0 +1,135 @@
+"""The typed run record: its JSON form round-trips, records of earlier schemas still load, show,
+export and render, and nothing outside record.py reads a record by string keys."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from marco_cli.cli import app
+from marco_cli.runs import export, history
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.mcts import Search
+from marco_cli.search.record import Message, ModelInfo, Record, RecordError
+from marco_cli.ui.html import run_page
+from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
+from tests.scripted import ScriptedModel
+
+SCHEMA1 = Path(__file__).parent / "golden" / "record_schema1.json"
+PACKAGE = Path(__file__).parent.parent / "marco_cli"
+runner = CliRunner()
+
+
+def _searched() -> Record:
+    model = ScriptedModel(
+        actions={},
+        rollouts={},
+        fallback=lambda s: (f"<Output>{len(s) % 3}</Output>", 0.5 + (len(s) % 5) / 10),
+        more_actions=lambda s: [(f"{s[-1:] or 'x'}{k}\n", 0.5 + 0.2 * k) for k in range(2)],
+    )
+    config = SearchConfig(iterations=6, stop_agree=None)
+    messages = (Message("system", "sys"), Message("user", "Q?"))
+    result = Search(model, model.prompt, config).run()
+    record = Record.of(result, "Q?", ModelInfo("scripted", None, None, "test", "plain"), config, messages)
+    return record.with_engine({"threads": 2, "repack": True}).with_run_id(4)
+
+
+def test_a_record_round_trips_through_its_json() -> None:
+    record = _searched()
+    saved = json.loads(json.dumps(record.to_json()))
+    again = Record.from_json(saved)
+    assert again == record
+    assert again.to_json() == saved
+    assert saved["settings"]["threads"] == 2 and saved["settings"]["iterations"] == 6
+    assert saved["confidence"] == record.reward and saved["run_id"] == 4
+    assert sum(saved["rollout_stats"].values()) == len(saved["rollouts"]) > 0
+
+
+def test_a_schema_1_record_loads_with_todays_meanings() -> None:
+    record = Record.from_json(json.loads(SCHEMA1.read_text()))
+    assert record.schema == 1 and record.search.reward == "paper"  # schema 1's "rollout"
+    assert [r.status for r in record.rollouts] == ["finished", "finished", "budget"]
+    assert record.rollout_stats["finished"] == 2 and record.rollout_stats["budget"] == 1
+    assert record.chosen is not None and record.chosen.answer == record.answer == "7"
+    assert record.engine == {"threads": 2, "n_ctx": 4096}
+    assert [m.role for m in record.messages] == ["user"]  # schema 1 kept no messages
+    assert record.to_json()["schema"] == 1  # what it was written as, not what reads it
+
+
+def test_a_schema_1_record_renders_and_exports() -> None:
+    record = Record.from_json(json.loads(SCHEMA1.read_text()))
+    console = Console(width=100, record=True, color_system=None)
+    console.print(render_tree(TreeSnapshot.from_record(record), width=100, max_lines=40))
+    console.print(final_view(record, hide_thought=False))
+    shown = console.export_text()
+    assert "Tom had 3 apples." in shown and "smollm2-135m · mcts · 3 iterations" in shown
+    page = run_page(record)
+    assert "<title>marco search: Tom has 3 apples" in page and "3 nodes · 3 rollouts" in page
+    run = export.Run(record, "7", "old")
+    sft = list(export.sft_examples(run, export.Filters(correct_only=True), export.Report()))
+    assert [e["messages"][-1]["content"].count("<Output>7</Output>") for e in sft] == [1]
+    pairs = list(export.dpo_pairs(run, export.Filters(), export.Report()))
+    # 7 over 8 (they part at the root) and over the cut-off loop (they share node 1's text)
+    assert sorted(p["shared_prefix_chars"] for p in pairs) == [0, len("Tom had 3 apples.\n")]
+
+
+def test_old_history_rows_show_and_export_through_the_cli(isolated_home: Path) -> None:
+    raw = SCHEMA1.read_text()
+    history.save("solve", _searched())  # creates the database, run 1
+    with sqlite3.connect(history.db_path()) as conn:
+        conn.execute(
+            "INSERT INTO runs (created, command, model, strategy, question, answer, confidence, seconds, "
+            "record) VALUES (?, 'solve', 'smollm2-135m', 'mcts', 'q', '7', 0.9, 1.2, ?)",
+            (time.time(), raw),
+        )
+        conn.execute(
+            "INSERT INTO runs (created, command, model, strategy, question, answer, confidence, seconds, "
+            "record) VALUES (?, 'solve', 'm', 'cot', 'q', '', NULL, 0.1, ?)",
+            (time.time(), json.dumps({"answer": "no question, no record"})),
+        )
+    shown = runner.invoke(app, ["show", "2"])
+    assert shown.exit_code == 0, shown.output
+    assert "Tom had 3 apples." in shown.stdout
+    as_json = json.loads(runner.invoke(app, ["show", "2", "--json"]).stdout)
+    assert as_json["rollouts"][2]["status"] == "budget" and as_json["answer"] == "7"
+    trees = runner.invoke(app, ["export", "--all", "--format", "tree"])
+    assert trees.exit_code == 0, trees.output
+    assert [json.loads(line)["source"] for line in trees.stdout.splitlines()] == ["run 1", "run 2"]
+    assert "run 3 skipped: the record in the history is damaged" in trees.stderr
+    damaged = runner.invoke(app, ["show", "3"])
+    assert damaged.exit_code == 1 and "damaged (not a run record)" in damaged.stderr
+
+
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [
+        ({}, "question"),
+        ({"question": "q", "stopped": "sleepy"}, "unknown stop reason"),
+        ({"question": "q", "rollouts": [{"id": 0, "node": 0, "status": "lost"}]}, "unknown rollout status"),
+        ({"question": "q", "settings": {"iterations": 0}}, "iterations must be at least 1"),
+        ({"question": "q", "nodes": [{"parent": None}]}, "id"),
+    ],
+)
+def test_what_is_not_a_record_is_said_in_one_error(broken: dict[str, object], why: str) -> None:
+    with pytest.raises(RecordError, match=why):
+        Record.from_json(broken)
+
+
+def test_no_string_key_reads_of_a_record_outside_its_module() -> None:
+    """The schema is written and read in record.py alone: elsewhere a record is typed."""
+    pattern = re.compile(r"\brecord(\.get\(|\[)")
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "record.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
