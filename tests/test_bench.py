@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,14 @@ def test_summary_pairs_and_delta() -> None:
     assert summary["configs"]["mcts/step"]["tokens_per_second"] == 15.0
     assert summary["configs"]["mcts/step"]["delta_vs_cot"] == 0.0
     assert summary["pairs"] == [
-        {"from": "cot", "to": "mcts/step", "problems": 4, "right_to_wrong": 1, "wrong_to_right": 1}
+        {
+            "from": "cot",
+            "to": "mcts/step",
+            "problems": 4,
+            "right_to_wrong": 1,
+            "wrong_to_right": 1,
+            "p_exact": 1.0,
+        }
     ]
 
 
@@ -123,3 +131,13 @@ def test_bench_end_to_end_on_mgsm_and_resume(tmp_path: Path) -> None:
     assert len((out / "results.jsonl").read_text().splitlines()) == 12  # only problem 6 ran
     clash = runner.invoke(app, [*args[:-2], "--seed", "9", "--out", str(out)])
     assert clash.exit_code == 2 and "other settings" in clash.stderr
+
+
+def test_exact_mcnemar_matches_hand_computed_binomial_tails() -> None:
+    from marco_cli.runs.bench import mcnemar_p
+
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(1, 5) == pytest.approx(2 * 7 / 64)  # (C(6,0) + C(6,1)) / 2^6, both sides
+    assert mcnemar_p(3, 14) == pytest.approx(2 * sum(math.comb(17, k) for k in range(4)) / 2**17)
+    assert mcnemar_p(3, 14) == pytest.approx(0.0127, abs=1e-4)  # the vote@8 vs cot
+    assert mcnemar_p(7, 6) == 1.0

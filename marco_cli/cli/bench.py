@@ -66,11 +66,11 @@ def _table(summary: dict[str, Any]) -> Table:
 
 def _pairs(summary: dict[str, Any]) -> Table:
     table = Table(title="paired flips (McNemar counts)", title_justify="left")
-    for column in ("from", "to", "problems", "right→wrong", "wrong→right"):
+    for column in ("from", "to", "problems", "right→wrong", "wrong→right", "McNemar p"):
         table.add_column(column)
     for pair in summary["pairs"]:
         counts = (pair["problems"], pair["right_to_wrong"], pair["wrong_to_right"])
-        table.add_row(pair["from"], pair["to"], *map(str, counts))
+        table.add_row(pair["from"], pair["to"], *map(str, counts), f"{pair['p_exact']:.3g}")
     return table
 
 

@@ -86,6 +86,14 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mcnemar_p(right_to_wrong: int, wrong_to_right: int) -> float:
+    """Exact two-sided McNemar test on paired flips: the binomial probability, at p = 1/2, of a
+    split at least as uneven as this one (1.0 when nothing flipped)."""
+    n, low = right_to_wrong + wrong_to_right, min(right_to_wrong, wrong_to_right)
+    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def config_name(strategy: str, granularity: str) -> str:
     return f"{strategy}/{granularity}" if strategy == "mcts" else strategy
 
@@ -235,6 +243,7 @@ def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, A
                     "problems": len(shared),
                     "right_to_wrong": right_to_wrong,
                     "wrong_to_right": wrong_to_right,
+                    "p_exact": mcnemar_p(right_to_wrong, wrong_to_right),
                 }
             )
     mark_frontier(table)

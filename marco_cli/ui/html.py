@@ -105,7 +105,7 @@ def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
                 ]
             )
         )
-    flips = [_row(["from", "to", "problems", "right→wrong", "wrong→right"], "th")]
+    flips = [_row(["from", "to", "problems", "right→wrong", "wrong→right", "McNemar p"], "th")]
     for pair in summary["pairs"]:
         flips.append(
             _row(
@@ -115,6 +115,7 @@ def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
                     str(pair["problems"]),
                     str(pair["right_to_wrong"]),
                     str(pair["wrong_to_right"]),
+                    f"{pair.get('p_exact', 1.0):.3g}",
                 ]
             )
         )
