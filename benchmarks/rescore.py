@@ -8,8 +8,9 @@ Prints, per configuration: problems, accuracy under each rule (`saved` is the an
 gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
 rollout in the tree had the right answer (what no rule can beat). The DeepConf columns need
 trace confidences, which sampled answers carry (best-of-n, vote, deepconf): `-` elsewhere. The
-`answer-conf` (the finished rollout whose answer tokens were most confident) and `answer-vote`
-(the vote weighted by that confidence) columns need records that saved it: `-` in older ones.
+`answer-conf` (the finished rollout whose answer tokens were most confident), `answer-vote`
+(the vote weighted by that confidence) and `answer-branch` (one vote per branch, ties by it)
+columns need records that saved it: `-` in older ones.
 """
 
 from __future__ import annotations

@@ -104,3 +104,24 @@ def test_a_bad_configuration_is_one_usage_line(scripted_session, tmp_path: Path)
         result = runner.invoke(app, ["bench", str(_dataset(tmp_path)), "--strategy", spec])
         assert result.exit_code == 2 and said in result.stderr, (spec, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_session, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    ran = runner.invoke(
+        app, ["bench", str(_dataset(tmp_path)), "--strategy", "cot,mcts,vote@3", "--out", str(out)]
+    )
+    assert ran.exit_code == 0, ran.output
+    script = Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
+    shown = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, check=True
+    )
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("3 problems every configuration finished")
+    # the scripted model answers 4 everywhere: 2 of 3 right for all, greedy the cheapest
+    assert any(line.startswith("| cot | 2 (66.7%) |") and line.endswith("| on it |") for line in lines)
+    assert "mcts/step >= every vote@k at >= 0.9x its tokens (vote@3): True" in lines
+    assert "mcts/step beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines

@@ -391,7 +391,8 @@ def run(
 
 # majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf
 # offline's filter (10% / 90% kept) and weighted vote, on samples that carry trace confidences
-RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high", "answer-conf", "answer-vote")
+RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high", "answer-conf", "answer-vote", "answer-branch")
+_ANSWER_RULES = {"answer-conf": "reward", "answer-vote": "vote", "answer-branch": "branch"}
 
 
 def answer_by(record: Record, rule: str) -> str:
@@ -403,7 +404,7 @@ def answer_by(record: Record, rule: str) -> str:
         chosen = filtered_vote(tree.rollouts, 0.1 if rule == "deepconf-low" else 0.9)
     elif rule.startswith("answer-"):  # the rollouts re-weighted by their answer tokens' confidence
         tree.rollouts = [replace(r, reward=r.answer_confidence or 0.0) for r in tree.rollouts]
-        chosen = choose(tree, "reward" if rule == "answer-conf" else "vote")
+        chosen = choose(tree, _ANSWER_RULES[rule])
     else:
         chosen = choose(tree, rule)
     return chosen.answer if chosen else ""

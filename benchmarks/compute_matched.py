@@ -1,0 +1,84 @@
+"""Does the search pay for its tokens? Issue 20's targets, checked on a bench folder.
+
+    marco bench arith.tsv -m smollm2-135m --strategy 'cot,mcts,vote@4,vote@8' --out DIR
+    python benchmarks/compute_matched.py DIR [--search mcts/step] [--budget 395]
+
+On the problems every configuration finished (a run stopped part-way still compares paired
+problems only), prints each configuration's accuracy, tokens per problem and its ratio to the
+search's, paired flips and the exact McNemar p against greedy (`cot`), whether it lies on the
+accuracy-vs-tokens frontier, and then the targets as measured:
+
+- the search is at least as accurate as every self-consistency configuration (vote@k) that
+  spends as many tokens or more, give or take 10%;
+- it beats greedy with paired significance (exact McNemar p < 0.05);
+- some mcts configuration lies on the frontier;
+- its tokens per problem are at most 1.5 x `--budget` (the issue's 395), unless it is on the
+  frontier (the extra tokens buy accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from marco_cli.runs import bench
+
+
+def paired(rows: list[dict[str, object]]) -> tuple[list[dict[str, object]], list[str], int]:
+    """The rows of problems every configuration finished, the configurations, the problems."""
+    configs = list(dict.fromkeys(str(r["config"]) for r in rows))
+    done: dict[str, set[object]] = {c: {r["index"] for r in rows if r["config"] == c} for c in configs}
+    common = set.intersection(*done.values()) if done else set()
+    return [r for r in rows if r["index"] in common], configs, len(common)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--search", default="mcts/step", help="the configuration under test")
+    parser.add_argument("--budget", type=float, default=395.0, help="tokens per problem of the old default")
+    parser.add_argument("--skip", nargs="*", default=[], help="configurations to leave out")
+    args = parser.parse_args()
+    rows = [r for r in bench.read_results(args.folder) if r["config"] not in args.skip]
+    rows, configs, n = paired(rows)
+    summary = bench.summarize(rows, configs)
+    table, pairs = summary["configs"], {(p["from"], p["to"]): p for p in summary["pairs"]}
+    search = table[args.search]
+
+    def versus(a: str, b: str) -> tuple[int, int, float]:
+        """(b right where a was not, a right where b was not, p) for b against a."""
+        pair = pairs.get((a, b)) or pairs[(b, a)]
+        lost, gained = (pair["right_to_wrong"], pair["wrong_to_right"])
+        return (gained, lost, pair["p_exact"]) if (a, b) in pairs else (lost, gained, pair["p_exact"])
+
+    print(f"{n} problems every configuration finished ({args.folder})")
+    print("| config | right | tokens/problem | x search | vs cot gained/lost (p) | frontier |")
+    print("|---|---|---|---|---|---|")
+    for name, row in table.items():
+        against = "-" if name == "cot" else "{} / {} ({:.3g})".format(*versus("cot", name))
+        print(
+            f"| {name} | {row['correct']} ({row['accuracy']:.1%}) | {row['mean_tokens']:.0f} | "
+            f"{row['mean_tokens'] / search['mean_tokens']:.2f} | {against} | "
+            f"{'dominated' if row['dominated'] else 'on it'} |"
+        )
+    settings = json.loads((args.folder / bench.META).read_text(encoding="utf-8"))["settings"]
+    strategy = {name: settings[name]["strategy"] for name in table}
+    votes = [c for c in table if strategy[c] == "vote"]
+    matched = [c for c in votes if table[c]["mean_tokens"] >= 0.9 * search["mean_tokens"]]
+    as_good = all(search["correct"] >= table[c]["correct"] for c in matched)
+    gained, lost, p = versus("cot", args.search)
+    searches_on_it = [c for c in table if strategy[c] == "mcts" and not table[c]["dominated"]]
+    cheap = search["mean_tokens"] <= 1.5 * args.budget
+    limit = 1.5 * args.budget
+    name, compared = args.search, ", ".join(matched) or "none"
+    print(f"\n{name} >= every vote@k at >= 0.9x its tokens ({compared}): {as_good}")
+    print(f"{args.search} beats cot, exact McNemar p < 0.05: {p < 0.05} (+{gained} -{lost}, p {p:.3g})")
+    print(f"mcts configurations on the frontier: {', '.join(searches_on_it) or 'none'}")
+    print(f"{name} tokens {search['mean_tokens']:.0f} <= 1.5 x {args.budget:.0f} = {limit:.0f}: {cheap}")
+    if not cheap:
+        print(f"  ... but on the frontier (the extra tokens buy accuracy): {not search['dominated']}")
+
+
+if __name__ == "__main__":
+    main()
