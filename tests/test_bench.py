@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
-from marco_cli.runs.bench import grade, load_dataset, summarize, wilson
+from marco_cli.runs.bench import grade, load_dataset, summarize
+from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_output
 
 MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"
@@ -134,8 +135,6 @@ def test_bench_end_to_end_on_mgsm_and_resume(tmp_path: Path) -> None:
 
 
 def test_exact_mcnemar_matches_hand_computed_binomial_tails() -> None:
-    from marco_cli.runs.bench import mcnemar_p
-
     assert mcnemar_p(0, 0) == 1.0
     assert mcnemar_p(1, 5) == pytest.approx(2 * 7 / 64)  # (C(6,0) + C(6,1)) / 2^6, both sides
     assert mcnemar_p(3, 14) == pytest.approx(2 * sum(math.comb(17, k) for k in range(4)) / 2**17)

@@ -19,6 +19,7 @@ from marco_cli import tasks
 from marco_cli.contract import Model
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
+from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_number
 from marco_cli.search.baselines import majority
 from marco_cli.search.config import SELECTS, SearchConfig
@@ -73,25 +74,6 @@ def grade(answer: str, gold: str) -> tuple[float | None, bool]:
     if value is None or target is None:
         return value, False
     return value, math.isclose(value, target, rel_tol=0, abs_tol=1e-6)
-
-
-def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion."""
-    if n == 0:
-        return 0.0, 0.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def mcnemar_p(right_to_wrong: int, wrong_to_right: int) -> float:
-    """Exact two-sided McNemar test on paired flips: the binomial probability, at p = 1/2, of a
-    split at least as uneven as this one (1.0 when nothing flipped)."""
-    n, low = right_to_wrong + wrong_to_right, min(right_to_wrong, wrong_to_right)
-    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 def config_name(strategy: str, granularity: str) -> str:
