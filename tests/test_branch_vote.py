@@ -185,3 +185,14 @@ def test_first_tokens_against_a_server_is_a_usage_error_before_any_call() -> Non
     )
     assert result.exit_code == 2 and "--first-tokens needs the in-process engine" in result.stderr
     assert "cannot reach" not in result.stderr
+
+
+def test_a_served_request_for_first_tokens_is_a_400_behind_a_backend() -> None:
+    from marco_cli.cli.serve import configurer
+    from marco_cli.server.protocol import ApiError, ChatRequest
+
+    request = ChatRequest("m", [{"role": "user", "content": "What is 2 + 2?"}], settings={"first_tokens": 3})
+    assert configurer({}, local=True)(request, None).first_tokens == 3
+    with pytest.raises(ApiError) as refused:
+        configurer({}, local=False)(request, None)
+    assert refused.value.status == 400 and "in-process engine" in str(refused.value)
