@@ -252,3 +252,18 @@ def test_a_failing_model_keeps_the_samples_already_finished() -> None:
     result = run_search(model, model.prompt, SearchConfig(strategy="vote", samples=3))
     assert result.stopped == "error" and result.error == "the server went away"
     assert len(result.tree.rollouts) == 2 and result.answer == "7" and result.generated_tokens == 36
+
+
+def test_a_child_that_ends_the_answer_is_scored_even_when_not_picked() -> None:
+    """A step that already states the answer is complete: selection skips complete nodes, so
+    unless the expansion scores it at once, the answer it cost would never count."""
+    for seed in range(6):  # whichever child the expansion picks to roll out
+        model = ScriptedModel(
+            actions={"": [("Think first.\n", 0.6), ("So <Output>7</Output>", 0.9)]},
+            rollouts={"Think first.\n": ("Then <Output>5</Output>", 0.5)},
+        )
+        config = SearchConfig(iterations=1, children=2, stop_agree=None, seed=seed)
+        result = Search(model, model.prompt, config).run()
+        answers = [r.answer for r in result.tree.rollouts]
+        assert "7" in answers and result.answer == "7", (seed, answers)
+        assert result.tree.root.visits == len(answers)  # each backed up

@@ -235,6 +235,9 @@ class Search:
                 starts = [picked]  # the randomly picked child, still in the KV cache
             else:
                 starts = [self.rng.choice(fresh)]  # the picked one duplicated a sibling
+            # a child that already ends the answer costs no rollout: score it now, or selection
+            # (which skips complete nodes) never would, and an answer paid for would be lost
+            starts += [n for n in fresh if n.terminal and n not in starts]
             rollouts = self.simulate(starts)
         for rollout in rollouts:
             self._backup(rollout)
