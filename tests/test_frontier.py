@@ -125,3 +125,13 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
     assert any(line.startswith("| cot | 2 (66.7%) |") and line.endswith("| on it |") for line in lines)
     assert "mcts/step >= every vote@k at >= 0.9x its tokens (vote@3): True" in lines
     assert "mcts/step beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
+    # --search names the configuration under test, --skip leaves one out, --budget sets the limit
+    flags = ["--search", "vote@3", "--skip", "mcts/step", "--budget", "10"]
+    other = subprocess.run(
+        [sys.executable, str(script), str(out), *flags], capture_output=True, text=True, check=True
+    )
+    lines = other.stdout.splitlines()
+    assert not any(line.startswith("| mcts/step ") for line in lines)
+    assert "vote@3 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
+    assert any(line.startswith("vote@3 tokens ") and "<= 1.5 x 10 = 15: False" in line for line in lines)
+    assert "mcts configurations on the frontier: none" in lines

@@ -121,6 +121,15 @@ def _flagged(search: Mapping[str, Any], flags: str) -> Mapping[str, Any]:
         raise MarcoError(f"[{flags}]: {message}", code=2) from None
 
 
+def _label(spec: Spec, granularity: str, several: bool) -> str:
+    """A configuration's name: its LABEL (with the granularity when mcts runs at several), or
+    strategy/granularity@budget[flags]."""
+    if spec.label:
+        return f"{spec.label}/{granularity}" if several and spec.name == "mcts" else spec.label
+    name = bench.config_name(spec.name, granularity) + (f"@{spec.budget}" if spec.budget else "")
+    return name + (f"[{' '.join(shlex.split(spec.flags))}]" if spec.flags.strip() else "")
+
+
 def _configs(
     options: Options, strategy: list[str] | None, granularity: list[str] | None
 ) -> dict[str, SearchConfig]:
@@ -131,11 +140,7 @@ def _configs(
         spec = _spec(text)
         budget, search = _budget(spec), _flagged(options.search, spec.flags)
         for g in granularities if spec.name == "mcts" else ["step"]:
-            label = spec.label or bench.config_name(spec.name, g) + (f"@{spec.budget}" if budget else "")
-            if spec.label and len(granularities) > 1 and spec.name == "mcts":
-                label = f"{spec.label}/{g}"
-            elif not spec.label and spec.flags.strip():
-                label += f"[{' '.join(shlex.split(spec.flags))}]"
+            label = _label(spec, g, several=len(granularities) > 1)
             if label in configs:
                 raise MarcoError(f"two configurations are named '{label}': give one a LABEL=", code=2)
             settings = {**search, "strategy": spec.name, "granularity": g, "numeric_answer": True, **budget}

@@ -310,6 +310,7 @@ def with_options(
     return decorate
 
 
+@functools.cache
 def search_parser() -> Any:
     """A Click command holding exactly the search options, as `solve` declares them: what
     `serve` checks a request's settings with and `bench` a configuration's flags."""

@@ -182,19 +182,20 @@ def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject
         }
 
 
-TREE_FIELDS = ("question", "messages", "answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
+TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
 
 
 def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
     """The raw tree: the record's tree fields, as its JSON form has them."""
     saved = run.record.to_json()
     report.written += 1
-    yield {
+    head = {
         "source": run.source,
         "question": saved["question"],
         "messages": saved["messages"],
         "gold": run.gold,
-    } | {k: saved[k] for k in TREE_FIELDS[2:]}
+    }
+    yield head | {k: saved[k] for k in TREE_FIELDS}
 
 
 def export(runs: list[Run], fmt: str, options: Filters) -> tuple[list[JsonObject], Report]:

@@ -21,7 +21,7 @@ from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored
 from marco_cli.search.similarity import mbr_choice
-from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, Tree
+from marco_cli.search.tree import Node, Rollout, Tree
 
 
 def status_of(stop_reason: str) -> str:
@@ -218,13 +218,6 @@ class Chooser:
             self.emit(BestChanged(chosen.id, chosen.reward, chosen.answer, path))
         self.chosen = chosen
         return chosen
-
-
-def rollout_counts(rollouts: Sequence[Rollout]) -> dict[str, int]:
-    counts = dict.fromkeys(ROLLOUT_STATUSES, 0)
-    for r in rollouts:
-        counts[r.status] += 1
-    return counts
 
 
 @dataclass(frozen=True)

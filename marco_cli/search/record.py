@@ -211,7 +211,7 @@ class Record:
             "chosen_rollout": self.chosen_rollout,
             "path": list(self.path),
             "votes": dict(self.votes),
-            "nodes": [_node_json(n) for n in self.nodes],
+            "nodes": [asdict(n) for n in self.nodes],
             "rollouts": [_rollout_json(r) for r in self.rollouts],
             "rollout_stats": self.rollout_stats,
             "stopped": self.stopped,
@@ -238,7 +238,7 @@ class Record:
 def tree_json(tree: Tree) -> JsonObject:
     """A live tree's nodes and rollouts as the record saves them (golden files compare these)."""
     return {
-        "nodes": [_node_json(_node_record(n)) for n in tree.nodes],
+        "nodes": [asdict(_node_record(n)) for n in tree.nodes],
         "rollouts": [_rollout_json(_rollout_record(r)) for r in tree.rollouts],
     }
 
@@ -274,10 +274,6 @@ def _rollout_record(r: Rollout) -> RolloutRecord:
         _round(r.trace_confidence),
         _round(r.answer_confidence),
     )
-
-
-def _node_json(n: NodeRecord) -> JsonObject:
-    return asdict(n)
 
 
 def _rollout_json(r: RolloutRecord) -> JsonObject:
@@ -368,7 +364,9 @@ def _parse(data: Mapping[str, Any]) -> Record:
     return Record(
         question=question,
         messages=messages or (Message("user", question),),
-        model=ModelInfo(**{"name": "?", **{k: model[k] for k in _MODEL_FIELDS if k in model}}),
+        model=ModelInfo(
+            **{"name": "?", **{f.name: model[f.name] for f in fields(ModelInfo) if f.name in model}}
+        ),
         search=search,
         answer=str(data.get("answer") or ""),
         thought=str(data.get("thought") or ""),
@@ -388,9 +386,6 @@ def _parse(data: Mapping[str, Any]) -> Record:
         run_id=None if run_id is None else int(run_id),
         schema=int(data.get("schema", 1)),
     )
-
-
-_MODEL_FIELDS = tuple(f.name for f in fields(ModelInfo))
 
 
 # the saved tree as search data (re-scoring) ----------------------------------------------------

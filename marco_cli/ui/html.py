@@ -115,7 +115,7 @@ def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
                     str(pair["problems"]),
                     str(pair["right_to_wrong"]),
                     str(pair["wrong_to_right"]),
-                    f"{pair.get('p_exact', 1.0):.3g}",
+                    f"{pair['p_exact']:.3g}",
                 ]
             )
         )
