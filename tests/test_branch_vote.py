@@ -83,11 +83,10 @@ def test_the_early_stop_needs_agreement_across_branches() -> None:
         default_rollout=("<Output>4</Output>", 0.8),
         more_actions=lambda state: [(f"step {len(state)}\n", 0.8)],
     )
-    by_rollout = Search(model, model.prompt, SearchConfig(children=1, iterations=12, stop_agree=3)).run()
+    one_start = {"children": 1, "first_tokens": 0, "iterations": 12, "stop_agree": 3}
+    by_rollout = Search(model, model.prompt, SearchConfig(**one_start, select="vote")).run()
     assert by_rollout.stopped == "agreement"
-    by_branch = Search(
-        model, model.prompt, SearchConfig(children=1, iterations=12, stop_agree=3, select="branch")
-    ).run()
+    by_branch = Search(model, model.prompt, SearchConfig(**one_start, select="branch")).run()
     assert by_branch.stopped != "agreement" and by_branch.answer == "4"
     assert by_branch.iterations > by_rollout.iterations
 
@@ -174,25 +173,15 @@ def test_the_real_engine_starts_with_the_kth_likeliest_token(engine) -> None:  #
     assert logprobs == sorted(logprobs, reverse=True)  # in the model's order of likelihood
 
 
-def test_first_tokens_against_a_server_is_a_usage_error_before_any_call() -> None:
-    from typer.testing import CliRunner
-
-    from marco_cli.cli import app
-
-    # nothing listens on port 9: the refusal must come before the server is asked anything
-    result = CliRunner().invoke(
-        app, ["solve", "--backend", "http://127.0.0.1:9", "--first-tokens", "3", "--no-log", "What is 2 + 2?"]
-    )
-    assert result.exit_code == 2 and "--first-tokens needs the in-process engine" in result.stderr
-    assert "cannot reach" not in result.stderr
-
-
-def test_a_served_request_for_first_tokens_is_a_400_behind_a_backend() -> None:
+def test_a_served_request_sets_first_tokens_over_the_server_default() -> None:
     from marco_cli.cli.serve import configurer
     from marco_cli.server.protocol import ApiError, ChatRequest
 
-    request = ChatRequest("m", [{"role": "user", "content": "What is 2 + 2?"}], settings={"first_tokens": 3})
-    assert configurer({}, local=True)(request, None).first_tokens == 3
+    question = [{"role": "user", "content": "What is 2 + 2?"}]
+    assert configurer({})(ChatRequest("m", question), None).first_tokens == 4  # the default
+    assert configurer({"first_tokens": 2})(ChatRequest("m", question), None).first_tokens == 2
+    asked = ChatRequest("m", question, settings={"first_tokens": 0})
+    assert configurer({"first_tokens": 2})(asked, None).first_tokens == 0
     with pytest.raises(ApiError) as refused:
-        configurer({}, local=False)(request, None)
-    assert refused.value.status == 400 and "in-process engine" in str(refused.value)
+        configurer({})(ChatRequest("m", question, settings={"first_tokens": 65}), None)
+    assert refused.value.status == 400

@@ -275,6 +275,9 @@ def bad_stream_server() -> Iterator[str]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if not body.get("stream"):  # the first-token request: two candidates, whatever was asked
+                top = [{"id": 52, "token": "4", "logprob": -0.1}, {"id": 53, "token": "5", "logprob": -2.5}]
+                return self._json({"completion_probabilities": [{"top_logprobs": top}]})
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -288,10 +291,24 @@ def bad_stream_server() -> Iterator[str]:
 
 
 def test_a_malformed_stream_is_one_line_and_the_run_is_saved(bad_stream_server: str) -> None:
-    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server])
+    plain = ["--first-tokens", "0"]  # straight to the stream (the first-token request is not streamed)
+    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server, *plain])
     assert "streamed a line that is not JSON" in one_line_error(result, 1)
     (run,) = history.records()[0]
     assert run[1].stopped == "error" and "not JSON" in (run[1].error or "")
+
+
+def test_a_server_with_too_few_first_tokens_is_one_line(bad_stream_server: str) -> None:
+    """This server ranks two first tokens: a third is refused naming both counts."""
+    from marco_cli.contract import Sampling, StopRule
+    from marco_cli.engine.remote import BackendError, RemoteEngine
+
+    remote = RemoteEngine(bad_stream_server)
+    with pytest.raises(BackendError, match="gave 2 first-token alternatives; --first-tokens 3 needs 3"):
+        remote.generate(remote.tokenize("Q"), Sampling(first_rank=2), StopRule(max_tokens=8))
+    two = ["--first-tokens", "2"]  # ranked, then the continuation's stream is the broken part
+    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server, *two])
+    assert "streamed a line that is not JSON" in one_line_error(result, 1)
 
 
 @pytest.fixture

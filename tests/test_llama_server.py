@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.contract import Request, Sampling, StopRule
-from marco_cli.engine.logprobs import from_native, from_openai
+from marco_cli.engine.logprobs import from_native, from_openai, native_alternatives, openai_alternatives
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
@@ -50,6 +50,30 @@ def test_greedy_tokens_and_confidences_equal_the_local_engine(server: str, engin
     unsure = StopRule(max_tokens=32, stop_texts=(), min_confidence=100.0, confidence_window=8)
     cut = remote.generate(prompt, Sampling(), unsure)  # DeepConf online's stop, cut client-side
     assert cut.stop_reason == "low_confidence" and len(cut.tokens) == 8
+
+
+@pytest.mark.slow
+def test_first_tokens_over_the_server_start_as_the_local_engine(server: str, engine: object) -> None:
+    """CoT-decoding behind llama-server: a one-token request ranks the first tokens, the k-th
+    is kept and the server continues greedily from it. The first tokens and their scores are
+    the local engine's; what follows is the server's greedy text, which can part from the
+    local one at a near-tie (the server evaluates the kept token with its cached prompt in
+    another batch shape: seen at the seventh token in one of four runs)."""
+    remote = RemoteEngine(server)
+    prompt = remote.build_prompt(QUESTION, "plain")
+    stop = StopRule(max_tokens=12, stop_texts=())
+    for rank in range(4):
+        theirs = remote.generate(prompt, Sampling(first_rank=rank), stop)
+        engine.reset()
+        ours = engine.generate(prompt, Sampling(first_rank=rank), stop)
+        assert theirs.tokens[0] == ours.tokens[0], rank
+        assert len(theirs.tokens) == len(theirs.confidences) == 12
+        # the same row, scored after another batch shape (seen: 0.043 apart in a log-probability)
+        assert theirs.confidences[0] == pytest.approx(ours.confidences[0], abs=3e-2)
+        assert theirs.logprobs[0] == pytest.approx(ours.logprobs[0], abs=0.1)
+    assert remote.requests == 8  # the ranking request, then the continuation
+    one = remote.generate(prompt, Sampling(first_rank=2), StopRule(max_tokens=1, stop_texts=()))
+    assert len(one.tokens) == 1 and one.stop_reason == "max_tokens" and remote.requests == 9
 
 
 @pytest.mark.slow
@@ -193,3 +217,21 @@ def test_vllm_and_llama_server_shapes_read_alike() -> None:
     )
     old = from_native(LLAMA_SERVER_OLD_NATIVE)
     assert old[0].confidence == pytest.approx(0.9 / 0.95)
+
+
+def test_first_token_alternatives_are_ranked_in_every_shape() -> None:
+    vllm = openai_alternatives(VLLM_COMPLETIONS["choices"][0]["logprobs"])
+    assert [(a.text, a.logprob) for a in vllm] == [(" ", -0.2), ("\n", -2.0)]
+    v1 = openai_alternatives(LLAMA_SERVER_V1["choices"][0]["logprobs"])
+    assert [(a.token, a.text) for a in v1] == [(504, "The"), (40, "I")]
+    shuffled = [
+        {"top_logprobs": [{"id": 9, "token": "b", "logprob": -2.0}, {"id": 3, "token": "a", "logprob": -0.1}]}
+    ]
+    assert [a.token for a in native_alternatives(shuffled)] == [3, 9]  # likeliest first, whatever the order
+    old = native_alternatives(LLAMA_SERVER_OLD_NATIVE)
+    assert [a.text for a in old] == ["7", "8"] and old[0].logprob == pytest.approx(math.log(0.9))
+    for empty in ({}, {"content": []}, {"top_logprobs": []}):
+        with pytest.raises(ValueError):
+            openai_alternatives(empty)
+    with pytest.raises(ValueError):
+        native_alternatives([])

@@ -45,6 +45,27 @@ def test_remote_confidences_agree_with_the_local_engine(server: str, engine: obj
 
 
 @pytest.mark.slow
+def test_first_tokens_over_an_openai_server_start_as_the_local_engine(server: str, engine: object) -> None:
+    """The OpenAI shape gives text pieces, not ids: the k-th first piece is appended to the
+    prompt text and the server continues from there. The first pieces are the local engine's;
+    what follows may part at a near-tie (the server re-evaluates the prompt with the piece in
+    one batch)."""
+    remote = RemoteEngine(server)
+    prompt = remote.build_prompt(QUESTION, "plain")
+    stop = StopRule(max_tokens=10, stop_texts=())
+    firsts = set()
+    for rank in range(3):
+        theirs = remote.generate(prompt, Sampling(first_rank=rank), stop)
+        engine.reset()
+        ours = engine.generate(prompt, Sampling(first_rank=rank), stop)
+        first = engine.detokenize(ours.tokens[:1])
+        assert theirs.text.startswith(first) and len(theirs.text) > len(first), rank
+        assert theirs.confidences[0] == pytest.approx(ours.confidences[0], abs=1e-2)  # the same row
+        firsts.add(first)
+    assert len(firsts) == 3
+
+
+@pytest.mark.slow
 def test_remote_search_end_to_end_and_cli(server: str) -> None:
     remote = RemoteEngine(server, parallel=3)
     prompt = remote.build_prompt(QUESTION, "plain")

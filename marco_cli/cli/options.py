@@ -76,7 +76,7 @@ SEARCH_TYPES: dict[str, Any] = {
             min=0,
             max=64,
             help="CoT-decoding: the root's children start with the K likeliest first tokens, then "
-            "greedy (0: off; in-process engine only).",
+            "greedy (0: off).",
         ),
     ],
     "exploration": Annotated[

@@ -29,7 +29,6 @@ from marco_cli.cli.options import (
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.cli.solve import branches
 from marco_cli.contract import ChatEngine
-from marco_cli.engine.remote import FIRST_TOKENS_LOCAL
 from marco_cli.errors import MarcoError
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
@@ -66,9 +65,8 @@ def _argv(settings: Mapping[str, object]) -> list[str]:
     return argv
 
 
-def configurer(defaults: Mapping[str, Any], local: bool = True) -> Any:
-    """The server's `configure`: a request's settings over the command line's, as a SearchConfig
-    (`local`: the in-process engine, the only one that can rank first tokens)."""
+def configurer(defaults: Mapping[str, Any]) -> Any:
+    """The server's `configure`: a request's settings over the command line's, as a SearchConfig."""
     from marco_cli.server.protocol import ApiError, ChatRequest
 
     parser = search_parser()
@@ -87,8 +85,6 @@ def configurer(defaults: Mapping[str, Any], local: bool = True) -> Any:
             config = config_from(search, numeric_answer=tasks.wants_number(request.question))
         except MarcoError as exc:
             raise ApiError(400, str(exc), param="marco") from None
-        if config.first_tokens and not local:
-            raise ApiError(400, FIRST_TOKENS_LOCAL, param="marco.first_tokens")
         return config
 
     return configure
@@ -143,7 +139,7 @@ def serve_cmd(
     workers = 1 if local else int(engine.parallel)
     runner = Runner(served, workers, queue)
     ids = _model_ids(served_name(options.model))
-    app = build_app(runner, ServerSettings(ids, configurer(options.search, local), api_key))
+    app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
     console = err_console()
     if not _loopback(host) and api_key is None:
         console.print(

@@ -67,10 +67,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
     """
     model, options = chosen.model, chosen.engine
     if options.backend:
-        from marco_cli.engine.remote import FIRST_TOKENS_LOCAL, RemoteEngine
-
-        if chosen.search.get("first_tokens"):  # said before any server is asked
-            raise MarcoError(FIRST_TOKENS_LOCAL, code=2)
+        from marco_cli.engine.remote import RemoteEngine
 
         style = "plain" if model.endswith(".gguf") else parse_spec(model, load_registry()).prompt_style
         engine = RemoteEngine(

@@ -90,3 +90,57 @@ def from_native(items: Iterable[dict[str, Any]]) -> list[Scored]:
         )
         scored.append(Scored(text, item.get("id"), chosen, top))
     return scored
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One candidate at a position: its piece, its token id when the server gave one, its
+    log-probability under the raw distribution."""
+
+    text: str
+    token: int | None
+    logprob: float
+
+
+def _ranked(alternatives: list[Alternative]) -> list[Alternative]:
+    return sorted(alternatives, key=lambda a: -a.logprob)
+
+
+def native_alternatives(items: list[dict[str, Any]]) -> list[Alternative]:
+    """The first position's candidates in llama-server's `completion_probabilities`, likeliest
+    first (logprob form, or the older prob form)."""
+    if not items:
+        raise ShapeError("no completion_probabilities")
+    first = items[0]
+    if "top_logprobs" in first:
+        return _ranked(
+            [
+                Alternative(str(t.get("token", "")), t.get("id"), float(t["logprob"]))
+                for t in first["top_logprobs"]
+            ]
+        )
+    return _ranked(
+        [
+            Alternative(str(p.get("tok_str", "")), p.get("id"), math.log(max(float(p["prob"]), 1e-30)))
+            for p in first.get("probs") or []
+        ]
+    )
+
+
+def openai_alternatives(logprobs: dict[str, Any]) -> list[Alternative]:
+    """The first position's candidates in an OpenAI-style choice's `logprobs` (either shape),
+    likeliest first."""
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        if not content:
+            raise ShapeError("no logprobs content")
+        return _ranked(
+            [
+                Alternative(str(t.get("token", "")), t.get("id"), float(t["logprob"]))
+                for t in content[0].get("top_logprobs") or []
+            ]
+        )
+    tops = logprobs.get("top_logprobs")
+    if not tops or not isinstance(tops[0], dict):
+        raise ShapeError("no top_logprobs")
+    return _ranked([Alternative(str(text), None, float(lp)) for text, lp in tops[0].items()])

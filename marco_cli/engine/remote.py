@@ -18,7 +18,6 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -29,12 +28,20 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
-from marco_cli.engine.logprobs import Scored, ShapeError, from_native, from_openai
+from marco_cli.engine.confidence import TOP_K
+from marco_cli.engine.logprobs import (
+    Scored,
+    ShapeError,
+    from_native,
+    from_openai,
+    native_alternatives,
+    openai_alternatives,
+)
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
+from marco_cli.engine.wire import one_line, split_credentials
 from marco_cli.errors import MarcoError
 
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
@@ -52,10 +59,8 @@ NO_LOGPROBS = (
     "the server returned no per-token logprobs (top 5); marco needs them "
     "(llama-cpp-python's server: start it with --logits_all true)"
 )
-FIRST_TOKENS_LOCAL = (
-    "--first-tokens needs the in-process engine: a server cannot be told to start with its "
-    "k-th most likely token (drop --backend, or --first-tokens)"
-)
+# a first token that ends the generation: an empty piece or a special marker (<|im_end|>, </s>)
+_END_PIECE = re.compile(r"^(|<\|[^|<>]*\|>|</s>)$")
 
 
 class BackendError(MarcoError):
@@ -64,29 +69,6 @@ class BackendError(MarcoError):
 
 class Refused(BackendError):
     """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
-
-
-def one_line(body: str) -> str:
-    """A server's error body as one short line: JSON's message, else text without HTML tags."""
-    try:
-        data = json.loads(body)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
-    except (json.JSONDecodeError, AttributeError):
-        pass
-    text = " ".join(re.sub(r"<[^>]*>", " ", body).split())
-    return text if len(text) <= 160 else text[:159] + "…"
-
-
-def split_credentials(url: str) -> tuple[str, str | None]:
-    """The URL without `user:pass@` (what messages and records show), and those credentials
-    as an HTTP Basic token (they are sent, never printed)."""
-    parsed = urlsplit(url)
-    if parsed.username is None and parsed.password is None:
-        return url, None
-    host = parsed.netloc.rsplit("@", 1)[1]
-    token = f"{unquote(parsed.username or '')}:{unquote(parsed.password or '')}"
-    return urlunsplit(parsed._replace(netloc=host)), base64.b64encode(token.encode()).decode()
 
 
 class RemoteEngine:
@@ -296,31 +278,72 @@ class RemoteEngine:
             **({} if self.native else {"model": self.model, "max_tokens": limit, "logprobs": 5}),
         }
 
+    def _first_piece(self, prefix: Sequence[int], rank: int) -> Scored:
+        """CoT-decoding's first token over HTTP: one greedy one-token request asks for the
+        `rank + 1` (at least 5) likeliest first tokens of the raw distribution; the rank-th
+        (0: the likeliest) becomes the branch's first piece, scored as locally (its top-5
+        confidence)."""
+        wanted = max(TOP_K, rank + 1)
+        body = self._body(Sampling(), StopRule(max_tokens=1, stop_texts=(), loop_guard=False), 1)
+        body["stream"] = False
+        if self.native:
+            body |= {"prompt": list(prefix), "n_probs": wanted}
+        else:
+            body |= {"prompt": self._text(prefix), "logprobs": wanted}
+        answer = self._call("POST", "/completion" if self.native else "/v1/completions", body)
+        try:
+            if self.native:
+                ranked = native_alternatives(answer.get("completion_probabilities") or [])
+                evaluated = int(answer.get("tokens_evaluated") or 0)
+            else:
+                choice = (answer.get("choices") or [{}])[0]
+                ranked = openai_alternatives(choice.get("logprobs") or {})
+                evaluated = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
+        except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
+            raise BackendError(NO_LOGPROBS) from None
+        if len(ranked) <= rank:
+            raise BackendError(
+                f"the server gave {len(ranked)} first-token alternatives; --first-tokens {rank + 1} "
+                f"needs {rank + 1}"
+            )
+        pick = ranked[rank]
+        top = tuple(a.logprob for a in ranked[:TOP_K])
+        self._count(requests=1, evaluated=evaluated)
+        return Scored(pick.text, pick.token, pick.logprob, top)
+
     def _one(self, request: Request) -> Generation:
-        if request.sampling.first_rank is not None:
-            raise MarcoError(FIRST_TOKENS_LOCAL, code=2)
         prefix, stop = request.prefix, request.stop
         limit = stop.token_limit()
         prompt = self._text(prefix)
-        body = self._body(request.sampling, stop, limit)
-        body["prompt"] = list(prefix) if self.native else prompt
-        path = "/completion" if self.native else "/v1/completions"
         context = prompt[-LOOP_WINDOW:] if stop.loop_guard else ""
         scored: list[Scored] = []
         means: list[float] = []  # top-5 mean log-prob per piece (DeepConf online's stop)
         text, cut, finish, evaluated = "", "", None, 0
-        for event in self._events(path, body):
-            new, finish, evaluated = self._read_event(event, finish, evaluated)
-            for piece in new:
-                before, text = len(text), text + piece.text
-                scored.append(piece)
-                means.append(piece.top_mean)
-                cut = cut_reason(text, before, stop, context, means) or ""
+        ids, sent = list(prefix), prompt  # what the server continues (native: ids, else text)
+        if request.sampling.first_rank is not None:
+            first = self._first_piece(prefix, request.sampling.first_rank)
+            if _END_PIECE.match(first.text):  # the branch ends at once, as a local EOS does
+                return self._generation([first], "", "", None, stop, limit, prompt)
+            scored, means, text = [first], [first.top_mean], first.text
+            cut = cut_reason(text, 0, stop, context, means) or ""
+            ids += [first.token] if first.token is not None else self.tokenize(first.text)
+            sent += first.text
+        if not cut and len(scored) < limit:
+            body = self._body(request.sampling, stop, limit - len(scored))
+            body["prompt"] = ids if self.native else sent
+            for event in self._events("/completion" if self.native else "/v1/completions", body):
+                new, finish, evaluated = self._read_event(event, finish, evaluated)
+                for piece in new:
+                    before, text = len(text), text + piece.text
+                    scored.append(piece)
+                    means.append(piece.top_mean)
+                    cut = cut_reason(text, before, stop, context, means) or ""
+                    if cut:
+                        break
                 if cut:
-                    break
-            if cut:
-                break  # closing the stream stops the server here
-        self._count(requests=1, evaluated=evaluated, streamed=len(scored))
+                    break  # closing the stream stops the server here
+            self._count(requests=1, evaluated=evaluated)
+        self._count(streamed=len(scored))
         return self._generation(scored, text, cut, finish, stop, limit, prompt)
 
     def _read_event(
