@@ -72,7 +72,9 @@ def test_json_record_schema() -> None:
         "terminal",
     }
     assert all(set(n) == node_keys for n in record["nodes"])
-    assert record["nodes"][0]["visits"] == record["iterations"] >= 1
+    # every scored rollout passed the root once (a child that ends the answer when the expansion
+    # makes it is scored then, so visits can outnumber iterations)
+    assert record["nodes"][0]["visits"] == len(record["rollouts"]) >= record["iterations"] >= 1
     rollout_keys = {"id", "node", "tokens", "reward", "confidence", "answer", "finished", "status", "text"}
     for r in record["rollouts"]:  # answer_confidence: where a finished answer was found in the text
         assert set(r) - {"answer_confidence"} == rollout_keys

@@ -237,7 +237,9 @@ def test_batched_branches_equal_the_sequential_path(smollm_path: Path) -> None:
 
 def test_multi_sequence_cache_matches_a_clean_recomputation(smollm_path: Path) -> None:
     """Branches that revisit tokens another sequence holds keep their scores (separate streams;
-    measured within 2e-3 here, where a shared unified cache was off by up to 0.9)."""
+    measured within 2e-3 on an AVX-512 CPU and 7.2e-3 on an AVX2-only one, where a shared
+    unified cache was off by up to 0.9: the bound leaves room for the CPU's kernels, not for
+    that bug)."""
     with (
         Engine(smollm_path, ctx=2048, n_seq=4, n_batch=1) as multi,
         Engine(smollm_path, ctx=2048, n_batch=1) as clean,
@@ -248,7 +250,7 @@ def test_multi_sequence_cache_matches_a_clean_recomputation(smollm_path: Path) -
         multi.generate(prompt, Sampling(), StopRule(granularity="mini-32"))  # the same tokens again
         path = prompt + list(first.tokens)
         gen = multi.generate(path, Sampling(), StopRule(granularity="mini-32"))
-        assert gen.confidences == pytest.approx(_teacher_forced(clean, path, gen.tokens), abs=5e-3)
+        assert gen.confidences == pytest.approx(_teacher_forced(clean, path, gen.tokens), abs=2e-2)
 
 
 @pytest.mark.xfail(

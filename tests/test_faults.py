@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.cli.history import log_table
-from marco_cli.engine.remote import one_line
+from marco_cli.engine.wire import one_line
 from marco_cli.runs import history
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
@@ -160,7 +160,9 @@ def test_progress_moves_before_a_generation_ends() -> None:
         if isinstance(event, ev.TokensGenerated):
             seen.append((snapshot.tokens_so_far, len(snapshot.nodes)))
 
-    result = Search(model, model.prompt, SearchConfig(iterations=2, children=1), listen).run()
+    # four starts with one candidate: three duplicate the first and are dropped, paid for all the same
+    config = SearchConfig(iterations=2, children=1, first_tokens=4)
+    result = Search(model, model.prompt, config, listen).run()
     first = [tokens for tokens, nodes in seen if nodes == 1]  # before the first node arrived
     assert len(first) >= 10 and first == sorted(first) and first[-1] > first[0]
     assert shown == sorted(shown)  # a finished generation's tokens move from streamed to the tree

@@ -87,7 +87,7 @@ def test_configurations_carry_flags_of_their_own(scripted_session, tmp_path: Pat
     wide = settings["wide"]
     picked = (wide["iterations"], wide["root_children"], wide["select"], wide["stop_agree"])
     assert picked == (3, 4, "branch", None)
-    assert settings["mcts/step@2"]["root_children"] is None and settings["mcts/step@2"]["select"] == "vote"
+    assert settings["mcts/step@2"]["root_children"] is None and settings["mcts/step@2"]["select"] == "branch"
     assert settings["mcts/step[--first-tokens 3]"]["first_tokens"] == 3
     assert all(s["seed"] == 5 for s in settings.values())  # the command line's own, under each
 
@@ -112,7 +112,7 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
 
     out = tmp_path / "out"
     ran = runner.invoke(
-        app, ["bench", str(_dataset(tmp_path)), "--strategy", "cot,mcts,vote@3", "--out", str(out)]
+        app, ["bench", str(_dataset(tmp_path)), "--strategy", "cot,mcts,vote@4", "--out", str(out)]
     )
     assert ran.exit_code == 0, ran.output
     script = Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
@@ -123,15 +123,15 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
     assert lines[0].startswith("3 problems every configuration finished")
     # the scripted model answers 4 everywhere: 2 of 3 right for all, greedy the cheapest
     assert any(line.startswith("| cot | 2 (66.7%) |") and line.endswith("| on it |") for line in lines)
-    assert "mcts/step >= every vote@k at >= 0.9x its tokens (vote@3): True" in lines
+    assert "mcts/step >= every vote@k at >= 0.9x its tokens (vote@4): True" in lines
     assert "mcts/step beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
     # --search names the configuration under test, --skip leaves one out, --budget sets the limit
-    flags = ["--search", "vote@3", "--skip", "mcts/step", "--budget", "10"]
+    flags = ["--search", "vote@4", "--skip", "mcts/step", "--budget", "10"]
     other = subprocess.run(
         [sys.executable, str(script), str(out), *flags], capture_output=True, text=True, check=True
     )
     lines = other.stdout.splitlines()
     assert not any(line.startswith("| mcts/step ") for line in lines)
-    assert "vote@3 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
-    assert any(line.startswith("vote@3 tokens ") and "<= 1.5 x 10 = 15: False" in line for line in lines)
+    assert "vote@4 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
+    assert any(line.startswith("vote@4 tokens ") and "<= 1.5 x 10 = 15: False" in line for line in lines)
     assert "mcts configurations on the frontier: none" in lines

@@ -50,8 +50,9 @@ def deeper(state: str) -> list[tuple[str, float]]:
 
 
 # These tests pin the tree mechanics, written for three children, no early stop and the
-# most-visited answer rule; test_loops.py covers the defaults' rewards and answer rules.
-MECHANICS = {"children": 3, "stop_agree": None, "select": "visits", "max_tokens": 1024}
+# most-visited answer rule, no CoT-decoding at the root; test_loops.py covers the defaults'
+# rewards and answer rules, test_branch_vote.py the first tokens.
+MECHANICS = {"children": 3, "first_tokens": 0, "stop_agree": None, "select": "visits", "max_tokens": 1024}
 
 
 def run(model: ScriptedModel, **kw) -> tuple[Search, object, list]:

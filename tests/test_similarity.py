@@ -53,5 +53,6 @@ def test_translate_answers_by_mbr_unless_told_otherwise(scripted_session) -> Non
         runner.invoke(app, ["translate", "Hola", "--select", "vote", "--json", "--no-log"]).stdout
     )
     assert record["settings"]["select"] == "vote"
+    assert record["settings"]["first_tokens"] == 0  # translate keeps one start (not measured there)
     record = json.loads(runner.invoke(app, ["solve", "What is 2 + 2?", "--json", "--no-log"]).stdout)
-    assert record["settings"]["select"] == "vote"
+    assert record["settings"]["select"] == "branch" and record["settings"]["first_tokens"] == 4

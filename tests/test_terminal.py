@@ -63,6 +63,13 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
             "500",
             "--stop-agree",
             "0",
+            # sixteen first steps, eight children each below: wide enough that the tree is never
+            # exhausted before the signal (with two children every branch of this easy question
+            # finished in about three seconds on an AVX2 CPU)
+            "--first-tokens",
+            "16",
+            "--children",
+            "8",
             "--temperature",
             "1.0",
             "--granularity",

@@ -193,7 +193,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     finish([record])
 
 
-@with_options(defaults={"iterations": 8, "max_tokens": 384, "select": "mbr"})
+@with_options(defaults={"iterations": 8, "first_tokens": 0, "max_tokens": 384, "select": "mbr"})
 def translate_cmd(
     text: Text = None,
     to: Annotated[str, typer.Option("--to", help="Target language.")] = "English",

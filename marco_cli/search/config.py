@@ -24,12 +24,12 @@ class SearchConfig:
     """Defaults are explained in the README ("Search defaults")."""
 
     strategy: Strategy = "mcts"
-    iterations: int = 8
+    iterations: int = 4
     children: int = 2
     root_children: int | None = None  # children of the root (None: `children`)
     # CoT-decoding at the root: its children start with the k most likely first tokens and
     # continue greedily (0: off; overrides root_children)
-    first_tokens: int = 0
+    first_tokens: int = 4
     exploration: float = 1.414
     granularity: Granularity = "step"
     step_break: str = "line"
@@ -41,7 +41,7 @@ class SearchConfig:
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
     reward: Reward = "finished"  # README: "Rewards"
-    select: Select = "vote"  # branch: one vote per root subtree
+    select: Select = "branch"  # one vote per root subtree (README: "Answer rules")
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"

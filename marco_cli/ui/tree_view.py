@@ -41,15 +41,19 @@ class TreeSnapshot:
     rollouts: int = 0
     iteration: int = 0
     total: int = 0
-    tokens: int = 0  # in nodes and rollouts
+    tokens: int = 0  # generated and settled: in nodes and rollouts, or dropped as duplicates
     streamed: int = 0  # sampled in generations that have not ended yet
 
     def __post_init__(self) -> None:
         self.nodes.setdefault(0, NodeView(0, None, self.question, None, False, False))
 
     def apply(self, event: ev.Event) -> None:
+        if isinstance(event, (ev.IterationStarted, ev.Finished)):
+            # what is still streamed when an iteration ends went into no node (a child that
+            # duplicated its sibling is dropped): paid for all the same
+            self.tokens, self.streamed = self.tokens + self.streamed, 0
         if isinstance(event, ev.IterationStarted):
-            self.iteration, self.total, self.streamed = event.iteration, event.total, 0
+            self.iteration, self.total = event.iteration, event.total
         elif isinstance(event, ev.TokensGenerated):
             self.streamed += event.n
         elif isinstance(event, ev.NodeAdded):
