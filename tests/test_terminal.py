@@ -63,11 +63,10 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
             "500",
             "--stop-agree",
             "0",
-            # sixteen first steps, eight children each below: wide enough that the tree is never
-            # exhausted before the signal (with two children every branch of this easy question
-            # finished in about three seconds on an AVX2 CPU)
-            "--first-tokens",
-            "16",
+            # eight children per expansion below the four first steps: wide enough that the tree
+            # is not exhausted before the signal (with two, every branch of this easy question
+            # finished in about three seconds on an AVX2 CPU; sixteen first steps of 32 tokens
+            # left no answer finished by then)
             "--children",
             "8",
             "--temperature",
@@ -82,7 +81,7 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)
+    time.sleep(8)  # an answer has finished by then; the search runs on for minutes
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
