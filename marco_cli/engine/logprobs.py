@@ -102,6 +102,11 @@ class Alternative:
     logprob: float
 
 
+def _alternative(item: dict[str, Any]) -> Alternative:
+    """A {token, id, logprob} candidate (llama-server's and the chat-style shape)."""
+    return Alternative(str(item.get("token", "")), item.get("id"), float(item["logprob"]))
+
+
 def _ranked(alternatives: list[Alternative]) -> list[Alternative]:
     return sorted(alternatives, key=lambda a: -a.logprob)
 
@@ -113,12 +118,7 @@ def native_alternatives(items: list[dict[str, Any]]) -> list[Alternative]:
         raise ShapeError("no completion_probabilities")
     first = items[0]
     if "top_logprobs" in first:
-        return _ranked(
-            [
-                Alternative(str(t.get("token", "")), t.get("id"), float(t["logprob"]))
-                for t in first["top_logprobs"]
-            ]
-        )
+        return _ranked([_alternative(t) for t in first["top_logprobs"]])
     return _ranked(
         [
             Alternative(str(p.get("tok_str", "")), p.get("id"), math.log(max(float(p["prob"]), 1e-30)))
@@ -134,12 +134,7 @@ def openai_alternatives(logprobs: dict[str, Any]) -> list[Alternative]:
     if isinstance(content, list):
         if not content:
             raise ShapeError("no logprobs content")
-        return _ranked(
-            [
-                Alternative(str(t.get("token", "")), t.get("id"), float(t["logprob"]))
-                for t in content[0].get("top_logprobs") or []
-            ]
-        )
+        return _ranked([_alternative(t) for t in content[0].get("top_logprobs") or []])
     tops = logprobs.get("top_logprobs")
     if not tops or not isinstance(tops[0], dict):
         raise ShapeError("no top_logprobs")

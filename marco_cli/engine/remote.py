@@ -32,6 +32,7 @@ from typing import Any
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.engine.confidence import TOP_K
 from marco_cli.engine.logprobs import (
+    Alternative,
     Scored,
     ShapeError,
     from_native,
@@ -244,13 +245,20 @@ class RemoteEngine:
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
     ) -> list[Generation]:
-        """Siblings go out together, at most `parallel` at a time across every caller."""
+        """Siblings go out together, at most `parallel` at a time across every caller. Siblings
+        that start on their k-th first token share one ranking request per prefix."""
+        wanted: dict[tuple[int, ...], int] = {}
+        for r in requests:
+            if r.sampling.first_rank is not None:
+                key = tuple(r.prefix)
+                wanted[key] = max(wanted.get(key, TOP_K), r.sampling.first_rank + 1)
+        ranked = {prefix: self._rank_first_tokens(prefix, k) for prefix, k in wanted.items()}
 
         def one(request: Request) -> Generation:
             with self._gate:
                 self._count(_in_flight=1)
                 try:
-                    gen = self._one(request)
+                    gen = self._one(request, ranked.get(tuple(request.prefix), []))
                 finally:
                     self._count(_in_flight=-1)
             if on_token is not None:
@@ -278,19 +286,21 @@ class RemoteEngine:
             **({} if self.native else {"model": self.model, "max_tokens": limit, "logprobs": 5}),
         }
 
-    def _first_piece(self, prefix: Sequence[int], rank: int) -> Scored:
-        """CoT-decoding's first token over HTTP: one greedy one-token request asks for the
-        `rank + 1` (at least 5) likeliest first tokens of the raw distribution; the rank-th
-        (0: the likeliest) becomes the branch's first piece, scored as locally (its top-5
-        confidence)."""
-        wanted = max(TOP_K, rank + 1)
+    @property
+    def _completions(self) -> str:
+        return "/completion" if self.native else "/v1/completions"
+
+    def _rank_first_tokens(self, prefix: Sequence[int], wanted: int) -> list[Alternative]:
+        """CoT-decoding's first tokens over HTTP: one greedy one-token request asks for the
+        `wanted` likeliest first tokens of the raw distribution, likeliest first."""
         body = self._body(Sampling(), StopRule(max_tokens=1, stop_texts=(), loop_guard=False), 1)
         body["stream"] = False
         if self.native:
             body |= {"prompt": list(prefix), "n_probs": wanted}
         else:
             body |= {"prompt": self._text(prefix), "logprobs": wanted}
-        answer = self._call("POST", "/completion" if self.native else "/v1/completions", body)
+        with self._gate:
+            answer = self._call("POST", self._completions, body)
         try:
             if self.native:
                 ranked = native_alternatives(answer.get("completion_probabilities") or [])
@@ -301,17 +311,22 @@ class RemoteEngine:
                 evaluated = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
         except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
             raise BackendError(NO_LOGPROBS) from None
+        self._count(requests=1, evaluated=evaluated)
+        return ranked
+
+    @staticmethod
+    def _first_piece(ranked: list[Alternative], rank: int) -> Scored:
+        """The rank-th first token (0: the likeliest) as the branch's first piece, scored as
+        locally (its top-5 confidence)."""
         if len(ranked) <= rank:
             raise BackendError(
                 f"the server gave {len(ranked)} first-token alternatives; --first-tokens {rank + 1} "
                 f"needs {rank + 1}"
             )
         pick = ranked[rank]
-        top = tuple(a.logprob for a in ranked[:TOP_K])
-        self._count(requests=1, evaluated=evaluated)
-        return Scored(pick.text, pick.token, pick.logprob, top)
+        return Scored(pick.text, pick.token, pick.logprob, tuple(a.logprob for a in ranked[:TOP_K]))
 
-    def _one(self, request: Request) -> Generation:
+    def _one(self, request: Request, ranked: list[Alternative]) -> Generation:
         prefix, stop = request.prefix, request.stop
         limit = stop.token_limit()
         prompt = self._text(prefix)
@@ -321,7 +336,7 @@ class RemoteEngine:
         text, cut, finish, evaluated = "", "", None, 0
         ids, sent = list(prefix), prompt  # what the server continues (native: ids, else text)
         if request.sampling.first_rank is not None:
-            first = self._first_piece(prefix, request.sampling.first_rank)
+            first = self._first_piece(ranked, request.sampling.first_rank)
             if _END_PIECE.match(first.text):  # the branch ends at once, as a local EOS does
                 return self._generation([first], "", "", None, stop, limit, prompt)
             scored, means, text = [first], [first.top_mean], first.text
@@ -331,7 +346,7 @@ class RemoteEngine:
         if not cut and len(scored) < limit:
             body = self._body(request.sampling, stop, limit - len(scored))
             body["prompt"] = ids if self.native else sent
-            for event in self._events("/completion" if self.native else "/v1/completions", body):
+            for event in self._events(self._completions, body):
                 new, finish, evaluated = self._read_event(event, finish, evaluated)
                 for piece in new:
                     before, text = len(text), text + piece.text
