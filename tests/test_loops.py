@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.engine.repetition import LoopRule, ends_in_loop, loop_period
+from marco_cli.contract import StopRule
+from marco_cli.engine.repetition import COUNTING_RULE, LoopRule, ends_in_loop, loop_period, mask_numbers
+from marco_cli.engine.stops import cut_reason
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import choose
 from marco_cli.search.mcts import Search
@@ -42,6 +44,29 @@ def test_a_repeated_tail_is_a_loop(text: str, period: int) -> None:
 )
 def test_honest_text_is_not_a_loop(text: str) -> None:
     assert not ends_in_loop(text)
+
+
+COUNTING = "".join(f"{i}. {25 + i} + 1 = {26 + i}\n" for i in range(1, 12))  # a counting loop
+
+
+def weeks(n: int) -> str:
+    return "".join(f"Week {i}: ${20 * i}\n" for i in range(1, n + 1))
+
+
+def test_a_counting_loop_is_a_loop_where_the_exact_check_sees_none() -> None:
+    assert loop_period(COUNTING) is None  # no two lines are equal
+    assert mask_numbers("10. 35 + 1 = 36\n") == "0. 0 + 0 = 0\n"
+    fired = next(k for k in range(len(COUNTING) + 1) if ends_in_loop(COUNTING[:k]))
+    lines = COUNTING[:fired].count("\n")
+    # "0. 0 + 0 = 0\n" is 13 characters: 96 of them take eight lines (seven whole and a bit)
+    assert lines == 7 and fired < len(COUNTING)
+
+
+def test_an_honest_enumeration_needs_nine_lines_to_look_like_counting() -> None:
+    assert not ends_in_loop(weeks(8))  # "Week 0: $0\n" is 11 characters: 8 lines cover 88 < 96
+    assert ends_in_loop(weeks(9))
+    assert not ends_in_loop(weeks(9), counting=None)
+    assert COUNTING_RULE.min_repeats == 4 and COUNTING_RULE.min_span == 96
 
 
 def test_the_rule_is_configurable() -> None:
@@ -151,3 +176,12 @@ def test_baselines_never_answer_with_a_loop(strategy: str) -> None:
     result = run_search(model, model.prompt, SearchConfig(strategy=strategy, samples=3))
     assert result.answer == "" and result.rollout is None
     assert all(r.status == "loop" and r.reward == 0.0 for r in result.tree.rollouts)
+
+
+def test_both_engines_stop_a_counting_loop() -> None:
+    """cut_reason is the one stop rule the local decoder and the remote engine call."""
+    guarded, unguarded = StopRule("rollout", 512), StopRule("rollout", 512, loop_guard=False)
+    assert cut_reason(COUNTING, len(COUNTING) - 1, guarded, "", ()) == "loop"
+    assert cut_reason(COUNTING.encode(), len(COUNTING) - 1, guarded, "", ()) == "loop"
+    assert cut_reason(COUNTING, len(COUNTING) - 1, unguarded, "", ()) is None
+    assert cut_reason(weeks(8), len(weeks(8)) - 1, guarded, "", ()) is None

@@ -10,10 +10,19 @@ least `min_repeats` times and covering at least `min_span` characters. The defau
 `benchmarks/loop_guard.py` (120 answers, greedy and T=0.6, guard off, 512-token budget): three
 repeats flagged 2 of the 102 finished answers and 10 of the 18 that ran to the budget, firing
 after a third of it; two repeats flagged 6 finished answers, four caught only 8 loops.
+
+A counting loop repeats lines that differ only in their numbers ("23 + 1 = 24", "24 + 1 = 25",
+...): the exact check never fires and the generation runs to the budget. The same check on the
+text with every number masked catches it, with stricter thresholds (four repeats over 96
+characters: an honest "Week 1: $20" enumeration needs nine lines to fire). Replayed on the
+3,050 saved rollouts and samples of a 300-problem arithmetic bench (cot, mcts, vote@5): it stops
+287 of the 298 that ran to the 512-token budget, and 30 of 2,374 finished answers, one of them
+right; generated tokens fall by about a fifth.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_PERIOD = 400  # characters: a repeated paragraph of up to a few lines
@@ -32,6 +41,8 @@ class LoopRule:
 
 
 DEFAULT_RULE = LoopRule()
+COUNTING_RULE = LoopRule(min_repeats=4, min_span=96)  # on the text with its numbers masked
+_NUMBER = re.compile(r"\d+")
 
 
 def loop_period(text: str, rule: LoopRule = DEFAULT_RULE) -> int | None:
@@ -57,5 +68,13 @@ def loop_period(text: str, rule: LoopRule = DEFAULT_RULE) -> int | None:
     return None
 
 
-def ends_in_loop(text: str, rule: LoopRule = DEFAULT_RULE) -> bool:
-    return loop_period(text, rule) is not None
+def mask_numbers(text: str) -> str:
+    """Every run of digits as one "0": lines that differ only in their numbers become equal."""
+    return _NUMBER.sub("0", text)
+
+
+def ends_in_loop(text: str, rule: LoopRule = DEFAULT_RULE, counting: LoopRule | None = COUNTING_RULE) -> bool:
+    """An exact loop under `rule`, or a counting loop (numbers masked) under `counting`."""
+    if loop_period(text, rule) is not None:
+        return True
+    return counting is not None and loop_period(mask_numbers(text), counting) is not None

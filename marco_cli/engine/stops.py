@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from marco_cli.contract import StopReason, StopRule
-from marco_cli.engine.repetition import DEFAULT_RULE, ends_in_loop
+from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, ends_in_loop
 
-LOOP_WINDOW = DEFAULT_RULE.window()  # characters the repetition guard looks back over
+LOOP_WINDOW = max(DEFAULT_RULE.window(), COUNTING_RULE.window())  # characters the guard looks back over
 
 
 def cut_reason(
