@@ -12,7 +12,9 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.servers import QuietHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _ROUTE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
@@ -107,7 +109,7 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
 class FakeHub:
     def __init__(self) -> None:
         self.state = HubState()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self.server = QuietHTTPServer(("127.0.0.1", 0), _handler(self.state))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
@@ -21,6 +22,15 @@ def repack_args() -> list[str]:
 def python_server() -> list[str]:
     """llama-cpp-python's server, its models loaded under the same verdict."""
     return [sys.executable, "-m", "tests.llama_cpp_server"]
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A fake server whose handler errors stay quiet: a client that gave up (a timeout test)
+    leaves a thread writing to a closed socket, and socketserver's report of it would land in
+    whatever stderr a later test is capturing."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
 
 
 def free_port() -> int:

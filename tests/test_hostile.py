@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from marco_cli.runs import bench, history
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
 from tests.scripted import ScriptedEngine, ScriptedModel
+from tests.servers import QuietHTTPServer
 
 runner = CliRunner()
 Q = "What is 2 + 2?"
@@ -283,7 +284,7 @@ def bad_stream_server() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(b'data: {"content": "4", "completion_probab\n\n')
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,13 @@ from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.remote import BackendError, RemoteEngine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from tests.servers import free_port, llama_cpp_python_server, search_while_the_server_dies, serving
+from tests.servers import (
+    QuietHTTPServer,
+    free_port,
+    llama_cpp_python_server,
+    search_while_the_server_dies,
+    serving,
+)
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
@@ -154,7 +160,7 @@ class _FakeServer:
                 self._send(200, {"choices": [choice], "usage": {"prompt_tokens": 5}})
 
         self.delay, self.logprobs, self.status, self.auth = delay, logprobs, status, None
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
