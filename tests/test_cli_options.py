@@ -32,6 +32,7 @@ SEARCH_FLAGS: list[tuple[list[str], str, Any]] = [
     (["--first-tokens", "3"], "first_tokens", 3),
     (["--exploration", "0.5"], "exploration", 0.5),
     (["--temperature", "0.3"], "temperature", 0.3),
+    (["--rollout-temperature", "0.5"], "rollout_temperature", 0.5),
     (["--samples", "3"], "samples", 3),
     (["--deepconf-keep", "0.5"], "deepconf_keep", 0.5),
     (["--deepconf-window", "16"], "deepconf_window", 16),

@@ -268,3 +268,24 @@ def test_a_child_that_ends_the_answer_is_scored_even_when_not_picked() -> None:
         answers = [r.answer for r in result.tree.rollouts]
         assert "7" in answers and result.answer == "7", (seed, answers)
         assert result.tree.root.visits == len(answers)  # each backed up
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5])
+def test_rollouts_are_sampled_at_the_rollout_temperature(
+    temperature: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Actions keep their own sampling (the first child greedy, the rest at --temperature);
+    rollouts, and only rollouts, follow --rollout-temperature (0: greedy)."""
+    model = world()
+    seen: dict[str, list[float]] = {"rollout": [], "action": []}
+    generate = model.generate_many
+
+    def recording(requests, on_token=None):
+        for r in requests:
+            seen["rollout" if r.stop.granularity == "rollout" else "action"].append(r.sampling.temperature)
+        return generate(requests, on_token)
+
+    monkeypatch.setattr(model, "generate_many", recording)
+    run(model, iterations=8, rollout_temperature=temperature, temperature=0.7)
+    assert seen["rollout"] and set(seen["rollout"]) == {temperature}
+    assert set(seen["action"]) == {0.0, 0.7}

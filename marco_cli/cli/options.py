@@ -85,6 +85,10 @@ SEARCH_TYPES: dict[str, Any] = {
     "temperature": Annotated[
         float, typer.Option(min=0.0, callback=finite, help="Sampling temperature of sampled children.")
     ],
+    "rollout_temperature": Annotated[
+        float,
+        typer.Option(min=0.0, callback=finite, help="Sampling temperature of rollouts (0: greedy)."),
+    ],
     "samples": Annotated[
         int, typer.Option(min=1, max=1024, help="Samples for best-of-n, vote and deepconf.")
     ],
