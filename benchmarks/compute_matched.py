@@ -1,7 +1,11 @@
 """Does the search pay for its tokens? Issue 20's targets, checked on a bench folder.
 
     marco bench arith.tsv -m smollm2-135m --strategy 'cot,mcts,vote@4,vote@8' --out DIR
-    python benchmarks/compute_matched.py DIR [--search mcts/step] [--budget 395]
+    python benchmarks/compute_matched.py DIR [DIR ...] [--search mcts/step] [--budget 395]
+
+Several folders are one comparison made in pieces (other problem ranges with --offset, other
+configurations on the same problems): a configuration must have the same settings in each, and
+a problem graded twice for one configuration counts once (the first folder's).
 
 On the problems every configuration finished (a run stopped part-way still compares paired
 problems only), prints each configuration's accuracy, tokens per problem and its ratio to the
@@ -33,14 +37,31 @@ def paired(rows: list[dict[str, object]]) -> tuple[list[dict[str, object]], list
     return [r for r in rows if r["index"] in common], configs, len(common)
 
 
+def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, object]], dict[str, dict]]:
+    """The result rows and each configuration's settings of one comparison made in pieces."""
+    rows: list[dict[str, object]] = []
+    seen: set[tuple[object, object]] = set()
+    settings: dict[str, dict] = {}
+    for folder in folders:
+        for name, config in json.loads((folder / bench.META).read_text(encoding="utf-8"))["settings"].items():
+            if settings.setdefault(name, config) != config:
+                raise SystemExit(f"{folder}: {name} ran with other settings than in an earlier folder")
+        for row in bench.read_results(folder):
+            key = (row["config"], row["index"])
+            if row["config"] not in skip and key not in seen:
+                seen.add(key)
+                rows.append(row)
+    return rows, settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--search", default="mcts/step", help="the configuration under test")
     parser.add_argument("--budget", type=float, default=395.0, help="tokens per problem of the old default")
     parser.add_argument("--skip", nargs="*", default=[], help="configurations to leave out")
     args = parser.parse_args()
-    rows = [r for r in bench.read_results(args.folder) if r["config"] not in args.skip]
+    rows, settings = read_folders(args.folders, args.skip)
     rows, configs, n = paired(rows)
     summary = bench.summarize(rows, configs)
     table, pairs = summary["configs"], {(p["from"], p["to"]): p for p in summary["pairs"]}
@@ -52,7 +73,7 @@ def main() -> None:
         lost, gained = (pair["right_to_wrong"], pair["wrong_to_right"])
         return (gained, lost, pair["p_exact"]) if (a, b) in pairs else (lost, gained, pair["p_exact"])
 
-    print(f"{n} problems every configuration finished ({args.folder})")
+    print(f"{n} problems every configuration finished ({', '.join(map(str, args.folders))})")
     print("| config | right | tokens/problem | x search | vs cot gained/lost (p) | frontier |")
     print("|---|---|---|---|---|---|")
     for name, row in table.items():
@@ -62,7 +83,6 @@ def main() -> None:
             f"{row['mean_tokens'] / search['mean_tokens']:.2f} | {against} | "
             f"{'dominated' if row['dominated'] else 'on it'} |"
         )
-    settings = json.loads((args.folder / bench.META).read_text(encoding="utf-8"))["settings"]
     strategy = {name: settings[name]["strategy"] for name in table}
     votes = [c for c in table if strategy[c] == "vote"]
     matched = [c for c in votes if table[c]["mean_tokens"] >= 0.9 * search["mean_tokens"]]

@@ -135,3 +135,31 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
     assert "vote@4 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
     assert any(line.startswith("vote@4 tokens ") and "<= 1.5 x 10 = 15: False" in line for line in lines)
     assert "mcts configurations on the frontier: none" in lines
+
+
+def test_compute_matched_joins_a_comparison_made_in_pieces(scripted_session, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data, script = _dataset(tmp_path), Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
+    pieces = [
+        ("first", ["--strategy", "cot,mcts", "--limit", "2"]),
+        ("rest", ["--strategy", "cot,mcts", "--offset", "2"]),
+        ("votes", ["--strategy", "vote@4"]),
+        ("other", ["--strategy", "mcts", "-n", "2"]),
+    ]
+    for name, flags in pieces:
+        ran = runner.invoke(app, ["bench", str(data), *flags, "--out", str(tmp_path / name)])
+        assert ran.exit_code == 0, ran.output
+
+    def show(*names: str) -> subprocess.CompletedProcess[str]:
+        folders = [str(tmp_path / n) for n in names]
+        return subprocess.run([sys.executable, str(script), *folders], capture_output=True, text=True)
+
+    joined = show("first", "rest", "votes", "first").stdout.splitlines()  # a folder twice counts once
+    assert joined[0].startswith("3 problems every configuration finished")
+    assert any(line.startswith("| mcts/step | 2 (66.7%) |") for line in joined)
+    assert any(line.startswith("| vote@4 | 2 (66.7%) |") for line in joined)
+    assert show("first", "votes").stdout.startswith("2 problems every configuration finished")
+    clash = show("first", "other")
+    assert clash.returncode != 0 and "mcts/step ran with other settings" in clash.stderr
