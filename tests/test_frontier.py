@@ -4,6 +4,8 @@ frontier with dominated configurations marked, as text and as SVG."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -13,6 +15,13 @@ from marco_cli.runs.bench import mark_frontier
 from marco_cli.ui.charts import frontier_chart, frontier_svg
 
 runner = CliRunner()
+COMPUTE_MATCHED = Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
+
+
+def compute_matched(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(COMPUTE_MATCHED), *map(str, args)], capture_output=True, text=True
+    )
 
 
 def _row(accuracy: float, tokens: float, n: int = 10) -> dict[str, float]:
@@ -107,18 +116,13 @@ def test_a_bad_configuration_is_one_usage_line(scripted_session, tmp_path: Path)
 
 
 def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_session, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     out = tmp_path / "out"
     ran = runner.invoke(
         app, ["bench", str(_dataset(tmp_path)), "--strategy", "cot,mcts,vote@4", "--out", str(out)]
     )
     assert ran.exit_code == 0, ran.output
-    script = Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
-    shown = subprocess.run(
-        [sys.executable, str(script), str(out)], capture_output=True, text=True, check=True
-    )
+    shown = compute_matched(out)
+    assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("3 problems every configuration finished")
     # the scripted model answers 4 everywhere: 2 of 3 right for all, greedy the cheapest
@@ -127,9 +131,8 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
     assert "mcts/step beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
     # --search names the configuration under test, --skip leaves one out, --budget sets the limit
     flags = ["--search", "vote@4", "--skip", "mcts/step", "--budget", "10"]
-    other = subprocess.run(
-        [sys.executable, str(script), str(out), *flags], capture_output=True, text=True, check=True
-    )
+    other = compute_matched(out, *flags)
+    assert other.returncode == 0, other.stderr
     lines = other.stdout.splitlines()
     assert not any(line.startswith("| mcts/step ") for line in lines)
     assert "vote@4 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
@@ -138,10 +141,7 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
 
 
 def test_compute_matched_joins_a_comparison_made_in_pieces(scripted_session, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    data, script = _dataset(tmp_path), Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
+    data = _dataset(tmp_path)
     pieces = [
         ("first", ["--strategy", "cot,mcts", "--limit", "2"]),
         ("rest", ["--strategy", "cot,mcts", "--offset", "2"]),
@@ -153,8 +153,7 @@ def test_compute_matched_joins_a_comparison_made_in_pieces(scripted_session, tmp
         assert ran.exit_code == 0, ran.output
 
     def show(*names: str) -> subprocess.CompletedProcess[str]:
-        folders = [str(tmp_path / n) for n in names]
-        return subprocess.run([sys.executable, str(script), *folders], capture_output=True, text=True)
+        return compute_matched(*(tmp_path / n for n in names))
 
     joined = show("first", "rest", "votes", "first").stdout.splitlines()  # a folder twice counts once
     assert joined[0].startswith("3 problems every configuration finished")
