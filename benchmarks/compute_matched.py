@@ -44,7 +44,10 @@ def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, o
     settings: dict[str, dict] = {}
     for folder in folders:
         for name, config in json.loads((folder / bench.META).read_text(encoding="utf-8"))["settings"].items():
-            if settings.setdefault(name, config) != config:
+            earlier = settings.setdefault(name, config)
+            # the rule a resumed bench uses, both ways: a setting one folder lacks (added since)
+            # counts as its default there
+            if not (bench.same_settings(earlier, config) and bench.same_settings(config, earlier)):
                 raise SystemExit(f"{folder}: {name} ran with other settings than in an earlier folder")
         for row in bench.read_results(folder):
             key = (row["config"], row["index"])

@@ -255,7 +255,7 @@ BenchEvent = BenchStarted | ProblemGraded
 BenchListener = Callable[[BenchEvent], None]
 
 
-def _same_settings(old: Any, new: dict[str, Any]) -> bool:
+def same_settings(old: Any, new: dict[str, Any]) -> bool:
     """A configuration's saved settings match: a setting the older folder does not have (added
     since) counts as its default then."""
     return isinstance(old, dict) and all(old.get(k, v) == v for k, v in new.items())
@@ -274,7 +274,7 @@ def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
         if not isinstance(old, dict):
             raise MarcoError(f"{meta_path} is not a marco bench file; pass another --out", code=2)
         if old.get("model") != meta["model"] or any(
-            not _same_settings(old.get("settings", {}).get(n, c), c) for n, c in meta["settings"].items()
+            not same_settings(old.get("settings", {}).get(n, c), c) for n, c in meta["settings"].items()
         ):
             raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
         meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
