@@ -129,12 +129,17 @@ def test_rescoring_tells_the_rules_apart() -> None:
 
 
 @pytest.mark.slow
-def test_rescoring_a_real_search_reproduces_its_answer(engine) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("select", ["branch", "vote"])
+def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> None:  # type: ignore[no-untyped-def]
+    """Re-scoring under the rule the search ran with (not another one: on some CPUs the rules part)."""
     prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")
-    config = SearchConfig(children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None)
+    config = SearchConfig(
+        children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None, select=select
+    )
     record = Record.of(Search(engine, prompt, config).run(), "q", ModelInfo("smollm2"), config)
     record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
-    assert choose(record.tree(), "vote").id == record.chosen_rollout
+    assert choose(record.tree(), select).id == record.chosen_rollout
+    assert answer_by(record, select) == record.answer
 
 
 def test_root_children_widen_only_the_root() -> None:
