@@ -2,10 +2,15 @@
 
     marco bench arith.tsv -m smollm2-135m --strategy 'cot,mcts,vote@4,vote@8' --out DIR
     python benchmarks/compute_matched.py DIR [DIR ...] [--search mcts/step] [--budget 395]
+        [--rule mcts/step=trace]
 
 Several folders are one comparison made in pieces (other problem ranges with --offset, other
 configurations on the same problems): a configuration must have the same settings in each, and
-a problem graded twice for one configuration counts once (the first folder's).
+a problem graded twice for one configuration counts once (the first folder's). `--rule
+CONFIG=RULE` adds the configuration `CONFIG:RULE`: CONFIG's saved trees answered by another
+rule (any of rescore.py's), without generating again, at CONFIG's tokens — what a run with that
+`--select` would have answered when the rule leaves the search itself unchanged (`branch` and
+`trace` stop alike; a test checks that re-scoring reproduces a run's answer under every rule).
 
 On the problems every configuration finished (a run stopped part-way still compares paired
 problems only), prints each configuration's accuracy, tokens per problem and its ratio to the
@@ -57,14 +62,58 @@ def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, o
     return rows, settings
 
 
+def rescored(
+    folders: list[Path], rows: list[dict[str, object]], config: str, rule: str
+) -> list[dict[str, object]]:
+    """CONFIG's result rows re-answered by `rule` from its saved trees, as `CONFIG:RULE`."""
+    by_index = {r["index"]: r for r in rows if r["config"] == config}
+    out: dict[object, dict[str, object]] = {}
+    for folder in folders:
+        for kept in bench.read_records(folder):
+            if kept.config != config or kept.index not in by_index or kept.index in out:
+                continue
+            answer = bench.answer_by(kept.record, rule)
+            value, right = bench.grade(answer, kept.gold)
+            row = by_index[kept.index]
+            out[kept.index] = {
+                **row,
+                "config": f"{config}:{rule}",
+                "answer": answer,
+                "extracted": value,
+                "correct": right,
+            }
+    if not out:
+        raise SystemExit(f"--rule {config}={rule}: no saved trees of {config}")
+    return list(out.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
     parser.add_argument("--search", default="mcts/step", help="the configuration under test")
     parser.add_argument("--budget", type=float, default=395.0, help="tokens per problem of the old default")
     parser.add_argument("--skip", nargs="*", default=[], help="configurations to leave out")
+    parser.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="CONFIG=RULE",
+        help="also CONFIG's trees answered by RULE",
+    )
     args = parser.parse_args()
     rows, settings = read_folders(args.folders, args.skip)
+    for option in args.rule:
+        config, _, rule = option.partition("=")
+        if config not in settings or rule not in bench.RULES:
+            raise SystemExit(
+                f"--rule {option}: needs a configuration of the run and one of {', '.join(bench.RULES)}"
+            )
+        rows += rescored(args.folders, rows, config, rule)
+        # a search answered by another rule is still a search; samples answered by another rule
+        # are no longer plain self-consistency (vote@4:deepconf-high is DeepConf on its samples)
+        strategy = settings[config]["strategy"]
+        relabeled = strategy if strategy == "mcts" else f"{strategy}:{rule}"
+        settings[f"{config}:{rule}"] = {**settings[config], "select": rule, "strategy": relabeled}
     rows, configs, n = paired(rows)
     summary = bench.summarize(rows, configs)
     table, pairs = summary["configs"], {(p["from"], p["to"]): p for p in summary["pairs"]}

@@ -6,8 +6,9 @@ compare answer rules, on the same trees.
 
 Prints, per configuration: problems, accuracy under each rule (`saved` is the answer the run
 gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
-rollout in the tree had the right answer (what no rule can beat). The DeepConf columns need
-trace confidences, which sampled answers carry (best-of-n, vote, deepconf): `-` elsewhere. The
+rollout in the tree had the right answer (what no rule can beat). The DeepConf columns (and
+`trace`) need trace confidences, which every rollout carries in records made since they were
+kept for searches too (before, only sampled answers had them): `-` in older ones. The
 `answer-conf` (the finished rollout whose answer tokens were most confident), `answer-vote`
 (the vote weighted by that confidence) and `answer-branch` (one vote per branch, ties by it)
 columns need records that saved it: `-` in older ones.
@@ -47,7 +48,7 @@ def main() -> None:
         for config, n in count.items():
             cells = " | ".join(
                 "-"
-                if (c.startswith("deepconf") and not scored[config])
+                if ((c.startswith("deepconf") or c == "trace") and not scored[config])
                 or (c.startswith("answer-") and not answered[config])
                 else f"{right[config][c]}/{n}"
                 for c in columns

@@ -4,6 +4,7 @@ votes once; hand-made trees, numbers by hand), and re-scoring saved trees by eve
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -16,10 +17,10 @@ from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
 
-def _rollout(tree: Tree, node: int, answer: str, reward: float) -> None:
+def _rollout(tree: Tree, node: int, answer: str, reward: float, trace: float | None = None) -> None:
     rid = len(tree.rollouts)
     tree.rollouts.append(
-        Rollout(rid, node, (), f"<Output>{answer}</Output>", reward, answer, "finished", 1, reward)
+        Rollout(rid, node, (), f"<Output>{answer}</Output>", reward, answer, "finished", 1, reward, trace)
     )
 
 
@@ -65,6 +66,47 @@ def test_a_branch_votes_for_its_own_majority() -> None:
         _rollout(tree, child.id, answer, reward)
     counts, weight = branch_votes(tree, tree.rollouts)
     assert counts == {"5": 1} and weight == {"5": 0.4}
+
+
+def test_the_trace_rule_takes_the_most_confident_finished_trace() -> None:
+    """Branch 1 says 7 with the best reward but a confused stretch (trace 1.0); branch 2 says 2
+    through three rollouts (traces 3.0, 2.5, 2.0); branch 3 says 7 again (trace 1.5). The branch
+    vote says 7 (two branches against one); `trace` takes the single most confident trace, 2's
+    3.0. A looping rollout never counts, however confident, and one without a trace (an engine
+    without top-5 log-probabilities) ranks below every scored one."""
+    tree = Tree((1,))
+    first, second, third = (tree.add(tree.root, (i,), f"s{i}", (0.5,), False) for i in (2, 3, 4))
+    below = tree.add(second, (5,), "deeper", (0.5,), False)
+    _rollout(tree, first.id, "7", 0.9, trace=1.0)
+    for node, trace in ((second.id, 3.0), (below.id, 2.5), (below.id, 2.0)):
+        _rollout(tree, node, "2", 0.6, trace)
+    _rollout(tree, third.id, "7", 0.5, trace=1.5)
+    assert choose(tree, "branch").answer == "7"
+    assert choose(tree, "trace").answer == "2" and choose(tree, "trace").trace_confidence == 3.0
+    assert agreeing(tree, "trace") == 2  # its early stop counts branches, not rollouts (three said 2)
+    tree.rollouts.append(replace(tree.rollouts[0], id=5, status="loop", answer="", trace_confidence=9.0))
+    tree.rollouts.append(replace(tree.rollouts[0], id=6, answer="8", reward=0.99, trace_confidence=None))
+    assert choose(tree, "trace").answer == "2"
+    tree.rollouts[0] = replace(tree.rollouts[0], trace_confidence=3.5)
+    assert choose(tree, "trace").answer == "7"
+    unscored = Tree((1,))
+    _rollout(unscored, unscored.add(unscored.root, (2,), "a", (0.5,), False).id, "4", 0.4)
+    _rollout(unscored, unscored.add(unscored.root, (3,), "b", (0.5,), False).id, "5", 0.8)
+    assert choose(unscored, "trace").answer == "5"  # no traces at all: the best reward
+
+
+def test_the_deepconf_rule_is_deepconf_highs_vote_over_the_rollouts() -> None:
+    """Three branches say 5 with trace confidences 2.0 each, one says 9 with 3.0: `trace` takes
+    the 9, DeepConf-high keeps ceil(0.9 * 4) = 4 and weighs 5 at 6.0 against 3.0. Without trace
+    confidences it answers by the branch rule."""
+    tree = Tree((1,))
+    for i, (answer, trace) in enumerate((("5", 2.0), ("5", 2.0), ("5", 2.0), ("9", 3.0))):
+        _rollout(tree, tree.add(tree.root, (i + 2,), f"s{i}", (0.5,), False).id, answer, 0.5, trace)
+    assert choose(tree, "trace").answer == "9" and choose(tree, "deepconf").answer == "5"
+    tree.rollouts = [
+        replace(r, trace_confidence=None, reward=0.9 if r.answer == "9" else 0.4) for r in tree.rollouts
+    ]
+    assert choose(tree, "deepconf").answer == choose(tree, "branch").answer == "5"  # 1.2 against 0.9
 
 
 def test_agreement_counts_branches_under_select_branch() -> None:
@@ -129,7 +171,7 @@ def test_rescoring_tells_the_rules_apart() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("select", ["branch", "vote"])
+@pytest.mark.parametrize("select", ["branch", "trace", "vote"])
 def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> None:  # type: ignore[no-untyped-def]
     """Re-scoring under the rule the search ran with (not another one: on some CPUs the rules part)."""
     prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")

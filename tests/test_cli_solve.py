@@ -77,7 +77,8 @@ def test_json_record_schema() -> None:
     assert record["nodes"][0]["visits"] == len(record["rollouts"]) >= record["iterations"] >= 1
     rollout_keys = {"id", "node", "tokens", "reward", "confidence", "answer", "finished", "status", "text"}
     for r in record["rollouts"]:  # answer_confidence: where a finished answer was found in the text
-        assert set(r) - {"answer_confidence"} == rollout_keys
+        assert set(r) - {"answer_confidence"} == rollout_keys | {"trace_confidence"}
+        assert r["trace_confidence"] > 0  # the in-process engine scores every rollout's whole text
         assert ("answer_confidence" in r) <= (r["status"] == "finished" and bool(r["answer"]))
     assert any("answer_confidence" in r for r in record["rollouts"] if r["answer"])
     stats = record["rollout_stats"]

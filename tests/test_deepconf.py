@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from marco_cli.contract import Sampling, StopRule
+from marco_cli.contract import Generation, Sampling, StopRule
 from marco_cli.engine.stops import confidence_dropped
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.core import score
 from marco_cli.search.deepconf import (
     filtered_vote,
     lowest_group_confidence,
@@ -19,7 +20,7 @@ from marco_cli.search.deepconf import (
     online_vote,
     token_confidences,
 )
-from marco_cli.search.tree import Rollout
+from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
 
@@ -75,6 +76,21 @@ def test_deepconf_strategy_end_to_end() -> None:
     answers = iter([("<Output>4</Output>", 0.9), ("<Output>5</Output>", 0.6), ("<Output>5</Output>", 0.6)])
     model.fallback = lambda state: next(answers)
     assert run_baseline(model, model.prompt, SearchConfig(strategy="vote", samples=3)).answer == "5"
+
+
+def test_a_search_rollouts_trace_spans_its_whole_path() -> None:
+    """A first step (token confidences 5 5 5 5), a forced reflection (none: the model did not
+    choose it), a second step (1 1) and the rollout's tail (4 4): windows of 3 over
+    5 5 5 5 1 1 4 4 give 5, 5, 11/3, 7/3, 2, 3, so the trace confidence is 2."""
+    tree = Tree((1,))
+    first = tree.add(tree.root, (2, 3, 4, 5), "a", (0.9,) * 4, False, top_means=(-5.0,) * 4)
+    forced = tree.add(first, (6,), "Wait!", (), False, reflection=True)
+    second = tree.add(forced, (7, 8), "b", (0.5,) * 2, False, top_means=(-1.0,) * 2)
+    tail = Generation((9, 10), "<Output>3</Output>", (-0.1,) * 2, (0.8,) * 2, "eos", (-4.0,) * 2)
+    rollout = score(tree, second, tail, SearchConfig(deepconf_window=3))
+    assert rollout.answer == "3" and rollout.trace_confidence == pytest.approx(2.0)
+    unscored = tree.add(tree.root, (11,), "<Output>5</Output>", (0.7,), True, stop_reason="eos")
+    assert score(tree, unscored, None, SearchConfig()).trace_confidence is None  # no top-5 log-probs
 
 
 @pytest.mark.slow

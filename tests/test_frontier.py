@@ -138,6 +138,17 @@ def test_compute_matched_reads_a_bench_folder_and_says_each_target(scripted_sess
     assert "vote@4 beats cot, exact McNemar p < 0.05: False (+0 -0, p 1)" in lines
     assert any(line.startswith("vote@4 tokens ") and "<= 1.5 x 10 = 15: False" in line for line in lines)
     assert "mcts configurations on the frontier: none" in lines
+    # --rule: the search's saved trees answered by another rule, at the search's tokens
+    rescored = compute_matched(out, "--rule", "mcts/step=trace", "--search", "mcts/step:trace")
+    assert rescored.returncode == 0, rescored.stderr
+    lines = rescored.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("| mcts/step:trace |"))
+    search = next(line for line in lines if line.startswith("| mcts/step |"))
+    assert row.split("|")[2:4] == search.split("|")[2:4]  # 2 of 3, the same tokens: every answer is 4
+    assert "mcts configurations on the frontier: " in rescored.stdout
+    for bad in ("mcts/step=nonsense", "nothing=trace"):
+        refused = compute_matched(out, "--rule", bad)
+        assert refused.returncode != 0 and f"--rule {bad}: needs" in refused.stderr
 
 
 def test_compute_matched_joins_a_comparison_made_in_pieces(scripted_session, tmp_path: Path) -> None:

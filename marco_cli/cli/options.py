@@ -116,7 +116,8 @@ SEARCH_TYPES: dict[str, Any] = {
         str,
         typer.Option(
             help="The answer by most 'visits', best 'reward', reward-weighted 'vote', a vote per 'branch', "
-            "or the one most like the others ('mbr', chrF)."
+            "the most confident 'trace', DeepConf-high's vote ('deepconf'), or the one most like the "
+            "others ('mbr', chrF) (README: Answer rules)."
         ),
     ],
     "stop_agree": Annotated[

@@ -15,13 +15,7 @@ from marco_cli.contract import Generation, Model, Request
 from marco_cli.search.answers import answer_key
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, RunCost, answer_votes, end_run, guard, rollout_scored, score
-from marco_cli.search.deepconf import (
-    filtered_vote,
-    lowest_group_confidence,
-    online_threshold,
-    online_vote,
-    token_confidences,
-)
+from marco_cli.search.deepconf import filtered_vote, online_threshold, online_vote
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
@@ -97,10 +91,10 @@ def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Lis
         True,
         stop_reason=gen.stop_reason,
         offsets=gen.offsets,
+        top_means=gen.top_means,
     )
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-    trace = lowest_group_confidence(token_confidences(gen.top_means), config.deepconf_window)
-    rollout = tree.add_rollout(score(tree, node, None, config, trace))
+    rollout = tree.add_rollout(score(tree, node, None, config))
     listener(rollout_scored(rollout))
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 

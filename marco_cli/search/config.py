@@ -12,7 +12,7 @@ from marco_cli.search.tree import Rollout, Tree
 
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
 Reward = Literal["finished", "paper", "path", "answer"]
-Select = Literal["visits", "reward", "vote", "branch", "mbr"]
+Select = Literal["visits", "reward", "vote", "branch", "trace", "deepconf", "mbr"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
 REWARDS: tuple[Reward, ...] = get_args(Reward)

@@ -19,6 +19,7 @@ from marco_cli.contract import FINISHED_REASONS, Generation
 from marco_cli.errors import MarcoError
 from marco_cli.search.answers import answer_key, extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored
 from marco_cli.search.similarity import mbr_choice
 from marco_cli.search.tree import Node, Rollout, Tree
@@ -79,12 +80,11 @@ def answer_confidence(tree: Tree, node: Node, gen: Generation | None, answer: st
     return None
 
 
-def score(
-    tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, trace: float | None = None
-) -> Rollout:
+def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) -> Rollout:
     """The scored rollout that continued `node` with `gen` (None: the node itself ends the
-    answer), numbered as the tree's next one; `tree.add_rollout` keeps it. `trace`: its
-    DeepConf trace confidence."""
+    answer), numbered as the tree's next one; `tree.add_rollout` keeps it. Its DeepConf trace
+    confidence spans the whole text, path and tail: a branch's shared steps count in each of
+    its rollouts (None where the engine gives no top-5 log-probabilities)."""
     tail = gen.confidences if gen else ()
     head = tree.path_confidences(node) if config.reward == "path" else list(node.confidences)
     scored = [*head, *tail]
@@ -93,6 +93,8 @@ def score(
     status = status_of(gen.stop_reason if gen else node.stop_reason)
     answer = extract_output(text, config.numeric_answer) if status == "finished" else ""
     answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
+    top_means = [*tree.path_top_means(node), *(gen.top_means if gen else ())]
+    trace = lowest_group_confidence(token_confidences(top_means), config.deepconf_window)
     return Rollout(
         tree.next_rollout_id,
         node.id,
@@ -154,16 +156,31 @@ def branch_votes(tree: Tree, rollouts: Sequence[Rollout]) -> tuple[Counter[str],
     return counts, weight
 
 
+BRANCH_STOPS = ("branch", "trace", "deepconf")  # rules whose early stop counts agreeing branches
+
+
 def agreeing(tree: Tree, select: str) -> int:
-    """The most finished rollouts (or, for `--select branch`, branches) behind one answer."""
-    votes = branch_votes if select == "branch" else lambda _, rs: answer_votes(rs)
-    counts, _ = votes(tree, tree.rollouts)
+    """The most finished rollouts (or, for `branch`, `trace` and `deepconf`, branches) behind one
+    answer."""
+    counts, _ = branch_votes(tree, tree.rollouts) if select in BRANCH_STOPS else answer_votes(tree.rollouts)
     return max(counts.values(), default=0)
 
 
 def _best(rollouts: Sequence[Rollout]) -> Rollout | None:
     finished = [r for r in rollouts if r.finished]
     return max(finished, key=lambda r: (bool(r.answer), r.reward, -r.id)) if finished else None
+
+
+def _most_confident(rollouts: Sequence[Rollout]) -> Rollout | None:
+    """DeepConf's signal as a best-of-n rule: the finished answer with the highest trace
+    confidence (rollouts without one, from engines that give no top-5 log-probabilities, rank
+    below and by reward)."""
+    answered = [r for r in rollouts if r.finished and r.answer]
+    if not answered:
+        return _best(rollouts)
+    return max(
+        answered, key=lambda r: (r.trace_confidence is not None, r.trace_confidence or 0.0, r.reward, -r.id)
+    )
 
 
 def _most_visited_node(tree: Tree) -> Node:
@@ -182,13 +199,21 @@ def choose(tree: Tree, select: str) -> Rollout | None:
     when none below finished); `reward`: the highest-reward finished rollout; `vote`: the answer
     whose finished rollouts have the largest summed reward (confidence-weighted
     self-consistency), represented by its best rollout; `branch`: the answer most branches (root
-    subtrees) vote for, each branch once (ties: the branches' summed best reward); `mbr`: the
-    finished answer most similar (chrF) to the others, for open-ended answers such as
-    translations, where exact votes rarely meet.
+    subtrees) vote for, each branch once (ties: the branches' summed best reward); `trace`: the
+    finished rollout with the highest DeepConf trace confidence (the lowest sliding-window
+    confidence of its whole text, which catches a locally confused stretch that the mean
+    confidence hides); `deepconf`: DeepConf-high's filter and vote over the finished rollouts
+    (the 90% most confident by trace confidence, each voting with it; the branch rule where no
+    rollout has one); `mbr`: the finished answer most similar (chrF) to the others, for
+    open-ended answers such as translations, where exact votes rarely meet.
     """
     rollouts = tree.rollouts
     if select == "mbr":
         return mbr_choice(rollouts)
+    if select == "trace":
+        return _most_confident(rollouts)
+    if select == "deepconf":
+        return filtered_vote(rollouts) or choose(tree, "branch")
     if select in ("vote", "branch"):
         counts, weight = answer_votes(rollouts) if select == "vote" else branch_votes(tree, rollouts)
         if not counts:

@@ -120,8 +120,11 @@ class Search:
         reflection: bool = False,
         stop_reason: str = "",
         offsets: tuple[int, ...] = (),
+        top_means: tuple[float, ...] = (),
     ) -> Node:
-        node = self.tree.add(parent, tokens, text, confidences, terminal, reflection, stop_reason, offsets)
+        node = self.tree.add(
+            parent, tokens, text, confidences, terminal, reflection, stop_reason, offsets, top_means
+        )
         self.emit(
             NodeAdded(
                 node.id, parent.id, node.depth, text, len(tokens), node.mean_confidence, reflection, terminal
@@ -159,7 +162,14 @@ class Search:
             reason = gen.stop_reason if gen.ends_path or len(gen.tokens) < budget else "max_tokens"
             terminal = gen.ends_path or len(gen.tokens) >= budget
             child = self._add(
-                leaf, gen.tokens, gen.text, gen.confidences, terminal, stop_reason=reason, offsets=gen.offsets
+                leaf,
+                gen.tokens,
+                gen.text,
+                gen.confidences,
+                terminal,
+                stop_reason=reason,
+                offsets=gen.offsets,
+                top_means=gen.top_means,
             )
             if index == last:
                 picked = child

@@ -93,7 +93,7 @@ class RolloutRecord:
     answer: str
     status: RolloutStatus
     text: str
-    trace_confidence: float | None = None  # DeepConf's lowest group confidence (samples only)
+    trace_confidence: float | None = None  # DeepConf's lowest group confidence of the whole text
     answer_confidence: float | None = None  # the answer tokens' mean confidence
 
     @property

@@ -20,6 +20,7 @@ class Node:
     reflection: bool = False
     stop_reason: str = ""  # why this node's action ended (the engine's stop reason)
     offsets: tuple[int, ...] = ()  # where each token's text ends in `text` (UTF-8 bytes)
+    top_means: tuple[float, ...] = ()  # mean top-5 log-probability at each token (DeepConf)
     children: list[int] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
@@ -55,7 +56,7 @@ class Rollout:
     status: RolloutStatus
     n_scored: int  # how many tokens the confidence averages
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
-    trace_confidence: float | None = None  # DeepConf's lowest group confidence (sampled answers)
+    trace_confidence: float | None = None  # DeepConf's lowest group confidence of the whole text
     answer_confidence: float | None = None  # mean confidence of the tokens that wrote the answer
 
     @property
@@ -82,6 +83,7 @@ class Tree:
         reflection: bool = False,
         stop_reason: str = "",
         offsets: tuple[int, ...] = (),
+        top_means: tuple[float, ...] = (),
     ) -> Node:
         node = Node(
             len(self.nodes),
@@ -94,6 +96,7 @@ class Tree:
             reflection=reflection,
             stop_reason=stop_reason,
             offsets=offsets,
+            top_means=top_means,
             exhausted=terminal,
         )
         self.nodes.append(node)
@@ -138,6 +141,10 @@ class Tree:
 
     def path_confidences(self, node: Node) -> list[float]:
         return [c for n in self.path(node)[1:] for c in n.confidences]
+
+    def path_top_means(self, node: Node) -> list[float]:
+        """The path's mean top-5 log-probabilities (forced reflection text has none)."""
+        return [m for n in self.path(node)[1:] for m in n.top_means]
 
     def in_subtree(self, node_id: int, top: int) -> bool:
         current: int | None = node_id
