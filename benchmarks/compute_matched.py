@@ -9,8 +9,9 @@ configurations on the same problems): a configuration must have the same setting
 a problem graded twice for one configuration counts once (the first folder's). `--rule
 CONFIG=RULE` adds the configuration `CONFIG:RULE`: CONFIG's saved trees answered by another
 rule (any of rescore.py's), without generating again, at CONFIG's tokens — what a run with that
-`--select` would have answered when the rule leaves the search itself unchanged (`branch` and
-`trace` stop alike; a test checks that re-scoring reproduces a run's answer under every rule).
+`--select` would have answered when the rule leaves the search itself unchanged (`branch`,
+`trace` and `deepconf` stop alike; a test checks that re-scoring reproduces a run's answer
+under every rule).
 
 On the problems every configuration finished (a run stopped part-way still compares paired
 problems only), prints each configuration's accuracy, tokens per problem and its ratio to the

@@ -171,7 +171,7 @@ def test_rescoring_tells_the_rules_apart() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("select", ["branch", "trace", "vote"])
+@pytest.mark.parametrize("select", ["branch", "trace", "deepconf", "vote"])
 def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> None:  # type: ignore[no-untyped-def]
     """Re-scoring under the rule the search ran with (not another one: on some CPUs the rules part)."""
     prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")

@@ -96,7 +96,8 @@ def test_configurations_carry_flags_of_their_own(scripted_session, tmp_path: Pat
     wide = settings["wide"]
     picked = (wide["iterations"], wide["root_children"], wide["select"], wide["stop_agree"])
     assert picked == (3, 4, "branch", None)
-    assert settings["mcts/step@2"]["root_children"] is None and settings["mcts/step@2"]["select"] == "branch"
+    default = settings["mcts/step@2"]
+    assert default["root_children"] is None and default["select"] == "deepconf"
     assert settings["mcts/step[--first-tokens 3]"]["first_tokens"] == 3
     assert all(s["seed"] == 5 for s in settings.values())  # the command line's own, under each
 

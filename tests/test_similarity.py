@@ -55,4 +55,4 @@ def test_translate_answers_by_mbr_unless_told_otherwise(scripted_session) -> Non
     assert record["settings"]["select"] == "vote"
     assert record["settings"]["first_tokens"] == 0  # translate keeps one start (not measured there)
     record = json.loads(runner.invoke(app, ["solve", "What is 2 + 2?", "--json", "--no-log"]).stdout)
-    assert record["settings"]["select"] == "branch" and record["settings"]["first_tokens"] == 4
+    assert record["settings"]["select"] == "deepconf" and record["settings"]["first_tokens"] == 4

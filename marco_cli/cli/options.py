@@ -117,7 +117,7 @@ SEARCH_TYPES: dict[str, Any] = {
         typer.Option(
             help="The answer by most 'visits', best 'reward', reward-weighted 'vote', a vote per 'branch', "
             "the most confident 'trace', DeepConf-high's vote ('deepconf'), or the one most like the "
-            "others ('mbr', chrF) (README: Answer rules)."
+            "others ('mbr', chrF) (README: The answer rule)."
         ),
     ],
     "stop_agree": Annotated[

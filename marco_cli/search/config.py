@@ -41,7 +41,7 @@ class SearchConfig:
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
     reward: Reward = "finished"  # README: "Rewards"
-    select: Select = "branch"  # one vote per root subtree (README: "Answer rules")
+    select: Select = "deepconf"  # DeepConf-high's vote over the rollouts (README: "The answer rule")
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"
@@ -50,7 +50,7 @@ class SearchConfig:
     reflection_threshold: float = 0.6
     max_time: float | None = None
     stop_confidence: float | None = None
-    stop_agree: int | None = 3  # finished rollouts (select branch: branches) that agree end the search
+    stop_agree: int | None = 3  # finished rollouts (select branch/trace/deepconf: branches) that agree end it
     samples: int = 8  # best-of-n, vote and deepconf
     deepconf_keep: float = 0.9  # deepconf: the share of most confident samples that vote
     deepconf_window: int = 32  # deepconf: tokens per group (sliding window)
