@@ -64,25 +64,24 @@ def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, o
 
 
 def rescored(
-    folders: list[Path], rows: list[dict[str, object]], config: str, rule: str
+    kept: list[bench.Kept], rows: list[dict[str, object]], config: str, rule: str
 ) -> list[dict[str, object]]:
-    """CONFIG's result rows re-answered by `rule` from its saved trees, as `CONFIG:RULE`."""
+    """CONFIG's result rows re-answered by `rule` from its saved trees (`kept`, the folders'
+    records in order: a problem's first one counts), as `CONFIG:RULE`."""
     by_index = {r["index"]: r for r in rows if r["config"] == config}
     out: dict[object, dict[str, object]] = {}
-    for folder in folders:
-        for kept in bench.read_records(folder):
-            if kept.config != config or kept.index not in by_index or kept.index in out:
-                continue
-            answer = bench.answer_by(kept.record, rule)
-            value, right = bench.grade(answer, kept.gold)
-            row = by_index[kept.index]
-            out[kept.index] = {
-                **row,
-                "config": f"{config}:{rule}",
-                "answer": answer,
-                "extracted": value,
-                "correct": right,
-            }
+    for saved in kept:
+        if saved.config != config or saved.index not in by_index or saved.index in out:
+            continue
+        answer = bench.answer_by(saved.record, rule)
+        value, right = bench.grade(answer, saved.gold)
+        out[saved.index] = {
+            **by_index[saved.index],
+            "config": f"{config}:{rule}",
+            "answer": answer,
+            "extracted": value,
+            "correct": right,
+        }
     if not out:
         raise SystemExit(f"--rule {config}={rule}: no saved trees of {config}")
     return list(out.values())
@@ -103,13 +102,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     rows, settings = read_folders(args.folders, args.skip)
+    kept = [k for folder in args.folders for k in bench.read_records(folder)] if args.rule else []
     for option in args.rule:
         config, _, rule = option.partition("=")
         if config not in settings or rule not in bench.RULES:
             raise SystemExit(
                 f"--rule {option}: needs a configuration of the run and one of {', '.join(bench.RULES)}"
             )
-        rows += rescored(args.folders, rows, config, rule)
+        rows += rescored(kept, rows, config, rule)
         # a search answered by another rule is still a search; samples answered by another rule
         # are no longer plain self-consistency (vote@4:deepconf-high is DeepConf on its samples)
         strategy = settings[config]["strategy"]

@@ -171,18 +171,6 @@ def _best(rollouts: Sequence[Rollout]) -> Rollout | None:
     return max(finished, key=lambda r: (bool(r.answer), r.reward, -r.id)) if finished else None
 
 
-def _most_confident(rollouts: Sequence[Rollout]) -> Rollout | None:
-    """DeepConf's signal as a best-of-n rule: the finished answer with the highest trace
-    confidence (rollouts without one, from engines that give no top-5 log-probabilities, rank
-    below and by reward)."""
-    answered = [r for r in rollouts if r.finished and r.answer]
-    if not answered:
-        return _best(rollouts)
-    return max(
-        answered, key=lambda r: (r.trace_confidence is not None, r.trace_confidence or 0.0, r.reward, -r.id)
-    )
-
-
 def _most_visited_node(tree: Tree) -> Node:
     node = tree.root
     while True:
@@ -202,16 +190,17 @@ def choose(tree: Tree, select: str) -> Rollout | None:
     subtrees) vote for, each branch once (ties: the branches' summed best reward); `trace`: the
     finished rollout with the highest DeepConf trace confidence (the lowest sliding-window
     confidence of its whole text, which catches a locally confused stretch that the mean
-    confidence hides); `deepconf`: DeepConf-high's filter and vote over the finished rollouts
-    (the 90% most confident by trace confidence, each voting with it; the branch rule where no
-    rollout has one); `mbr`: the finished answer most similar (chrF) to the others, for
-    open-ended answers such as translations, where exact votes rarely meet.
+    confidence hides; without trace confidences, the best reward); `deepconf`: DeepConf-high's
+    filter and vote over the finished rollouts (the 90% most confident by trace confidence, each
+    voting with it; the branch rule where no rollout has one); `mbr`: the finished answer most
+    similar (chrF) to the others, for open-ended answers such as translations, where exact
+    votes rarely meet.
     """
     rollouts = tree.rollouts
     if select == "mbr":
         return mbr_choice(rollouts)
-    if select == "trace":
-        return _most_confident(rollouts)
+    if select == "trace":  # DeepConf's filter keeping one trace: the most confident
+        return filtered_vote(rollouts, keep=0.0) or _best(rollouts)
     if select == "deepconf":
         return filtered_vote(rollouts) or choose(tree, "branch")
     if select in ("vote", "branch"):
