@@ -18,14 +18,10 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,8 +38,8 @@ from marco_cli.engine.logprobs import (
 )
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.wire import one_line, split_credentials
-from marco_cli.errors import MarcoError
+from marco_cli.engine.transport import JSON, BackendError, Refused, Transport
+from marco_cli.engine.wire import split_credentials
 
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
 _TOKENIZE = (
@@ -64,14 +60,6 @@ NO_LOGPROBS = (
 _END_PIECE = re.compile(r"^(|<\|[^|<>]*\|>|</s>)$")
 
 
-class BackendError(MarcoError):
-    """The server failed (down, killed, timed out, or answered without what we need)."""
-
-
-class Refused(BackendError):
-    """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
-
-
 class RemoteEngine:
     def __init__(
         self,
@@ -85,9 +73,10 @@ class RemoteEngine:
         fallback_parallel: int = 4,
         model: str | None = None,
     ) -> None:
-        self.root, self._basic = split_credentials(url.rstrip("/").removesuffix("/v1"))
-        self.api_key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        root, basic = split_credentials(url.rstrip("/").removesuffix("/v1"))
+        key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
+        self.http = Transport(root, key, basic, timeout, retries, backoff)
+        self.root, self.timeout = root, timeout
         self._lock = threading.Lock()
         self.evaluated = 0  # prompt tokens the server reported processing
         self.generated = 0  # tokens in the generations returned so far, as `Engine.generated`
@@ -97,7 +86,7 @@ class RemoteEngine:
         self._in_flight = 0
         self._prompts: dict[tuple[int, ...], str] = {}
         self._endpoints: dict[int, tuple[str, str, str]] = {}
-        data = self._call("GET", "/v1/models").get("data") or []
+        data = self.http.call("GET", "/v1/models").get("data") or []
         self.model = model or (data[0].get("id") if data else None) or "default"
         self.path = f"{self.root} ({self.model})"
         self.props = self._props()
@@ -105,6 +94,7 @@ class RemoteEngine:
         self.slots = int(self.props["total_slots"]) if self.native else None
         self.parallel = max(1, parallel or self.slots or fallback_parallel)
         self._gate = threading.BoundedSemaphore(self.parallel)
+        self._bos: list[int] = []  # set first: tokenize("") below reads it
         self._bos = self.tokenize("")
 
     def settings(self) -> dict[str, int | bool]:
@@ -129,77 +119,27 @@ class RemoteEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _count(self, **deltas: int) -> None:
+    def _count(
+        self,
+        *,
+        requests: int = 0,
+        evaluated: int = 0,
+        streamed: int = 0,
+        generated: int = 0,
+        in_flight: int = 0,
+    ) -> None:
+        """Add to the counters under the lock (requests run on a thread pool)."""
         with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
+            self.requests += requests
+            self.evaluated += evaluated
+            self.streamed += streamed
+            self.generated += generated
+            self._in_flight += in_flight
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
 
-    # HTTP ------------------------------------------------------------------------------------
-    def _open(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
-        """Open one request with retries on connection errors and 5xx; one clear error otherwise."""
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        elif self._basic:
-            headers["Authorization"] = f"Basic {self._basic}"
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(self.root + path, data=data, headers=headers, method=method)
-            try:
-                return urllib.request.urlopen(request, timeout=self.timeout)
-            except urllib.error.HTTPError as exc:
-                detail = one_line(exc.read()[:2000].decode("utf-8", "replace"))
-                if exc.code < 500:
-                    raise Refused(f"the server refused {path}: HTTP {exc.code} {detail}") from None
-                last = f"HTTP {exc.code} {detail}"
-            except (urllib.error.URLError, ConnectionError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError):
-                    raise self._silent() from None
-                last = str(reason)
-        raise BackendError(f"cannot reach the server at {self.root} ({last})")
-
-    def _silent(self) -> BackendError:
-        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _props(self) -> JSON:
         try:
-            with self._open(method, path, body) as response:
-                return json.loads(response.read() or b"{}")
-        except TimeoutError:
-            raise self._silent() from None
-        except json.JSONDecodeError:
-            raise BackendError(f"the server answered {path} with something that is not JSON") from None
-
-    def _events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """The JSON events of a streamed answer (server-sent events); a server that ignored
-        `stream` gives its one JSON answer. Leaving the loop early closes the stream."""
-        response = self._open("POST", path, body)
-        try:
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                yield json.loads(response.read() or b"{}")
-                return
-            for raw in response:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line.startswith("data:") or line == "data: [DONE]":
-                    continue
-                yield json.loads(line[5:])
-        except TimeoutError:
-            raise self._silent() from None
-        except json.JSONDecodeError:
-            raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
-        except (ConnectionError, OSError) as exc:
-            raise BackendError(f"the server at {self.root} went away mid-answer ({exc})") from None
-        finally:
-            response.close()
-
-    def _props(self) -> dict[str, Any]:
-        try:
-            return self._call("GET", "/props")
+            return self.http.call("GET", "/props")
         except BackendError:
             return {}
 
@@ -208,7 +148,7 @@ class RemoteEngine:
         known = self._endpoints.get(id(options))
         for path, field, result in [known] if known else options:
             try:
-                answer = self._call("POST", path, {field: value})[result]
+                answer = self.http.call("POST", path, {field: value})[result]
             except (Refused, KeyError):
                 continue
             self._endpoints[id(options)] = (path, field, result)
@@ -218,7 +158,7 @@ class RemoteEngine:
     # text ------------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
         tokens = list(self._first(_TOKENIZE, text))
-        bos = getattr(self, "_bos", [])
+        bos = self._bos
         return tokens[len(bos) :] if bos and tokens[: len(bos)] == bos else tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
@@ -256,11 +196,11 @@ class RemoteEngine:
 
         def one(request: Request) -> Generation:
             with self._gate:
-                self._count(_in_flight=1)
+                self._count(in_flight=1)
                 try:
                     gen = self._one(request, ranked.get(tuple(request.prefix), []))
                 finally:
-                    self._count(_in_flight=-1)
+                    self._count(in_flight=-1)
             if on_token is not None:
                 on_token(len(gen.tokens))
             return gen
@@ -270,7 +210,7 @@ class RemoteEngine:
         with ThreadPoolExecutor(max_workers=len(requests)) as pool:
             return list(pool.map(one, requests))
 
-    def _body(self, sampling: Sampling, stop: StopRule, limit: int) -> dict[str, Any]:
+    def _body(self, sampling: Sampling, stop: StopRule, limit: int) -> JSON:
         hot = sampling.temperature > 0
         return {
             "temperature": sampling.temperature,
@@ -300,7 +240,7 @@ class RemoteEngine:
         else:
             body |= {"prompt": self._text(prefix), "logprobs": wanted}
         with self._gate:
-            answer = self._call("POST", self._completions, body)
+            answer = self.http.call("POST", self._completions, body)
         try:
             if self.native:
                 ranked = native_alternatives(answer.get("completion_probabilities") or [])
@@ -346,7 +286,7 @@ class RemoteEngine:
         if not cut and len(scored) < limit:
             body = self._body(request.sampling, stop, limit - len(scored))
             body["prompt"] = ids if self.native else sent
-            for event in self._events(self._completions, body):
+            for event in self.http.events(self._completions, body):
                 new, finish, evaluated = self._read_event(event, finish, evaluated)
                 for piece in new:
                     before, text = len(text), text + piece.text
@@ -362,8 +302,8 @@ class RemoteEngine:
         return self._generation(scored, text, cut, finish, stop, limit, prompt)
 
     def _read_event(
-        self, event: dict[str, Any], finish: Any, evaluated: int
-    ) -> tuple[list[Scored], Any, int]:
+        self, event: JSON, finish: str | None, evaluated: int
+    ) -> tuple[list[Scored], str | None, int]:
         try:
             if self.native:
                 new = from_native(event.get("completion_probabilities") or [])
@@ -382,13 +322,22 @@ class RemoteEngine:
             raise BackendError(NO_LOGPROBS) from None
 
     def _generation(
-        self, scored: list[Scored], text: str, cut: str, finish: Any, stop: StopRule, limit: int, prompt: str
+        self,
+        scored: list[Scored],
+        text: str,
+        cut: str,
+        finish: str | None,
+        stop: StopRule,
+        limit: int,
+        prompt: str,
     ) -> Generation:
-        kept = [s for s in scored if s.confidence is not None]
+        kept: list[tuple[float, float, float]] = []  # logprob, confidence, top-5 mean of each scored piece
         ends, offsets = 0, []
         for s in scored:
             ends += len(s.text.encode("utf-8"))
-            if s.confidence is not None:
+            confidence = s.confidence
+            if s.logprob is not None and confidence is not None:
+                kept.append((s.logprob, confidence, s.top_mean))
                 offsets.append(ends)
         if cut:
             reason = cut
@@ -399,32 +348,32 @@ class RemoteEngine:
             reason = "stop_text"
         else:
             reason = "eos"
-        if scored and all(s.token is not None for s in scored):
-            tokens = tuple(int(s.token) for s in scored)  # type: ignore[arg-type]
+        ids = [s.token for s in scored if s.token is not None]
+        if scored and len(ids) == len(scored):
+            tokens = tuple(ids)
         else:
             tokens = tuple(self.tokenize(text)) if text else ()
         self._count(generated=len(tokens))
         return Generation(
             tokens,
             text,
-            tuple(float(s.logprob) for s in kept),  # type: ignore[arg-type]
-            tuple(float(s.confidence) for s in kept),  # type: ignore[arg-type]
+            tuple(k[0] for k in kept),
+            tuple(k[1] for k in kept),
             reason,
-            tuple(s.top_mean for s in kept),
+            tuple(k[2] for k in kept),
             tuple(offsets),
         )
 
     def server_predicted(self) -> int | None:
         """Tokens the server has generated in all (llama-server started with --metrics)."""
         try:
-            with self._open("GET", "/metrics", None) as response:
-                metrics = response.read().decode("utf-8", "replace")
+            metrics = self.http.text("/metrics")
         except BackendError:
             return None
         found = re.search(r"^llamacpp:tokens_predicted_total\s+([0-9.e+]+)", metrics, re.M)
         return int(float(found.group(1))) if found else None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSON:
         """For `marco doctor --backend`: what this server is and whether it gives what marco needs."""
         try:
             probe = self.generate(self.tokenize("Hello"), Sampling(), StopRule("mini-32", 2, stop_texts=()))

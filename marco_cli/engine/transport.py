@@ -1,0 +1,115 @@
+"""HTTP to a model server, with retries and one clear error per failure.
+
+Kept apart from `remote` so the engine there reads as generation logic: this module only knows
+URLs, JSON and server-sent events. Connection errors and 5xx are retried with exponential
+backoff; 4xx is the server refusing the request (`Refused`), and is not retried; a timeout is
+reported as the server not answering, never retried (a slow server stays slow).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.client import HTTPResponse
+from typing import Any
+
+from marco_cli.engine.wire import one_line
+from marco_cli.errors import MarcoError
+
+JSON = dict[str, Any]  # a decoded JSON object, as servers send it
+
+
+class BackendError(MarcoError):
+    """The server failed (down, killed, timed out, or answered without what we need)."""
+
+
+class Refused(BackendError):
+    """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
+
+
+@dataclass(frozen=True)
+class Transport:
+    root: str  # scheme://host:port, no trailing slash, no credentials
+    api_key: str | None  # sent as a Bearer token
+    basic: str | None  # base64 user:password from the URL, sent when there is no api_key
+    timeout: float  # seconds a request may wait for the server's answer
+    retries: int  # tries after the first, on connection errors and 5xx
+    backoff: float  # seconds before the first retry, doubling after
+
+    def open(self, method: str, path: str, body: JSON | None) -> HTTPResponse:
+        """Open one request with retries on connection errors and 5xx; one clear error otherwise."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif self.basic:
+            headers["Authorization"] = f"Basic {self.basic}"
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.root + path, data=data, headers=headers, method=method)
+            try:
+                response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeout)
+                return response
+            except urllib.error.HTTPError as exc:
+                detail = one_line(exc.read()[:2000].decode("utf-8", "replace"))
+                if exc.code < 500:
+                    raise Refused(f"the server refused {path}: HTTP {exc.code} {detail}") from None
+                last = f"HTTP {exc.code} {detail}"
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, TimeoutError):
+                    raise self.silent() from None
+                last = str(exc.reason)
+            except TimeoutError:
+                raise self.silent() from None
+            except (ConnectionError, OSError) as exc:
+                last = str(exc)
+        raise BackendError(f"cannot reach the server at {self.root} ({last})")
+
+    def silent(self) -> BackendError:
+        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
+
+    def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
+        """One request answered with one JSON object (an empty answer reads as `{}`)."""
+        try:
+            with self.open(method, path, body) as response:
+                answer = json.loads(response.read() or b"{}")
+        except TimeoutError:
+            raise self.silent() from None
+        except json.JSONDecodeError:
+            raise BackendError(f"the server answered {path} with something that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise BackendError(f"the server answered {path} with JSON that is not an object")
+        return answer
+
+    def text(self, path: str) -> str:
+        """A plain-text answer (e.g. Prometheus /metrics)."""
+        with self.open("GET", path, None) as response:
+            return response.read().decode("utf-8", "replace")
+
+    def events(self, path: str, body: JSON) -> Iterator[JSON]:
+        """The JSON events of a streamed answer (server-sent events); a server that ignored
+        `stream` gives its one JSON answer. Leaving the loop early closes the stream."""
+        response = self.open("POST", path, body)
+        try:
+            if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                yield json.loads(response.read() or b"{}")
+                return
+            for raw in response:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line.startswith("data:") or line == "data: [DONE]":
+                    continue
+                yield json.loads(line[5:])
+        except TimeoutError:
+            raise self.silent() from None
+        except json.JSONDecodeError:
+            raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
+        except (ConnectionError, OSError) as exc:
+            raise BackendError(f"the server at {self.root} went away mid-answer ({exc})") from None
+        finally:
+            response.close()
