@@ -174,3 +174,12 @@ def test_compute_matched_joins_a_comparison_made_in_pieces(scripted_session, tmp
     assert show("first", "votes").stdout.startswith("2 problems every configuration finished")
     clash = show("first", "other")
     assert clash.returncode != 0 and "mcts/step ran with other settings" in clash.stderr
+    # no greedy run: flips against the search only, and the greedy target says it was not measured
+    no_cot = show("other", "votes")
+    assert no_cot.returncode == 0, no_cot.stderr
+    lines = no_cot.stdout.splitlines()
+    assert "| config | right | tokens/problem | x search | vs mcts/step +/- (p) | frontier |" in lines
+    assert any(line.startswith("| vote@4 | 2 (66.7%) |") and "| +0 -0 (1) |" in line for line in lines)
+    assert "mcts/step beats cot: not measured (no cot configuration in these folders)" in lines
+    missing = compute_matched(tmp_path / "votes", "--search", "mcts/step")
+    assert missing.returncode != 0 and "--search mcts/step: not a configuration of the run" in missing.stderr
