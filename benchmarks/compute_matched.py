@@ -15,8 +15,9 @@ under every rule).
 
 On the problems every configuration finished (a run stopped part-way still compares paired
 problems only), prints each configuration's accuracy, tokens per problem and its ratio to the
-search's, paired flips and the exact McNemar p against greedy (`cot`), whether it lies on the
-accuracy-vs-tokens frontier, and then the targets as measured:
+search's, paired flips and the exact McNemar p against greedy (`cot`, when the run has it) and
+against the search, whether it lies on the accuracy-vs-tokens frontier, and then the targets as
+measured:
 
 - the search is at least as accurate as every self-consistency configuration (vote@k) that
   spends as many tokens or more, give or take 10%;
