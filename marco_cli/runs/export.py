@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from marco_cli.runs.bench import grade
-from marco_cli.search.record import JsonObject, NodeRecord, Record, RolloutRecord
+from marco_cli.search.record import Record
+from marco_cli.search.saved import JsonObject, NodeRecord, RolloutRecord
 
 LENGTHS = ("all", "shortest", "longest")
 FORMATS = ("sft", "dpo", "tree")

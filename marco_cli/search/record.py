@@ -5,7 +5,7 @@ The JSON form is documented in the README ("JSON output") and `SCHEMA_VERSION` c
 it. `Record.to_json` writes it and `Record.from_json` reads it back, also records written by
 earlier versions (schema 1: rollouts without `status`, no `rollout_stats`), so history rows
 and bench folders made before a change still load, show, export and render. Nothing outside
-this module reads a record by string keys.
+this module and `saved` (its nodes and rollouts) reads a record by string keys.
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ from typing import Any, cast
 
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
-from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus, Tree
+from marco_cli.search.saved import (
+    JsonObject,
+    NodeRecord,
+    RecordError,
+    RolloutRecord,
+    node_record,
+    optional_float,
+    parse_node,
+    parse_rollout,
+    rollout_json,
+    rollout_record,
+    rounded,
+    saved_node,
+    saved_rollout,
+)
+from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
 SCHEMA_VERSION = 2  # 2: rollouts carry status and confidence; rollout_stats
 EngineSettings = dict[str, int | bool]  # what the engine ran with (threads, n_ctx, parallel, ...)
-JsonObject = dict[str, Any]
 _SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))
-
-
-class RecordError(ValueError):
-    """A JSON object that is not a run record (a damaged history row or bench line)."""
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
-
-
-def _float(value: object) -> float | None:
-    return None if value is None else float(cast(float, value))
 
 
 @dataclass(frozen=True)
@@ -62,43 +64,6 @@ class ModelInfo:
     def label(self) -> str:
         """`name:QUANT`, as bench folders and `marco log` name the model."""
         return self.name + (f":{self.quant}" if self.quant else "")
-
-
-@dataclass(frozen=True)
-class NodeRecord:
-    """A tree node as saved: its action's text and token count, mean confidence, visits and
-    mean value (token ids and per-token confidences are not saved)."""
-
-    id: int
-    parent: int | None
-    depth: int
-    text: str
-    tokens: int
-    confidence: float | None
-    visits: int
-    value: float | None
-    reflection: bool
-    terminal: bool
-
-
-@dataclass(frozen=True)
-class RolloutRecord:
-    """A rollout as saved: where it started, its whole text, reward and answer."""
-
-    id: int
-    node: int
-    tokens: int
-    reward: float | None
-    confidence: float | None  # the paper's value (mean top-5 confidence), whatever the reward
-    answer: str
-    status: RolloutStatus
-    text: str
-    trace_confidence: float | None = None  # DeepConf's lowest group confidence of the whole text
-    answer_confidence: float | None = None  # the answer tokens' mean confidence
-
-    @property
-    def finished(self) -> bool:
-        return self.status == "finished"
 
 
 @dataclass(frozen=True)
@@ -171,12 +136,12 @@ class Record:
             answer=result.answer,
             thought=result.thought,
             response=result.text,
-            reward=_round(result.reward),
+            reward=rounded(result.reward),
             chosen_rollout=result.rollout,
             path=tuple(result.path),
             votes=dict(result.votes),
-            nodes=tuple(_node_record(n) for n in result.tree.nodes),
-            rollouts=tuple(_rollout_record(r) for r in result.tree.rollouts),
+            nodes=tuple(node_record(n) for n in result.tree.nodes),
+            rollouts=tuple(rollout_record(r) for r in result.tree.rollouts),
             stopped=result.stopped,
             error=result.error,
             iterations=result.iterations,
@@ -189,11 +154,11 @@ class Record:
         parents, visits and values, and every rollout. Nodes carry their tokens' count and mean
         confidence only (stand-in token ids and a constant per-token confidence)."""
         tree = Tree(())
-        tree.nodes = [_node(raw) for raw in self.nodes]
+        tree.nodes = [saved_node(raw) for raw in self.nodes]
         for node in tree.nodes:
             if node.parent is not None:
                 tree.nodes[node.parent].children.append(node.id)
-        tree.rollouts = [_rollout(raw) for raw in self.rollouts]
+        tree.rollouts = [saved_rollout(raw) for raw in self.rollouts]
         return tree
 
     # JSON ----------------------------------------------------------------------------------------
@@ -207,12 +172,12 @@ class Record:
             "answer": self.answer,
             "thought": self.thought,
             "response": self.response,
-            "confidence": _round(self.reward),
+            "confidence": rounded(self.reward),
             "chosen_rollout": self.chosen_rollout,
             "path": list(self.path),
             "votes": dict(self.votes),
             "nodes": [asdict(n) for n in self.nodes],
-            "rollouts": [_rollout_json(r) for r in self.rollouts],
+            "rollouts": [rollout_json(r) for r in self.rollouts],
             "rollout_stats": self.rollout_stats,
             "stopped": self.stopped,
             "error": self.error,
@@ -235,103 +200,7 @@ class Record:
             raise RecordError(f"not a run record ({type(exc).__name__}: {exc})") from None
 
 
-def tree_json(tree: Tree) -> JsonObject:
-    """A live tree's nodes and rollouts as the record saves them (golden files compare these)."""
-    return {
-        "nodes": [asdict(_node_record(n)) for n in tree.nodes],
-        "rollouts": [_rollout_json(_rollout_record(r)) for r in tree.rollouts],
-    }
-
-
 # JSON <-> typed, field by field ----------------------------------------------------------------
-
-
-def _node_record(n: Node) -> NodeRecord:
-    return NodeRecord(
-        n.id,
-        n.parent,
-        n.depth,
-        n.text,
-        len(n.tokens) if n.parent is not None else 0,
-        _round(n.mean_confidence),
-        n.visits,
-        _round(n.mean_value),
-        n.reflection,
-        n.terminal,
-    )
-
-
-def _rollout_record(r: Rollout) -> RolloutRecord:
-    return RolloutRecord(
-        r.id,
-        r.node,
-        len(r.tokens),
-        _round(r.reward),
-        _round(r.confidence),
-        r.answer,
-        r.status,
-        r.text,
-        _round(r.trace_confidence),
-        _round(r.answer_confidence),
-    )
-
-
-def _rollout_json(r: RolloutRecord) -> JsonObject:
-    out: JsonObject = {
-        "id": r.id,
-        "node": r.node,
-        "tokens": r.tokens,
-        "reward": r.reward,
-        "confidence": r.confidence,
-        "answer": r.answer,
-        "finished": r.finished,
-        "status": r.status,
-        "text": r.text,
-    }
-    # optional: sampled answers carry the trace confidence, answered rollouts the answer's
-    if r.trace_confidence is not None:
-        out["trace_confidence"] = r.trace_confidence
-    if r.answer_confidence is not None:
-        out["answer_confidence"] = r.answer_confidence
-    return out
-
-
-def _status(raw: Mapping[str, Any]) -> RolloutStatus:
-    status = raw.get("status") or ("finished" if raw.get("finished") else "budget")  # schema 1
-    if status not in ROLLOUT_STATUSES:
-        raise RecordError(f"unknown rollout status {status!r}")
-    return cast(RolloutStatus, status)
-
-
-def _parse_rollout(raw: Mapping[str, Any]) -> RolloutRecord:
-    return RolloutRecord(
-        id=int(raw["id"]),
-        node=int(raw["node"]),
-        tokens=int(raw.get("tokens", 0)),
-        reward=_float(raw.get("reward")),
-        confidence=_float(raw.get("confidence")),
-        answer=str(raw.get("answer") or ""),
-        status=_status(raw),
-        text=str(raw.get("text", "")),
-        trace_confidence=_float(raw.get("trace_confidence")),
-        answer_confidence=_float(raw.get("answer_confidence")),
-    )
-
-
-def _parse_node(raw: Mapping[str, Any]) -> NodeRecord:
-    parent = raw.get("parent")
-    return NodeRecord(
-        id=int(raw["id"]),
-        parent=None if parent is None else int(parent),
-        depth=int(raw.get("depth", 0)),
-        text=str(raw.get("text", "")),
-        tokens=int(raw.get("tokens", 0)),
-        confidence=_float(raw.get("confidence")),
-        visits=int(raw.get("visits", 0)),
-        value=_float(raw.get("value")),
-        reflection=bool(raw.get("reflection", False)),
-        terminal=bool(raw.get("terminal", False)),
-    )
 
 
 # setting values earlier versions wrote under names that have changed since
@@ -371,12 +240,12 @@ def _parse(data: Mapping[str, Any]) -> Record:
         answer=str(data.get("answer") or ""),
         thought=str(data.get("thought") or ""),
         response=str(data.get("response") or ""),
-        reward=_float(data.get("confidence")),
+        reward=optional_float(data.get("confidence")),
         chosen_rollout=data.get("chosen_rollout"),
         path=tuple(int(i) for i in data.get("path") or (0,)),
         votes={str(k): int(v) for k, v in (data.get("votes") or {}).items()},
-        nodes=tuple(_parse_node(n) for n in data.get("nodes") or ()),
-        rollouts=tuple(_parse_rollout(r) for r in data.get("rollouts") or ()),
+        nodes=tuple(parse_node(n) for n in data.get("nodes") or ()),
+        rollouts=tuple(parse_rollout(r) for r in data.get("rollouts") or ()),
         stopped=_stop_why(data.get("stopped", "done")),
         error=data.get("error"),
         iterations=int(data.get("iterations", 0)),
@@ -385,40 +254,4 @@ def _parse(data: Mapping[str, Any]) -> Record:
         engine=engine,
         run_id=None if run_id is None else int(run_id),
         schema=int(data.get("schema", 1)),
-    )
-
-
-# the saved tree as search data (re-scoring) ----------------------------------------------------
-
-
-def _node(raw: NodeRecord) -> Node:
-    count = raw.tokens
-    return Node(
-        raw.id,
-        raw.parent,
-        raw.depth,
-        tuple(range(count)),
-        raw.text,
-        () if raw.confidence is None else (raw.confidence,) * max(1, count),
-        terminal=raw.terminal,
-        reflection=raw.reflection,
-        visits=raw.visits,
-        value_sum=(raw.value or 0.0) * raw.visits,
-    )
-
-
-def _rollout(raw: RolloutRecord) -> Rollout:
-    reward = raw.reward or 0.0
-    return Rollout(
-        raw.id,
-        raw.node,
-        tuple(range(raw.tokens)),
-        raw.text,
-        reward,
-        raw.answer,
-        raw.status,
-        raw.tokens,
-        reward if raw.confidence is None else raw.confidence,
-        raw.trace_confidence,
-        raw.answer_confidence,
     )
