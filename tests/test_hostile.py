@@ -329,6 +329,41 @@ def test_doctor_backend_gives_up_on_a_silent_server(silent_server: str) -> None:
     assert time.monotonic() - start < 10
 
 
+def _answering_once_with(reply: bytes) -> Iterator[str]:
+    """A socket server that reads each request and answers it with `reply`, then hangs up."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # closed at the end of the test
+                return
+            conn.recv(65536)
+            conn.sendall(reply)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [  # the body cut short (Content-Length promises more); an answer that is not HTTP at all
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", "went away"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "cannot reach the server"),
+    ],
+)
+def test_a_server_that_breaks_http_is_one_line(reply: bytes, said: str) -> None:
+    for url in _answering_once_with(reply):
+        result = runner.invoke(app, ["doctor", "--backend", url, "--timeout", "5"])
+        line = one_line_error(result, 1)
+        assert said in line and url in line
+
+
 def test_backend_credentials_are_never_echoed(silent_server: str) -> None:
     url = silent_server.replace("http://", "http://me:hunter2@")
     result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", url, "--timeout", "0.3"])

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.client import HTTPResponse
+from http.client import HTTPException, HTTPResponse
 from typing import Any
 
 from marco_cli.engine.wire import one_line
@@ -67,12 +67,16 @@ class Transport:
                 last = str(exc.reason)
             except TimeoutError:
                 raise self.silent() from None
-            except (ConnectionError, OSError) as exc:
-                last = str(exc)
+            except (OSError, HTTPException) as exc:  # refused, reset, or not HTTP at all
+                last = one_line(str(exc)) or type(exc).__name__  # a reply's first line may be in it
         raise BackendError(f"cannot reach the server at {self.root} ({last})")
 
     def silent(self) -> BackendError:
         return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
+
+    def gone(self, exc: OSError | HTTPException) -> BackendError:
+        why = one_line(str(exc)) or type(exc).__name__
+        return BackendError(f"the server at {self.root} went away mid-answer ({why})")
 
     def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
         """One request answered with one JSON object (an empty answer reads as `{}`)."""
@@ -83,14 +87,21 @@ class Transport:
             raise self.silent() from None
         except json.JSONDecodeError:
             raise BackendError(f"the server answered {path} with something that is not JSON") from None
+        except (OSError, HTTPException) as exc:  # reset, or the body cut short
+            raise self.gone(exc) from None
         if not isinstance(answer, dict):
             raise BackendError(f"the server answered {path} with JSON that is not an object")
         return answer
 
     def text(self, path: str) -> str:
         """A plain-text answer (e.g. Prometheus /metrics)."""
-        with self.open("GET", path, None) as response:
-            return response.read().decode("utf-8", "replace")
+        try:
+            with self.open("GET", path, None) as response:
+                return response.read().decode("utf-8", "replace")
+        except TimeoutError:
+            raise self.silent() from None
+        except (OSError, HTTPException) as exc:  # reset, or the body cut short
+            raise self.gone(exc) from None
 
     def events(self, path: str, body: JSON) -> Iterator[JSON]:
         """The JSON events of a streamed answer (server-sent events); a server that ignored
@@ -109,7 +120,7 @@ class Transport:
             raise self.silent() from None
         except json.JSONDecodeError:
             raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
-        except (ConnectionError, OSError) as exc:
-            raise BackendError(f"the server at {self.root} went away mid-answer ({exc})") from None
+        except (OSError, HTTPException) as exc:  # reset, or the body cut short
+            raise self.gone(exc) from None
         finally:
             response.close()
