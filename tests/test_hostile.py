@@ -350,11 +350,18 @@ def _answering_once_with(reply: bytes) -> Iterator[str]:
     sock.close()
 
 
+def _json_reply(body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
 @pytest.mark.parametrize(
     ("reply", "said"),
-    [  # the body cut short (Content-Length promises more); an answer that is not HTTP at all
+    [  # the body cut short (Content-Length promises more); not HTTP at all; JSON of the wrong shape
         (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", "went away"),
         (b"SSH-2.0-OpenSSH_9.6\r\n", "cannot reach the server"),
+        (_json_reply(b'{"data": "no list of models"}'), "no tokenize/detokenize endpoint"),
+        (_json_reply(b"[1, 2]"), "JSON that is not an object"),
     ],
 )
 def test_a_server_that_breaks_http_is_one_line(reply: bytes, said: str) -> None:

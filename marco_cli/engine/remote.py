@@ -86,8 +86,9 @@ class RemoteEngine:
         self._in_flight = 0
         self._prompts: dict[tuple[int, ...], str] = {}
         self._endpoints: dict[int, tuple[str, str, str]] = {}
-        data = self.http.call("GET", "/v1/models").get("data") or []
-        self.model = model or (data[0].get("id") if data else None) or "default"
+        listed = self.http.call("GET", "/v1/models").get("data")
+        first = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], dict) else {}
+        self.model = model or str(first.get("id") or "default")
         self.path = f"{self.root} ({self.model})"
         self.props = self._props()
         self.native = "total_slots" in self.props  # llama.cpp's llama-server

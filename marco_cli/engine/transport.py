@@ -74,6 +74,9 @@ class Transport:
     def silent(self) -> BackendError:
         return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
 
+    def garbled(self, path: str, what: str) -> BackendError:
+        return BackendError(f"the server at {self.root} answered {path} with {what}")
+
     def gone(self, exc: OSError | HTTPException) -> BackendError:
         why = one_line(str(exc)) or type(exc).__name__
         return BackendError(f"the server at {self.root} went away mid-answer ({why})")
@@ -86,11 +89,11 @@ class Transport:
         except TimeoutError:
             raise self.silent() from None
         except json.JSONDecodeError:
-            raise BackendError(f"the server answered {path} with something that is not JSON") from None
+            raise self.garbled(path, "something that is not JSON") from None
         except (OSError, HTTPException) as exc:  # reset, or the body cut short
             raise self.gone(exc) from None
         if not isinstance(answer, dict):
-            raise BackendError(f"the server answered {path} with JSON that is not an object")
+            raise self.garbled(path, "JSON that is not an object")
         return answer
 
     def text(self, path: str) -> str:
