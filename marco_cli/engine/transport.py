@@ -64,7 +64,7 @@ class Transport:
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, TimeoutError):
                     raise self.silent() from None
-                last = str(exc.reason)
+                last = one_line(str(exc.reason))
             except TimeoutError:
                 raise self.silent() from None
             except (OSError, HTTPException) as exc:  # refused, reset, or not HTTP at all
