@@ -132,9 +132,11 @@ Pairs = dict[tuple[str, str], dict]
 
 def versus(pairs: Pairs, a: str, b: str) -> tuple[int, int, float]:
     """(b right where a was not, a right where b was not, exact McNemar p) for b against a."""
-    pair = pairs.get((a, b)) or pairs[(b, a)]
-    lost, gained = (pair["right_to_wrong"], pair["wrong_to_right"])
-    return (gained, lost, pair["p_exact"]) if (a, b) in pairs else (lost, gained, pair["p_exact"])
+    if (a, b) in pairs:  # summarize counts flips from its first configuration to its second
+        pair = pairs[(a, b)]
+        return pair["wrong_to_right"], pair["right_to_wrong"], pair["p_exact"]
+    pair = pairs[(b, a)]
+    return pair["right_to_wrong"], pair["wrong_to_right"], pair["p_exact"]
 
 
 def print_table(table: dict[str, dict], pairs: Pairs, search: str) -> None:

@@ -76,7 +76,6 @@ class RemoteEngine:
         root, basic = split_credentials(url.rstrip("/").removesuffix("/v1"))
         key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
         self.http = Transport(root, key, basic, timeout, retries, backoff)
-        self.root, self.timeout = root, timeout
         self._lock = threading.Lock()
         self.evaluated = 0  # prompt tokens the server reported processing
         self.generated = 0  # tokens in the generations returned so far, as `Engine.generated`
@@ -97,6 +96,15 @@ class RemoteEngine:
         self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos: list[int] = []  # set first: tokenize("") below reads it
         self._bos = self.tokenize("")
+
+    @property
+    def root(self) -> str:
+        """The server's address, without credentials."""
+        return self.http.root
+
+    @property
+    def timeout(self) -> float:
+        return self.http.timeout
 
     def settings(self) -> dict[str, int | bool]:
         """Requests in flight at most (the server's own settings are its own)."""

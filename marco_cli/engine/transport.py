@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
 from typing import Any
@@ -81,49 +82,49 @@ class Transport:
         why = one_line(str(exc)) or type(exc).__name__
         return BackendError(f"the server at {self.root} went away mid-answer ({why})")
 
-    def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
-        """One request answered with one JSON object (an empty answer reads as `{}`)."""
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Around reading an answer: a timeout is the server not answering, a reset or a body
+        cut short is the server going away (`open` maps the same failures while connecting)."""
         try:
-            with self.open(method, path, body) as response:
-                answer = json.loads(response.read() or b"{}")
+            yield
         except TimeoutError:
             raise self.silent() from None
+        except (OSError, HTTPException) as exc:
+            raise self.gone(exc) from None
+
+    def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
+        """One request answered with one JSON object (an empty answer reads as `{}`)."""
+        with self._reading(), self.open(method, path, body) as response:
+            raw = response.read()
+        try:
+            answer = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             raise self.garbled(path, "something that is not JSON") from None
-        except (OSError, HTTPException) as exc:  # reset, or the body cut short
-            raise self.gone(exc) from None
         if not isinstance(answer, dict):
             raise self.garbled(path, "JSON that is not an object")
         return answer
 
     def text(self, path: str) -> str:
         """A plain-text answer (e.g. Prometheus /metrics)."""
-        try:
-            with self.open("GET", path, None) as response:
-                return response.read().decode("utf-8", "replace")
-        except TimeoutError:
-            raise self.silent() from None
-        except (OSError, HTTPException) as exc:  # reset, or the body cut short
-            raise self.gone(exc) from None
+        with self._reading(), self.open("GET", path, None) as response:
+            return response.read().decode("utf-8", "replace")
 
     def events(self, path: str, body: JSON) -> Iterator[JSON]:
         """The JSON events of a streamed answer (server-sent events); a server that ignored
         `stream` gives its one JSON answer. Leaving the loop early closes the stream."""
         response = self.open("POST", path, body)
         try:
-            if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                yield json.loads(response.read() or b"{}")
-                return
-            for raw in response:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line.startswith("data:") or line == "data: [DONE]":
-                    continue
-                yield json.loads(line[5:])
-        except TimeoutError:
-            raise self.silent() from None
+            with self._reading():
+                if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                    yield json.loads(response.read() or b"{}")
+                    return
+                for raw in response:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if not line.startswith("data:") or line == "data: [DONE]":
+                        continue
+                    yield json.loads(line[5:])
         except json.JSONDecodeError:
             raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
-        except (OSError, HTTPException) as exc:  # reset, or the body cut short
-            raise self.gone(exc) from None
         finally:
             response.close()
