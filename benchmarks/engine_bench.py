@@ -29,10 +29,10 @@ MATH = [{"role": "user", "content": "A farmer has 17 sheep and buys 25 more. How
 
 def decode_speed(model: Path, n_tokens: int, repeats: int) -> dict:
     import llama_cpp
+    from reference import high_level_defaults
 
     from marco_cli.contract import Sampling, StopRule
     from marco_cli.engine.llama import Engine
-    from marco_cli.engine.repack import high_level_defaults
 
     engine = Engine(model, ctx=2048)
     with high_level_defaults(engine.repack):  # the reference loads under the same verdict

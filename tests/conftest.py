@@ -48,7 +48,7 @@ def reference_llama(path: Path, **kwargs: object) -> object:
     """llama-cpp-python's high-level Llama under this run's repacking verdict."""
     import llama_cpp
 
-    from marco_cli.engine.repack import high_level_defaults
+    from benchmarks.reference import high_level_defaults
 
     with high_level_defaults(os.environ.get("MARCO_REPACK") != "off"):
         return llama_cpp.Llama(str(path), **kwargs)
@@ -91,7 +91,7 @@ def scripted_session(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, int,
         engine = ScriptedEngine(actions={}, rollouts={}, default_rollout=("<Output>4</Output>", 0.8))
         engine.messages = []
         calls.append((options, branches, engine))
-        from marco_cli.search.record import ModelInfo
+        from marco_cli.record.record import ModelInfo
 
         return session.Opened(engine, "plain", ModelInfo("scripted", None, None, "test", "plain"))
 

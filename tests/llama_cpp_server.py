@@ -8,7 +8,7 @@ import os
 import runpy
 import sys
 
-from marco_cli.engine.repack import high_level_defaults
+from benchmarks.reference import high_level_defaults
 
 if __name__ == "__main__":
     sys.argv[0] = "llama_cpp.server"

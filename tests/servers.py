@@ -12,7 +12,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from marco_cli.engine import repack
+from benchmarks.reference import llama_server_flags
 
 
 def python_server() -> list[str]:
@@ -69,7 +69,7 @@ def llama_server(model: Path, slots: int = 4) -> tuple[subprocess.Popen[bytes], 
     # flash attention off, as the local engine runs on a CPU: with it (llama-server's default
     # "auto") greedy tokens are the same but confidences move by up to 0.06 (mean 0.012) here
     args += ["-c", str(2048 * slots), "--threads", "2", "--metrics", "--flash-attn", "off"]
-    args += repack.llama_server_flags(model)  # this run's verdict (MARCO_REPACK, set by conftest)
+    args += llama_server_flags(model)  # this run's verdict (MARCO_REPACK, set by conftest)
     return start(args, url, "/health"), url
 
 
@@ -97,9 +97,9 @@ def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_to
     """Kill the server at the third model call of a search: the search stops with `error` and
     its record keeps the partial tree."""
     from marco_cli.engine.remote import RemoteEngine
+    from marco_cli.record.record import ModelInfo, Record
     from marco_cli.search.config import SearchConfig
     from marco_cli.search.mcts import Search
-    from marco_cli.search.record import ModelInfo, Record
 
     remote = RemoteEngine(url, retries=1, backoff=0.05)
     prompt = remote.build_prompt(

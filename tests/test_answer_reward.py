@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from marco_cli.contract import Generation
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs.bench import answer_by
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import span_confidence
-from marco_cli.search.record import ModelInfo, Record
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs.bench import RULES, answer_by
 from marco_cli.search.config import SELECTS, SearchConfig
-from marco_cli.search.core import agreeing, branch_of, branch_votes, choose
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import ModelInfo, Record
+from marco_cli.search.rules import Ballot, agreeing, branch_of, branch_votes, choose, rule_name
 from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
@@ -46,17 +46,19 @@ def test_a_correlated_subtree_cannot_outvote_independent_branches() -> None:
     counts, weight = branch_votes(tree, tree.rollouts)
     assert counts == {"2": 1, "7": 2}
     assert weight == {"2": 0.75, "7": 0.86 + 0.6}
-    assert choose(tree, "branch").answer == "7"
-    assert choose(tree, "vote").answer == "7"  # 2.31 against 2.23: the third branch saved it
+    assert choose(Ballot.of(tree), "branch").answer == "7"
+    assert (
+        choose(Ballot.of(tree), "reward-vote").answer == "7"
+    )  # 2.31 against 2.23: the third branch saved it
 
 
 def test_without_the_third_branch_the_summed_vote_loses_and_the_branch_vote_ties_on_reward() -> None:
     tree = quickstart_tree()
     tree.rollouts = tree.rollouts[:5]
-    assert choose(tree, "vote").answer == "2"  # 2.23 > 1.71
+    assert choose(Ballot.of(tree), "reward-vote").answer == "2"  # 2.23 > 1.71
     counts, weight = branch_votes(tree, tree.rollouts)
     assert counts == {"2": 1, "7": 1} and weight == {"2": 0.75, "7": 0.86}
-    assert choose(tree, "branch").answer == "7"  # one branch each: the better branch wins
+    assert choose(Ballot.of(tree), "branch").answer == "7"  # one branch each: the better branch wins
 
 
 def test_a_branch_votes_for_its_own_majority() -> None:
@@ -81,18 +83,21 @@ def test_the_trace_rule_takes_the_most_confident_finished_trace() -> None:
     for node, trace in ((second.id, 3.0), (below.id, 2.5), (below.id, 2.0)):
         _rollout(tree, node, "2", 0.6, trace)
     _rollout(tree, third.id, "7", 0.5, trace=1.5)
-    assert choose(tree, "branch").answer == "7"
-    assert choose(tree, "trace").answer == "2" and choose(tree, "trace").trace_confidence == 3.0
+    assert choose(Ballot.of(tree), "branch").answer == "7"
+    assert (
+        choose(Ballot.of(tree), "trace").answer == "2"
+        and choose(Ballot.of(tree), "trace").trace_confidence == 3.0
+    )
     assert agreeing(tree, "trace") == 2  # its early stop counts branches, not rollouts (three said 2)
     tree.rollouts.append(replace(tree.rollouts[0], id=5, status="loop", answer="", trace_confidence=9.0))
     tree.rollouts.append(replace(tree.rollouts[0], id=6, answer="8", reward=0.99, trace_confidence=None))
-    assert choose(tree, "trace").answer == "2"
+    assert choose(Ballot.of(tree), "trace").answer == "2"
     tree.rollouts[0] = replace(tree.rollouts[0], trace_confidence=3.5)
-    assert choose(tree, "trace").answer == "7"
+    assert choose(Ballot.of(tree), "trace").answer == "7"
     unscored = Tree((1,))
     _rollout(unscored, unscored.add(unscored.root, (2,), "a", (0.5,), False).id, "4", 0.4)
     _rollout(unscored, unscored.add(unscored.root, (3,), "b", (0.5,), False).id, "5", 0.8)
-    assert choose(unscored, "trace").answer == "5"  # no traces at all: the best reward
+    assert choose(Ballot.of(unscored), "trace").answer == "5"  # no traces at all: the best reward
 
 
 def test_the_deepconf_rule_is_deepconf_highs_vote_over_the_rollouts() -> None:
@@ -102,16 +107,20 @@ def test_the_deepconf_rule_is_deepconf_highs_vote_over_the_rollouts() -> None:
     tree = Tree((1,))
     for i, (answer, trace) in enumerate((("5", 2.0), ("5", 2.0), ("5", 2.0), ("9", 3.0))):
         _rollout(tree, tree.add(tree.root, (i + 2,), f"s{i}", (0.5,), False).id, answer, 0.5, trace)
-    assert choose(tree, "trace").answer == "9" and choose(tree, "deepconf").answer == "5"
+    assert (
+        choose(Ballot.of(tree), "trace").answer == "9" and choose(Ballot.of(tree), "deepconf").answer == "5"
+    )
     tree.rollouts = [
         replace(r, trace_confidence=None, reward=0.9 if r.answer == "9" else 0.4) for r in tree.rollouts
     ]
-    assert choose(tree, "deepconf").answer == choose(tree, "branch").answer == "5"  # 1.2 against 0.9
+    assert (
+        choose(Ballot.of(tree), "deepconf").answer == choose(Ballot.of(tree), "branch").answer == "5"
+    )  # 1.2 against 0.9
 
 
 def test_agreement_counts_branches_under_select_branch() -> None:
     tree = quickstart_tree()
-    assert agreeing(tree, "vote") == 3  # three rollouts said 2 (and three said 7)
+    assert agreeing(tree, "reward-vote") == 3  # three rollouts said 2 (and three said 7)
     assert agreeing(tree, "branch") == 2  # but only two branches agree on anything
 
 
@@ -126,7 +135,7 @@ def test_the_early_stop_needs_agreement_across_branches() -> None:
         more_actions=lambda state: [(f"step {len(state)}\n", 0.8)],
     )
     one_start = {"children": 1, "first_tokens": 0, "iterations": 12, "stop_agree": 3}
-    by_rollout = Search(model, model.prompt, SearchConfig(**one_start, select="vote")).run()
+    by_rollout = Search(model, model.prompt, SearchConfig(**one_start, select="reward-vote")).run()
     assert by_rollout.stopped == "agreement"
     by_branch = Search(model, model.prompt, SearchConfig(**one_start, select="branch")).run()
     assert by_branch.stopped != "agreement" and by_branch.answer == "4"
@@ -158,7 +167,7 @@ def test_rescoring_a_saved_tree_reproduces_the_original_choice(select: str) -> N
     result = Search(model, model.prompt, config).run()
     record = Record.of(result, "q", ModelInfo("scripted"), config)
     record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
-    assert choose(record.tree(), select).id == record.chosen_rollout
+    assert choose(Ballot.of(record.tree()), rule_name(select)).id == record.chosen_rollout
     assert answer_by(record, select) == record.answer != ""
 
 
@@ -171,7 +180,7 @@ def test_rescoring_tells_the_rules_apart() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("select", ["branch", "trace", "deepconf", "vote"])
+@pytest.mark.parametrize("select", ["branch", "trace", "deepconf", "reward-vote"])
 def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> None:  # type: ignore[no-untyped-def]
     """Re-scoring under the rule the search ran with (not another one: on some CPUs the rules part)."""
     prompt = engine.build_prompt([{"role": "user", "content": "What is 12 + 7?"}], "plain")
@@ -180,7 +189,7 @@ def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> N
     )
     record = Record.of(Search(engine, prompt, config).run(), "q", ModelInfo("smollm2"), config)
     record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
-    assert choose(record.tree(), select).id == record.chosen_rollout
+    assert choose(Ballot.of(record.tree()), rule_name(select)).id == record.chosen_rollout
     assert answer_by(record, select) == record.answer
 
 

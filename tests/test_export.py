@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import Message, ModelInfo, Record
 from tests.scripted import ScriptedModel
 
 runner = CliRunner()

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from marco_cli.cli import app
 from marco_cli.cli.history import log_table
 from marco_cli.engine.wire import one_line
+from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import Record
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree, summary_line
 from tests.scripted import ScriptedModel
 

@@ -409,7 +409,7 @@ def _factory(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> None:
 
     def factory(options: object, branches: int) -> session.Opened:
         engine.messages = []
-        from marco_cli.search.record import ModelInfo
+        from marco_cli.record.record import ModelInfo
 
         return session.Opened(engine, "plain", ModelInfo("scripted", None, None, "test", "plain"))
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import ModelInfo, Record
 from marco_cli.ui.html import run_page
 from tests.scripted import ScriptedModel
 
@@ -33,7 +33,9 @@ def record_of(question: str, iterations: int) -> Record:
         fallback=lambda s: (f"<Output>{len(s) % 5}</Output>", 0.5 + (len(s) % 7) / 20),
         more_actions=lambda s: [(f"{s[-1:] or 'x'}{k} step {len(s)}\n", 0.4 + 0.2 * k) for k in range(3)],
     )
-    config = SearchConfig(iterations=iterations, children=3, stop_agree=None, select="vote", rollouts="all")
+    config = SearchConfig(
+        iterations=iterations, children=3, stop_agree=None, select="reward-vote", rollouts="all"
+    )
     result = Search(model, model.prompt, config).run()
     return Record.of(result, question, ModelInfo("scripted"), config)
 

@@ -15,6 +15,7 @@ LAYERS = [
     ("store",),
     ("engine",),
     ("search",),
+    ("record",),  # the run record: the persistence format, read by everything above it
     ("tasks", "ui"),
     ("runs",),
     ("server",),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.reference import server_predicted
 from marco_cli.cli import app
 from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.logprobs import from_native, from_openai, native_alternatives, openai_alternatives
@@ -80,10 +81,10 @@ def test_first_tokens_over_the_server_start_as_the_local_engine(server: str, eng
 def test_step_actions_stop_on_the_server(server: str) -> None:
     remote = RemoteEngine(server)
     prompt = remote.build_prompt(QUESTION, "plain")
-    before = remote.server_predicted()
+    before = server_predicted(remote)
     config = SearchConfig(iterations=6, children=3, stop_agree=None, max_tokens=256)
     result = Search(remote, prompt, config).run()
-    after = remote.server_predicted()
+    after = server_predicted(remote)
     assert before is not None and after is not None
     assert result.rollouts and result.stopped == "iterations"
     server_made, kept = after - before, result.generated_tokens

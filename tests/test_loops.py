@@ -7,10 +7,10 @@ import pytest
 from marco_cli.contract import StopRule
 from marco_cli.engine.repetition import COUNTING_RULE, LoopRule, ends_in_loop, loop_period, mask_numbers
 from marco_cli.engine.stops import cut_reason
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.core import choose
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import ModelInfo, Record
+from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
@@ -90,7 +90,7 @@ def looping_world() -> ScriptedModel:
 
 
 @pytest.mark.parametrize("reward", ["finished", "paper"])
-@pytest.mark.parametrize("select", ["visits", "reward", "vote"])
+@pytest.mark.parametrize("select", ["visits", "reward", "reward-vote"])
 def test_the_most_confident_loop_never_wins(reward: str, select: str) -> None:
     model = looping_world()
     search = Search(model, model.prompt, SearchConfig(iterations=8, children=2, reward=reward, select=select))
@@ -151,11 +151,11 @@ def test_vote_picks_the_answer_with_the_largest_summed_reward() -> None:
             "s\n": ("<Output>9</Output> <Output>9</Output>", 0.99, "loop"),
         },
     )
-    config = SearchConfig(iterations=1, children=4, rollouts="all", reward="paper", select="vote")
+    config = SearchConfig(iterations=1, children=4, rollouts="all", reward="paper", select="reward-vote")
     result = Search(model, model.prompt, config).run()
     assert {r.answer for r in result.tree.rollouts if r.finished} == {"7", "5", "7.0"}
     assert result.answer in ("7", "7.0")
-    assert choose(result.tree, "reward").answer == "5"
+    assert choose(Ballot.of(result.tree), "reward").answer == "5"
     assert result.votes == {"7": 2, "5": 1}
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.reference import tree_json
 from marco_cli.contract import REFLECTION_PHRASE
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search, uct
-from marco_cli.search.saved import tree_json
 from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.search.core import choose
+from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.similarity import chrf, mbr_choice
 from marco_cli.search.tree import Rollout, Tree
 
@@ -39,8 +39,10 @@ SAME_MEANING = [
 
 def test_mbr_takes_the_answer_most_like_the_others_where_exact_votes_never_meet() -> None:
     tree = _tree(SAME_MEANING)
-    assert choose(tree, "vote").answer == "The weather is bad."  # three different texts: the best reward
-    assert choose(tree, "mbr").answer in ("I am very happy today.", "I'm very happy today.")
+    assert (
+        choose(Ballot.of(tree), "reward-vote").answer == "The weather is bad."
+    )  # three different texts: the best reward
+    assert choose(Ballot.of(tree), "mbr").answer in ("I am very happy today.", "I'm very happy today.")
     assert mbr_choice(tree.rollouts[:1]).answer == "I am very happy today."
     assert mbr_choice([]) is None
 
@@ -52,7 +54,7 @@ def test_translate_answers_by_mbr_unless_told_otherwise(scripted_session) -> Non
     record = json.loads(
         runner.invoke(app, ["translate", "Hola", "--select", "vote", "--json", "--no-log"]).stdout
     )
-    assert record["settings"]["select"] == "vote"
+    assert record["settings"]["select"] == "reward-vote"  # the old name, read through the alias table
     assert record["settings"]["first_tokens"] == 0  # translate keeps one start (not measured there)
     record = json.loads(runner.invoke(app, ["solve", "What is 2 + 2?", "--json", "--no-log"]).stdout)
     assert record["settings"]["select"] == "deepconf" and record["settings"]["first_tokens"] == 4

@@ -11,10 +11,10 @@ from rich.console import Console
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.stops import ends_step
 from marco_cli.errors import MarcoError
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from marco_cli.search.record import ModelInfo, Record
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree
 from tests.scripted import ScriptedModel
 
@@ -68,7 +68,7 @@ def disagreeing_world() -> ScriptedModel:
 
 def test_the_marked_path_is_the_answers_path_live_and_replayed() -> None:
     model = disagreeing_world()
-    config = SearchConfig(iterations=8, select="vote", stop_agree=None)
+    config = SearchConfig(iterations=8, select="reward-vote", stop_agree=None)
     live = TreeSnapshot("Q?")
     result = Search(model, model.prompt, config, live.apply).run()
     best_reward = max(result.tree.rollouts, key=lambda r: r.reward)

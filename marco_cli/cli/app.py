@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Annotated, Any
 
@@ -23,19 +23,27 @@ class OneLineErrors(TyperGroup):
     """Click's own usage errors (a value out of range, an unknown option) as one line on
     stderr and exit 2, like every other marco error, instead of a framed box."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,  # Click's own keywords, passed on
+    ) -> Any:  # Click's: the command's return value
+        run = functools.partial(super().main, args, prog_name, complete_var, standalone_mode=False)
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return run(windows_expand_args=windows_expand_args, **extra)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = run(windows_expand_args=windows_expand_args, **extra)
         except ClickException as exc:
             message = exc.format_message()
             if type(exc).__name__ == "NoArgsIsHelpError":  # bare `marco`: the help, as before
                 print(message)
                 sys.exit(0)
-            where = getattr(exc, "ctx", None)
-            if isinstance(exc, UsageError) and where is not None:
-                message += f" (see '{where.command_path} --help')"
+            if isinstance(exc, UsageError) and exc.ctx is not None:
+                message += f" (see '{exc.ctx.command_path} --help')"
             fail(escape(message))
             sys.exit(exc.exit_code)
         except typer.Abort:

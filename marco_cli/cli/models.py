@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from marco_cli.cli.options import finite, url_option
+from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError
+from marco_cli.record.saved import JsonObject
 from marco_cli.store import download
 from marco_cli.store.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
@@ -32,7 +34,29 @@ def _planned_size(entry: ModelEntry, quant: str) -> int | None:
     return None
 
 
-def _rows(show_all: bool) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ModelRow:
+    """One registry model and quantization, and whether (and where) it is on this machine."""
+
+    name: str
+    quant: str
+    default: bool  # the entry's default quantization
+    default_model: bool  # the registry's default model
+    size: int | None
+    downloaded: bool
+    path: str | None
+    origin: str | None
+    aliases: list[str]
+    prompt_style: str
+    context_length: int | None
+    description: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.quant}"
+
+
+def _rows(show_all: bool) -> list[ModelRow]:
     registry = load_registry()
     rows = []
     for entry in registry.models.values():
@@ -43,20 +67,20 @@ def _rows(show_all: bool) -> list[dict[str, Any]]:
                 continue
             size = sum(p.stat().st_size for p in local.parts) if local else None
             rows.append(
-                {
-                    "name": entry.name,
-                    "quant": quant,
-                    "default": quant == entry.default_quant(),
-                    "default_model": entry.name == registry.default,
-                    "size": size or _planned_size(entry, quant),
-                    "downloaded": local is not None,
-                    "path": str(local.path) if local else None,
-                    "origin": local.origin if local else None,
-                    "aliases": list(entry.aliases),
-                    "prompt_style": entry.prompt_style,
-                    "context_length": entry.context_length,
-                    "description": entry.description,
-                }
+                ModelRow(
+                    name=entry.name,
+                    quant=quant,
+                    default=quant == entry.default_quant(),
+                    default_model=entry.name == registry.default,
+                    size=size or _planned_size(entry, quant),
+                    downloaded=local is not None,
+                    path=str(local.path) if local else None,
+                    origin=local.origin if local else None,
+                    aliases=list(entry.aliases),
+                    prompt_style=entry.prompt_style,
+                    context_length=entry.context_length,
+                    description=entry.description,
+                )
             )
     return rows
 
@@ -68,15 +92,15 @@ def models_cmd(
     """List the models marco knows, and which are on this machine."""
     rows = _rows(show_all)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([asdict(row) for row in rows], indent=2))
         return
     table = Table(title="marco models", title_justify="left")
     for column in ("name", "quant", "size", "local", "path"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        name = row["name"] + (" (default)" if row["default_model"] and row["default"] else "")
-        local = "[green]yes[/]" if row["downloaded"] else "[dim]no[/]"
-        table.add_row(name, row["quant"], _human(row["size"]), local, row["path"] or "")
+        name = row.name + (" (default)" if row.default_model and row.default else "")
+        local = "[green]yes[/]" if row.downloaded else "[dim]no[/]"
+        table.add_row(name, row.quant, _human(row.size), local, row.path or "")
     out_console().print(table)
 
 
@@ -126,9 +150,18 @@ def _doctor_backend(url: str, as_json: bool, timeout: float) -> None:
         raise MarcoError(report["problem"] or "the server returns no per-token logprobs")
 
 
-def _repack_line(verdict: dict[str, Any]) -> str:
-    state = {True: "on", False: "off", None: "not decided yet"}[verdict["repack"]]
-    return f"{state} ({escape(str(verdict['reason']))}; {verdict['source']})"
+def _repack_json(verdict: Verdict | None, amx: list[str]) -> JsonObject:
+    if verdict is None:
+        reason = "AMX present: probed at the first model load"
+        return {"repack": None, "source": "undecided", "reason": reason}
+    return {"repack": verdict.repack, "source": verdict.source, "reason": verdict.reason, "amx": amx}
+
+
+def _repack_line(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return "not decided yet (AMX present: probed at the first model load; undecided)"
+    state = "on" if verdict.repack else "off"
+    return f"{state} ({escape(verdict.reason)}; {verdict.source})"
 
 
 def doctor_cmd(
@@ -147,33 +180,36 @@ def doctor_cmd(
 
     gpu = llama.gpu_offload_supported()
     try:
-        present, registry = [f"{r['name']}:{r['quant']}" for r in _rows(False) if r["downloaded"]], "ok"
+        present, registry = [row.label for row in _rows(False) if row.downloaded], "ok"
     except MarcoError as exc:  # a broken models.yaml is one of the things doctor reports
         present, registry = [], str(exc)
-    report = {
-        "llama_cpp_python": llama.library_version(),
-        "gpu_offload": gpu,
-        "system_info": llama.system_info(),
-        "physical_cores": llama.physical_cores(),
-        "repack": repack.describe(),
-        "marco_home": str(marco_home()),
-        "user_models_yaml": str(marco_home() / "models.yaml"),
-        "hf_cache": str(download.hf_cache_dir()),
-        "hf_endpoint": os.environ.get("HF_ENDPOINT", "https://huggingface.co"),
-        "offline": download.offline(),
-        "registry": registry,
-        "models_present": present,
-    }
+    verdict = repack.without_probe()
+    home = marco_home()
+    hf_endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if as_json:
+        report = {
+            "llama_cpp_python": llama.library_version(),
+            "gpu_offload": gpu,
+            "system_info": llama.system_info(),
+            "physical_cores": llama.physical_cores(),
+            "repack": _repack_json(verdict, repack.risky_features(repack.cpu_flags())),
+            "marco_home": str(home),
+            "user_models_yaml": str(home / "models.yaml"),
+            "hf_cache": str(download.hf_cache_dir()),
+            "hf_endpoint": hf_endpoint,
+            "offline": download.offline(),
+            "registry": registry,
+            "models_present": present,
+        }
         print(json.dumps(report, indent=2))
         return
     console = out_console()
-    console.print(f"llama-cpp-python  {report['llama_cpp_python']}")
+    console.print(f"llama-cpp-python  {llama.library_version()}")
     state = "[green]supported[/]" if gpu else "[yellow]not in this build (CPU only)[/]"
     console.print(f"GPU offload       {state}")
-    console.print(f"build             {report['system_info']}")
-    console.print(f"physical cores    {report['physical_cores']}")
-    console.print(f"weight repacking  {_repack_line(report['repack'])}", highlight=False)
+    console.print(f"build             {llama.system_info()}")
+    console.print(f"physical cores    {llama.physical_cores()}")
+    console.print(f"weight repacking  {_repack_line(verdict)}", highlight=False)
     if not gpu:
         console.print(
             '  rebuild for NVIDIA:  CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
@@ -181,13 +217,12 @@ def doctor_cmd(
             '  rebuild for Apple:   CMAKE_ARGS="-DGGML_METAL=on" pip install --force-reinstall '
             "--no-cache-dir llama-cpp-python"
         )
-    console.print(f"config            {report['user_models_yaml']}")
+    console.print(f"config            {home / 'models.yaml'}")
     if registry != "ok":
         console.print(f"registry          [red]{escape(registry)}[/]")
-    console.print(f"HF cache          {report['hf_cache']}  (endpoint {report['hf_endpoint']})")
-    console.print(f"offline           {report['offline']}")
-    present = ", ".join(report["models_present"]) or "none"
-    console.print(f"models present    {present}")
+    console.print(f"HF cache          {download.hf_cache_dir()}  (endpoint {hf_endpoint})")
+    console.print(f"offline           {download.offline()}")
+    console.print(f"models present    {', '.join(present) or 'none'}")
 
 
 COMMANDS = {"models": models_cmd, "pull": pull_cmd, "rm": rm_cmd, "doctor": doctor_cmd}

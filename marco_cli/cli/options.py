@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 from urllib.parse import urlparse
 
 import typer
@@ -21,12 +21,28 @@ import typer
 from marco_cli.contract import GRANULARITIES
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
+from marco_cli.search.rules import rule_name
 
 
-def _click_class(name: str) -> type[Exception]:
-    """Click's exception classes, found from the public `typer.BadParameter` (recent Typer
-    vendors Click, older Typer uses it directly)."""
-    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+class CommandPath(Protocol):
+    command_path: str
+
+
+class ClickError(Exception):
+    """What marco reads of Click's errors: the boundary where Click's values come out. Recent
+    Typer vendors Click and older Typer uses it directly, so the classes are found at run time
+    from the public `typer.BadParameter` and their shape is declared here."""
+
+    exit_code: int
+    ctx: CommandPath | None  # set on usage errors
+
+    def format_message(self) -> str:
+        raise NotImplementedError
+
+
+def _click_class(name: str) -> type[ClickError]:
+    found = next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+    return cast("type[ClickError]", found)
 
 
 ClickException, UsageError = _click_class("ClickException"), _click_class("UsageError")
@@ -46,6 +62,14 @@ def url_option(value: str | None) -> str | None:
         shown = value.replace(f"{parsed.netloc.rsplit('@', 1)[0]}@", "") if "@" in parsed.netloc else value
         raise typer.BadParameter(f"'{shown}' is not an http:// or https:// URL")
     return value
+
+
+def rule_option(value: str) -> str:
+    """An answer rule's name (an old one read through the rules' aliases)."""
+    try:
+        return rule_name(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 ModelOpt = Annotated[
@@ -85,6 +109,32 @@ SEARCH_TYPES: dict[str, Any] = {
     "temperature": Annotated[
         float, typer.Option(min=0.0, callback=finite, help="Sampling temperature of sampled children.")
     ],
+    "top_p": Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, callback=finite, help="Nucleus sampling of sampled children."
+        ),
+    ],
+    "top_k": Annotated[
+        int, typer.Option(min=0, max=100_000, help="Top-k sampling of sampled children (0: off).")
+    ],
+    "min_p": Annotated[
+        float, typer.Option(min=0.0, max=1.0, callback=finite, help="Min-p sampling of sampled children.")
+    ],
+    "greedy_first": Annotated[
+        bool,
+        typer.Option(
+            "--greedy-first/--no-greedy-first", help="The first child (and first sample) is greedy."
+        ),
+    ],
+    "step_break": Annotated[
+        str,
+        typer.Option(help="Where a step action ends: a 'line' break or a 'blank' line."),
+    ],
+    "rollouts": Annotated[
+        str,
+        typer.Option(help="Roll out 'one' new child per expansion, or 'all' of them."),
+    ],
     "rollout_temperature": Annotated[
         float,
         typer.Option(min=0.0, callback=finite, help="Sampling temperature of rollouts (0: greedy)."),
@@ -115,9 +165,18 @@ SEARCH_TYPES: dict[str, Any] = {
     "select": Annotated[
         str,
         typer.Option(
-            help="The answer by most 'visits', best 'reward', reward-weighted 'vote', a vote per 'branch', "
-            "the most confident 'trace', DeepConf-high's vote ('deepconf'), or the one most like the "
-            "others ('mbr', chrF) (README: The answer rule)."
+            callback=rule_option,
+            help="The answer rule: most 'visits', best 'reward', 'reward-vote' (summed reward), "
+            "'majority' (counted), a vote per 'branch', the most confident 'trace', DeepConf's vote "
+            "('deepconf', '-high', '-low', '-online'), the one most like the others ('mbr', chrF), or "
+            "'answer-conf'/'-vote'/'-branch' (by the answer tokens' confidence). 'vote' is read as "
+            "reward-vote (README: The answer rule).",
+        ),
+    ],
+    "stop_confidence": Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, callback=finite, help="Stop once a finished rollout's reward reaches this."
         ),
     ],
     "stop_agree": Annotated[
@@ -133,6 +192,12 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "dynamic_reflection": Annotated[
         bool, typer.Option(help="Add a 'Wait! ...' branch under low-confidence steps.")
+    ],
+    "reflection_threshold": Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, callback=finite, help="--dynamic-reflection: a step's confidence below this."
+        ),
     ],
 }
 _DEFAULT_CONFIG = SearchConfig()

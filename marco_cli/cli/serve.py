@@ -30,9 +30,9 @@ from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.cli.solve import branches
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
+from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
-from marco_cli.search.record import Record
 from marco_cli.ui.console import err_console
 
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs

@@ -18,7 +18,7 @@ from marco_cli.cli import signals
 from marco_cli.cli.options import Options
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
-from marco_cli.search.record import ModelInfo
+from marco_cli.record.record import ModelInfo
 from marco_cli.store import download
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console
@@ -79,7 +79,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
 
     spec, local = _local_model(model, chosen.output.yes)
     parallel = options.parallel or 1
-    engine = Engine(
+    local_engine = Engine(
         local.path,
         ctx=options.ctx,
         gpu_layers=options.gpu_layers,
@@ -90,17 +90,17 @@ def open_engine(chosen: Options, branches: int) -> Opened:
         parallel=parallel,
         repack=options.repack,
     )
-    verdict = engine.repack_verdict
+    verdict = local_engine.repack_verdict
     if verdict.source == "probe" and not verdict.repack:
         err_console().print(
             f"[yellow]warning:[/] {escape(verdict.reason)}: running without weight repacking "
             "(remembered; --repack to force)",
             highlight=False,
         )
-    engine.watch_interrupts(signals.WATCH)
+    local_engine.watch_interrupts(signals.WATCH)
     name = spec.entry.name if spec.entry else spec.label
     info = ModelInfo(name, str(local.path), spec.quant, local.origin, spec.prompt_style)
-    return Opened(engine, spec.prompt_style, info)
+    return Opened(local_engine, spec.prompt_style, info)
 
 
 engine_factory: EngineFactory = open_engine

@@ -18,9 +18,10 @@ from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
+from marco_cli.record.record import Record
+from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
 from marco_cli.search.config import SAMPLING, SearchConfig
-from marco_cli.search.record import JsonObject, Record
 from marco_cli.ui.console import err_console, out_console
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView

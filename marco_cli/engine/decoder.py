@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import llama_cpp
 import numpy as np
 
-from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
+from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
 from marco_cli.engine.confidence import token_scores
 from marco_cli.engine.kvcache import Plan, SeqCache
 from marco_cli.engine.snapshots import KVSnapshots
@@ -45,7 +45,7 @@ class _Branch:
     top_means: list[float] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
     offsets: list[int] = field(default_factory=list)  # bytes of text after each token
-    reason: str = ""
+    reason: StopReason | None = None  # set when the branch ends
 
 
 class Decoder:
@@ -182,7 +182,8 @@ class Decoder:
     @staticmethod
     def _sampler(sampling: Sampling) -> llama_cpp.llama_sampler_p:
         lib = llama_cpp
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        params = lib.llama_sampler_chain_default_params()
+        chain: llama_cpp.llama_sampler_p = lib.llama_sampler_chain_init(params)
         if sampling.temperature <= 0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
             return chain
@@ -278,7 +279,7 @@ class Decoder:
                 b.text.decode("utf-8", "replace"),
                 tuple(b.logprobs),
                 tuple(b.confs),
-                b.reason,
+                b.reason or "max_tokens",  # a branch always ends with a reason; "" was read so
                 tuple(b.top_means),
                 tuple(b.offsets),
             )
@@ -315,7 +316,7 @@ class Decoder:
             b.reason = "mini" if b.limit < stop.max_tokens else "max_tokens"
         elif b.pos + 1 >= self.n_ctx:
             b.reason = "context"
-        return not b.reason
+        return b.reason is None
 
 
 def _completes_stop(tail: bytes, text: bytearray, before: int, stops: Sequence[str]) -> bool:

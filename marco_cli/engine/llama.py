@@ -28,10 +28,12 @@ DEFAULT_CTX_CAP = 8192
 _verbose = False
 
 
-@llama_cpp.llama_log_callback
-def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+def _write_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     if _verbose and text:
         os.write(2, text)
+
+
+_log_callback = llama_cpp.llama_log_callback(_write_log)  # kept: llama.cpp holds the pointer
 
 
 def set_verbose(verbose: bool) -> None:
@@ -57,7 +59,8 @@ def gpu_offload_supported() -> bool:
 
 
 def system_info() -> str:
-    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    info: bytes = llama_cpp.llama_print_system_info()
+    return info.decode("utf-8", "replace").strip()
 
 
 def library_version() -> str:
@@ -75,7 +78,7 @@ def offloaded_layers(gpu_layers: int | None, cpu: bool) -> int:
 def context_params(
     n_ctx: int, n_batch: int, n_seq: int, threads: int, flash_attn: bool, kv_unified: bool
 ) -> llama_cpp.llama_context_params:
-    cparams = llama_cpp.llama_context_default_params()
+    cparams: llama_cpp.llama_context_params = llama_cpp.llama_context_default_params()
     cparams.n_ctx = n_ctx * n_seq  # every sequence gets its own stream of n_ctx cells
     n_batch = max(n_batch, n_seq)  # a decode holds one row per parallel branch
     cparams.n_batch = min(n_batch, n_ctx)
@@ -112,31 +115,34 @@ class Engine:
     ) -> None:
         set_verbose(verbose)
         self.path = Path(path)
-        self._ctx = None
-        self._model = self._load(gpu_layers, cpu, repack)
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        # None until loaded and once closed (close() runs on a failed load too)
+        self._decoder: Decoder | None = None
+        self._ctx: llama_cpp.llama_context_p | None = None
+        self._model: llama_cpp.llama_model_p | None = None
+        model = self._model = self._load(gpu_layers, cpu, repack)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(self._model))
+        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(model))
         n_ctx = self._context_size(ctx)
         if flash_attn is None:  # plain attention decodes 1.3x faster on CPU (measured on SmolLM2)
             flash_attn = self.gpu_layers > 0
         self.flash_attn = flash_attn
         self.threads = threads or physical_cores()
         cparams = context_params(n_ctx, n_batch, n_seq, self.threads, flash_attn, kv_unified)
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
+        context = self._ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not context:
             self.close()
             raise MarcoError(
                 f"could not create a {n_ctx}-token context for {self.path.name} "
                 "(not enough memory?); try a smaller --ctx"
             )
-        self.n_ctx = int(llama_cpp.llama_n_ctx_seq(self._ctx))  # per sequence
+        self.n_ctx = int(llama_cpp.llama_n_ctx_seq(context))  # per sequence
         self.n_seq = n_seq
         self.parallel = max(1, min(parallel or n_seq, n_seq))
         self._piece_buf = ctypes.create_string_buffer(256)
         self.eos_ids = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)}
-        self._decoder = Decoder(
-            self._ctx,
+        decoder = self._decoder = Decoder(
+            context,
             self.n_vocab,
             self.n_ctx,
             int(cparams.n_batch),
@@ -146,7 +152,7 @@ class Engine:
             snapshot_bytes=int(snapshot_mb * 2**20),
         )
         if self.n_ctx >= self.n_ctx_train:
-            self._decoder.full_hint = f"{self.n_ctx} tokens is all {self.path.name} takes: shorten the prompt"
+            decoder.full_hint = f"{self.n_ctx} tokens is all {self.path.name} takes: shorten the prompt"
 
     def _load(self, gpu_layers: int | None, cpu: bool, repack: bool | None) -> llama_cpp.llama_model_p:
         check_gguf(self.path)
@@ -158,7 +164,8 @@ class Engine:
         mparams.n_gpu_layers = offloaded_layers(gpu_layers, cpu)
         mparams.use_extra_bufts = self.repack
         self.gpu_layers = int(mparams.n_gpu_layers)
-        model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        path = str(self.path).encode()
+        model: llama_cpp.llama_model_p = llama_cpp.llama_model_load_from_file(path, mparams)
         if not model:
             raise MarcoError(f"llama.cpp could not load {self.path} (truncated or corrupt GGUF?)")
         return model
@@ -176,15 +183,27 @@ class Engine:
 
     # resources -------------------------------------------------------------------------
     def close(self) -> None:
-        if getattr(self, "_decoder", None) is not None:
+        if self._decoder is not None:
             self._decoder.free()
             self._decoder = None
-        if getattr(self, "_ctx", None):
+        if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
-        if getattr(self, "_model", None):
+        if self._model:
             llama_cpp.llama_model_free(self._model)
             self._model = None
+
+    @property
+    def decoder(self) -> Decoder:
+        if self._decoder is None:
+            raise MarcoError(f"{self.path.name} is closed")
+        return self._decoder
+
+    @property
+    def model_ptr(self) -> llama_cpp.llama_model_p:
+        if not self._model:
+            raise MarcoError(f"{self.path.name} is closed")
+        return self._model
 
     def __enter__(self) -> Engine:
         return self
@@ -198,12 +217,12 @@ class Engine:
     # metadata and text -----------------------------------------------------------------
     def metadata(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(4096)
-        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        n = llama_cpp.llama_model_meta_val_str(self.model_ptr, key.encode(), buf, len(buf))
         return buf.value.decode("utf-8", "replace") if n >= 0 else None
 
     @property
     def chat_template(self) -> str | None:
-        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        raw = llama_cpp.llama_model_chat_template(self.model_ptr, None)
         return raw.decode("utf-8", "replace") if raw else None
 
     def token_text(self, token: int, special: bool = True) -> str:
@@ -265,7 +284,7 @@ class Engine:
         Cached prefixes are not evaluated again. `observe(row, token)` sees each raw logit row
         and the token picked from it (for checks).
         """
-        return self._decoder.generate_many([Request(tuple(prefix), sampling, stop)], observe)[0]
+        return self.decoder.generate_many([Request(tuple(prefix), sampling, stop)], observe)[0]
 
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None
@@ -275,32 +294,32 @@ class Engine:
         out: list[Generation] = []
         for start in range(0, len(requests), self.parallel):
             batch = requests[start : start + self.parallel]
-            out.extend(self._decoder.generate_many(batch, on_token=on_token))
+            out.extend(self.decoder.generate_many(batch, on_token=on_token))
         return out
 
     def reset(self) -> None:
         """Forget the KV cache (the next call evaluates its whole prefix)."""
-        self._decoder.reset()
+        self.decoder.reset()
 
     @property
     def evaluated(self) -> int:
         """Tokens llama.cpp has evaluated (prompts and generated tokens)."""
-        return self._decoder.evaluated
+        return self.decoder.evaluated
 
     @property
     def generated(self) -> int:
         """Tokens in the generations returned so far (every sampled token is kept in one: EOS
         and the stop text's tokens included), as `RemoteEngine.generated` counts them."""
-        return self._decoder.generated
+        return self.decoder.generated
 
     @property
     def restored(self) -> int:
         """Tokens whose keys and values came back from a saved copy instead of being evaluated."""
-        return self._decoder.snapshots.restored_tokens
+        return self.decoder.snapshots.restored_tokens
 
     @property
     def decode_calls(self) -> int:
-        return self._decoder.decode_calls
+        return self.decoder.decode_calls
 
     def settings(self) -> dict[str, int | bool]:
         """What this engine runs with, for the record's settings."""
@@ -314,9 +333,9 @@ class Engine:
 
     def watch_interrupts(self, watch: InterruptWatch) -> None:
         """Let long decodes (prompt chunks) stop mid-way when a signal comes (see decoder.py)."""
-        self._decoder.interrupts = watch
+        self.decoder.interrupts = watch
 
     @property
     def decode_sizes(self) -> dict[int, int]:
         """How many generation decodes held 1, 2, ... branches (--parallel batches siblings)."""
-        return dict(self._decoder.decode_sizes)
+        return dict(self.decoder.decode_sizes)

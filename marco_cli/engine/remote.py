@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
+from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
 from marco_cli.engine.confidence import TOP_K
 from marco_cli.engine.logprobs import (
     Alternative,
@@ -282,14 +282,15 @@ class RemoteEngine:
         context = prompt[-LOOP_WINDOW:] if stop.loop_guard else ""
         scored: list[Scored] = []
         means: list[float] = []  # top-5 mean log-prob per piece (DeepConf online's stop)
-        text, cut, finish, evaluated = "", "", None, 0
+        text, finish, evaluated = "", None, 0
+        cut: StopReason | None = None
         ids, sent = list(prefix), prompt  # what the server continues (native: ids, else text)
         if request.sampling.first_rank is not None:
             first = self._first_piece(ranked, request.sampling.first_rank)
             if _END_PIECE.match(first.text):  # the branch ends at once, as a local EOS does
-                return self._generation([first], "", "", None, stop, limit, prompt)
+                return self._generation([first], "", None, None, stop, limit, prompt)
             scored, means, text = [first], [first.top_mean], first.text
-            cut = cut_reason(text, 0, stop, context, means) or ""
+            cut = cut_reason(text, 0, stop, context, means)
             ids += [first.token] if first.token is not None else self.tokenize(first.text)
             sent += first.text
         if not cut and len(scored) < limit:
@@ -301,7 +302,7 @@ class RemoteEngine:
                     before, text = len(text), text + piece.text
                     scored.append(piece)
                     means.append(piece.top_mean)
-                    cut = cut_reason(text, before, stop, context, means) or ""
+                    cut = cut_reason(text, before, stop, context, means)
                     if cut:
                         break
                 if cut:
@@ -334,7 +335,7 @@ class RemoteEngine:
         self,
         scored: list[Scored],
         text: str,
-        cut: str,
+        cut: StopReason | None,
         finish: str | None,
         stop: StopRule,
         limit: int,
@@ -348,6 +349,7 @@ class RemoteEngine:
             if s.logprob is not None and confidence is not None:
                 kept.append((s.logprob, confidence, s.top_mean))
                 offsets.append(ends)
+        reason: StopReason
         if cut:
             reason = cut
         elif finish in ("length", "limit") or len(scored) >= limit:
@@ -372,15 +374,6 @@ class RemoteEngine:
             tuple(k[2] for k in kept),
             tuple(offsets),
         )
-
-    def server_predicted(self) -> int | None:
-        """Tokens the server has generated in all (llama-server started with --metrics)."""
-        try:
-            metrics = self.http.text("/metrics")
-        except BackendError:
-            return None
-        found = re.search(r"^llamacpp:tokens_predicted_total\s+([0-9.e+]+)", metrics, re.M)
-        return int(float(found.group(1))) if found else None
 
     def describe(self) -> JSON:
         """For `marco doctor --backend`: what this server is and whether it gives what marco needs."""

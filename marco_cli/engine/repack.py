@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -153,17 +152,11 @@ def decide(model: Path, forced: bool | None = None) -> Verdict:
     return verdict
 
 
-def llama_server_flags(model: Path) -> list[str]:
-    """llama.cpp's C++ llama-server repacks by default and crashes where the engine would: its
-    switch for this machine's verdict (the tests' and benchmarks' servers)."""
-    return [] if decide(model).repack else ["--no-repack"]
-
-
 def probe(model: Path) -> tuple[Verdict, bool]:
     """Load `model` with repacking in a child process and decode a short batch there; also say
     whether the verdict is worth remembering (a probe that timed out is not)."""
     features = ", ".join(risky_features(cpu_flags()))
-    command = [sys.executable, "-m", "marco_cli.engine.repack", str(model)]
+    command = [sys.executable, "-m", "marco_cli.engine.repack_probe", str(model)]
     try:
         done = subprocess.run(
             command, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT, check=False
@@ -182,54 +175,3 @@ def probe(model: Path) -> tuple[Verdict, bool]:
     why = f"a test process with repacking ({features}) failed (exit {done.returncode}: {last[0][:200]})"
     return Verdict(False, "probe", why), False
 
-
-def describe() -> dict[str, object]:
-    """What doctor reports, without probing."""
-    verdict = without_probe()
-    features = risky_features(cpu_flags())
-    if verdict is None:
-        return {
-            "repack": None,
-            "source": "undecided",
-            "reason": "AMX present: probed at the first model load",
-        }
-    return {"repack": verdict.repack, "source": verdict.source, "reason": verdict.reason, "amx": features}
-
-
-def _child(model: str) -> int:
-    """The probe: load with repacking, then decode a batch of several tokens and a few more."""
-    from marco_cli.contract import Sampling, StopRule
-    from marco_cli.engine.llama import Engine
-
-    with Engine(model, ctx=256, repack=True, threads=2) as engine:
-        prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. One, two, three,")
-        crash = os.environ.get(CRASH_ENV)
-        if crash:  # test seam: die here, by a signal, as the real crash does
-            os.kill(os.getpid(), signal.Signals[crash])
-        engine.generate(prompt, Sampling(), StopRule(max_tokens=4, stop_texts=(), loop_guard=False))
-    return 0
-
-
-@contextlib.contextmanager
-def high_level_defaults(repack: bool) -> Iterator[None]:
-    """While inside, llama-cpp-python's high-level `Llama` (which has no switch for it) loads
-    with this verdict: its model parameters start from `llama_model_default_params`. For the
-    tests' and benchmarks' reference models and llama-cpp-python's server."""
-    import llama_cpp.llama_cpp as low
-
-    original = low.llama_model_default_params
-
-    def defaults() -> low.llama_model_params:
-        params = original()
-        params.use_extra_bufts = repack
-        return params
-
-    low.llama_model_default_params = defaults
-    try:
-        yield
-    finally:
-        low.llama_model_default_params = original
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))

@@ -4,6 +4,7 @@ calls `cut_reason` after every token, the remote engine on every streamed piece.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import AnyStr
 
 from marco_cli.contract import StopReason, StopRule
 from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, ends_in_loop
@@ -44,7 +45,12 @@ def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:
     `line`: a line break after non-empty text; `blank`: a blank line after non-empty text.
     The local engine asks on bytes, the remote one on text.
     """
-    nl = "\n" if isinstance(text, str) else b"\n"
+    if isinstance(text, str):
+        return _ends_step(text, before, mode, "\n")
+    return _ends_step(bytes(text), before, mode, b"\n")
+
+
+def _ends_step(text: AnyStr, before: int, mode: str, nl: AnyStr) -> bool:
     cut = text.find(nl, before)
     if cut < 0:
         return False

@@ -11,21 +11,20 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from marco_cli import tasks
-from marco_cli.contract import Model
+from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
+from marco_cli.record.record import ModelInfo, Record
+from marco_cli.record.saved import RecordError
 from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_number
-from marco_cli.search.baselines import majority
-from marco_cli.search.config import SELECTS, SearchConfig
-from marco_cli.search.core import choose
-from marco_cli.search.deepconf import filtered_vote
-from marco_cli.search.record import ModelInfo, Record, RecordError
+from marco_cli.search.config import SearchConfig
+from marco_cli.search.rules import RULE_NAMES, Ballot, choose, rule_name
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -44,7 +43,7 @@ def load_dataset(path: Path) -> list[Problem]:
     """A TSV of `question<TAB>answer`, or a JSONL with `question` and `answer` fields."""
     if not path.is_file():
         raise MarcoError(f"dataset not found: {path}", code=2)
-    problems = []
+    problems: list[Problem] = []
     lines = read_utf8(path).splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -231,10 +230,10 @@ def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, A
     mark_frontier(table)
     if "cot" in by_config:
         for config in configs:
-            shared = set(by_config[config]) & set(by_config["cot"])
-            if shared:
-                delta = sum(by_config[config][k]["correct"] - by_config["cot"][k]["correct"] for k in shared)
-                table[config]["delta_vs_cot"] = delta / len(shared)
+            in_both = set(by_config[config]) & set(by_config["cot"])
+            if in_both:
+                delta = sum(by_config[config][k]["correct"] - by_config["cot"][k]["correct"] for k in in_both)
+                table[config]["delta_vs_cot"] = delta / len(in_both)
     return {"configs": table, "pairs": pairs}
 
 
@@ -329,7 +328,7 @@ def read_records(out: Path, on_bad: BadLine = _ignore) -> list[Kept]:
 
 
 def run(
-    engine: Model,
+    engine: ChatEngine,
     style: str,
     info: ModelInfo,
     problems: list[Problem],
@@ -371,22 +370,13 @@ def run(
             work(item)
 
 
-# majority: count first (self-consistency, as --strategy vote); deepconf-low/-high: DeepConf
-# offline's filter (10% / 90% kept) and weighted vote, on samples that carry trace confidences
-RULES = (*SELECTS, "majority", "deepconf-low", "deepconf-high", "answer-conf", "answer-vote", "answer-branch")
-_ANSWER_RULES = {"answer-conf": "reward", "answer-vote": "vote", "answer-branch": "branch"}
+RULES = RULE_NAMES  # what a saved tree can be re-scored by (bench's CONFIG=RULE, rescore.py)
 
 
 def answer_by(record: Record, rule: str) -> str:
-    """The answer a saved tree gives under `rule`, without generating again (re-scoring)."""
-    tree = record.tree()
-    if rule == "majority":
-        chosen = majority(tree.rollouts)
-    elif rule.startswith("deepconf-"):
-        chosen = filtered_vote(tree.rollouts, 0.1 if rule == "deepconf-low" else 0.9)
-    elif rule.startswith("answer-"):  # the rollouts re-weighted by their answer tokens' confidence
-        tree.rollouts = [replace(r, reward=r.answer_confidence or 0.0) for r in tree.rollouts]
-        chosen = choose(tree, _ANSWER_RULES[rule])
-    else:
-        chosen = choose(tree, rule)
+    """The answer a saved tree gives under `rule` (an old name through the rules' aliases),
+    without generating again (re-scoring); DeepConf's share and warm-up are the run's own."""
+    config = record.search
+    ballot = Ballot.of(record.tree(), config.deepconf_keep, config.deepconf_warmup)
+    chosen = choose(ballot, rule_name(rule))
     return chosen.answer if chosen else ""

@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from marco_cli.record.record import Record
+from marco_cli.record.saved import JsonObject, NodeRecord, RolloutRecord
 from marco_cli.runs.bench import grade
-from marco_cli.search.record import Record
-from marco_cli.search.saved import JsonObject, NodeRecord, RolloutRecord
 
 LENGTHS = ("all", "shortest", "longest")
 FORMATS = ("sft", "dpo", "tree")
@@ -183,20 +183,10 @@ def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject
         }
 
 
-TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
-
-
 def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
     """The raw tree: the record's tree fields, as its JSON form has them."""
-    saved = run.record.to_json()
     report.written += 1
-    head = {
-        "source": run.source,
-        "question": saved["question"],
-        "messages": saved["messages"],
-        "gold": run.gold,
-    }
-    yield head | {k: saved[k] for k in TREE_FIELDS}
+    yield run.record.tree_json(run.source, run.gold)
 
 
 def export(runs: list[Run], fmt: str, options: Filters) -> tuple[list[JsonObject], Report]:

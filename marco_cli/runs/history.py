@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from marco_cli.errors import MarcoError
-from marco_cli.search.record import Record, RecordError
+from marco_cli.record.record import Record
+from marco_cli.record.saved import RecordError
 from marco_cli.store.registry import marco_home
 
 LOCK_TIMEOUT_S = 5.0

@@ -21,5 +21,5 @@ def mcnemar_p(right_to_wrong: int, wrong_to_right: int) -> float:
     """Exact two-sided McNemar test on paired flips: the binomial probability, at p = 1/2, of a
     split at least as uneven as this one (1.0 when nothing flipped)."""
     n, low = right_to_wrong + wrong_to_right, min(right_to_wrong, wrong_to_right)
-    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
+    tail: float = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
     return min(1.0, 2 * tail)

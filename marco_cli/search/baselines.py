@@ -2,7 +2,7 @@
 `cot` (one greedy pass), `best-of-n` (the highest-reward finished answer of n samples, the
 paper's Test@N), `vote` (self-consistency: the answer of the most finished samples) and
 `deepconf` (DeepConf offline: the confidence-weighted vote of the most confident samples, see
-deepconf.py)."""
+deepconf.py). Each answers by a rule from rules.py (`SAMPLING_RULES`)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from marco_cli.contract import Generation, Model, Request
-from marco_cli.search.answers import answer_key
-from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, RunCost, answer_votes, end_run, guard, rollout_scored, score
-from marco_cli.search.deepconf import filtered_vote, online_threshold, online_vote
+from marco_cli.search.config import SearchConfig, SearchResult, Strategy
+from marco_cli.search.core import RunCost, end_run, guard, rollout_scored, score
+from marco_cli.search.deepconf import online_threshold
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
     IterationStarted,
     Listener,
     NodeAdded,
+    StopWhy,
     TokensGenerated,
     ignore,
 )
-from marco_cli.search.tree import Rollout, Tree
+from marco_cli.search.rules import Ballot, RuleName, choose
+from marco_cli.search.tree import Tree
 
 
 class Samples:
@@ -38,7 +39,7 @@ class Samples:
         self.tree = Tree(tuple(prompt))
         self.generated = 0
 
-    def run(self, n: int, greedy_all: bool = False) -> str:
+    def run(self, n: int, greedy_all: bool = False) -> StopWhy:
         config, listener = self.config, self.listener
         rng = random.Random(config.seed)
         prompt = self.tree.root.tokens
@@ -99,26 +100,14 @@ def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Lis
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 
 
-def majority(rollouts: Sequence[Rollout]) -> Rollout | None:
-    """Self-consistency: the answer most finished samples gave (ties: the larger summed reward),
-    represented by its highest-reward sample."""
-    counts, weight = answer_votes(rollouts)
-    if not counts:
-        return None
-    winner = max(counts, key=lambda k: (counts[k], weight[k]))
-    return max(
-        (r for r in rollouts if r.finished and r.answer and answer_key(r.answer) == winner),
-        key=lambda r: (r.reward, -r.id),
-    )
-
-
-def vote_rule(config: SearchConfig) -> Callable[[Sequence[Rollout]], Rollout | None]:
-    """How a voting baseline answers from its samples."""
-    if config.strategy == "deepconf":
-        return lambda rs: filtered_vote(rs, config.deepconf_keep)
-    if config.strategy == "deepconf-online":
-        return lambda rs: online_vote(rs, config.deepconf_warmup, config.deepconf_keep)
-    return majority
+# the answer rule each sampling strategy answers by (rules.py)
+SAMPLING_RULES: dict[Strategy, RuleName] = {
+    "cot": "reward",
+    "best-of-n": "reward",
+    "vote": "majority",
+    "deepconf": "deepconf",
+    "deepconf-online": "deepconf-online",
+}
 
 
 def run_baseline(
@@ -134,12 +123,10 @@ def run_baseline(
     cot = config.strategy == "cot"
     stopped, error = guard(lambda: samples.run(1 if cot else config.samples, greedy_all=cot))
     tree = samples.tree
-    if config.strategy in ("vote", "deepconf", "deepconf-online"):
-        chosen = vote_rule(config)(tree.rollouts)
-        if chosen is not None:
-            listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
-    else:
-        chosen = Chooser(tree, "reward", listener).update()
+    ballot = Ballot.of(tree, config.deepconf_keep, config.deepconf_warmup)
+    chosen = choose(ballot, SAMPLING_RULES[config.strategy])
+    if chosen is not None:
+        listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     cost = RunCost(
         1 if tree.rollouts else 0, samples.generated, model.evaluated - evaluated0, clock() - start
     )

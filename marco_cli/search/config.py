@@ -8,15 +8,16 @@ from typing import Any, Literal, get_args
 
 from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StopRule
 from marco_cli.search.events import StopWhy
+from marco_cli.search.rules import RULE_NAMES, RuleName
 from marco_cli.search.tree import Rollout, Tree
 
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
 Reward = Literal["finished", "paper", "path", "answer"]
-Select = Literal["visits", "reward", "vote", "branch", "trace", "deepconf", "mbr"]
+Select = RuleName  # any answer rule (rules.py)
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
 REWARDS: tuple[Reward, ...] = get_args(Reward)
-SELECTS: tuple[Select, ...] = get_args(Select)
+SELECTS: tuple[Select, ...] = RULE_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class SearchConfig:
     stop_confidence: float | None = None
     stop_agree: int | None = 3  # finished rollouts (select branch/trace/deepconf: branches) that agree end it
     samples: int = 8  # best-of-n, vote and deepconf
-    deepconf_keep: float = 0.9  # deepconf: the share of most confident samples that vote
+    deepconf_keep: float = 0.9  # deepconf (strategy and rule): the share of most confident traces that vote
     deepconf_window: int = 32  # deepconf: tokens per group (sliding window)
     deepconf_warmup: int = 4  # deepconf-online: samples run in full to set the threshold
     seed: int = 0

@@ -1,6 +1,6 @@
-"""What every strategy shares: scoring a rollout, choosing the answer, and the run's ending
-(`guard`, `end_run`). The strategies themselves are in mcts.py and baselines.py, picked by name
-in strategies.py.
+"""What every strategy shares: scoring a rollout, tracking the chosen answer (by a rule from
+rules.py), and the run's ending (`guard`, `end_run`). The strategies themselves are in mcts.py
+and baselines.py, picked by name in strategies.py.
 
 A loop must never win a search. Mean top-5 confidence rewards repetition (a rollout repeating
 one sentence to the token budget scores 0.97-0.99), so the default reward (`finished`) keeps the
@@ -11,25 +11,25 @@ way the answer is chosen among finished rollouts only: no finished rollout means
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from marco_cli.contract import FINISHED_REASONS, Generation
+from marco_cli.contract import FINISHED_REASONS, Generation, StopReason
 from marco_cli.errors import MarcoError
-from marco_cli.search.answers import answer_key, extract_output, extract_thought
+from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.deepconf import filtered_vote, lowest_group_confidence, token_confidences
-from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored
-from marco_cli.search.similarity import mbr_choice
-from marco_cli.search.tree import Node, Rollout, Tree
+from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
+from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
+from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
+from marco_cli.search.tree import Node, Rollout, RolloutStatus, Tree
 
 
-def status_of(stop_reason: str) -> str:
-    """A rollout's status from the stop reason of the generation that ended it."""
+def status_of(stop_reason: StopReason | None) -> RolloutStatus:
+    """A rollout's status from the stop reason of the generation that ended it (None: a node
+    rebuilt from a saved record, which keeps no reason: the budget)."""
     if stop_reason in FINISHED_REASONS:
         return "finished"
-    if stop_reason in ("loop", "context", "low_confidence"):
+    if stop_reason == "loop" or stop_reason == "context" or stop_reason == "low_confidence":
         return stop_reason
     return "budget"
 
@@ -116,117 +116,16 @@ def rollout_scored(rollout: Rollout) -> RolloutScored:
     )
 
 
-def answer_votes(rollouts: Sequence[Rollout]) -> tuple[Counter[str], dict[str, float]]:
-    """Finished answers: how many rollouts gave each, and their summed reward."""
-    counts: Counter[str] = Counter()
-    weight: dict[str, float] = {}
-    for r in rollouts:
-        if r.finished and r.answer:
-            key = answer_key(r.answer)
-            counts[key] += 1
-            weight[key] = weight.get(key, 0.0) + r.reward
-    return counts, weight
-
-
-def branch_of(tree: Tree, node_id: int) -> int:
-    """The root's child a node descends from (its first step): rollouts under one branch share
-    that prefix, so they are one piece of evidence, not several. The root is its own branch."""
-    node = tree.nodes[node_id]
-    while node.parent is not None and node.parent != 0:
-        node = tree.nodes[node.parent]
-    return node.id
-
-
-def branch_votes(tree: Tree, rollouts: Sequence[Rollout]) -> tuple[Counter[str], dict[str, float]]:
-    """One vote per branch: each branch votes for the answer most of its finished rollouts gave
-    (ties: the larger summed reward). Returns branches per answer, and the summed best reward of
-    the branches behind each answer (the tie-break)."""
-    by_branch: dict[int, list[Rollout]] = {}
-    for r in rollouts:
-        if r.finished and r.answer:
-            by_branch.setdefault(branch_of(tree, r.node), []).append(r)
-    counts: Counter[str] = Counter()
-    weight: dict[str, float] = {}
-    for members in by_branch.values():
-        inner, inner_weight = answer_votes(members)
-        answer = max(inner, key=lambda k: (inner[k], inner_weight[k]))
-        counts[answer] += 1
-        best = max(r.reward for r in members if answer_key(r.answer) == answer)
-        weight[answer] = weight.get(answer, 0.0) + best
-    return counts, weight
-
-
-BRANCH_STOPS = ("branch", "trace", "deepconf")  # rules whose early stop counts agreeing branches
-
-
-def agreeing(tree: Tree, select: str) -> int:
-    """The most finished rollouts (or, for `branch`, `trace` and `deepconf`, branches) behind one
-    answer."""
-    counts, _ = branch_votes(tree, tree.rollouts) if select in BRANCH_STOPS else answer_votes(tree.rollouts)
-    return max(counts.values(), default=0)
-
-
-def _best(rollouts: Sequence[Rollout]) -> Rollout | None:
-    finished = [r for r in rollouts if r.finished]
-    return max(finished, key=lambda r: (bool(r.answer), r.reward, -r.id)) if finished else None
-
-
-def _most_visited_node(tree: Tree) -> Node:
-    node = tree.root
-    while True:
-        visited = [tree.nodes[c] for c in node.children if tree.nodes[c].visits]
-        if not visited:
-            return node
-        node = max(visited, key=lambda n: (n.visits, n.mean_value, -n.id))
-
-
-def choose(tree: Tree, select: str) -> Rollout | None:
-    """The answer the search gives, among finished rollouts only.
-
-    `visits`: follow the most visited children, then the best finished rollout below (anywhere
-    when none below finished); `reward`: the highest-reward finished rollout; `vote`: the answer
-    whose finished rollouts have the largest summed reward (confidence-weighted
-    self-consistency), represented by its best rollout; `branch`: the answer most branches (root
-    subtrees) vote for, each branch once (ties: the branches' summed best reward); `trace`: the
-    finished rollout with the highest DeepConf trace confidence (the lowest sliding-window
-    confidence of its whole text, which catches a locally confused stretch that the mean
-    confidence hides; without trace confidences, the best reward); `deepconf`: DeepConf-high's
-    filter and vote over the finished rollouts (the 90% most confident by trace confidence, each
-    voting with it; the branch rule where no rollout has one); `mbr`: the finished answer most
-    similar (chrF) to the others, for open-ended answers such as translations, where exact
-    votes rarely meet.
-    """
-    rollouts = tree.rollouts
-    if select == "mbr":
-        return mbr_choice(rollouts)
-    if select == "trace":  # DeepConf's filter keeping one trace: the most confident
-        return filtered_vote(rollouts, keep=0.0) or _best(rollouts)
-    if select == "deepconf":
-        return filtered_vote(rollouts) or choose(tree, "branch")
-    if select in ("vote", "branch"):
-        counts, weight = answer_votes(rollouts) if select == "vote" else branch_votes(tree, rollouts)
-        if not counts:
-            return _best(rollouts)
-        winner = max(weight, key=lambda k: (weight[k], counts[k]))
-        return _best([r for r in rollouts if r.answer and answer_key(r.answer) == winner])
-    if select == "visits":
-        top = _most_visited_node(tree)
-        below = _best([r for r in rollouts if tree.in_subtree(r.node, top.id)])
-        if below is not None:
-            return below
-    return _best(rollouts)
-
-
 class Chooser:
     """Tracks the chosen rollout as rollouts arrive, and says when it changes (the live view's
     marked path is always the one the answer would come from)."""
 
-    def __init__(self, tree: Tree, select: str, listener: Listener) -> None:
-        self.tree, self.select, self.emit = tree, select, listener
+    def __init__(self, tree: Tree, rule: RuleName, listener: Listener, keep: float = DEFAULT_KEEP) -> None:
+        self.tree, self.rule, self.keep, self.emit = tree, rule, keep, listener
         self.chosen: Rollout | None = None
 
     def update(self) -> Rollout | None:
-        chosen = choose(self.tree, self.select)
+        chosen = choose(Ballot.of(self.tree, self.keep), self.rule)
         if chosen is not None and chosen != self.chosen:
             path = tuple(n.id for n in self.tree.path(self.tree.nodes[chosen.node]))
             self.emit(BestChanged(chosen.id, chosen.reward, chosen.answer, path))
@@ -244,7 +143,7 @@ class RunCost:
     seconds: float
 
 
-def guard(body: Callable[[], str]) -> tuple[str, str | None]:
+def guard(body: Callable[[], StopWhy]) -> tuple[StopWhy, str | None]:
     """Run a strategy's body (it returns why it stopped). Ctrl-C and a failing model end it
     too, keeping what it built: (why it stopped, the error's message)."""
     try:
@@ -260,7 +159,7 @@ def end_run(
     tree: Tree,
     chosen: Rollout | None,
     cost: RunCost,
-    stopped: str,
+    stopped: StopWhy,
     error: str | None,
     listener: Listener,
 ) -> SearchResult:

@@ -16,17 +16,19 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from marco_cli.contract import REFLECTION_PHRASE, Generation, Model, Request, Sampling
+from marco_cli.contract import REFLECTION_PHRASE, Generation, Model, Request, Sampling, StopReason
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, RunCost, agreeing, end_run, guard, rollout_scored, score
+from marco_cli.search.core import Chooser, RunCost, end_run, guard, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
     IterationStarted,
     Listener,
     NodeAdded,
+    StopWhy,
     TokensGenerated,
     ignore,
 )
+from marco_cli.search.rules import agreeing
 from marco_cli.search.tree import Node, Rollout, Tree
 
 THOUGHT_END = "</Thought>"
@@ -73,7 +75,7 @@ class Search:
         self.model, self.cfg, self.emit, self.clock = model, config, listener, clock
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
-        self.chooser = Chooser(self.tree, config.select, listener)
+        self.chooser = Chooser(self.tree, config.select, listener, config.deepconf_keep)
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -118,7 +120,7 @@ class Search:
         confidences: tuple[float, ...],
         terminal: bool,
         reflection: bool = False,
-        stop_reason: str = "",
+        stop_reason: StopReason | None = None,
         offsets: tuple[int, ...] = (),
         top_means: tuple[float, ...] = (),
     ) -> Node:
@@ -255,7 +257,7 @@ class Search:
         refresh_exhausted(self.tree, self.tree.nodes[rollouts[0].node] if rollouts else leaf)
         return True
 
-    def _stop_reason(self) -> str | None:
+    def _stop_reason(self) -> StopWhy | None:
         cfg = self.cfg
         if self.iterations >= cfg.iterations:
             return "iterations"
@@ -268,7 +270,7 @@ class Search:
             return "agreement"
         return None
 
-    def _loop(self) -> str:
+    def _loop(self) -> StopWhy:
         while True:
             self.emit(IterationStarted(self.iterations + 1, self.cfg.iterations))
             if not self.iterate():

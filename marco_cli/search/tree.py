@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from marco_cli.contract import StopReason
+
 
 @dataclass
 class Node:
@@ -18,7 +20,7 @@ class Node:
     confidences: tuple[float, ...]
     terminal: bool = False  # the answer is complete (or out of budget, or looping): never expanded
     reflection: bool = False
-    stop_reason: str = ""  # why this node's action ended (the engine's stop reason)
+    stop_reason: StopReason | None = None  # why this node's action ended (the engine's); None: saved
     offsets: tuple[int, ...] = ()  # where each token's text ends in `text` (UTF-8 bytes)
     top_means: tuple[float, ...] = ()  # mean top-5 log-probability at each token (DeepConf)
     children: list[int] = field(default_factory=list)
@@ -81,7 +83,7 @@ class Tree:
         confidences: tuple[float, ...],
         terminal: bool,
         reflection: bool = False,
-        stop_reason: str = "",
+        stop_reason: StopReason | None = None,
         offsets: tuple[int, ...] = (),
         top_means: tuple[float, ...] = (),
     ) -> Node:

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from marco_cli.engine.remote import BackendError
+from marco_cli.engine.transport import BackendError
 from marco_cli.errors import MarcoError
+from marco_cli.record.record import Record
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.record import Record
 from marco_cli.server import protocol
 from marco_cli.server.protocol import ApiError, ChatRequest
 from marco_cli.server.runner import Job, QueueFull, Runner

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from marco_cli.search.record import Record
+from marco_cli.record.record import Record
 
 ErrorType = Literal["invalid_request_error", "authentication_error", "not_found_error", "server_error"]
 ROLES = ("system", "user", "assistant", "developer")

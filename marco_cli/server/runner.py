@@ -22,6 +22,7 @@ from typing import Literal
 from marco_cli import tasks
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import (
     BestChanged,
@@ -32,7 +33,6 @@ from marco_cli.search.events import (
     RolloutScored,
     TokensGenerated,
 )
-from marco_cli.search.record import ModelInfo, Record
 
 _SNIPPET = 100  # characters of a node's text shown in the streamed progress
 # events of a search still working: a cancelled job stops at one of these; the events of its

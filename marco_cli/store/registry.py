@@ -129,7 +129,7 @@ def parse_size(value: Any, where: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
 
 
-def _require(mapping: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+def _require(mapping: dict[str, object], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in mapping:
         raise MarcoError(f"{where}: missing field '{key}'")
     value = mapping[key]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from marco_cli.files import make_folder, write_text
-from marco_cli.search.record import Record
+from marco_cli.record.record import Record
 from marco_cli.ui.charts import frontier_svg
 
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")

@@ -9,8 +9,8 @@ from rich.panel import Panel
 from rich.text import Text
 from rich.tree import Tree as RichTree
 
+from marco_cli.record.record import Record
 from marco_cli.search import events as ev
-from marco_cli.search.record import Record
 
 MAX_CHILDREN = 4  # per node, most visited first; the rest are summarised
 MAX_DEPTH = 8

@@ -6,10 +6,10 @@ tree is rebuilt from for re-scoring. `record` assembles them into the whole run 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, cast
 
-from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus, Tree
+from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus
 
 JsonObject = dict[str, Any]
 
@@ -61,14 +61,6 @@ class RolloutRecord:
     @property
     def finished(self) -> bool:
         return self.status == "finished"
-
-
-def tree_json(tree: Tree) -> JsonObject:
-    """A live tree's nodes and rollouts as the record saves them (golden files compare these)."""
-    return {
-        "nodes": [asdict(node_record(n)) for n in tree.nodes],
-        "rollouts": [rollout_json(rollout_record(r)) for r in tree.rollouts],
-    }
 
 
 # JSON <-> typed, field by field ----------------------------------------------------------------

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, cast
+from typing import Any
 
-from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.events import STOP_WHYS, StopWhy
-from marco_cli.search.saved import (
+from marco_cli.record.saved import (
     JsonObject,
     NodeRecord,
     RecordError,
@@ -31,9 +29,12 @@ from marco_cli.search.saved import (
     saved_node,
     saved_rollout,
 )
+from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.events import STOP_WHYS, StopWhy
+from marco_cli.search.rules import ALIASES
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
-SCHEMA_VERSION = 2  # 2: rollouts carry status and confidence; rollout_stats
+SCHEMA_VERSION = 3  # 2: rollouts carry status and confidence; rollout_stats; 3: select reward-vote
 EngineSettings = dict[str, int | bool]  # what the engine ran with (threads, n_ctx, parallel, ...)
 _SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))
 
@@ -101,7 +102,7 @@ class Record:
     @property
     def rollout_stats(self) -> dict[str, int]:
         """Rollouts per status (finished, loop, budget, context, low_confidence)."""
-        counts = dict.fromkeys(ROLLOUT_STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(ROLLOUT_STATUSES, 0)
         for r in self.rollouts:
             counts[r.status] += 1
         return counts
@@ -150,7 +151,7 @@ class Record:
         )
 
     def tree(self) -> Tree:
-        """The saved tree again, enough to answer it by any rule (`core.choose`): nodes with their
+        """The saved tree again, enough to answer it by any rule (`rules.choose`): nodes with their
         parents, visits and values, and every rollout. Nodes carry their tokens' count and mean
         confidence only (stand-in token ids and a constant per-token confidence)."""
         tree = Tree(())
@@ -189,6 +190,13 @@ class Record:
             out["run_id"] = self.run_id
         return out
 
+    def tree_json(self, source: str, gold: str | None) -> JsonObject:
+        """The conversation and the tree as the JSON form has them, with where the run came from
+        and its gold answer (export's `tree` format)."""
+        saved = self.to_json()
+        head = {"source": source, "question": saved["question"], "messages": saved["messages"]}
+        return head | {"gold": gold} | {k: saved[k] for k in TREE_FIELDS}
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
         """A record from its JSON form (any schema so far); `RecordError` when it is not one."""
@@ -200,11 +208,14 @@ class Record:
             raise RecordError(f"not a run record ({type(exc).__name__}: {exc})") from None
 
 
+TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
+
 # JSON <-> typed, field by field ----------------------------------------------------------------
 
 
-# setting values earlier versions wrote under names that have changed since
-_LEGACY_VALUES = {("reward", "rollout"): "paper"}  # schema 1: the rollout's mean confidence
+# setting values earlier versions wrote under names that have changed since: schema 1's reward
+# `rollout` (the rollout's mean confidence), schemas 1-2's answer rule `vote` (summed reward)
+_LEGACY_VALUES = {("reward", "rollout"): "paper", **{("select", old): new for old, new in ALIASES.items()}}
 
 
 def _split_settings(raw: Mapping[str, Any]) -> tuple[SearchConfig, EngineSettings]:
@@ -218,7 +229,7 @@ def _split_settings(raw: Mapping[str, Any]) -> tuple[SearchConfig, EngineSetting
 def _stop_why(value: object) -> StopWhy:
     if value not in STOP_WHYS:
         raise RecordError(f"unknown stop reason {value!r}")
-    return cast(StopWhy, value)
+    return value
 
 
 def _parse(data: Mapping[str, Any]) -> Record:
