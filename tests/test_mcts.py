@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ from benchmarks.reference import tree_json
 from marco_cli.contract import REFLECTION_PHRASE
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search, uct
+from marco_cli.search.mcts import Search, select_leaf, uct
 from marco_cli.search.strategies import run_search
+from marco_cli.search.tree import Node, Tree
 from tests.scripted import ScriptedModel
 
 GOLDEN = Path(__file__).parent / "golden" / "mcts_small.json"
@@ -91,11 +93,44 @@ def test_backup_sums_and_counts_are_exact() -> None:
 
 
 def test_uct_formula() -> None:
-    from marco_cli.search.tree import Node
-
     node = Node(1, 0, 1, (), "", (), visits=4, value_sum=2.0)
     assert uct(node, 16, 1.414) == pytest.approx(0.5 + 1.414 * (2.772588722 / 4) ** 0.5)
     assert uct(Node(2, 0, 1, (), "", ()), 16, 1.414) == float("inf")
+
+
+def _visited(tree: Tree, parent: Node, visits: int, value_sum: float, text: str) -> Node:
+    node = tree.add(parent, (len(tree.nodes),), text, (0.5,), False)
+    node.visits, node.value_sum = visits, value_sum
+    return node
+
+
+def test_selection_descends_by_uct_over_the_parents_visits() -> None:
+    """Root visited 100 times: `often` (10 visits, mean 0.5) scores 0.5 + 1.414 * sqrt(ln 100 / 10)
+    = 1.46, `rarely` (1 visit, mean 0.3) 0.3 + 1.414 * sqrt(ln 100) = 3.33, so exploration picks
+    `rarely`. (With each child's own visits in place of the parent's, `often` would win: 1.18
+    against 0.3.) Below `rarely`, the unvisited child comes before a visited one, and the
+    descent stops at a node without children.
+    Without exploration the root's best mean (0.5) wins."""
+    tree = Tree((1,))
+    tree.root.visits, tree.root.value_sum = 100, 40.0
+    often = _visited(tree, tree.root, 10, 5.0, "often")
+    rarely = _visited(tree, tree.root, 1, 0.3, "rarely")
+    assert uct(rarely, 100, 1.414) > uct(often, 100, 1.414)
+    assert select_leaf(tree, 1.414, random.Random(0)) is rarely
+    visited = _visited(tree, rarely, 1, 0.9, "visited")
+    fresh = _visited(tree, rarely, 0, 0.0, "fresh")
+    assert select_leaf(tree, 1.414, random.Random(0)) is fresh
+    fresh.exhausted = True
+    assert select_leaf(tree, 1.414, random.Random(0)) is visited  # an exhausted child is skipped
+    assert select_leaf(tree, 0.0, random.Random(0)) is often  # no exploration: the best mean, 0.5
+
+
+def test_without_exploration_selection_is_greedy_on_the_mean() -> None:
+    tree = Tree((1,))
+    tree.root.visits = 12
+    _visited(tree, tree.root, 10, 5.0, "many")
+    best = _visited(tree, tree.root, 2, 1.4, "best mean")
+    assert select_leaf(tree, 0.0, random.Random(0)) is best
 
 
 def test_search_converges_on_the_designed_best_branch() -> None:
