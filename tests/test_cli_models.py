@@ -64,4 +64,5 @@ def test_doctor_reports_cpu_only_build_and_paths(isolated_home: Path) -> None:
 
 def test_usage_error_exits_2() -> None:
     result = runner.invoke(app, ["pull"])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "Missing argument 'model'" in result.stderr
+    assert result.stderr.count("\n") == 1 and "marco pull --help" in result.stderr

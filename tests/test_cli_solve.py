@@ -112,18 +112,18 @@ def test_option_groups(extra: list[str]) -> None:
         assert settings["strategy"] == extra[extra.index("--strategy") + 1]
     if "--reflection" in extra:
         assert settings["reflection"] and settings["dynamic_reflection"] and settings["select"] == "reward"
-    if "--children" in extra:
-        assert settings["children"] == 2 and settings["granularity"] == "step"
     assert record["answer"] == record["rollouts"][record["chosen_rollout"]]["answer"]
 
 
 def test_usage_errors_exit_2() -> None:
     empty = solve("   ", "-m", "smollm2-135m")
     assert empty.exit_code == 2 and "empty" in empty.stderr
-    assert solve(*FAST, input="").exit_code == 2
+    no_input = solve(*FAST, input="")
+    assert no_input.exit_code == 2 and "the prompt is empty" in no_input.stderr
     bad = solve(QUESTION, "-m", "smollm2-135m", "--strategy", "magic")
     assert bad.exit_code == 2 and "strategy must be one of" in bad.stderr
-    assert solve(QUESTION, "--iterations", "0").exit_code == 2
+    zero = solve(QUESTION, "--iterations", "0")
+    assert zero.exit_code == 2 and "'--iterations'" in zero.stderr and zero.stderr.count("\n") == 1
 
 
 def test_model_errors_are_one_line(tmp_path: Path) -> None:
@@ -181,7 +181,8 @@ def test_history_log_and_show() -> None:
     assert "Output" in shown.stdout and "n=" in shown.stdout
     again = json.loads(runner.invoke(app, ["show", str(first["run_id"]), "--json"]).stdout)
     assert again == {k: v for k, v in first.items() if k != "run_id"}
-    assert runner.invoke(app, ["show", "999"]).exit_code == 2  # an id not in the history: usage
+    missing = runner.invoke(app, ["show", "999"])
+    assert missing.exit_code == 2 and "no run 999" in missing.stderr  # an id not in the history: usage
     solve(QUESTION, *FAST, "--no-log")
     assert len(json.loads(runner.invoke(app, ["log", "--json"]).stdout)) == 2
 

@@ -255,6 +255,7 @@ def test_multi_sequence_cache_matches_a_clean_recomputation(smollm_path: Path) -
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,  # wrong tokens, not a crash: an engine error fails the test
     reason="llama.cpp 0.3.36: with a unified KV cache, sequences holding the same tokens at the "
     "same positions get wrong logits; marco uses one KV stream per sequence",
 )

@@ -7,6 +7,7 @@ import ast
 import json
 import sqlite3
 import time
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,59 @@ def test_a_record_round_trips_through_its_json() -> None:
     assert saved["settings"]["threads"] == 2 and saved["settings"]["iterations"] == 6
     assert saved["confidence"] == record.reward and saved["run_id"] == 4
     assert sum(saved["rollout_stats"].values()) == len(saved["rollouts"]) > 0
+
+
+def _unset(value: object, where: str = "record") -> list[str]:
+    """Every field left None (or empty) anywhere in a record, by path."""
+    if value is None or value == "" or value == {} or value == ():
+        return [where]
+    if is_dataclass(value) and not isinstance(value, type):
+        return [p for f in fields(value) for p in _unset(getattr(value, f.name), f"{where}.{f.name}")]
+    if isinstance(value, tuple):
+        return [p for i, item in enumerate(value) for p in _unset(item, f"{where}[{i}]")]
+    return []
+
+
+def _everything_set(record: Record) -> Record:
+    """The sample record with every optional field holding a value (values exact in 6 decimals,
+    as the JSON rounds them)."""
+    rollouts = tuple(
+        replace(r, trace_confidence=1.25 + r.id, answer_confidence=0.5, reward=0.75, confidence=0.625)
+        for r in record.rollouts
+    )
+    nodes = tuple(replace(n, confidence=0.5, value=0.25) for n in record.nodes)
+    model = ModelInfo("scripted", "model.gguf", "Q4_1", "local", "chatml")
+    search = replace(record.search, root_children=3, max_time=60.5, stop_confidence=0.875, stop_agree=2)
+    return replace(
+        record,
+        search=search,
+        rollouts=rollouts,
+        nodes=nodes,
+        model=model,
+        error="the model failed: out of memory",
+        reward=0.75,
+    )
+
+
+def test_a_record_with_every_field_set_round_trips() -> None:
+    record = _everything_set(_searched())
+    assert _unset(record) == ["record.nodes[0].parent", "record.nodes[0].text"]  # the root has neither
+    saved = json.loads(json.dumps(record.to_json()))
+    assert Record.from_json(saved) == record
+    assert saved["error"] == "the model failed: out of memory"
+    assert all(r["trace_confidence"] == 1.25 + r["id"] for r in saved["rollouts"])
+
+
+def test_a_record_with_every_optional_field_empty_round_trips() -> None:
+    record = replace(
+        _searched(), error=None, reward=None, chosen_rollout=None, run_id=None, model=ModelInfo("scripted")
+    )
+    record = replace(
+        record,
+        rollouts=tuple(replace(r, trace_confidence=None, answer_confidence=None) for r in record.rollouts),
+    )
+    saved = json.loads(json.dumps(record.to_json()))
+    assert Record.from_json(saved) == record
 
 
 def test_a_schema_1_record_loads_with_todays_meanings() -> None:

@@ -54,7 +54,7 @@ A9 = ("9", 0.1, 0.2, 0.1)
 TWELVE = ("12", 0.45, 0.2, 0.1)
 APPLES = ("seven apples", 0.2, 1.0, 0.3)
 FILLER = ("seven apples", 0.5, 1.0, 0.3)
-Q, R, S = ("Q", 0.1, 4.0, 0.1), ("R", 0.1, 3.8, 0.1), ("S", 0.9, 1.0, 0.8)
+Q, R, S = ("Q", 0.1, 4.0, 0.1), ("R", 0.1, 3.8, 0.1), ("S", 0.9, 3.5, 0.8)
 W, X = ("W", 0.2, 3.0, 0.1), ("X", 0.6, 2.9, 0.5)
 # 21 traces: `trace` keeps the single most confident (12, 5.0); DeepConf-low keeps the top 10%,
 # ceil(2.1) = 3 traces: 12 (5.0) against 15 twice (4.9 + 4.8 = 9.7)
@@ -123,6 +123,8 @@ CASES = [
         [[R]] * 4 + [[Q]] * 3 + [[("P", 0.2, 5.0, 0.1), ("P", 0.2, 3.9, 0.1)], [("Z", 0.3, 1.0, 0.2)]],
         keep=0.5,
     ),
+    # DeepConf-high keeps 90% of 14 traces (13): the least confident S drops out, so S's four
+    # kept (4 x 3.5 = 14.0) lose to R's four (15.2); all five S (17.5) would have won
     Case(
         "deepconf-high",
         "R",

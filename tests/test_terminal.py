@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from marco_cli.record.record import Record
+from marco_cli.runs.bench import answer_by
+
 MARCO = str(Path(sys.executable).with_name("marco"))
 FAST = "-m smollm2-135m -n 2 --granularity mini-32 --max-tokens 48"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -76,17 +79,24 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
             "--max-tokens",
             "256",
             "--no-log",
+            "--json",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # an answer has finished by then; the search runs on for minutes
+    # A pipe shows no progress to poll (stderr stays quiet off a terminal; the tmux test below
+    # polls the screen instead): 8 s is about three times what the first answer takes here.
+    time.sleep(8)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert out.strip()  # the best answer found before the interruption
-    assert "Traceback" not in err and "interrupted" in err
+    assert "Traceback" not in err and "interrupted: the best answer so far is shown" in err
+    saved = Record.from_json(json.loads(out))
+    assert saved.stopped == "interrupted" and saved.answer
+    # the best answer so far is exactly what the run's rule picks from the rollouts it had
+    assert saved.answer == answer_by(saved, saved.search.select)
+    assert saved.chosen is not None and saved.chosen.finished and saved.chosen.answer == saved.answer
 
 
 @pytest.mark.slow
@@ -128,18 +138,21 @@ def test_live_tree_in_a_real_terminal(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_end_like_ctrl_c_in_a_terminal(
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_ctrl_c_sigterm_and_sighup_in_a_terminal(
     tmp_path: Path, isolated_home: Path, sig: signal.Signals, code: int
 ) -> None:
-    """The best answer is printed, the run saved, the cursor shown again, exit 128 + signal."""
+    """The best answer is printed, the run saved, the cursor shown again, exit 128 + signal.
+    Ctrl-C is the key pressed in the terminal (tmux sends it), the others a signal to the pid."""
     session = f"marco-sig-{os.getpid()}-{code}"
     pid, done = tmp_path / "pid", tmp_path / "done"
-    command = (
+    solve = (
         f"{MARCO} solve 'Tom has 3 apples and buys 4 more. How many apples?' -m smollm2-135m -n 500 "
-        f"--stop-agree 0 --temperature 1.0 --granularity mini-32 --max-tokens 128 & echo $! > {pid}; "
-        f"wait $!; echo rc=$? > {done}; sleep 60"
+        f"--stop-agree 0 --temperature 1.0 --granularity mini-32 --max-tokens 128"
     )
+    # Ctrl-C reaches the terminal's foreground job (a background job of a script ignores it)
+    run = f"echo $$ > {pid}; {solve}" if sig == signal.SIGINT else f"{solve} & echo $! > {pid}; wait $!"
+    command = f"{run}; echo rc=$? > {done}; sleep 60"
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"MARCO_HOME": str(isolated_home)}
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", command], env=env)
     try:
@@ -148,7 +161,10 @@ def test_sigterm_and_sighup_end_like_ctrl_c_in_a_terminal(
             if re.search(r"best reward \d", _capture(session)) and pid.exists():
                 break
         hidden = _cursor_flag(session)
-        os.kill(int(pid.read_text()), sig)
+        if sig == signal.SIGINT:
+            subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        else:
+            os.kill(int(pid.read_text()), sig)
         for _ in range(100):
             if done.exists():
                 break
@@ -161,7 +177,14 @@ def test_sigterm_and_sighup_end_like_ctrl_c_in_a_terminal(
     assert "Output" in final and "interrupted: the best answer so far is shown" in final, final
     assert "Traceback" not in final
     runs = subprocess.run([MARCO, "log", "--json"], capture_output=True, text=True, env=env)
-    assert json.loads(runs.stdout)[0]["answer"]  # the interrupted run was saved with its answer
+    run_id = json.loads(runs.stdout)[0]["id"]
+    shown_run = subprocess.run(
+        [MARCO, "show", str(run_id), "--json"], capture_output=True, text=True, env=env
+    )
+    saved = Record.from_json(json.loads(shown_run.stdout))
+    # saved with the answer its rule picks from the rollouts it had, and that answer is on screen
+    assert saved.stopped == "interrupted" and saved.answer == answer_by(saved, saved.search.select) != ""
+    assert saved.answer.split("\n")[0][:30] in " ".join(final.split()), final
 
 
 def _cursor_flag(session: str) -> str:

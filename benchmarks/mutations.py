@@ -1,0 +1,242 @@
+"""Planted bugs, and whether the test written for each behaviour catches it.
+
+    python benchmarks/mutations.py [--only NAME ...] [--list]
+
+Each mutant is one small edit to the package (a plausible slip: a swapped tie-break, an
+off-by-one, the wrong count), applied to a fresh copy of the repository; the tests named for
+that behaviour then run in the copy (PYTHONPATH points there, so subprocesses such as the
+`marco` command and `marco serve` run the mutated code too). A mutant is *caught* when those
+tests fail. The unmutated copy runs the same tests first: they must pass, or the row says so.
+Prints a table and exits 1 when any mutant survives. Takes about two minutes on 2 cores (the
+API-key mutant starts `marco serve`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "__pycache__",
+    "*.egg-info",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "test-artifacts",
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # relative to the repository root
+    old: str  # must occur exactly once
+    new: str
+    tests: tuple[str, ...]  # pytest node ids written for this behaviour
+
+
+RULES_PY = "marco_cli/search/rules.py"
+RULE_TESTS = "tests/test_rules.py::test_only_this_rule_gives_this_answer"
+
+
+# reward_vote's body (branch's ends the same way, so the mutant names it by its first line)
+_REWARD_VOTE = (
+    "counts, weight = answer_votes(ballot.rollouts)\n    if not counts:\n"
+    "        return best_finished(ballot.rollouts)\n    return _represent(ballot.rollouts, "
+)
+
+
+def _rule(name: str, old: str, new: str) -> Mutant:
+    return Mutant(f"rule {name}", RULES_PY, old, new, (f"{RULE_TESTS}[{name}]",))
+
+
+MUTANTS = (
+    Mutant(
+        "confidence over the whole row, not the top 5",
+        "marco_cli/engine/confidence.py",
+        "confidence = math.exp(chosen) / top_sum",
+        "confidence = math.exp(chosen) / float(np.exp(logits - peak).sum())",
+        ("tests/test_engine.py::test_confidence_matches_independent_numpy",),
+    ),
+    Mutant(
+        "UCT: the child's visits where the parent's belong",
+        "marco_cli/search/mcts.py",
+        "uct(c, node.visits, exploration)",
+        "uct(c, c.visits, exploration)",
+        ("tests/test_mcts.py::test_selection_descends_by_uct_over_the_parents_visits",),
+    ),
+    Mutant(
+        "UCT: no square root on the exploration term",
+        "marco_cli/search/mcts.py",
+        "math.sqrt(math.log(max(parent_visits, 1)) / child.visits)",
+        "(math.log(max(parent_visits, 1)) / child.visits)",
+        ("tests/test_mcts.py::test_uct_formula",),
+    ),
+    _rule(
+        "majority",
+        "max(counts, key=lambda k: (counts[k], weight[k]))",
+        "max(counts, key=lambda k: (weight[k], counts[k]))",
+    ),
+    _rule(
+        "reward-vote",
+        _REWARD_VOTE + "max(weight, key=lambda k: (weight[k], counts[k])))",
+        _REWARD_VOTE + "max(counts, key=lambda k: (counts[k], weight[k])))",
+    ),
+    _rule(
+        "branch",
+        "counts, weight = branch_votes(ballot.tree, ballot.rollouts)",
+        "counts, weight = answer_votes(ballot.rollouts)",
+    ),
+    _rule(
+        "reward",
+        'best-of-n)."""\n    return best_finished(ballot.rollouts)',
+        'best-of-n)."""\n    return reward_vote(ballot)',
+    ),
+    _rule(
+        "visits",
+        "key=lambda n: (n.visits, n.mean_value, -n.id)",
+        "key=lambda n: (n.mean_value, n.visits, -n.id)",
+    ),
+    _rule("trace", "filtered_vote(ballot.rollouts, keep=0.0)", "filtered_vote(ballot.rollouts, keep=1.0)"),
+    _rule(
+        "deepconf",
+        "filtered_vote(ballot.rollouts, ballot.keep) or branch",
+        "filtered_vote(ballot.rollouts) or branch",
+    ),
+    _rule("deepconf-high", "filtered_vote(ballot.rollouts, 0.9)", "filtered_vote(ballot.rollouts, 1.0)"),
+    _rule("deepconf-low", "filtered_vote(ballot.rollouts, 0.1)", "filtered_vote(ballot.rollouts, 0.0)"),
+    _rule(
+        "deepconf-online",
+        "online_vote(ballot.rollouts, ballot.warmup, ballot.keep)",
+        "filtered_vote(ballot.rollouts, ballot.keep)",
+    ),
+    _rule("mbr", "return mbr_choice(ballot.rollouts)", "return majority(ballot)"),
+    _rule("answer-conf", "reward=r.answer_confidence or 0.0", "reward=r.reward"),
+    Mutant(
+        "loop guard: the minimum span ignored",
+        "marco_cli/engine/repetition.py",
+        "span = max(period * rule.min_repeats, rule.min_span)",
+        "span = period * rule.min_repeats",
+        (
+            "tests/test_loops.py::test_honest_text_is_not_a_loop",
+            "tests/test_loops.py::test_a_repeated_tail_is_a_loop",
+        ),
+    ),
+    Mutant(
+        "Wilson interval: z^2/n where z^2/2n belongs",
+        "marco_cli/runs/stats.py",
+        "centre = (p + z * z / (2 * n)) / denom",
+        "centre = (p + z * z / n) / denom",
+        ("tests/test_bench.py::test_wilson_interval",),
+    ),
+    Mutant(
+        "McNemar: the tail one short",
+        "marco_cli/runs/stats.py",
+        "for k in range(low + 1)",
+        "for k in range(low)",
+        ("tests/test_bench.py::test_exact_mcnemar_matches_hand_computed_binomial_tails",),
+    ),
+    Mutant(
+        "record JSON: the error dropped",
+        "marco_cli/record/record.py",
+        '"error": self.error,',
+        '"error": None,',
+        ("tests/test_record.py::test_a_record_with_every_field_set_round_trips",),
+    ),
+    Mutant(
+        "API key: any Bearer token accepted",
+        "marco_cli/server/app.py",
+        'scheme.lower() == "bearer" and hmac',
+        'scheme.lower() == "bearer" or hmac',
+        ("tests/test_serve.py::test_errors_are_openai_error_objects_with_their_status",),
+    ),
+)
+
+
+def _copy(into: Path) -> Path:
+    copy = into / "repo"
+    shutil.copytree(ROOT, copy, ignore=SKIP)
+    return copy
+
+
+def _pytest(copy: Path, tests: tuple[str, ...]) -> tuple[int, float]:
+    env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, time.monotonic() - started
+
+
+def _imports_the_copy(copy: Path) -> bool:
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import marco_cli; print(marco_cli.__file__)"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return where.startswith(str(copy))
+
+
+def run(mutant: Mutant) -> tuple[str, float]:
+    """The verdict for one mutant: caught, survived, or why it could not be judged."""
+    with tempfile.TemporaryDirectory(prefix="marco-mutant-") as tmp:
+        copy = _copy(Path(tmp))
+        if not _imports_the_copy(copy):
+            return "not judged: the copy's package is not the one imported", 0.0
+        clean, _ = _pytest(copy, mutant.tests)
+        if clean != 0:
+            return f"not judged: the tests fail unmutated (exit {clean})", 0.0
+        target = copy / mutant.path
+        source = target.read_text(encoding="utf-8")
+        if source.count(mutant.old) != 1:
+            return f"not judged: the text to mutate occurs {source.count(mutant.old)} times", 0.0
+        target.write_text(source.replace(mutant.old, mutant.new), encoding="utf-8")
+        code, seconds = _pytest(copy, mutant.tests)
+    if code == 1:
+        return "caught", seconds
+    return ("survived" if code == 0 else f"not judged: pytest exit {code}"), seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=None, help="mutant names (substrings) to run")
+    parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if args.only is None or any(o in m.name for o in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.path} -> {', '.join(m.tests)}")
+        return 0
+    print("| planted bug | file | guarding test | verdict | seconds |")
+    print("|---|---|---|---|---|")
+    survived = 0
+    for mutant in chosen:
+        verdict, seconds = run(mutant)
+        survived += verdict != "caught"
+        tests = ", ".join(t.split("::", 1)[1] for t in mutant.tests)
+        print(f"| {mutant.name} | {mutant.path} | {tests} | {verdict} | {seconds:.1f} |", flush=True)
+    print(f"\n{len(chosen) - survived} of {len(chosen)} planted bugs caught by the test written for them")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
