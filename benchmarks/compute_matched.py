@@ -31,24 +31,26 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
+from marco_cli.record.results import Figures, Pair, ResultRow
 from marco_cli.runs import bench
 from marco_cli.search import rules
 
 
-def paired(rows: list[dict[str, object]]) -> tuple[list[dict[str, object]], list[str], int]:
+def paired(rows: list[ResultRow]) -> tuple[list[ResultRow], list[str], int]:
     """The rows of problems every configuration finished, the configurations, the problems."""
-    configs = list(dict.fromkeys(str(r["config"]) for r in rows))
-    done: dict[str, set[object]] = {c: {r["index"] for r in rows if r["config"] == c} for c in configs}
+    configs = list(dict.fromkeys(r.config for r in rows))
+    done = {c: {r.index for r in rows if r.config == c} for c in configs}
     common = set.intersection(*done.values()) if done else set()
-    return [r for r in rows if r["index"] in common], configs, len(common)
+    return [r for r in rows if r.index in common], configs, len(common)
 
 
-def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, object]], dict[str, dict]]:
+def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[ResultRow], dict[str, dict]]:
     """The result rows and each configuration's settings of one comparison made in pieces."""
-    rows: list[dict[str, object]] = []
-    seen: set[tuple[object, object]] = set()
+    rows: list[ResultRow] = []
+    seen: set[tuple[str, int]] = set()
     settings: dict[str, dict] = {}
     for folder in folders:
         for name, config in json.loads((folder / bench.META).read_text(encoding="utf-8"))["settings"].items():
@@ -58,32 +60,26 @@ def read_folders(folders: list[Path], skip: list[str]) -> tuple[list[dict[str, o
             if not (bench.same_settings(earlier, config) and bench.same_settings(config, earlier)):
                 raise SystemExit(f"{folder}: {name} ran with other settings than in an earlier folder")
         for row in bench.read_results(folder):
-            key = (row["config"], row["index"])
-            if row["config"] not in skip and key not in seen:
+            key = (row.config, row.index)
+            if row.config not in skip and key not in seen:
                 seen.add(key)
                 rows.append(row)
     return rows, settings
 
 
-def rescored(
-    kept: list[bench.Kept], rows: list[dict[str, object]], config: str, rule: str
-) -> list[dict[str, object]]:
+def rescored(kept: list[bench.Kept], rows: list[ResultRow], config: str, rule: str) -> list[ResultRow]:
     """CONFIG's result rows re-answered by `rule` from its saved trees (`kept`, the folders'
     records in order: a problem's first one counts), as `CONFIG:RULE`."""
-    by_index = {r["index"]: r for r in rows if r["config"] == config}
-    out: dict[object, dict[str, object]] = {}
+    by_index = {r.index: r for r in rows if r.config == config}
+    out: dict[int, ResultRow] = {}
     for saved in kept:
         if saved.config != config or saved.index not in by_index or saved.index in out:
             continue
         answer = bench.answer_by(saved.record, rule)
         value, right = bench.grade(answer, saved.gold)
-        out[saved.index] = {
-            **by_index[saved.index],
-            "config": f"{config}:{rule}",
-            "answer": answer,
-            "extracted": value,
-            "correct": right,
-        }
+        out[saved.index] = replace(
+            by_index[saved.index], config=f"{config}:{rule}", answer=answer, extracted=value, correct=right
+        )
     if not out:
         raise SystemExit(f"--rule {config}={rule}: no saved trees of {config}")
     return list(out.values())
@@ -120,7 +116,7 @@ def main() -> None:
         settings[f"{config}:{rule}"] = {**settings[config], "select": rule, "strategy": relabeled}
     rows, configs, n = paired(rows)
     summary = bench.summarize(rows, configs)
-    table, pairs = summary["configs"], {(p["from"], p["to"]): p for p in summary["pairs"]}
+    table, pairs = summary.configs, {(p.first, p.second): p for p in summary.pairs}
     if args.search not in table:
         raise SystemExit(f"--search {args.search}: not a configuration of the run ({', '.join(table)})")
     print(f"{n} problems every configuration finished ({', '.join(map(str, args.folders))})")
@@ -129,19 +125,19 @@ def main() -> None:
     print_targets(table, pairs, strategy, args.search, args.budget)
 
 
-Pairs = dict[tuple[str, str], dict]
+Pairs = dict[tuple[str, str], Pair]
 
 
 def versus(pairs: Pairs, a: str, b: str) -> tuple[int, int, float]:
     """(b right where a was not, a right where b was not, exact McNemar p) for b against a."""
     if (a, b) in pairs:  # summarize counts flips from its first configuration to its second
         pair = pairs[(a, b)]
-        return pair["wrong_to_right"], pair["right_to_wrong"], pair["p_exact"]
+        return pair.wrong_to_right, pair.right_to_wrong, pair.p_exact
     pair = pairs[(b, a)]
-    return pair["right_to_wrong"], pair["wrong_to_right"], pair["p_exact"]
+    return pair.right_to_wrong, pair.wrong_to_right, pair.p_exact
 
 
-def print_table(table: dict[str, dict], pairs: Pairs, search: str) -> None:
+def print_table(table: dict[str, Figures], pairs: Pairs, search: str) -> None:
     """One row per configuration: paired flips against greedy (when the run has `cot`) and
     against the search under test."""
     bases = [b for b in ("cot", search) if b in table]
@@ -151,33 +147,33 @@ def print_table(table: dict[str, dict], pairs: Pairs, search: str) -> None:
     for name, row in table.items():
         against = ["-" if name == b else "+{} -{} ({:.3g})".format(*versus(pairs, b, name)) for b in bases]
         print(
-            f"| {name} | {row['correct']} ({row['accuracy']:.1%}) | {row['mean_tokens']:.0f} | "
-            f"{row['mean_tokens'] / table[search]['mean_tokens']:.2f} | {' | '.join(against)} | "
-            f"{'dominated' if row['dominated'] else 'on it'} |"
+            f"| {name} | {row.correct} ({row.accuracy:.1%}) | {row.mean_tokens:.0f} | "
+            f"{row.mean_tokens / table[search].mean_tokens:.2f} | {' | '.join(against)} | "
+            f"{'dominated' if row.dominated else 'on it'} |"
         )
 
 
 def print_targets(
-    table: dict[str, dict], pairs: Pairs, strategy: dict[str, str], name: str, budget: float
+    table: dict[str, Figures], pairs: Pairs, strategy: dict[str, str], name: str, budget: float
 ) -> None:
     """Issue 20's targets, each as measured (a target needing `cot` says so when it is absent)."""
     search = table[name]
     votes = [c for c in table if strategy[c] == "vote"]
-    matched = [c for c in votes if table[c]["mean_tokens"] >= 0.9 * search["mean_tokens"]]
-    as_good = all(search["correct"] >= table[c]["correct"] for c in matched)
+    matched = [c for c in votes if table[c].mean_tokens >= 0.9 * search.mean_tokens]
+    as_good = all(search.correct >= table[c].correct for c in matched)
     print(f"\n{name} >= every vote@k at >= 0.9x its tokens ({', '.join(matched) or 'none'}): {as_good}")
     if "cot" in table:
         gained, lost, p = versus(pairs, "cot", name)
         print(f"{name} beats cot, exact McNemar p < 0.05: {p < 0.05} (+{gained} -{lost}, p {p:.3g})")
     else:
         print(f"{name} beats cot: not measured (no cot configuration in these folders)")
-    searches_on_it = [c for c in table if strategy[c] == "mcts" and not table[c]["dominated"]]
+    searches_on_it = [c for c in table if strategy[c] == "mcts" and not table[c].dominated]
     print(f"mcts configurations on the frontier: {', '.join(searches_on_it) or 'none'}")
     limit = 1.5 * budget
-    cheap = search["mean_tokens"] <= limit
-    print(f"{name} tokens {search['mean_tokens']:.0f} <= 1.5 x {budget:.0f} = {limit:.0f}: {cheap}")
+    cheap = search.mean_tokens <= limit
+    print(f"{name} tokens {search.mean_tokens:.0f} <= 1.5 x {budget:.0f} = {limit:.0f}: {cheap}")
     if not cheap:
-        print(f"  ... but on the frontier (the extra tokens buy accuracy): {not search['dominated']}")
+        print(f"  ... but on the frontier (the extra tokens buy accuracy): {not search.dominated}")
 
 
 if __name__ == "__main__":

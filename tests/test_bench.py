@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
+from marco_cli.record.results import ResultRow
 from marco_cli.runs.bench import grade, load_dataset, summarize
 from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_output
@@ -47,24 +48,13 @@ def test_wilson_interval() -> None:
 
 def test_summary_pairs_and_delta() -> None:
     rows = [
-        {
-            "config": "cot",
-            "index": i,
-            "correct": c,
-            "extracted": 1.0 if c else None,
-            "tokens": 10,
-            "seconds": 1.0,
-        }
-        for i, c in enumerate([True, False, False, True])
-    ] + [
-        {"config": "mcts/step", "index": i, "correct": c, "extracted": 1.0, "tokens": 30, "seconds": 2.0}
-        for i, c in enumerate([True, True, False, False])
-    ]
+        ResultRow("cot", i, c, 10, 1.0, 1.0 if c else None) for i, c in enumerate([True, False, False, True])
+    ] + [ResultRow("mcts/step", i, c, 30, 2.0, 1.0) for i, c in enumerate([True, True, False, False])]
     summary = summarize(rows, ["cot", "mcts/step"])
-    assert summary["configs"]["cot"]["accuracy"] == 0.5 and summary["configs"]["cot"]["no_answer"] == 0.5
-    assert summary["configs"]["mcts/step"]["tokens_per_second"] == 15.0
-    assert summary["configs"]["mcts/step"]["delta_vs_cot"] == 0.0
-    assert summary["pairs"] == [
+    cot, search = summary.configs["cot"], summary.configs["mcts/step"]
+    assert cot.accuracy == 0.5 and cot.no_answer == 0.5 and cot.delta_vs_cot == 0.0
+    assert search.tokens_per_second == 15.0 and search.delta_vs_cot == 0.0
+    assert [p.to_json() for p in summary.pairs] == [
         {
             "from": "cot",
             "to": "mcts/step",

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from marco_cli.cli import app
-from marco_cli.runs.bench import mark_frontier
+from marco_cli.record.results import Figures
+from marco_cli.runs.bench import dominated
 from marco_cli.ui.charts import frontier_chart, frontier_svg
 
 runner = CliRunner()
@@ -24,8 +26,8 @@ def compute_matched(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _row(accuracy: float, tokens: float, n: int = 10) -> dict[str, float]:
-    return {"n": n, "accuracy": accuracy, "mean_tokens": tokens}
+def _row(accuracy: float, tokens: float, n: int = 10) -> Figures:
+    return Figures(n, round(accuracy * n), accuracy, (0.0, 1.0), 0.0, tokens, 1.0, tokens)
 
 
 def test_dominated_means_as_accurate_for_fewer_tokens() -> None:
@@ -37,8 +39,8 @@ def test_dominated_means_as_accurate_for_fewer_tokens() -> None:
         "e": _row(0.5, 300),  # a tie with c dominates neither
         "f": _row(0.9, 50, n=0),  # ran nothing: not on the plot, dominates nobody
     }
-    mark_frontier(table)
-    assert {k: v.get("dominated") for k, v in table.items()} == {
+    marked = {name: dominated(name, table) for name in table}
+    assert marked == {
         "a": False,
         "b": True,
         "c": False,
@@ -46,7 +48,7 @@ def test_dominated_means_as_accurate_for_fewer_tokens() -> None:
         "e": False,
         "f": None,
     }
-    chart = frontier_chart(table)
+    chart = frontier_chart({name: replace(row, dominated=marked[name]) for name, row in table.items()})
     assert "  A  a " in chart and "  b  b " in chart and "dominated" in chart and " f " not in chart
     svg = frontier_svg({"<b>x</b>": _row(0.5, 10)})
     assert "<b>x</b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg

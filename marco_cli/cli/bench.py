@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from marco_cli.cli.session import open_session
 from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
+from marco_cli.record.results import Summary
 from marco_cli.runs import bench
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.charts import frontier_chart
@@ -32,8 +33,8 @@ def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in re.split(r",(?![^\[]*\])", value) if part.strip()]
 
 
-def _table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"marco bench · {summary['model']} · {summary['dataset']}", title_justify="left")
+def _table(summary: Summary) -> Table:
+    table = Table(title=f"marco bench · {summary.model} · {summary.dataset}", title_justify="left")
     columns = (
         "config",
         "n",
@@ -47,30 +48,30 @@ def _table(summary: dict[str, Any]) -> Table:
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right", no_wrap=True)
-    for name, row in summary["configs"].items():
-        low, high = row["ci95"]
-        delta = row.get("delta_vs_cot")
+    for name, row in summary.configs.items():
+        low, high = row.ci95
+        delta = row.delta_vs_cot
         table.add_row(
             name,
-            str(row["n"]),
-            f"{row['accuracy']:.1%} [{low:.0%}-{high:.0%}]",
-            f"{row['no_answer']:.1%}",
-            f"{row['mean_tokens']:.0f}",
-            f"{row['mean_seconds']:.1f}",
-            f"{row['tokens_per_second']:.0f}",
+            str(row.n),
+            f"{row.accuracy:.1%} [{low:.0%}-{high:.0%}]",
+            f"{row.no_answer:.1%}",
+            f"{row.mean_tokens:.0f}",
+            f"{row.mean_seconds:.1f}",
+            f"{row.tokens_per_second:.0f}",
             "-" if delta is None else f"{delta:+.1%}",
-            "dominated" if row.get("dominated") else "on it",
+            "dominated" if row.dominated else "on it",
         )
     return table
 
 
-def _pairs(summary: dict[str, Any]) -> Table:
+def _pairs(summary: Summary) -> Table:
     table = Table(title="paired flips (McNemar counts)", title_justify="left")
     for column in ("from", "to", "problems", "right→wrong", "wrong→right", "McNemar p"):
         table.add_column(column)
-    for pair in summary["pairs"]:
-        counts = (pair["problems"], pair["right_to_wrong"], pair["wrong_to_right"])
-        table.add_row(pair["from"], pair["to"], *map(str, counts), f"{pair['p_exact']:.3g}")
+    for pair in summary.pairs:
+        counts = (pair.problems, pair.right_to_wrong, pair.wrong_to_right)
+        table.add_row(pair.first, pair.second, *map(str, counts), f"{pair.p_exact:.3g}")
     return table
 
 
@@ -161,15 +162,15 @@ def _progress_listener(bar: Progress) -> bench.BenchListener:
     return listen
 
 
-def _report(summary: dict[str, Any], out: Path, as_json: bool) -> None:
+def _report(summary: Summary, out: Path, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary, ensure_ascii=False))
+        print(json.dumps(summary.to_json(), ensure_ascii=False))
         return
     target = out_console()
     target.print(_table(summary))
-    if len(summary["configs"]) > 1:
+    if len(summary.configs) > 1:
         target.print(_pairs(summary))
-        target.print(frontier_chart(summary["configs"]), highlight=False, markup=False)
+        target.print(frontier_chart(summary.configs), highlight=False, markup=False)
     err_console().print(f"results in {out}/{bench.RESULTS}, summary in {out}/{bench.SUMMARY}")
 
 
@@ -219,10 +220,11 @@ def bench_cmd(
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}
-    rows = [r for r in bench.read_results(out, warn_bad_line) if r["index"] in wanted]
-    summary = {"dataset": str(dataset), "model": label, "problems": len(problems)}
-    summary |= bench.summarize(rows, list(configs))
-    write_text(out / bench.SUMMARY, json.dumps(summary, indent=2))
+    rows = [r for r in bench.read_results(out, warn_bad_line) if r.index in wanted]
+    summary = replace(
+        bench.summarize(rows, list(configs)), dataset=str(dataset), model=label, problems=len(problems)
+    )
+    write_text(out / bench.SUMMARY, json.dumps(summary.to_json(), indent=2))
     _report(summary, out, options.output.as_json)
     if html is not None:
         index = write_bench_pages(html, summary, bench.read_records(out, warn_bad_line), rows)

@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from marco_cli import tasks
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.record.record import ModelInfo, Record
-from marco_cli.record.saved import RecordError
+from marco_cli.record.results import RESULT_FIELDS, Figures, Pair, ResultRow, Summary
+from marco_cli.record.saved import JsonObject, RecordError
 from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_number
 from marco_cli.search.config import SearchConfig
@@ -88,7 +88,7 @@ def _ignore(path: Path, number: int, why: str) -> None:
 
 def read_jsonl(
     path: Path, need: tuple[str, ...] = (), on_bad: BadLine = _ignore, objects: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The JSON-object lines of a bench file that hold the `need` fields (those in `objects`
     as objects); any other line (one cut by a kill, one edited by hand) is left out and told to
     `on_bad(path, line, why)`."""
@@ -97,7 +97,7 @@ def read_jsonl(
 
 def _numbered_rows(
     path: Path, need: tuple[str, ...], on_bad: BadLine, objects: tuple[str, ...]
-) -> list[tuple[int, dict[str, Any]]]:
+) -> list[tuple[int, JsonObject]]:
     if not path.exists():
         return []
     rows = []
@@ -120,12 +120,18 @@ def _numbered_rows(
     return rows
 
 
-RESULT_FIELDS = ("config", "index", "correct", "tokens", "seconds", "extracted")
 RECORD_FIELDS = ("config", "index", "gold", "record")
 
 
-def read_results(out: Path, on_bad: BadLine = _ignore) -> list[dict[str, Any]]:
-    return read_jsonl(out / RESULTS, RESULT_FIELDS, on_bad)
+def read_results(out: Path, on_bad: BadLine = _ignore) -> list[ResultRow]:
+    """The graded rows of a bench folder; a row that is not one is told to `on_bad`."""
+    rows = []
+    for number, row in _numbered_rows(out / RESULTS, RESULT_FIELDS, on_bad, ()):
+        try:
+            rows.append(ResultRow.from_json(row))
+        except RecordError as exc:
+            on_bad(out / RESULTS, number, str(exc))
+    return rows
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -146,8 +152,8 @@ def repair(out: Path) -> set[tuple[str, int]]:
     whose result row was lost is redone, not duplicated). Returns the graded (config, index)."""
     for name in (RESULTS, RECORDS):
         _cut_torn_tail(out / name)
-    done = {(r["config"], r["index"]) for r in read_results(out)}
-    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    done = {(r.config, r.index) for r in read_results(out)}
+    kept: dict[tuple[str, int], JsonObject] = {}
     records = read_jsonl(out / RECORDS, RECORD_FIELDS)
     for item in records:
         key = (item["config"], item["index"])
@@ -158,83 +164,79 @@ def repair(out: Path) -> set[tuple[str, int]]:
     return done
 
 
-def append_line(path: Path, row: dict[str, Any]) -> None:
+def append_line(path: Path, row: JsonObject) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         handle.flush()
 
 
-def append_result(out: Path, row: dict[str, Any]) -> None:
-    append_line(out / RESULTS, row)
+def append_result(out: Path, row: ResultRow) -> None:
+    append_line(out / RESULTS, row.to_json())
 
 
-def mark_frontier(table: dict[str, dict[str, Any]]) -> None:
-    """Mark each configuration `dominated` when another one is at least as accurate for at most
-    as many tokens per problem, and better on one of the two: the rest is the accuracy-vs-tokens
-    frontier."""
-    ran = {name: row for name, row in table.items() if row["n"]}
-    for name, row in ran.items():
-        row["dominated"] = any(
-            other["accuracy"] >= row["accuracy"]
-            and other["mean_tokens"] <= row["mean_tokens"]
-            and (other["accuracy"] > row["accuracy"] or other["mean_tokens"] < row["mean_tokens"])
-            for key, other in ran.items()
-            if key != name
-        )
+def dominated(name: str, table: dict[str, Figures]) -> bool | None:
+    """Whether another configuration is at least as accurate for at most as many tokens per
+    problem, and better on one of the two (the rest is the accuracy-vs-tokens frontier); None
+    for a configuration that ran no problem."""
+    row = table[name]
+    if not row.n:
+        return None
+    return any(
+        other.accuracy >= row.accuracy
+        and other.mean_tokens <= row.mean_tokens
+        and (other.accuracy > row.accuracy or other.mean_tokens < row.mean_tokens)
+        for key, other in table.items()
+        if key != name and other.n
+    )
 
 
-def summarize(rows: Iterable[dict[str, Any]], configs: list[str]) -> dict[str, Any]:
+def _figures(items: list[ResultRow]) -> Figures:
+    n = len(items)
+    correct = sum(r.correct for r in items)
+    tokens = sum(r.tokens for r in items)
+    seconds = sum(r.seconds for r in items)
+    return Figures(
+        n=n,
+        correct=correct,
+        accuracy=correct / n if n else 0.0,
+        ci95=wilson(correct, n),
+        no_answer=sum(r.extracted is None for r in items) / n if n else 0.0,
+        mean_tokens=tokens / n if n else 0.0,
+        mean_seconds=seconds / n if n else 0.0,
+        tokens_per_second=tokens / seconds if seconds else 0.0,
+    )
+
+
+def _pair(a: str, b: str, first: dict[int, ResultRow], second: dict[int, ResultRow]) -> Pair:
+    shared = sorted(set(first) & set(second))
+    right_to_wrong = sum(first[k].correct and not second[k].correct for k in shared)
+    wrong_to_right = sum(not first[k].correct and second[k].correct for k in shared)
+    return Pair(a, b, len(shared), right_to_wrong, wrong_to_right, mcnemar_p(right_to_wrong, wrong_to_right))
+
+
+def _delta_vs_cot(mine: dict[int, ResultRow], cot: dict[int, ResultRow] | None) -> float | None:
+    in_both = set(mine) & set(cot or {})
+    if cot is None or not in_both:
+        return None
+    return sum(mine[k].correct - cot[k].correct for k in in_both) / len(in_both)
+
+
+def summarize(rows: Iterable[ResultRow], configs: list[str]) -> Summary:
     """Per-configuration figures, and paired flips between every two configurations."""
-    by_config: dict[str, dict[int, dict[str, Any]]] = {c: {} for c in configs}
+    by_config: dict[str, dict[int, ResultRow]] = {c: {} for c in configs}
     for row in rows:
-        if row["config"] in by_config:
-            by_config[row["config"]][row["index"]] = row
-    table: dict[str, Any] = {}
-    for config, done in by_config.items():
-        items = list(done.values())
-        n = len(items)
-        correct = sum(r["correct"] for r in items)
-        low, high = wilson(correct, n)
-        tokens = sum(r["tokens"] for r in items)
-        seconds = sum(r["seconds"] for r in items)
-        table[config] = {
-            "n": n,
-            "correct": correct,
-            "accuracy": correct / n if n else 0.0,
-            "ci95": [low, high],
-            "no_answer": sum(r["extracted"] is None for r in items) / n if n else 0.0,
-            "mean_tokens": tokens / n if n else 0.0,
-            "mean_seconds": seconds / n if n else 0.0,
-            "tokens_per_second": tokens / seconds if seconds else 0.0,
-        }
-    pairs = []
-    for i, a in enumerate(configs):
-        for b in configs[i + 1 :]:
-            shared = sorted(set(by_config[a]) & set(by_config[b]))
-            right_to_wrong = sum(
-                by_config[a][k]["correct"] and not by_config[b][k]["correct"] for k in shared
-            )
-            wrong_to_right = sum(
-                not by_config[a][k]["correct"] and by_config[b][k]["correct"] for k in shared
-            )
-            pairs.append(
-                {
-                    "from": a,
-                    "to": b,
-                    "problems": len(shared),
-                    "right_to_wrong": right_to_wrong,
-                    "wrong_to_right": wrong_to_right,
-                    "p_exact": mcnemar_p(right_to_wrong, wrong_to_right),
-                }
-            )
-    mark_frontier(table)
-    if "cot" in by_config:
-        for config in configs:
-            in_both = set(by_config[config]) & set(by_config["cot"])
-            if in_both:
-                delta = sum(by_config[config][k]["correct"] - by_config["cot"][k]["correct"] for k in in_both)
-                table[config]["delta_vs_cot"] = delta / len(in_both)
-    return {"configs": table, "pairs": pairs}
+        if row.config in by_config:
+            by_config[row.config][row.index] = row
+    plain = {config: _figures(list(done.values())) for config, done in by_config.items()}
+    cot = by_config.get("cot")
+    table = {
+        name: replace(
+            figures, dominated=dominated(name, plain), delta_vs_cot=_delta_vs_cot(by_config[name], cot)
+        )
+        for name, figures in plain.items()
+    }
+    pairs = [_pair(a, b, by_config[a], by_config[b]) for i, a in enumerate(configs) for b in configs[i + 1 :]]
+    return Summary(table, pairs)
 
 
 @dataclass(frozen=True)
@@ -254,13 +256,13 @@ BenchEvent = BenchStarted | ProblemGraded
 BenchListener = Callable[[BenchEvent], None]
 
 
-def same_settings(old: Any, new: dict[str, Any]) -> bool:
+def same_settings(old: object, new: Mapping[str, object]) -> bool:
     """A configuration's saved settings match: a setting the older folder does not have (added
     since) counts as its default then."""
     return isinstance(old, dict) and all(old.get(k, v) == v for k, v in new.items())
 
 
-def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
+def prepare_run_dir(out: Path, meta: JsonObject) -> None:
     """Create the results folder, or check that it holds results of the same settings (then the
     run resumes); record the settings there."""
     make_folder(out)
@@ -280,21 +282,21 @@ def prepare_run_dir(out: Path, meta: dict[str, Any]) -> None:
     write_text(meta_path, json.dumps(meta, indent=2))
 
 
-def result_row(name: str, problem: Problem, record: Record) -> dict[str, Any]:
+def result_row(name: str, problem: Problem, record: Record) -> ResultRow:
     extracted, correct = grade(record.answer, problem.answer)
-    return {
-        "config": name,
-        "index": problem.index,
-        "question": problem.question,
-        "gold": problem.answer,
-        "extracted": extracted,
-        "correct": correct,
-        "reward": record.reward,
-        "tokens": record.tokens.generated,
-        "seconds": record.seconds,
-        "answer": record.answer,
-        "response": record.response,
-    }
+    return ResultRow(
+        config=name,
+        index=problem.index,
+        correct=correct,
+        tokens=record.tokens.generated,
+        seconds=record.seconds,
+        extracted=extracted,
+        question=problem.question,
+        gold=problem.answer,
+        reward=record.reward,
+        answer=record.answer,
+        response=record.response,
+    )
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,7 @@ class Kept:
     gold: str
     record: Record
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "config": self.config,
             "index": self.index,
@@ -360,7 +362,7 @@ def run(
         with lock:
             append_line(out / RECORDS, kept.to_json())
             append_result(out, row)
-        listener(ProblemGraded(name, problem.index, row["correct"]))
+        listener(ProblemGraded(name, problem.index, row.correct))
 
     if jobs > 1:
         with ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import html
 import string
-from typing import Any
+
+from marco_cli.record.results import Figures
 
 WIDTH, HEIGHT = 56, 12
 
 
-def _points(configs: dict[str, dict[str, Any]]) -> list[tuple[str, str, float, float, bool]]:
+def _points(configs: dict[str, Figures]) -> list[tuple[str, str, float, float, bool]]:
     """(letter, name, tokens, accuracy, dominated) for every configuration that ran."""
-    ran = [(name, row) for name, row in configs.items() if row["n"]]
+    ran = [(name, row) for name, row in configs.items() if row.n]
     letters = string.ascii_uppercase
     return [
         (
-            letters[i % 26] if not row.get("dominated") else letters[i % 26].lower(),
+            letters[i % 26] if not row.dominated else letters[i % 26].lower(),
             name,
-            float(row["mean_tokens"]),
-            float(row["accuracy"]),
-            bool(row.get("dominated")),
+            row.mean_tokens,
+            row.accuracy,
+            bool(row.dominated),
         )
         for i, (name, row) in enumerate(ran)
     ]
@@ -33,7 +34,7 @@ def _scale(points: list[tuple[str, str, float, float, bool]]) -> tuple[float, fl
     return top_x, top_y
 
 
-def frontier_chart(configs: dict[str, dict[str, Any]]) -> str:
+def frontier_chart(configs: dict[str, Figures]) -> str:
     """A text scatter plot: accuracy up, tokens per problem across, and a legend."""
     points = _points(configs)
     if not points:
@@ -57,7 +58,7 @@ def frontier_chart(configs: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def frontier_svg(configs: dict[str, dict[str, Any]]) -> str:
+def frontier_svg(configs: dict[str, Figures]) -> str:
     """The same plot as an inline SVG (no script, every label escaped)."""
     points = _points(configs)
     if not points:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.record import Record
+from marco_cli.record.results import ResultRow, Summary
 from marco_cli.ui.charts import frontier_svg
 
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
@@ -81,64 +83,72 @@ def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
 
 
-def bench_index(summary: dict[str, Any], problems: list[dict[str, Any]]) -> str:
-    """The accuracy table with intervals, paired flips, and every problem linking to its pages.
+@dataclass(frozen=True)
+class Linked:
+    """One configuration's result on one problem of the index: right or not, its answer, and
+    the tree page it links to."""
 
-    `problems`: one entry per problem: index, question, gold, and per configuration the
-    result (`correct`, `answer`) and the page it links to.
-    """
-    configs = list(summary["configs"])
+    correct: bool
+    answer: str
+    page: str
+
+
+@dataclass
+class ProblemLine:
+    """One problem of the index: its number, question, gold answer, and a result per configuration."""
+
+    index: int
+    question: str
+    gold: str
+    configs: dict[str, Linked] = field(default_factory=dict)
+
+
+def _accuracy_rows(summary: Summary) -> list[str]:
     table = [_row(["config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "Δ vs cot"], "th")]
-    for name, row in summary["configs"].items():
-        low, high = row["ci95"]
-        delta = row.get("delta_vs_cot")
-        table.append(
-            _row(
-                [
-                    html.escape(name),
-                    str(row["n"]),
-                    f"{row['accuracy']:.1%} [{low:.0%}–{high:.0%}]",
-                    f"{row['no_answer']:.1%}",
-                    f"{row['mean_tokens']:.0f}",
-                    f"{row['mean_seconds']:.1f}",
-                    "-" if delta is None else f"{delta:+.1%}",
-                ]
-            )
-        )
+    for name, row in summary.configs.items():
+        low, high = row.ci95
+        delta = row.delta_vs_cot
+        cells = [html.escape(name), str(row.n), f"{row.accuracy:.1%} [{low:.0%}–{high:.0%}]"]
+        cells += [f"{row.no_answer:.1%}", f"{row.mean_tokens:.0f}", f"{row.mean_seconds:.1f}"]
+        table.append(_row([*cells, "-" if delta is None else f"{delta:+.1%}"]))
+    return table
+
+
+def _flip_rows(summary: Summary) -> list[str]:
     flips = [_row(["from", "to", "problems", "right→wrong", "wrong→right", "McNemar p"], "th")]
-    for pair in summary["pairs"]:
-        flips.append(
-            _row(
-                [
-                    html.escape(pair["from"]),
-                    html.escape(pair["to"]),
-                    str(pair["problems"]),
-                    str(pair["right_to_wrong"]),
-                    str(pair["wrong_to_right"]),
-                    f"{pair['p_exact']:.3g}",
-                ]
-            )
-        )
+    for pair in summary.pairs:
+        names = [html.escape(pair.first), html.escape(pair.second)]
+        counts = [str(pair.problems), str(pair.right_to_wrong), str(pair.wrong_to_right)]
+        flips.append(_row([*names, *counts, f"{pair.p_exact:.3g}"]))
+    return flips
+
+
+def _problem_rows(configs: list[str], problems: list[ProblemLine]) -> list[str]:
     rows = [_row(["#", "question", "gold", *map(html.escape, configs)], "th")]
     for problem in problems:
-        cells = [str(problem["index"]), html.escape(problem["question"][:120]), html.escape(problem["gold"])]
+        cells = [str(problem.index), html.escape(problem.question[:120]), html.escape(problem.gold)]
         for name in configs:
-            done = problem["configs"].get(name)
+            done = problem.configs.get(name)
             if done is None:
                 cells.append("")
                 continue
-            mark = "✓" if done["correct"] else "✗"
-            cells.append(
-                f'<a href="{html.escape(done["page"])}">{mark} {html.escape(done["answer"][:40])}</a>'
-            )
+            mark = "✓" if done.correct else "✗"
+            cells.append(f'<a href="{html.escape(done.page)}">{mark} {html.escape(done.answer[:40])}</a>')
         rows.append(_row(cells))
-    title = html.escape(f"marco bench · {summary['model']} · {summary['dataset']}")
+    return rows
+
+
+def bench_index(summary: Summary, problems: list[ProblemLine]) -> str:
+    """The accuracy table with intervals, paired flips, and every problem linking to its pages."""
+    table, flips = _accuracy_rows(summary), _flip_rows(summary)
+    rows = _problem_rows(list(summary.configs), problems)
+    title = html.escape(f"marco bench · {summary.model} · {summary.dataset}")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
-<body><header><h1>{title}</h1><div class="meta">{summary["problems"]} problems</div></header>
+<body><header><h1>{title}</h1><div class="meta">{summary.problems} problems</div></header>
 <main style="display:block"><section><h2>Accuracy</h2><table id="accuracy">{"".join(table)}</table>
 <h2>Accuracy against tokens per problem (filled: on the frontier; hollow: dominated)</h2>
-{frontier_svg(summary["configs"])}
+{frontier_svg(summary.configs)}
 <h2>Paired flips (McNemar counts)</h2><table id="flips">{"".join(flips)}</table></section>
 <section><h2>Problems</h2><table id="problems">{"".join(rows)}</table></section></main></body></html>
 """
@@ -161,21 +171,19 @@ class KeptRun(Protocol):
 
 
 def write_bench_pages(
-    folder: Path, summary: dict[str, Any], kept: Sequence[KeptRun], results: list[dict[str, Any]]
+    folder: Path, summary: Summary, kept: Sequence[KeptRun], results: list[ResultRow]
 ) -> Path:
     """index.html plus runs/<config>-<index>.html for every kept record; returns the index."""
     make_folder(folder / "runs")
-    graded = {(r["config"], r["index"]): r for r in results}
-    problems: dict[int, dict[str, Any]] = {}
+    graded = {(r.config, r.index): r for r in results}
+    problems: dict[int, ProblemLine] = {}
     for item in kept:
         name, index, record = item.config, item.index, item.record
         page = f"runs/{name.replace('/', '_')}-{index}.html"
         write_text(folder / page, run_page(record, f"{name} #{index}"))
-        row = graded.get((name, index), {})
-        entry = problems.setdefault(
-            index, {"index": index, "question": record.question, "gold": item.gold, "configs": {}}
-        )
-        entry["configs"][name] = {"correct": bool(row.get("correct")), "answer": record.answer, "page": page}
+        row = graded.get((name, index))
+        entry = problems.setdefault(index, ProblemLine(index, record.question, item.gold))
+        entry.configs[name] = Linked(row is not None and row.correct, record.answer, page)
     index_path = folder / "index.html"
     write_text(index_path, bench_index(summary, [problems[k] for k in sorted(problems)]))
     return index_path
