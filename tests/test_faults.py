@@ -22,6 +22,7 @@ from marco_cli.cli.history import log_table
 from marco_cli.engine.wire import one_line
 from marco_cli.record.record import Record
 from marco_cli.runs import history
+from marco_cli.runs.history import RunRow
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
@@ -171,17 +172,17 @@ def test_progress_moves_before_a_generation_ends() -> None:
 
 def test_log_fits_80_columns_with_id_and_time_whole() -> None:
     rows = [
-        {
-            "id": i,
-            "created": 1.7e9,
-            "command": "translate",
-            "model": "smollm2-135m-instruct",
-            "strategy": "best-of-n",
-            "question": "Janet's ducks lay 16 eggs per day. " * 4,
-            "answer": "She makes 18 dollars every day at the market.",
-            "confidence": 0.912,
-            "seconds": 49.2,
-        }
+        RunRow(
+            i,
+            1.7e9,
+            "translate",
+            "smollm2-135m-instruct",
+            "best-of-n",
+            "Janet's ducks lay 16 eggs per day. " * 4,
+            "She makes 18 dollars every day at the market.",
+            0.912,
+            49.2,
+        )
         for i in (7, 123, 45678)
     ]
     console = Console(width=80, record=True, color_system=None)

@@ -105,8 +105,8 @@ def test_history_saves_lists_and_loads(isolated_home) -> None:
     )
     first = history.save("solve", record)
     second = history.save("translate", replace(record, answer="vier"))
-    assert [r["id"] for r in history.recent(5)] == [second, first]
-    assert history.recent(1)[0]["answer"] == "vier"
+    assert [r.id for r in history.recent(5)] == [second, first]
+    assert history.recent(1)[0].answer == "vier"
     assert history.load(first) == record
     with pytest.raises(MarcoError, match="no run 999"):
         history.load(999)

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich import box
@@ -29,7 +29,7 @@ def log_cmd(
     """List recent runs."""
     rows = history.recent(limit)
     if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print(json.dumps([row.to_json() for row in rows], ensure_ascii=False, indent=2))
         return
     if not sys.stdout.isatty():  # a pipe gets every field whole, one run per line
         for row in _cells(rows):
@@ -42,24 +42,24 @@ def log_cmd(
 COLUMNS = ("id", "when", "command", "model", "strategy", "question", "answer", "conf", "time")
 
 
-def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+def _cells(rows: list[history.RunRow]) -> list[tuple[str, ...]]:
     return [
         (
-            str(row["id"]),
-            datetime.fromtimestamp(row["created"]).strftime("%Y-%m-%d %H:%M"),
-            row["command"],
-            row["model"],
-            row["strategy"],
-            " ".join(row["question"].split()),
-            " ".join(row["answer"].split()),
-            "-" if row["confidence"] is None else f"{row['confidence']:.3f}",
-            f"{row['seconds']:.1f}s",
+            str(row.id),
+            datetime.fromtimestamp(row.created).strftime("%Y-%m-%d %H:%M"),
+            row.command,
+            row.model,
+            row.strategy,
+            " ".join(row.question.split()),
+            " ".join(row.answer.split()),
+            "-" if row.confidence is None else f"{row.confidence:.3f}",
+            f"{row.seconds:.1f}s",
         )
         for row in rows
     ]
 
 
-def log_table(rows: list[dict[str, Any]], width: int) -> Table:
+def log_table(rows: list[history.RunRow], width: int) -> Table:
     """Fits `width` (80 columns and up): the question and answer get what the other columns
     leave and shrink first; id, date and time are never cut; below 110 columns the command
     and strategy columns are left out."""

@@ -12,8 +12,8 @@ import sqlite3
 import tempfile
 import time
 from contextlib import closing
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import Record
@@ -122,7 +122,26 @@ def save_or_keep(command: str, record: Record) -> tuple[int | None, str | None]:
         return None, f"{exc}; the record is in {kept}"
 
 
-def recent(limit: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunRow:
+    """One line of `marco log`: a run's summary columns (the record itself is `load(id)`)."""
+
+    id: int
+    created: float  # Unix time
+    command: str
+    model: str
+    strategy: str
+    question: str
+    answer: str
+    confidence: float | None  # the chosen rollout's reward
+    seconds: float
+
+    def to_json(self) -> dict[str, int | float | str | None]:
+        return asdict(self)
+
+
+def recent(limit: int) -> list[RunRow]:
+    """The `limit` latest runs, newest first."""
     if not db_path().exists():
         return []
     try:
@@ -134,8 +153,7 @@ def recent(limit: int) -> list[dict[str, Any]]:
             ).fetchall()
     except (sqlite3.Error, OSError) as exc:
         raise _broken(exc) from None
-    keys = ("id", "created", "command", "model", "strategy", "question", "answer", "confidence", "seconds")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    return [RunRow(*row) for row in rows]  # the columns are NOT NULL and typed (confidence may be NULL)
 
 
 def records(
