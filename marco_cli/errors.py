@@ -7,3 +7,15 @@ class MarcoError(Exception):
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
+
+
+class UsageError(MarcoError):
+    """The input itself is wrong (the prompt, an option): exit 2 on the command line, HTTP 400
+    from `marco serve`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=2)
+
+
+class PromptTooLong(UsageError):
+    """The prompt does not fit the context (HTTP 400 with OpenAI's `context_length_exceeded`)."""

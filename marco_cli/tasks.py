@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marco_cli.contract import ChatEngine
 from marco_cli.engine.prompt import with_system_prompt
-from marco_cli.errors import MarcoError
+from marco_cli.errors import UsageError
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
@@ -45,7 +45,7 @@ def run_task(
     """One search over one prompt; the record of it (also after Ctrl-C or a backend
     failure: see `stopped` and `error`). `prompt`: the conversation already tokenized."""
     if not question.strip():
-        raise MarcoError("the prompt is empty", code=2)
+        raise UsageError("the prompt is empty")
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
     result = run_search(engine, prompt, config, listener)

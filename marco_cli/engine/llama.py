@@ -21,7 +21,7 @@ from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, St
 from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, PromptTooLong
 from marco_cli.store.gguf import check_gguf
 
 DEFAULT_CTX_CAP = 8192
@@ -264,10 +264,9 @@ class Engine:
             tokens.insert(0, bos_id)
         if len(tokens) >= self.n_ctx:
             room = "raise --ctx" if self.n_ctx < self.n_ctx_train else "it is all the model takes"
-            raise MarcoError(
+            raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens, longer than the {self.n_ctx}-token context; "
-                f"shorten it ({room})",
-                code=2,
+                f"shorten it ({room})"
             )
         return tokens
 

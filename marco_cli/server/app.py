@@ -23,12 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marco_cli.engine.transport import BackendError
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, PromptTooLong, UsageError
 from marco_cli.record.record import Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.server import protocol
 from marco_cli.server.protocol import ApiError, ChatRequest
-from marco_cli.server.runner import Job, QueueFull, Runner
+from marco_cli.server.runner import Done, Failed, Job, Progress, QueueFull, Runner, Started, Update
 
 MAX_BODY = 8 * 1024 * 1024  # bytes; a longer conversation would not fit any context anyway
 RETRY_AFTER_S = 5
@@ -54,14 +54,16 @@ def error_response(error: ApiError) -> JSONResponse:
 
 def api_error(exc: MarcoError) -> ApiError:
     """A failed search's status: the prompt does not fit (400), the backend failed (502)."""
-    if exc.code == 2:
-        return ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None)
+    if isinstance(exc, PromptTooLong):
+        return ApiError(400, str(exc), code="context_length_exceeded")
+    if isinstance(exc, UsageError):
+        return ApiError(400, str(exc))
     if isinstance(exc, BackendError):
         return ApiError(502, str(exc), kind="server_error", code="backend_error")
     return ApiError(500, str(exc), kind="server_error")
 
 
-async def next_update(job: Job, request: Request) -> tuple[str, object]:
+async def next_update(job: Job, request: Request) -> Update:
     """The job's next update; cancels the job and raises ClientGone once the client has left."""
     while True:
         try:
@@ -158,31 +160,28 @@ def build_app(runner: Runner, settings: ServerSettings) -> Starlette:
 async def _whole(job: Job, request: Request, chat: ChatRequest) -> Response:
     prompt_tokens = 0
     while True:
-        kind, value = await next_update(job, request)
-        if kind == "started":
-            assert isinstance(value, int)
-            prompt_tokens = value
-        elif kind == "error":
-            assert isinstance(value, MarcoError)
-            raise api_error(value)
-        elif kind == "done":
-            assert isinstance(value, Record)
-            if value.stopped == "error":
-                raise ApiError(502, f"{value.error} (the partial run is saved)", "server_error")
+        update = await next_update(job, request)
+        if isinstance(update, Started):
+            prompt_tokens = update.prompt_tokens
+        elif isinstance(update, Failed):
+            raise api_error(update.error)
+        elif isinstance(update, Done):
+            record = update.record
+            if record.stopped == "error":
+                raise ApiError(502, f"{record.error} (the partial run is saved)", "server_error")
             return JSONResponse(
-                protocol.completion(protocol.completion_id(), chat.model, value, prompt_tokens)
+                protocol.completion(protocol.completion_id(), chat.model, record, prompt_tokens)
             )
 
 
 async def _stream(job: Job, request: Request, chat: ChatRequest) -> Response:
     """Wait until the search has started (a prompt that does not fit is still a 400), then
     stream its progress as reasoning, the chosen thought, the answer, and [DONE]."""
-    kind, value = await next_update(job, request)
-    if kind == "error":
-        assert isinstance(value, MarcoError)
-        raise api_error(value)
-    assert kind == "started" and isinstance(value, int)
-    prompt_tokens, cid = value, protocol.completion_id()
+    first = await next_update(job, request)
+    if isinstance(first, Failed):
+        raise api_error(first.error)
+    # the worker always starts with Started or Failed
+    prompt_tokens, cid = (first.prompt_tokens if isinstance(first, Started) else 0), protocol.completion_id()
 
     def data(delta: dict[str, str], finish: str | None = None) -> str:
         return json.dumps(protocol.chunk(cid, chat.model, delta, finish), ensure_ascii=False)
@@ -191,17 +190,14 @@ async def _stream(job: Job, request: Request, chat: ChatRequest) -> Response:
         try:
             yield data({"role": "assistant", "content": "", "reasoning_content": ""})
             while True:
-                kind, value = await job.updates.get()
-                if kind == "progress":
-                    assert isinstance(value, str)
-                    yield data({"reasoning_content": value})
-                elif kind == "error":
-                    assert isinstance(value, MarcoError)
-                    yield json.dumps(api_error(value).body())
+                update = await job.updates.get()
+                if isinstance(update, Progress):
+                    yield data({"reasoning_content": update.text})
+                elif isinstance(update, Failed):
+                    yield json.dumps(api_error(update.error).body())
                     break
-                elif kind == "done":
-                    assert isinstance(value, Record)
-                    for line in _ending(cid, chat, value, prompt_tokens):
+                elif isinstance(update, Done):
+                    for line in _ending(cid, chat, update.record, prompt_tokens):
                         yield line
                     break
             yield "[DONE]"

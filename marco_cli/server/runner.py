@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
 from marco_cli import tasks
 from marco_cli.contract import ChatEngine
@@ -78,15 +77,37 @@ class CancelWatch:
             raise KeyboardInterrupt
 
 
-UpdateKind = Literal["started", "progress", "done", "error"]
-Update = tuple[UpdateKind, int | str | Record | MarcoError]
+@dataclass(frozen=True)
+class Started:
+    """The prompt fit: the search begins."""
+
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A line of the search's progress (streams only)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    record: Record
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: MarcoError
+
+
+Update = Started | Progress | Done | Failed
 
 
 @dataclass(eq=False)
 class Job:
-    """One request's search. The worker puts ("started", prompt tokens), then (for a stream)
-    progress lines ("progress", text), then ("done", record) or ("error", MarcoError) on
-    `updates`."""
+    """One request's search. The worker puts `Started`, then (for a stream) `Progress` lines,
+    then `Done` or `Failed` on `updates`."""
 
     question: str
     messages: list[dict[str, str]]
@@ -96,9 +117,9 @@ class Job:
     updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
-    def send(self, kind: UpdateKind, value: int | str | Record | MarcoError) -> None:
+    def send(self, update: Update) -> None:
         with contextlib.suppress(RuntimeError):  # a closed event loop: nobody left to tell
-            self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, value))
+            self.loop.call_soon_threadsafe(self.updates.put_nowait, update)
 
 
 class QueueFull(Exception):
@@ -164,7 +185,7 @@ class Runner:
                 raise KeyboardInterrupt  # the search ends here, as on Ctrl-C
             line = progress_line(event) if job.stream else None
             if line is not None:
-                job.send("progress", line)
+                job.send(Progress(line))
 
         return listen
 
@@ -176,18 +197,18 @@ class Runner:
             if job.cancelled.is_set():  # its client left while it waited
                 return
             prompt = served.engine.build_prompt(job.messages, served.style)
-            job.send("started", len(prompt))
+            job.send(Started(len(prompt)))
             served.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
             args = (served.engine, served.style, served.info, job.question, job.messages, job.config)
             record = served.finish(tasks.run_task(*args, listen, prompt=prompt))
-            job.send("done", record)
+            job.send(Done(record))
         except MarcoError as exc:
-            job.send("error", exc)
+            job.send(Failed(exc))
         except KeyboardInterrupt:  # cancelled before its search began (building the prompt)
-            job.send("error", MarcoError("the search was cancelled"))
+            job.send(Failed(MarcoError("the search was cancelled")))
         except Exception as exc:  # never kill the worker: the client gets a 500
-            job.send("error", MarcoError(f"internal error: {type(exc).__name__}: {exc}"))
+            job.send(Failed(MarcoError(f"internal error: {type(exc).__name__}: {exc}")))
         finally:
             with self._lock:
                 self.running -= 1
