@@ -6,7 +6,15 @@ import pytest
 
 from marco_cli.errors import MarcoError
 from marco_cli.store.download import locate, pull
-from marco_cli.store.registry import HfSource, PackageSource, load_registry, parse_registry, parse_spec
+from marco_cli.store.registry import (
+    FileSpec,
+    HfFileSpec,
+    HfSource,
+    PackageSource,
+    load_registry,
+    parse_registry,
+    parse_spec,
+)
 
 GOOD = """
 default: a
@@ -151,7 +159,7 @@ def test_spec_parsing_aliases_quants_paths_and_hf(tmp_path: Path) -> None:
     reg = load_registry()
     assert parse_spec("marco", reg).label == "marco-o1:Q4_K_M"
     assert parse_spec("marco-o1:q8_0", reg).quant == "Q8_0"
-    assert parse_spec("SMOLLM2", reg).entry.name == "smollm2-135m"  # type: ignore[union-attr]
+    assert parse_spec("SMOLLM2", reg).name == "smollm2-135m"
     with pytest.raises(MarcoError, match="has no quant 'Q9'"):
         parse_spec("marco-o1:Q9", reg)
     with pytest.raises(MarcoError, match="Did you mean: marco"):
@@ -159,11 +167,11 @@ def test_spec_parsing_aliases_quants_paths_and_hf(tmp_path: Path) -> None:
     gguf = tmp_path / "x.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
     spec = parse_spec(str(gguf), reg)
-    assert spec.path == gguf and spec.prompt_style == "plain"
+    assert spec == FileSpec(gguf) and spec.prompt_style == "plain" and spec.quant is None
     with pytest.raises(MarcoError, match="model file not found"):
         parse_spec(str(tmp_path / "missing.gguf"), reg)
     spec = parse_spec("hf:owner/repo/file.Q4.gguf", reg)
-    assert (spec.hf_repo, spec.hf_file) == ("owner/repo", "file.Q4.gguf")
+    assert spec == HfFileSpec("owner/repo", "file.Q4.gguf") and spec.label == "hf:owner/repo/file.Q4.gguf"
     with pytest.raises(MarcoError, match=r"hf:OWNER/REPO/FILE\.gguf"):
         parse_spec("hf:owner/file.gguf", reg)
 

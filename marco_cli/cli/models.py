@@ -16,7 +16,7 @@ from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError
 from marco_cli.record.saved import JsonObject
 from marco_cli.store import download
-from marco_cli.store.registry import HfSource, ModelEntry, load_registry, marco_home, parse_spec
+from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, load_registry, marco_home, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
 
 
@@ -122,7 +122,7 @@ def rm_cmd(
 ) -> None:
     """Remove a model's downloaded files from the cache."""
     spec = parse_spec(model, load_registry())
-    if spec.entry is None:
+    if not isinstance(spec, EntrySpec):
         raise MarcoError("marco rm takes a registry name; delete other files yourself")
     local = download.locate(spec)
     if local is None or not local.origin.startswith("hf"):

@@ -98,8 +98,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
             highlight=False,
         )
     local_engine.watch_interrupts(signals.WATCH)
-    name = spec.entry.name if spec.entry else spec.label
-    info = ModelInfo(name, str(local.path), spec.quant, local.origin, spec.prompt_style)
+    info = ModelInfo(spec.name, str(local.path), spec.quant, local.origin, spec.prompt_style)
     return Opened(local_engine, spec.prompt_style, info)
 
 

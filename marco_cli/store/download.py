@@ -28,7 +28,15 @@ from huggingface_hub.utils import build_hf_headers
 
 from marco_cli.errors import MarcoError
 from marco_cli.store.gguf import check_gguf, is_gguf
-from marco_cli.store.registry import FilePart, HfSource, ModelSpec, PackageSource
+from marco_cli.store.registry import (
+    EntrySpec,
+    FilePart,
+    FileSpec,
+    HfFileSpec,
+    HfSource,
+    ModelSpec,
+    PackageSource,
+)
 
 logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 DISK_MARGIN = 64 * 1024 * 1024
@@ -74,12 +82,11 @@ def cached_hf_file(repo: str, filename: str, revision: str = "main") -> Path | N
 
 def locate(spec: ModelSpec) -> LocalModel | None:
     """The model's files if they are already on this machine (no network)."""
-    if spec.path is not None:
+    if isinstance(spec, FileSpec):
         return LocalModel(spec.path, (spec.path,), "file", None)
-    if spec.hf_repo is not None and spec.hf_file is not None:
-        found = cached_hf_file(spec.hf_repo, spec.hf_file)
-        return LocalModel(found, (found,), f"hf {spec.hf_repo}", None) if found else None
-    assert spec.entry is not None and spec.quant is not None
+    if isinstance(spec, HfFileSpec):
+        found = cached_hf_file(spec.repo, spec.file)
+        return LocalModel(found, (found,), f"hf {spec.repo}", None) if found else None
     for source in spec.entry.sources:
         if isinstance(source, PackageSource):
             found = package_file(source) if source.quant == spec.quant else None
@@ -243,13 +250,14 @@ def pull(spec: ModelSpec, tqdm_class: Any = None) -> LocalModel:
     """Make the model's files local: a package resource, the cache, or a download, in order."""
     found = locate(spec)
     if found is not None:
-        if spec.path is not None:
+        if isinstance(spec, FileSpec):
             check_gguf(found.path)
         return found
-    if spec.hf_repo is not None and spec.hf_file is not None:
-        path = download_hf(spec.hf_repo, FilePart(spec.hf_file), tqdm_class=tqdm_class)
-        return LocalModel(path, (path,), f"hf {spec.hf_repo}", None)
-    assert spec.entry is not None and spec.quant is not None
+    if isinstance(spec, FileSpec):  # locate always finds a file that parse_spec accepted
+        raise MarcoError(f"model file not found: {spec.path}")
+    if isinstance(spec, HfFileSpec):
+        path = download_hf(spec.repo, FilePart(spec.file), tqdm_class=tqdm_class)
+        return LocalModel(path, (path,), f"hf {spec.repo}", None)
     failures: list[str] = []
     for source in spec.entry.sources:
         if isinstance(source, PackageSource):
@@ -270,14 +278,13 @@ def pull(spec: ModelSpec, tqdm_class: Any = None) -> LocalModel:
     raise MarcoError(f"could not get {spec.label}: " + "; ".join(failures))
 
 
-def remove(spec: ModelSpec) -> list[Path]:
+def remove(spec: EntrySpec) -> list[Path]:
     """Delete the cached HF files of a registry entry's quant (package files are left alone)."""
     removed: list[Path] = []
-    assert spec.entry is not None
     for source in spec.entry.sources:
         if not isinstance(source, HfSource):
             continue
-        for part in source.files.get(spec.quant or "", ()):
+        for part in source.files.get(spec.quant, ()):
             link = cached_hf_file(source.repo, part.name, source.revision)
             if link is not None:
                 removed.extend(_remove_cached(link))

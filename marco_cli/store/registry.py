@@ -98,26 +98,62 @@ class Registry:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """What the user asked for: a registry entry (with a quant), a local file, or an hf file."""
+class EntrySpec:
+    """A registry entry at one of its quants (`marco-o1:Q8_0`)."""
 
-    entry: ModelEntry | None = None
-    quant: str | None = None
-    path: Path | None = None
-    hf_repo: str | None = None
-    hf_file: str | None = None
+    entry: ModelEntry
+    quant: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
 
     @property
     def label(self) -> str:
-        if self.entry is not None:
-            return f"{self.entry.name}:{self.quant}"
-        if self.path is not None:
-            return str(self.path)
-        return f"hf:{self.hf_repo}/{self.hf_file}"
+        return f"{self.entry.name}:{self.quant}"
 
     @property
     def prompt_style(self) -> str:
-        return self.entry.prompt_style if self.entry else "plain"
+        return self.entry.prompt_style
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A GGUF file on this machine, given by its path."""
+
+    path: Path
+    quant: None = None
+    prompt_style: str = "plain"
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class HfFileSpec:
+    """One file of a Hugging Face repository (`hf:OWNER/REPO/FILE.gguf`)."""
+
+    repo: str
+    file: str
+    quant: None = None
+    prompt_style: str = "plain"
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"hf:{self.repo}/{self.file}"
+
+
+# What the user asked for: a registry entry with a quant, a local file, or a file on the Hub.
+ModelSpec = EntrySpec | FileSpec | HfFileSpec
 
 
 def parse_size(value: Any, where: str) -> int:
@@ -292,18 +328,18 @@ def parse_spec(text: str, registry: Registry) -> ModelSpec:
             raise MarcoError(
                 f"'{text}': owner, repo and file names cannot hold '..' or odd characters", code=2
             )
-        return ModelSpec(hf_repo=f"{parts[0]}/{parts[1]}", hf_file=parts[2])
+        return HfFileSpec(f"{parts[0]}/{parts[1]}", parts[2])
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
         path = Path(text).expanduser()
         if not path.is_file():
             raise MarcoError(f"model file not found: {path}")
-        return ModelSpec(path=path.resolve())
+        return FileSpec(path.resolve())
     name, _, quant = text.partition(":")
     entry = registry.lookup(name)
     quants = entry.quants()
     if not quant:
-        return ModelSpec(entry=entry, quant=entry.default_quant())
+        return EntrySpec(entry, entry.default_quant())
     match = next((q for q in quants if q.lower() == quant.lower()), None)
     if match is None:
         raise MarcoError(f"model '{entry.name}' has no quant '{quant}'; it has {', '.join(quants)}")
-    return ModelSpec(entry=entry, quant=match)
+    return EntrySpec(entry, match)
