@@ -15,7 +15,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from marco_cli import tasks
 from marco_cli.cli.options import (
@@ -33,7 +32,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
-from marco_cli.ui.console import err_console
+from marco_cli.ui.console import err_console, warn
 
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
     from starlette.applications import Starlette
@@ -142,11 +141,7 @@ def serve_cmd(
     app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
     console = err_console()
     if not _loopback(host) and api_key is None:
-        console.print(
-            f"[yellow]warning:[/] listening on {escape(host)} without --api-key: anyone who can "
-            "reach it can run searches",
-            highlight=False,
-        )
+        warn(f"listening on {host} without --api-key: anyone who can reach it can run searches")
     at = "one search at a time" if local else f"{workers} searches at a time"
     bound_host, bound_port = listening.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -172,7 +167,7 @@ def _finisher(engine: ChatEngine, no_log: bool) -> Callable[[Record], Record]:
             run_id, warning = history.save_or_keep("serve", record)
             record = record.with_run_id(run_id)
             if warning:
-                console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+                warn(warning)
         console.print(
             f"run {record.run_id or '-'}: {record.answer[:60]!r} ({record.search.strategy}, "
             f"{record.iterations} iterations, {record.tokens.generated} tokens, "

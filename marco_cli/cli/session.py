@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import typer
-from rich.markup import escape
 
 from marco_cli.cli import signals
 from marco_cli.cli.options import Options
@@ -21,7 +20,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo
 from marco_cli.store import download
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
-from marco_cli.ui.console import download_bar_class, err_console
+from marco_cli.ui.console import download_bar_class, err_console, warn
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
     )
     verdict = local_engine.repack_verdict
     if verdict.source == "probe" and not verdict.repack:
-        err_console().print(
-            f"[yellow]warning:[/] {escape(verdict.reason)}: running without weight repacking "
-            "(remembered; --repack to force)",
-            highlight=False,
-        )
+        warn(f"{verdict.reason}: running without weight repacking (remembered; --repack to force)")
     local_engine.watch_interrupts(signals.WATCH)
     info = ModelInfo(spec.name, str(local.path), spec.quant, local.origin, spec.prompt_style)
     return Opened(local_engine, spec.prompt_style, info)

@@ -22,7 +22,7 @@ from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
 from marco_cli.search.config import SAMPLING, SearchConfig
-from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.console import err_console, out_console, warn
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
 from marco_cli.ui.tree_view import final_view
@@ -101,7 +101,7 @@ def run_one(session: Session, config: SearchConfig, question: str, messages: lis
         run_id, warning = history.save_or_keep(session.command, record)
         record = record.with_run_id(run_id)
         if warning:
-            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+            warn(warning)
     return record
 
 

@@ -1,11 +1,13 @@
 """Bookkeeping for a multi-sequence KV cache (pure Python; the engine applies the plans).
 
-llama.cpp's unified KV cache lets several sequences share the cells of a common prefix:
-`seq_cp(src, dst, 0, n)` makes dst see src's first n tokens without computing or copying
-anything. Here each sequence slot remembers its tokens, so a request for a token prefix is served
-by the slot sharing the longest common prefix with it; only the rest is evaluated. Branches the
-search left stay cached in other slots until the slot is needed again (least recently used
-first, redundant slots before unique ones).
+The engine runs one KV stream per sequence (`kv_unified=False`): with llama.cpp's unified cache,
+where sequences would share the cells of a common prefix, this build returns wrong logits for
+sibling sequences (tests/test_engine.py keeps a tripwire). So a slot that must start from another
+slot's prefix gets a whole copy of that slot (`seq_cp` over all its positions), cut back to the
+shared prefix. Each slot remembers its tokens, so a request for a token prefix is served by the
+slot sharing the longest common prefix with it; only the rest is evaluated. Branches the search
+left stay cached in other slots until the slot is needed again (least recently used first,
+empty slots before used ones).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import llama_cpp
 import numpy as np
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
+from marco_cli.engine import cpuinfo
 from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
@@ -44,14 +45,8 @@ def set_verbose(verbose: bool) -> None:
 
 
 def physical_cores() -> int:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            cores = {line.split(":")[1].strip() for line in handle if line.startswith("core id")}
-        if cores:
-            return len(cores)
-    except OSError:
-        pass
-    return max(1, (os.cpu_count() or 2) // 2)
+    cores = set(cpuinfo.values("core id"))
+    return len(cores) if cores else max(1, (os.cpu_count() or 2) // 2)
 
 
 def gpu_offload_supported() -> bool:

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from marco_cli.engine import cpuinfo
 from marco_cli.errors import MarcoError
 from marco_cli.files import replace_text
 from marco_cli.store.registry import marco_home
 
 ENV = "MARCO_REPACK"
-CPUINFO_ENV = "MARCO_CPUINFO"
+CPUINFO_ENV = cpuinfo.CPUINFO_ENV
 CRASH_ENV = "MARCO_REPACK_PROBE_CRASH"
 PROBE_TIMEOUT = 300.0
 Source = Literal["forced", "environment", "cpu", "remembered", "probe"]
@@ -50,21 +51,8 @@ class Verdict:
     reason: str
 
 
-def _cpuinfo(field: str) -> str:
-    """The first `field` line of /proc/cpuinfo (or the MARCO_CPUINFO file), "" when absent."""
-    path = os.environ.get(CPUINFO_ENV) or "/proc/cpuinfo"
-    try:
-        with open(path, encoding="ascii", errors="ignore") as handle:
-            for line in handle:
-                if line.startswith(field):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def cpu_flags() -> frozenset[str]:
-    return frozenset(_cpuinfo("flags").split())
+    return frozenset(cpuinfo.first("flags").split())
 
 
 def risky_features(flags: frozenset[str]) -> list[str]:
@@ -77,7 +65,7 @@ def machine_key() -> str:
     library files' sizes and times): a new build or another CPU is probed again."""
     import llama_cpp
 
-    parts = [_cpuinfo("model name"), " ".join(sorted(cpu_flags())), str(llama_cpp.__version__)]
+    parts = [cpuinfo.first("model name"), " ".join(sorted(cpu_flags())), str(llama_cpp.__version__)]
     with contextlib.suppress(OSError):
         parts.append(Path("/etc/machine-id").read_text(encoding="ascii").strip())
     lib = Path(llama_cpp.__file__).parent / "lib"

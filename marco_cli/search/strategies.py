@@ -16,8 +16,8 @@ from marco_cli.search.config import STRATEGIES, SearchConfig, SearchResult
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.mcts import run_mcts
 
-Strategy = Callable[[Model, Sequence[int], SearchConfig, Listener, Callable[[], float]], SearchResult]
-RUNS: dict[str, Strategy] = {name: run_mcts if name == "mcts" else run_baseline for name in STRATEGIES}
+RunStrategy = Callable[[Model, Sequence[int], SearchConfig, Listener, Callable[[], float]], SearchResult]
+RUNS: dict[str, RunStrategy] = {name: run_mcts if name == "mcts" else run_baseline for name in STRATEGIES}
 
 
 def run_search(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ class HfSource:
     default_quant: str
     files: dict[str, tuple[FilePart, ...]]
     revision: str = "main"
-    kind: str = field(default="hf", init=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,6 @@ class PackageSource:
     resource: str
     quant: str
     install: str
-    kind: str = field(default="package", init=False)
 
 
 Source = HfSource | PackageSource
