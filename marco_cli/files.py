@@ -1,4 +1,5 @@
-"""Writing the files a user asked for (pages, exports, bench folders) with one clear error.
+"""Where marco keeps its own files (`marco_home`), and writing the files a user asked for
+(pages, exports, bench folders) with one clear error.
 
 A folder where a file was meant, a read-only folder or a full disk (/dev/full) is a one-line
 runtime error that names the path, never a traceback.
@@ -10,6 +11,12 @@ import os
 from pathlib import Path
 
 from marco_cli.errors import MarcoError
+
+
+def marco_home() -> Path:
+    """The history, the user's models.yaml and the repack verdict: `$MARCO_HOME`, else
+    ~/.config/marco."""
+    return Path(os.environ.get("MARCO_HOME") or Path.home() / ".config" / "marco")
 
 
 def _reason(exc: OSError) -> str:

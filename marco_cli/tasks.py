@@ -3,6 +3,8 @@ turned into the JSON record. No terminal code here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from marco_cli.contract import ChatEngine
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import UsageError
@@ -10,6 +12,17 @@ from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.strategies import run_search
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A ready engine, the prompt style to render with, and the record's `model` entry: what a
+    command (solve, translate, bench) and the server run their tasks on."""
+
+    engine: ChatEngine
+    style: str
+    info: ModelInfo
+
 
 TRANSLATE_INSTRUCTION = (
     "Translate the following text {source}into {target}. It may use slang, idioms or colloquial "

@@ -17,7 +17,6 @@ from rich.table import Table
 from marco_cli.cli import signals
 from marco_cli.cli.options import ClickException, Options, config_from, search_parser, with_options
 from marco_cli.cli.session import open_session
-from marco_cli.cli.solve import branches
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
@@ -203,7 +202,7 @@ def bench_cmd(
     problems = bench.load_dataset(dataset)[offset:]
     problems = problems[:limit] if limit else problems
     configs = _configs(options, strategy, granularity)
-    session = open_session("bench", options, max(branches(c) for c in configs.values()))
+    session = open_session("bench", options, max(c.branches for c in configs.values()))
     label = session.info.label
     out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
     meta = {"dataset": str(dataset), "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}

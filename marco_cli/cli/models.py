@@ -14,9 +14,10 @@ from rich.table import Table
 from marco_cli.cli.options import finite, url_option
 from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError
+from marco_cli.files import marco_home
 from marco_cli.record.saved import JsonObject
 from marco_cli.store import download
-from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, load_registry, marco_home, parse_spec
+from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, load_registry, parse_spec
 from marco_cli.ui.console import download_bar_class, err_console, out_console
 
 

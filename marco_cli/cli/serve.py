@@ -26,7 +26,6 @@ from marco_cli.cli.options import (
     with_options,
 )
 from marco_cli.cli.session import engine_settings, open_session
-from marco_cli.cli.solve import branches
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import Record
@@ -131,10 +130,10 @@ def serve_cmd(
         ) from None
     listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
-    session = open_session("serve", options, branches(config))
+    session = open_session("serve", options, config.branches)
     engine = session.engine
     local = options.engine.backend is None
-    served = Served(engine, session.style, session.info, _finisher(engine, options.output.no_log))
+    served = Served(session.opened, _finisher(engine, options.output.no_log))
     workers = 1 if local else int(engine.parallel)
     runner = Runner(served, workers, queue)
     ids = _model_ids(served_name(options.model))

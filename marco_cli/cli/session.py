@@ -20,25 +20,29 @@ from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo
 from marco_cli.store import download
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
+from marco_cli.tasks import Opened
 from marco_cli.ui.console import download_bar_class, err_console, warn
 
 
 @dataclass(frozen=True)
-class Opened:
-    """A ready engine, the prompt style to render with, and the record's `model` entry."""
-
-    engine: ChatEngine
-    style: str
-    info: ModelInfo
-
-
-@dataclass(frozen=True)
 class Session:
+    """One command's opened model with the command's name and options."""
+
     command: str
-    engine: ChatEngine
-    style: str
-    info: ModelInfo
+    opened: Opened
     options: Options
+
+    @property
+    def engine(self) -> ChatEngine:
+        return self.opened.engine
+
+    @property
+    def style(self) -> str:
+        return self.opened.style
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.opened.info
 
 
 EngineFactory = Callable[[Options, int], Opened]
@@ -102,7 +106,7 @@ engine_factory: EngineFactory = open_engine
 
 def open_session(command: str, options: Options, branches: int) -> Session:
     opened = engine_factory(options, branches)
-    return Session(command, opened.engine, opened.style, opened.info, options)
+    return Session(command, opened, options)
 
 
 def engine_settings(engine: ChatEngine) -> dict[str, int | bool]:

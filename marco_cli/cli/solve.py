@@ -21,7 +21,7 @@ from marco_cli.files import write_text
 from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
-from marco_cli.search.config import SAMPLING, SearchConfig
+from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, out_console, warn
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
@@ -72,13 +72,6 @@ def read_input(text: str | None) -> str:
     if not text.strip():
         raise MarcoError("the prompt is empty", code=2)
     return text
-
-
-def branches(config: SearchConfig) -> int:
-    """Requests one search step sends together."""
-    if config.strategy in SAMPLING:
-        return config.samples
-    return max(config.children, config.root_children or 0, config.first_tokens)
 
 
 def run_one(session: Session, config: SearchConfig, question: str, messages: list[dict[str, str]]) -> Record:
@@ -183,7 +176,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     """Answer a question with Marco-o1-style search, showing the tree live."""
     question = read_input(prompt).strip()
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
-    session = open_session("solve", options, branches(config))
+    session = open_session("solve", options, config.branches)
     with session.engine:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
@@ -206,7 +199,7 @@ def translate_cmd(
     raw = read_input(text)
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
-    session = open_session("translate", options, branches(config))
+    session = open_session("translate", options, config.branches)
     records: list[Line] = []
     failed = 0
     with session.engine:

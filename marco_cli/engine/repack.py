@@ -32,8 +32,7 @@ from typing import Literal
 
 from marco_cli.engine import cpuinfo
 from marco_cli.errors import MarcoError
-from marco_cli.files import replace_text
-from marco_cli.store.registry import marco_home
+from marco_cli.files import marco_home, replace_text
 
 ENV = "MARCO_REPACK"
 CPUINFO_ENV = cpuinfo.CPUINFO_ENV

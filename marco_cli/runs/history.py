@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from marco_cli.errors import MarcoError
+from marco_cli.files import marco_home
 from marco_cli.record.record import Record
 from marco_cli.record.saved import RecordError
-from marco_cli.store.registry import marco_home
 
 LOCK_TIMEOUT_S = 5.0
 _SCHEMA = """

@@ -83,6 +83,13 @@ class SearchConfig:
             if not ok:
                 raise ValueError(message)
 
+    @property
+    def branches(self) -> int:
+        """Requests one search step sends together: the engine's parallel sequences."""
+        if self.strategy in SAMPLING:
+            return self.samples
+        return max(self.children, self.root_children or 0, self.first_tokens)
+
     def sampling(self, seed: int, greedy: bool = False, first_rank: int | None = None) -> Sampling:
         """A child's sampling: greedy (the first child), the k-th first token then greedy
         (`first_rank`, CoT-decoding), or sampled at the temperature."""

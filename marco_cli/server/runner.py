@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from marco_cli import tasks
-from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
-from marco_cli.record.record import ModelInfo, Record
+from marco_cli.record.record import Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import (
     BestChanged,
@@ -32,6 +31,7 @@ from marco_cli.search.events import (
     RolloutScored,
     TokensGenerated,
 )
+from marco_cli.tasks import Opened
 
 _SNIPPET = 100  # characters of a node's text shown in the streamed progress
 # events of a search still working: a cancelled job stops at one of these; the events of its
@@ -128,11 +128,9 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True)
 class Served:
-    """The engine and what the record needs about it, as the command opened them."""
+    """The model as the command opened it, and what happens to each finished record."""
 
-    engine: ChatEngine
-    style: str
-    info: ModelInfo
+    model: Opened
     finish: Callable[[Record], Record]  # adds engine settings, saves in the history
 
 
@@ -196,11 +194,12 @@ class Runner:
         try:
             if job.cancelled.is_set():  # its client left while it waited
                 return
-            prompt = served.engine.build_prompt(job.messages, served.style)
+            model = served.model
+            prompt = model.engine.build_prompt(job.messages, model.style)
             job.send(Started(len(prompt)))
-            served.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
+            model.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
-            args = (served.engine, served.style, served.info, job.question, job.messages, job.config)
+            args = (model.engine, model.style, model.info, job.question, job.messages, job.config)
             record = served.finish(tasks.run_task(*args, listen, prompt=prompt))
             job.send(Done(record))
         except MarcoError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from marco_cli.errors import MarcoError
+from marco_cli.files import marco_home
 
 PROMPT_STYLES = ("marco", "plain")
 _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -290,10 +291,6 @@ def parse_registry(text: str, where: str, base: Registry | None = None) -> Regis
     if default.lower() not in models:
         raise MarcoError(f"{where}: default model '{default}' is not defined")
     return Registry(default=default.lower(), models=models)
-
-
-def marco_home() -> Path:
-    return Path(os.environ.get("MARCO_HOME") or Path.home() / ".config" / "marco")
 
 
 def load_registry() -> Registry:
