@@ -218,18 +218,34 @@ def test_same_seed_same_tree_and_golden_record() -> None:
     assert first == json.loads(GOLDEN.read_text())
 
 
-@pytest.mark.parametrize("strategy", ["mcts", "cot", "best-of-n", "vote"])
-def test_every_strategy_returns_the_same_shape(strategy: str) -> None:
+@pytest.mark.parametrize(
+    ("strategy", "answer"),
+    [
+        ("mcts", "2"),
+        ("cot", "0"),
+        ("best-of-n", "0"),
+        ("vote", "0"),
+        ("deepconf", "0"),
+        ("deepconf-online", "0"),
+    ],
+)
+def test_every_strategy_returns_the_same_shape_and_its_designed_answer(strategy: str, answer: str) -> None:
+    """The search steps into branch b, whose rollouts say 2 with confidence 0.9-0.95; a sampled
+    whole answer starts at the root, where this world only ever writes its fallback, 0 (0.3)."""
     model = world()
     result = run_search(
         model, model.prompt, SearchConfig(strategy=strategy, iterations=4, samples=3), clock=model.clock
     )
     assert result.strategy == strategy
-    assert isinstance(result.answer, str) and result.answer
-    assert result.reward is not None and 0 <= result.reward <= 1
+    assert result.answer == answer
+    assert result.reward is not None
     assert result.path[0] == 0 and result.rollout is not None
     assert result.generated_tokens > 0 and result.seconds >= 0
-    assert result.text.endswith("</Output>")
+    assert result.text.endswith(f"<Output>{answer}</Output>")
+    if strategy == "mcts":
+        assert result.text.startswith("b\n") and result.reward > 0.9  # the designed best branch
+    else:
+        assert result.reward == pytest.approx(0.3)
 
 
 def test_vote_takes_the_majority_answer() -> None:
