@@ -28,6 +28,27 @@ class CommandPath(Protocol):
     command_path: str
 
 
+class ParsedOptions(Protocol):
+    """A Click context over parsed arguments, as `search_parser` users read it."""
+
+    params: dict[str, object]
+
+    def __enter__(self) -> ParsedOptions: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class SearchParser(Protocol):
+    """The Click command `search_parser` builds: parse arguments over defaults, then run its
+    callback on them (the search options as `solve` reads them)."""
+
+    def make_context(
+        self, info_name: str, args: list[str], *, default_map: dict[str, object]
+    ) -> ParsedOptions: ...
+
+    def callback(self, **params: object) -> Mapping[str, object]: ...
+
+
 class ClickError(Exception):
     """What marco reads of Click's errors: the boundary where Click's values come out. Recent
     Typer vendors Click and older Typer uses it directly, so the classes are found at run time
@@ -381,7 +402,7 @@ def with_options(
 
 
 @functools.cache
-def search_parser() -> Any:
+def search_parser() -> SearchParser:
     """A Click command holding exactly the search options, as `solve` declares them: what
     `serve` checks a request's settings with and `bench` a configuration's flags."""
 
@@ -391,4 +412,5 @@ def search_parser() -> Any:
 
     app = typer.Typer()
     app.command()(search)
-    return typer.main.get_command(app)
+    # the boundary: Typer returns Click's Command, of which SearchParser declares what is used
+    return cast(SearchParser, typer.main.get_command(app))

@@ -36,6 +36,7 @@ from marco_cli.ui.console import err_console, warn
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
     from starlette.applications import Starlette
 
+    from marco_cli.server.protocol import ChatRequest
     from marco_cli.server.runner import Runner
 
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
@@ -63,9 +64,9 @@ def _argv(settings: Mapping[str, object]) -> list[str]:
     return argv
 
 
-def configurer(defaults: Mapping[str, Any]) -> Any:
+def configurer(defaults: Mapping[str, Any]) -> Callable[[ChatRequest, str | None], SearchConfig]:
     """The server's `configure`: a request's settings over the command line's, as a SearchConfig."""
-    from marco_cli.server.protocol import ApiError, ChatRequest
+    from marco_cli.server.protocol import ApiError
 
     parser = search_parser()
 
