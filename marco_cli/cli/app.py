@@ -62,6 +62,7 @@ app = typer.Typer(
 )
 
 
+# Any: a Typer command's own signature, passed through untouched (the Click boundary)
 def exit_codes(command: Callable[..., Any]) -> Callable[..., Any]:
     """MarcoError becomes one line on stderr and its exit code; Ctrl-C exits 130 (SIGTERM 143,
     SIGHUP 129)."""

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -108,7 +108,7 @@ def _budget(spec: Spec) -> dict[str, int]:
     return {("iterations" if spec.name == "mcts" else "samples"): int(spec.budget)}
 
 
-def _flagged(search: Mapping[str, Any], flags: str) -> Mapping[str, Any]:
+def _flagged(search: Mapping[str, object], flags: str) -> Mapping[str, object]:
     """The search settings with a configuration's own flags over them, checked as `solve` checks them."""
     if not flags.strip():
         return search

@@ -104,7 +104,9 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show llama.cpp's
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
 HideThought = Annotated[bool, typer.Option(help="Do not show the <Thought> block.")]
 
-# the search settings, named as SearchConfig's fields; their defaults are SearchConfig's
+# the search settings, named as SearchConfig's fields; their defaults are SearchConfig's. Any:
+# the values are Annotated type forms for Typer, and the parsed values come out of Click
+# untyped (Options.search); config_from checks them by building the SearchConfig
 SEARCH_TYPES: dict[str, Any] = {
     "strategy": Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")],
     "iterations": Annotated[

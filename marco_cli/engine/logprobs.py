@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+# a servers' logprobs object, decoded: JSON in, Any until each field is checked
+ServerJson = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -44,11 +47,15 @@ class ShapeError(ValueError):
     """The answer holds no per-token logprobs in a shape marco reads."""
 
 
-def _log(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _log(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float, str)):
+        return float(value)
+    raise ShapeError(f"a logprob that is not a number: {value!r:.40}")
 
 
-def from_openai(logprobs: dict[str, Any]) -> list[Scored]:
+def from_openai(logprobs: ServerJson) -> list[Scored]:
     """`logprobs` of an OpenAI-style completions choice (either shape)."""
     content = logprobs.get("content")
     if isinstance(content, list):
@@ -74,7 +81,7 @@ def from_openai(logprobs: dict[str, Any]) -> list[Scored]:
     ]
 
 
-def from_native(items: Iterable[dict[str, Any]]) -> list[Scored]:
+def from_native(items: Iterable[ServerJson]) -> list[Scored]:
     """llama-server's `completion_probabilities` (logprob form, or the older prob form)."""
     scored = []
     for item in items:
@@ -102,7 +109,7 @@ class Alternative:
     logprob: float
 
 
-def _alternative(item: dict[str, Any]) -> Alternative:
+def _alternative(item: ServerJson) -> Alternative:
     """A {token, id, logprob} candidate (llama-server's and the chat-style shape)."""
     return Alternative(str(item.get("token", "")), item.get("id"), float(item["logprob"]))
 
@@ -111,7 +118,7 @@ def _ranked(alternatives: list[Alternative]) -> list[Alternative]:
     return sorted(alternatives, key=lambda a: -a.logprob)
 
 
-def native_alternatives(items: list[dict[str, Any]]) -> list[Alternative]:
+def native_alternatives(items: list[ServerJson]) -> list[Alternative]:
     """The first position's candidates in llama-server's `completion_probabilities`, likeliest
     first (logprob form, or the older prob form)."""
     if not items:
@@ -127,7 +134,7 @@ def native_alternatives(items: list[dict[str, Any]]) -> list[Alternative]:
     )
 
 
-def openai_alternatives(logprobs: dict[str, Any]) -> list[Alternative]:
+def openai_alternatives(logprobs: ServerJson) -> list[Alternative]:
     """The first position's candidates in an OpenAI-style choice's `logprobs` (either shape),
     likeliest first."""
     content = logprobs.get("content")

@@ -152,6 +152,7 @@ class RemoteEngine:
         except BackendError:
             return {}
 
+    # Any: a JSON request field in, a JSON response field out (the callers check its shape)
     def _first(self, options: tuple[tuple[str, str, str], ...], value: Any) -> Any:
         """Call the first endpoint of `options` this server has (remembered once found)."""
         known = self._endpoints.get(id(options))

@@ -198,7 +198,7 @@ class Record:
         return head | {"gold": gold} | {k: saved[k] for k in TREE_FIELDS}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Record:
+    def from_json(cls, data: Mapping[str, Any]) -> Record:  # Any: JSON in, checked field by field
         """A record from its JSON form (any schema so far); `RecordError` when it is not one."""
         try:
             return _parse(data)

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus
 
+# a record in its JSON form: Any is the JSON-in boundary, every field is checked as it is read
 JsonObject = dict[str, Any]
 
 

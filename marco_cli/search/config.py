@@ -4,7 +4,7 @@ marco_cli/contract.py's `Model`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StopRule
 from marco_cli.search.events import StopWhy
@@ -110,7 +110,7 @@ class SearchConfig:
     def rollout_stop(self, budget: int) -> StopRule:
         return StopRule("rollout", budget, loop_guard=self.loop_guard)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 

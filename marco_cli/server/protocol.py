@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from marco_cli.record.record import Record
 
+# a decoded request body: JSON in, Any until each field is checked (the one boundary here)
+RequestJson = dict[str, Any]
 ErrorType = Literal["invalid_request_error", "authentication_error", "not_found_error", "server_error"]
 ROLES = ("system", "user", "assistant", "developer")
 # OpenAI request fields that map onto search settings (the rest are accepted and ignored)
@@ -36,7 +38,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
 
@@ -57,7 +59,7 @@ class ChatRequest:
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
+def parse_body(raw: bytes) -> RequestJson:
     try:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -71,7 +73,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _content(message: dict[str, Any], index: int) -> str:
+def _content(message: RequestJson, index: int) -> str:
     """A message's text: a string, or OpenAI's list of parts of which only text is taken."""
     content = message.get("content")
     if isinstance(content, str):
@@ -96,7 +98,7 @@ def _content(message: dict[str, Any], index: int) -> str:
     )
 
 
-def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
+def _messages(body: RequestJson) -> list[dict[str, str]]:
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ApiError(400, "'messages' must be a non-empty list", param="messages")
@@ -114,7 +116,7 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _settings(body: dict[str, Any]) -> dict[str, object]:
+def _settings(body: RequestJson) -> dict[str, object]:
     settings: dict[str, object] = {}
     for name, option in MAPPED.items():
         if body.get(name) is not None:
@@ -129,7 +131,7 @@ def _settings(body: dict[str, Any]) -> dict[str, object]:
     return settings
 
 
-def parse_chat(body: dict[str, Any]) -> ChatRequest:
+def parse_chat(body: RequestJson) -> ChatRequest:
     """Check a chat-completions body; an `ApiError` (400) says what is wrong with it."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -159,7 +161,7 @@ def usage(prompt_tokens: int, record: Record) -> dict[str, int]:
     }
 
 
-def run_summary(record: Record) -> dict[str, Any]:
+def run_summary(record: Record) -> dict[str, object]:
     """The `marco` extension of a response: which run this was and how its search went."""
     return {
         "run_id": record.run_id,
@@ -178,7 +180,7 @@ def finish_reason(record: Record) -> str:
     return "length" if chosen is not None and chosen.status in ("budget", "context") else "stop"
 
 
-def completion(cid: str, model: str, record: Record, prompt_tokens: int) -> dict[str, Any]:
+def completion(cid: str, model: str, record: Record, prompt_tokens: int) -> dict[str, object]:
     message = {"role": "assistant", "content": record.answer, "reasoning_content": record.thought}
     return {
         "id": cid,
@@ -191,7 +193,7 @@ def completion(cid: str, model: str, record: Record, prompt_tokens: int) -> dict
     }
 
 
-def chunk(cid: str, model: str, delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+def chunk(cid: str, model: str, delta: dict[str, str], finish: str | None = None) -> dict[str, object]:
     return {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -201,7 +203,7 @@ def chunk(cid: str, model: str, delta: dict[str, str], finish: str | None = None
     }
 
 
-def model_list(ids: list[str]) -> dict[str, Any]:
+def model_list(ids: list[str]) -> dict[str, object]:
     created = int(time.time())
     return {
         "object": "list",

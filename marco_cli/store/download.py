@@ -14,7 +14,6 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from huggingface_hub import errors as hf_errors
 from huggingface_hub import (
@@ -174,7 +173,7 @@ def _cache_paths(repo: str, part: FilePart, etag: str, commit: str) -> tuple[Pat
     return blob, blob.with_name(etag + ".incomplete"), root / "snapshots" / commit / part.name
 
 
-def _fetch(repo: str, part: FilePart, revision: str, tqdm_class: Any) -> Path:
+def _fetch(repo: str, part: FilePart, revision: str, tqdm_class: type | None) -> Path:
     """Download one file into the HF cache, keeping a partial file across runs to resume it.
 
     huggingface-hub resumes within one call but drops its partial file when the call fails;
@@ -222,7 +221,7 @@ def _fetch(repo: str, part: FilePart, revision: str, tqdm_class: Any) -> Path:
     return link
 
 
-def download_hf(repo: str, part: FilePart, revision: str = "main", tqdm_class: Any = None) -> Path:
+def download_hf(repo: str, part: FilePart, revision: str = "main", tqdm_class: type | None = None) -> Path:
     """Make one file local in the standard HF cache (from the cache, or downloaded) and verify it."""
     try:
         path = cached_hf_file(repo, part.name, revision)
@@ -246,7 +245,7 @@ def download_hf(repo: str, part: FilePart, revision: str = "main", tqdm_class: A
     return path
 
 
-def pull(spec: ModelSpec, tqdm_class: Any = None) -> LocalModel:
+def pull(spec: ModelSpec, tqdm_class: type | None = None) -> LocalModel:
     """Make the model's files local: a package resource, the cache, or a download, in order."""
     found = locate(spec)
     if found is not None:

@@ -155,7 +155,7 @@ class HfFileSpec:
 ModelSpec = EntrySpec | FileSpec | HfFileSpec
 
 
-def parse_size(value: Any, where: str) -> int:
+def parse_size(value: Any, where: str) -> int:  # Any: a value from YAML, checked here
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?B)\s*", str(value), re.IGNORECASE)
@@ -164,6 +164,8 @@ def parse_size(value: Any, where: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
 
 
+# Any out: the value passed the isinstance check against `kind`, which the type system cannot
+# carry from a runtime `type` argument (the YAML boundary)
 def _require(mapping: dict[str, object], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in mapping:
         raise MarcoError(f"{where}: missing field '{key}'")

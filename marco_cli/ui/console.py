@@ -58,6 +58,7 @@ def download_bar_class(console: Console) -> type | None:
     )
 
     class RichBar:
+        # tqdm's constructor as huggingface_hub calls it: its other arguments are ignored (Any)
         def __init__(
             self, *args: Any, total: int | None = None, initial: int = 0, desc: str = "", **kwargs: Any
         ) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.record import Record
@@ -27,7 +27,7 @@ _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding
 _SCRIPT = resources.files("marco_cli.ui").joinpath("page.js").read_text(encoding="utf-8")
 
 
-def _embed(data: Any) -> str:
+def _embed(data: object) -> str:
     """JSON that cannot close its <script> element."""
     text = json.dumps(data, ensure_ascii=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
