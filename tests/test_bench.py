@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
@@ -13,10 +12,10 @@ from marco_cli.record.results import ResultRow
 from marco_cli.runs.bench import grade, load_dataset, summarize
 from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_output
+from tests.helpers import runner
 
 # six one-step word problems the tests own (question<TAB>answer), so the end-to-end run never skips
 ARITH = Path(__file__).parent / "data" / "arith6.tsv"
-runner = CliRunner()
 
 
 @pytest.mark.parametrize(

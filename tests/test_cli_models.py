@@ -3,11 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from marco_cli.cli import app
-
-runner = CliRunner()
+from tests.helpers import runner
 
 
 def test_models_table_lists_required_entries() -> None:

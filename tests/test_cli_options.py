@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 import typer.main
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from tests.helpers import runner
 
-runner = CliRunner()
 PAGE = Path(tempfile.gettempdir()) / "marco-options-test.html"
 
 

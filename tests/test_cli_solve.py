@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
+from tests.helpers import runner
 
-runner = CliRunner()
 FAST = ["-m", "smollm2-135m", "-n", "2", "--granularity", "mini-32", "--max-tokens", "48"]
 QUESTION = "What is 2 + 3?"
 

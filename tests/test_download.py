@@ -7,15 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from tests.fakehub import FakeHub
+from tests.helpers import runner
 
 REPO = "tester/tiny-GGUF"
 NAME = "tiny.Q4_0.gguf"
 DATA = b"GGUF" + os.urandom(24_000_000)  # above two of the client's 10 MB read chunks
-runner = CliRunner()
 
 
 def _register(home: Path, sha: str | None = None, name: str = NAME, repo: str = REPO) -> None:

@@ -7,16 +7,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from tests.helpers import runner
 from tests.scripted import ScriptedModel
 
-runner = CliRunner()
 SFT_KEYS = {"messages", "source", "reward", "tokens", "correct"}
 DPO_KEYS = {
     "prompt",

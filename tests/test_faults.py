@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.cli.history import log_table
@@ -27,9 +26,9 @@ from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree, summary_line
+from tests.helpers import runner
 from tests.scripted import ScriptedModel
 
-runner = CliRunner()
 MARCO = str(Path(sys.executable).with_name("marco"))
 QUESTION = "What is 2 + 2?"
 

@@ -9,14 +9,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from marco_cli.cli import app
 from marco_cli.record.results import Figures
 from marco_cli.runs.bench import dominated
 from marco_cli.ui.charts import frontier_chart, frontier_svg
+from tests.helpers import runner
 
-runner = CliRunner()
 COMPUTE_MATCHED = Path(__file__).parent.parent / "benchmarks" / "compute_matched.py"
 
 

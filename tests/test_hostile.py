@@ -15,16 +15,15 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.runs import bench, history
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
+from tests.helpers import runner
 from tests.scripted import ScriptedEngine, ScriptedModel
 from tests.servers import QuietHTTPServer
 
-runner = CliRunner()
 Q = "What is 2 + 2?"
 BAD_UTF8 = b"What is caf\xe9?\t4\n"
 

@@ -10,13 +10,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.ui.html import run_page
+from tests.helpers import runner
 from tests.scripted import ScriptedModel
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -151,7 +151,7 @@ def test_three_hundred_nodes_render_in_under_two_seconds(tmp_path: Path) -> None
 
 @needs_browser
 def test_show_and_bench_write_pages(tmp_path: Path, scripted_session) -> None:
-    runner = CliRunner()
+
     solved = runner.invoke(app, ["solve", "What is 2 + 2?", "--html", str(tmp_path / "solve.html")])
     assert solved.exit_code == 0 and (tmp_path / "solve.html").exists()
     shown = runner.invoke(app, ["show", "1", "--html", str(tmp_path / "show.html")])

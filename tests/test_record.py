@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.record.record import Message, ModelInfo, Record, RecordError
@@ -21,11 +20,11 @@ from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
+from tests.helpers import runner
 from tests.scripted import ScriptedModel
 
 SCHEMA1 = Path(__file__).parent / "golden" / "record_schema1.json"
 PACKAGE = Path(__file__).parent.parent / "marco_cli"
-runner = CliRunner()
 
 
 def _searched() -> Record:

@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.remote import BackendError, RemoteEngine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
+from tests.helpers import runner
 from tests.servers import (
     QuietHTTPServer,
     free_port,
@@ -82,7 +82,7 @@ def test_remote_search_end_to_end_and_cli(server: str) -> None:
     for rollout in result.rollouts:
         assert 0 < rollout.confidence <= 1
         assert rollout.reward == (rollout.confidence if rollout.finished and rollout.answer else 0.0)
-    cli = CliRunner().invoke(
+    cli = runner.invoke(
         app,
         [
             "solve",
@@ -114,7 +114,7 @@ def test_server_killed_mid_search_keeps_the_partial_tree(smollm_path: Path) -> N
 def test_server_down_is_one_clear_line() -> None:
     with pytest.raises(BackendError, match="cannot reach the server"):
         RemoteEngine(f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
-    cli = CliRunner().invoke(app, ["solve", "hi", "--backend", f"http://127.0.0.1:{free_port()}"])
+    cli = runner.invoke(app, ["solve", "hi", "--backend", f"http://127.0.0.1:{free_port()}"])
     assert cli.exit_code == 1 and "cannot reach the server" in cli.stderr
     assert cli.stderr.count("\n") == 1
 

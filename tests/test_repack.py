@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.engine import repack
 from tests.conftest import MACHINE_REPACK
+from tests.helpers import runner
 
-runner = CliRunner()
 QUESTION = "What is 2 + 2?"
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from marco_cli.cli import app
 from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.similarity import chrf, mbr_choice
 from marco_cli.search.tree import Rollout, Tree
+from tests.helpers import runner
 
 
 def test_chrf_by_hand() -> None:
@@ -48,7 +48,7 @@ def test_mbr_takes_the_answer_most_like_the_others_where_exact_votes_never_meet(
 
 
 def test_translate_answers_by_mbr_unless_told_otherwise(scripted_session) -> None:
-    runner = CliRunner()
+
     record = json.loads(runner.invoke(app, ["translate", "Hola", "--json", "--no-log"]).stdout)
     assert record["settings"]["select"] == "mbr"
     record = json.loads(
