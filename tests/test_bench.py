@@ -9,6 +9,7 @@ import pytest
 from marco_cli.cli import app
 from marco_cli.errors import MarcoError
 from marco_cli.record.results import ResultRow
+from marco_cli.runs import bench
 from marco_cli.runs.bench import grade, load_dataset, summarize
 from marco_cli.runs.stats import mcnemar_p, wilson
 from marco_cli.search.answers import extract_output
@@ -129,3 +130,37 @@ def test_exact_mcnemar_matches_hand_computed_binomial_tails() -> None:
     assert mcnemar_p(3, 14) == pytest.approx(2 * sum(math.comb(17, k) for k in range(4)) / 2**17)
     assert mcnemar_p(3, 14) == pytest.approx(0.0127, abs=1e-4)  # the vote@8 vs cot
     assert mcnemar_p(7, 6) == 1.0
+
+
+def _dataset(tmp_path: Path) -> Path:
+    data = tmp_path / "tiny.tsv"
+    data.write_text("What is 2 + 2?\t4\nWhat is 3 + 1?\t4\nWhat is 1 + 1?\t2\n", encoding="utf-8")
+    return data
+
+
+def test_a_torn_bench_line_is_redone_once(scripted_session, tmp_path: Path) -> None:
+    data, out = _dataset(tmp_path), tmp_path / "out"
+    args = ["bench", str(data), "--strategy", "cot", "--out", str(out), "--json"]
+    assert runner.invoke(app, args).exit_code == 0
+    results = (out / bench.RESULTS).read_bytes()
+    last = results.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    (out / bench.RESULTS).write_bytes(results[: len(results) - len(last) // 2 - 1])  # killed mid-line
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    rows = [json.loads(line) for line in (out / bench.RESULTS).read_text().splitlines()]
+    kept = [json.loads(line) for line in (out / bench.RECORDS).read_text().splitlines()]
+    assert sorted(r["index"] for r in rows) == [0, 1, 2]  # no row lost, none glued
+    assert sorted(k["index"] for k in kept) == [0, 1, 2]  # no record duplicated
+    assert json.loads(again.stdout)["configs"]["cot"]["n"] == 3
+
+
+def test_damaged_bench_lines_are_skipped_with_a_word(scripted_session, tmp_path: Path) -> None:
+    data, out = _dataset(tmp_path), tmp_path / "out"
+    assert runner.invoke(app, ["bench", str(data), "--strategy", "cot", "--out", str(out)]).exit_code == 0
+    with open(out / bench.RECORDS, "a", encoding="utf-8") as handle:
+        handle.write('[1, 2]\n{"config": "cot", "index": 9, "gold": "1"}\n')
+        handle.write('{"config": "cot", "index": 8, "gold": "1", "record": 5}\n{"torn": ')
+    result = runner.invoke(app, ["export", str(out), "--format", "tree"])
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
+    for said in ("not an object", "no record", "its record is not an object", "not complete JSON"):
+        assert said in result.stderr

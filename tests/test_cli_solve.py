@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from marco_cli.cli import app
-from tests.helpers import runner
+from tests.helpers import no_traceback, runner
+from tests.scripted import ScriptedEngine, ScriptedModel
 
 FAST = ["-m", "smollm2-135m", "-n", "2", "--granularity", "mini-32", "--max-tokens", "48"]
 QUESTION = "What is 2 + 3?"
@@ -202,3 +203,80 @@ def test_parallel_decodes_siblings_together_and_changes_nothing() -> None:
     rewards = [r["reward"] for r in b["rollouts"]]
     assert [r["reward"] for r in a["rollouts"]] == pytest.approx(rewards, abs=1e-5)
     assert a["answer"] == b["answer"] and a["path"] == b["path"]
+
+
+Q = "What is 2 + 2?"
+
+
+def _factory(monkeypatch: pytest.MonkeyPatch, engine: ScriptedEngine) -> None:
+    from marco_cli.cli import session
+
+    def factory(options: object, branches: int) -> session.Opened:
+        engine.messages = []
+        from marco_cli.record.record import ModelInfo
+
+        return session.Opened(engine, "plain", ModelInfo("scripted", None, None, "test", "plain"))
+
+    monkeypatch.setattr(session, "engine_factory", factory)
+
+
+@pytest.mark.parametrize(
+    ("rollout", "said", "not_said"),
+    [
+        (("<Output></Output>", 0.9), "1 finished without stating an answer", "--max-tokens"),
+        (("Step one", 0.9, "context"), "filled the context); try a larger --ctx", "--max-tokens"),
+        (("Step one", 0.9, "max_tokens"), "hit the 512-token budget); try a larger --max-tokens", "--ctx"),
+    ],
+)
+def test_no_answer_says_why(
+    monkeypatch: pytest.MonkeyPatch, rollout: tuple, said: str, not_said: str
+) -> None:
+    _factory(monkeypatch, ScriptedEngine(actions={}, rollouts={}, default_rollout=rollout))
+    result = runner.invoke(app, ["solve", Q, "--strategy", "cot"])
+    assert result.exit_code == 0 and result.stdout == "\n"
+    assert said in result.stderr and not_said not in result.stderr
+
+
+class InterruptedEngine(ScriptedEngine):
+    """Ctrl-C arrives during the third search."""
+
+    def generate_many(self, requests, on_token=None):  # type: ignore[no-untyped-def]
+        if len(self.messages) == 3:
+            raise KeyboardInterrupt
+        return super().generate_many(requests, on_token)
+
+
+def test_an_interrupted_translate_says_how_many_lines_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    _factory(
+        monkeypatch, InterruptedEngine(actions={}, rollouts={}, default_rollout=("<Output>hi</Output>", 0.9))
+    )
+    result = runner.invoke(app, ["translate", "--strategy", "cot"], input="uno\ndos\ntres\ncuatro\n")
+    assert result.exit_code == 130 and result.stdout.splitlines() == ["hi", "hi", ""]
+    assert "2 of 4 searches had finished and are shown" in result.stderr
+    assert "no answer had finished yet" not in result.stderr
+
+
+TWO_PLUS_TWO = "What is 2 + 2?"
+
+
+def test_translate_keeps_one_line_out_per_line_in_when_a_line_fails(scripted_session) -> None:
+    text = "hola\n\nTOO LONG line\nadios\n"
+    plain = runner.invoke(app, ["translate", "-", "--no-log"], input=text)
+    no_traceback(plain)
+    assert plain.exit_code == 1 and plain.stdout == "4\n\n\n4\n"
+    assert "line 3: the prompt is 9999 tokens" in plain.stderr and "1 of 4 lines failed" in plain.stderr
+    as_json = runner.invoke(app, ["translate", "-", "--no-log", "--json"], input=text)
+    lines = json.loads(as_json.stdout)["lines"]
+    assert as_json.exit_code == 1 and len(lines) == 4
+    assert lines[1]["skipped"] == "empty line" and "9999 tokens" in lines[2]["failed"]
+    assert [entry["answer"] for entry in lines] == ["4", "", "", "4"]
+
+
+def test_interrupt_before_any_answer_says_so(scripted_session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ScriptedModel, "generate_many", interrupted)
+    result = runner.invoke(app, ["solve", TWO_PLUS_TWO, "--no-log"])
+    assert result.exit_code == 130 and "no answer had finished yet" in result.stderr
+    assert "best answer so far is shown" not in result.stderr

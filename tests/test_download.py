@@ -172,3 +172,23 @@ def test_hf_spec_downloads_directly(tiny: FakeHub, tmp_path: Path) -> None:
     result = runner.invoke(app, ["pull", f"hf:{REPO}/{NAME}"])
     assert result.exit_code == 0, result.output
     assert _cached(tmp_path)[0].read_bytes() == DATA
+
+
+def test_rm_deletes_only_inside_the_cache(isolated_home: Path, tmp_path: Path) -> None:
+    (isolated_home / "models.yaml").write_text(
+        "models:\n  mine:\n    context_length: 2048\n"
+        "    sources: [{hf: {repo: someone/mine, files: {Q4: m.gguf}}}]\n"
+    )
+    outside = tmp_path / "precious.gguf"
+    outside.write_bytes(b"GGUF keep me")
+    repo = Path(str(tmp_path / "hf-cache")) / "models--someone--mine"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "m.gguf").symlink_to(outside)
+    result = runner.invoke(app, ["rm", "mine", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert outside.read_bytes() == b"GGUF keep me" and not (snapshot / "m.gguf").is_symlink()
+    assert f"removed {snapshot / 'm.gguf'}" in result.stderr.replace("\n", "")
+    assert str(outside) not in result.stderr.replace("\n", "")

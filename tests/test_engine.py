@@ -11,10 +11,12 @@ import llama_cpp
 import numpy as np
 import pytest
 
+from marco_cli.cli import app
 from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
 from marco_cli.errors import MarcoError
 from tests.conftest import reference_llama
+from tests.helpers import no_traceback, runner
 
 QUESTION = [{"role": "user", "content": "What is 12 + 30? Think step by step."}]
 STORY = [{"role": "user", "content": "Write a long story about a dragon."}]
@@ -273,3 +275,42 @@ def test_unified_cache_tripwire(smollm_path: Path) -> None:
         for request, got in zip(requests, unified.generate_many(requests), strict=True):
             single.reset()
             assert got.tokens == single.generate(request.prefix, request.sampling, request.stop).tokens
+
+
+@pytest.mark.slow
+def test_a_prompt_over_the_models_whole_context_does_not_say_raise_ctx(smollm_path: Path) -> None:
+    from marco_cli.engine.llama import Engine
+    from marco_cli.errors import MarcoError
+
+    with Engine(smollm_path) as engine:  # the default cap is the model's own 8192 tokens
+        assert engine.n_ctx == engine.n_ctx_train
+        with pytest.raises(MarcoError) as info:
+            engine.build_prompt([{"role": "user", "content": "word " * 9000}], "plain")
+    assert info.value.code == 2 and "raise --ctx" not in str(info.value)
+    assert "it is all the model takes" in str(info.value)
+
+
+TWO_PLUS_TWO = "What is 2 + 2?"
+
+
+@pytest.mark.slow
+def test_engine_limits_are_usage_errors(smollm_path: Path) -> None:
+    long_prompt = runner.invoke(
+        app, ["solve", "word " * 400, "-m", str(smollm_path), "--ctx", "128", "--no-log"]
+    )
+    no_traceback(long_prompt)
+    assert long_prompt.exit_code == 2 and "tokens, longer than the" in long_prompt.stderr
+    too_big = runner.invoke(
+        app, ["solve", TWO_PLUS_TWO, "-m", str(smollm_path), "--ctx", "100000", "--no-log"]
+    )
+    assert too_big.exit_code == 2 and "more than" in too_big.stderr and "8192" in too_big.stderr
+
+
+@pytest.mark.slow
+def test_gpu_layers_on_a_cpu_build_change_nothing(smollm_path: Path) -> None:
+    from marco_cli.engine.llama import Engine, gpu_offload_supported
+
+    if gpu_offload_supported():
+        pytest.skip("this build offloads to a GPU")
+    with Engine(smollm_path, ctx=512, gpu_layers=20) as engine:
+        assert engine.gpu_layers == 0 and engine.flash_attn is False

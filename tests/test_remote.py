@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import pytest
 from marco_cli.cli import app
 from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.remote import BackendError, RemoteEngine
+from marco_cli.engine.wire import one_line
+from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
-from tests.helpers import runner
+from tests.helpers import one_line_error, runner
 from tests.servers import (
     QuietHTTPServer,
     free_port,
@@ -196,3 +199,146 @@ def test_formula_api_key_timeout_and_missing_logprobs(monkeypatch: pytest.Monkey
             remote.generate([1], Sampling(), StopRule())
     finally:
         fake.close()
+
+
+Q = "What is 2 + 2?"
+
+
+@pytest.fixture
+def bad_stream_server() -> Iterator[str]:
+    """A llama-server look-alike whose completion stream carries a line that is not JSON."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def _json(self, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"total_slots": 1} if self.path == "/props" else {"data": [{"id": "fake"}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self.path == "/tokenize":
+                return self._json({"tokens": [ord(c) for c in body["content"]]})
+            if self.path == "/detokenize":
+                return self._json({"content": "".join(chr(t) for t in body["tokens"])})
+            if self.path != "/completion":
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if not body.get("stream"):  # the first-token request: two candidates, whatever was asked
+                top = [{"id": 52, "token": "4", "logprob": -0.1}, {"id": 53, "token": "5", "logprob": -2.5}]
+                return self._json({"completion_probabilities": [{"top_logprobs": top}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b'data: {"content": "4", "completion_probab\n\n')
+
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_malformed_stream_is_one_line_and_the_run_is_saved(bad_stream_server: str) -> None:
+    plain = ["--first-tokens", "0"]  # straight to the stream (the first-token request is not streamed)
+    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server, *plain])
+    assert "streamed a line that is not JSON" in one_line_error(result, 1)
+    (run,) = history.records()[0]
+    assert run[1].stopped == "error" and "not JSON" in (run[1].error or "")
+
+
+def test_a_server_with_too_few_first_tokens_is_one_line(bad_stream_server: str) -> None:
+    """This server ranks two first tokens: a third is refused naming both counts."""
+    from marco_cli.contract import Sampling, StopRule
+    from marco_cli.engine.remote import BackendError, RemoteEngine
+
+    remote = RemoteEngine(bad_stream_server)
+    with pytest.raises(BackendError, match="gave 2 first-token alternatives; --first-tokens 3 needs 3"):
+        remote.generate(remote.tokenize("Q"), Sampling(first_rank=2), StopRule(max_tokens=8))
+    two = ["--first-tokens", "2"]  # ranked, then the continuation's stream is the broken part
+    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", bad_stream_server, *two])
+    assert "streamed a line that is not JSON" in one_line_error(result, 1)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_doctor_backend_gives_up_on_a_silent_server(silent_server: str) -> None:
+    start = time.monotonic()
+    result = runner.invoke(app, ["doctor", "--backend", silent_server, "--timeout", "0.5"])
+    assert "did not answer within 0.5s" in one_line_error(result, 1)
+    assert time.monotonic() - start < 10
+
+
+def _answering_once_with(reply: bytes) -> Iterator[str]:
+    """A socket server that reads each request and answers it with `reply`, then hangs up."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # closed at the end of the test
+                return
+            conn.recv(65536)
+            conn.sendall(reply)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def _json_reply(body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [  # the body cut short (Content-Length promises more); not HTTP at all; JSON of the wrong shape
+        (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", "went away"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "cannot reach the server"),
+        (_json_reply(b'{"data": "no list of models"}'), "no tokenize/detokenize endpoint"),
+        (_json_reply(b"[1, 2]"), "JSON that is not an object"),
+    ],
+)
+def test_a_server_that_breaks_http_is_one_line(reply: bytes, said: str) -> None:
+    for url in _answering_once_with(reply):
+        result = runner.invoke(app, ["doctor", "--backend", url, "--timeout", "5"])
+        line = one_line_error(result, 1)
+        assert said in line and url in line
+
+
+def test_backend_credentials_are_never_echoed(silent_server: str) -> None:
+    url = silent_server.replace("http://", "http://me:hunter2@")
+    result = runner.invoke(app, ["solve", Q, "-m", "smollm2-135m", "--backend", url, "--timeout", "0.3"])
+    line = one_line_error(result, 1)
+    assert "hunter2" not in result.output and "me:" not in line and "127.0.0.1" in line
+
+
+def test_a_servers_html_error_page_becomes_one_line() -> None:
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
+    page += "<h1>502 Bad Gateway</h1>\n</body></html>"
+    assert one_line(page) == "502 Bad Gateway 502 Bad Gateway"
+    assert one_line('{"error": {"message": "model not loaded", "code": 503}}') == "model not loaded"
+    assert len(one_line("x" * 5000)) == 160

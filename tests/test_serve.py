@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ from pathlib import Path
 import openai
 import pytest
 
+from marco_cli.cli import app
+from tests.helpers import one_line_error, runner
 from tests.servers import free_port, llama_server, start
 
 KEY = "test-key-0123"
@@ -292,3 +295,13 @@ def test_serve_bench_runs_the_questions_and_requests_it_is_given() -> None:
     assert done.returncode == 0, done.stderr
     assert "same answer and tokens: 1/1" in done.stdout
     assert done.stdout.count("(2 requests)") == 3  # 1, 2 and 4 clients
+
+
+def test_serve_on_a_taken_port_says_so_before_loading_anything(scripted_session) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        line = one_line_error(runner.invoke(app, ["serve", "--port", str(port)]), 2)
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert not scripted_session  # no engine was opened
