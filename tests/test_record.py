@@ -16,6 +16,7 @@ from rich.console import Console
 from marco_cli.cli import app
 from marco_cli.record.record import Message, ModelInfo, Record, RecordError
 from marco_cli.runs import export, history
+from marco_cli.runs.bench import answer_by
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.ui.html import run_page
@@ -225,3 +226,23 @@ def test_the_string_key_scan_catches_a_renamed_reader() -> None:
     assert _string_key_reads(ast.parse(code)) == [3]
     assert _string_key_reads(ast.parse("def f(record):\n    return record.get('answer')\n")) == [2]
     assert _string_key_reads(ast.parse("def f(run):\n    return run.record.answer\n")) == []
+
+
+@pytest.mark.parametrize("schema", [1, 2])
+def test_an_old_select_vote_record_rescores_to_its_answer(schema: int) -> None:
+    """`select: vote` in schema 1 and 2 meant the summed-reward vote (now `reward-vote`), not the
+    plain count (`majority`). The golden tree plus two cheap 8s: 8 is said three times (0.4 +
+    0.1 + 0.1 = 0.6), 7 once (0.91): the summed reward answers 7, as the run did; a count would
+    answer 8."""
+    saved = json.loads(SCHEMA1.read_text())
+    saved["schema"] = schema
+    saved["settings"]["select"] = "vote"
+    cheap = {**saved["rollouts"][0], "reward": 0.1, "confidence": 0.1}
+    saved["rollouts"] += [{**cheap, "id": 3}, {**cheap, "id": 4}]
+    if schema == 2:
+        for rollout in saved["rollouts"]:
+            rollout["status"] = "finished" if rollout["answer"] else "budget"
+    record = Record.from_json(saved)
+    assert record.search.select == "reward-vote"
+    assert answer_by(record, record.search.select) == answer_by(record, "vote") == record.answer == "7"
+    assert answer_by(record, "majority") == "8"
