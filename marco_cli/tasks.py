@@ -3,6 +3,7 @@ turned into the JSON record. No terminal code here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from marco_cli.contract import ChatEngine
@@ -64,3 +65,31 @@ def run_task(
     result = run_search(engine, prompt, config, listener)
     answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]
     return Record.of(result, question, info, config, answered)
+
+
+def _flag(name: str) -> str:
+    return f"--{name}"
+
+
+def no_answer_hint(stats: Mapping[str, int], max_tokens: int, option: Callable[[str], str] = _flag) -> str:
+    """Why a search that generated rollouts has no answer, and what would help, truthfully.
+    `option` spells a setting's name as the reader sets it (`--max-tokens`, `max_tokens`)."""
+    parts = [
+        f"{stats.get(k, 0)} {what}"
+        for k, what in (
+            ("finished", "finished without stating an answer"),
+            ("loop", "looped"),
+            ("budget", f"hit the {max_tokens}-token budget"),
+            ("context", "filled the context"),
+            ("low_confidence", "were stopped as unconfident"),
+        )
+        if stats.get(k, 0)
+    ]
+    helps = []
+    if stats.get("budget", 0):
+        helps.append(f"a larger {option('max-tokens')}")
+    if stats.get("context", 0):
+        helps.append(f"a larger {option('ctx')}")
+    if stats.get("finished", 0) or stats.get("loop", 0) or not helps:
+        helps.append(f"more {option('iterations')}")
+    return f"no answer: no rollout gave one ({', '.join(parts)}); try {' or '.join(helps)}"

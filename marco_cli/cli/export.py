@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from marco_cli.cli.options import finite
+from marco_cli.cli.options import finite, real, span
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
 from marco_cli.runs import bench, export, history
@@ -104,7 +104,10 @@ def export_cmd(
         bool, typer.Option(help="sft: only the rollout the search answered with.")
     ] = False,
     margin: Annotated[
-        float, typer.Option(min=0.0, callback=finite, help="dpo without gold: the reward gap a pair needs.")
+        float,
+        typer.Option(
+            callback=real(0.0), metavar=span(0.0), help="dpo without gold: the reward gap a pair needs."
+        ),
     ] = 0.0,
     prefer_short: Annotated[bool, typer.Option(help="dpo: also the shorter of two correct sides.")] = False,
     max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,

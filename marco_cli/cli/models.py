@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from marco_cli.cli.options import finite, url_option
+from marco_cli.cli.options import real, span, url_option
 from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError
 from marco_cli.files import marco_home
@@ -171,7 +171,10 @@ def doctor_cmd(
         None, callback=url_option, help="Check a server instead: reachable, model, logprobs, slots."
     ),
     timeout: float = typer.Option(
-        10.0, min=0.1, max=86_400, callback=finite, help="Seconds to wait for the server (--backend)."
+        10.0,
+        callback=real(0.1, 86_400),
+        metavar=span(0.1, 86_400),
+        help="Seconds to wait for the server (--backend).",
     ),
 ) -> None:
     """Report the llama.cpp build, GPU offload, paths and local models (or a server's fitness)."""

@@ -71,8 +71,30 @@ ClickException, UsageError = _click_class("ClickException"), _click_class("Usage
 
 def finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
-        raise typer.BadParameter("must be a finite number")
+        raise typer.BadParameter(f"must be a finite number, not {value}")
     return value
+
+
+def real(low: float, high: float | None = None) -> Callable[[float | None], float | None]:
+    """A float option's check: finite, then within [low, high]. Click's own range check runs
+    first and calls NaN out of range ("should be >= 0"), so the bounds are checked here."""
+
+    def check(value: float | None) -> float | None:
+        if finite(value) is None:
+            return None
+        assert value is not None
+        if high is not None and not low <= value <= high:
+            raise typer.BadParameter(f"must be between {low:g} and {high:g}, not {value:g}")
+        if value < low:
+            raise typer.BadParameter(f"must be at least {low:g}, not {value:g}")
+        return value
+
+    return check
+
+
+def span(low: float, high: float | None = None) -> str:
+    """The metavar of a float option checked by `real` (as Click shows a declared range)."""
+    return f"FLOAT [x>={low:g}]" if high is None else f"FLOAT [{low:g}<=x<={high:g}]"
 
 
 def url_option(value: str | None) -> str | None:
@@ -127,22 +149,26 @@ SEARCH_TYPES: dict[str, Any] = {
         ),
     ],
     "exploration": Annotated[
-        float, typer.Option(min=0.0, callback=finite, help="UCT exploration constant c.")
+        float, typer.Option(callback=real(0.0), metavar=span(0.0), help="UCT exploration constant c.")
     ],
     "temperature": Annotated[
-        float, typer.Option(min=0.0, callback=finite, help="Sampling temperature of sampled children.")
+        float,
+        typer.Option(callback=real(0.0), metavar=span(0.0), help="Sampling temperature of sampled children."),
     ],
     "top_p": Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, callback=finite, help="Nucleus sampling of sampled children."
+            callback=real(0.0, 1.0), metavar=span(0.0, 1.0), help="Nucleus sampling of sampled children."
         ),
     ],
     "top_k": Annotated[
         int, typer.Option(min=0, max=100_000, help="Top-k sampling of sampled children (0: off).")
     ],
     "min_p": Annotated[
-        float, typer.Option(min=0.0, max=1.0, callback=finite, help="Min-p sampling of sampled children.")
+        float,
+        typer.Option(
+            callback=real(0.0, 1.0), metavar=span(0.0, 1.0), help="Min-p sampling of sampled children."
+        ),
     ],
     "greedy_first": Annotated[
         bool,
@@ -160,7 +186,9 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "rollout_temperature": Annotated[
         float,
-        typer.Option(min=0.0, callback=finite, help="Sampling temperature of rollouts (0: greedy)."),
+        typer.Option(
+            callback=real(0.0), metavar=span(0.0), help="Sampling temperature of rollouts (0: greedy)."
+        ),
     ],
     "samples": Annotated[
         int, typer.Option(min=1, max=1024, help="Samples for best-of-n, vote and deepconf.")
@@ -168,7 +196,9 @@ SEARCH_TYPES: dict[str, Any] = {
     "deepconf_keep": Annotated[
         float,
         typer.Option(
-            min=0.01, max=1.0, callback=finite, help="deepconf: share of the most confident samples."
+            callback=real(0.01, 1.0),
+            metavar=span(0.01, 1.0),
+            help="deepconf: share of the most confident samples.",
         ),
     ],
     "deepconf_warmup": Annotated[
@@ -179,7 +209,8 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
     "max_time": Annotated[
-        float | None, typer.Option(min=0.0, callback=finite, help="Stop searching after this many seconds.")
+        float | None,
+        typer.Option(callback=real(0.0), metavar=span(0.0), help="Stop searching after this many seconds."),
     ],
     "max_tokens": Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
@@ -199,7 +230,9 @@ SEARCH_TYPES: dict[str, Any] = {
     "stop_confidence": Annotated[
         float | None,
         typer.Option(
-            min=0.0, max=1.0, callback=finite, help="Stop once a finished rollout's reward reaches this."
+            callback=real(0.0, 1.0),
+            metavar=span(0.0, 1.0),
+            help="Stop once a finished rollout's reward reaches this.",
         ),
     ],
     "stop_agree": Annotated[
@@ -219,7 +252,9 @@ SEARCH_TYPES: dict[str, Any] = {
     "reflection_threshold": Annotated[
         float,
         typer.Option(
-            min=0.0, max=1.0, callback=finite, help="--dynamic-reflection: a step's confidence below this."
+            callback=real(0.0, 1.0),
+            metavar=span(0.0, 1.0),
+            help="--dynamic-reflection: a step's confidence below this.",
         ),
     ],
 }
@@ -283,7 +318,9 @@ ENGINE: dict[str, tuple[Any, Any]] = {
         Annotated[
             float,
             typer.Option(
-                min=0.1, max=86_400, callback=finite, help="Seconds to wait for the server per request."
+                callback=real(0.1, 86_400),
+                metavar=span(0.1, 86_400),
+                help="Seconds to wait for the server per request.",
             ),
         ],
         120.0,

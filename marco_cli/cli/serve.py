@@ -8,7 +8,10 @@ with the command line's own values as the defaults.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import socket
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -19,6 +22,7 @@ import typer
 from marco_cli import tasks
 from marco_cli.cli.options import (
     SEARCH,
+    SEARCH_TYPES,
     ClickException,
     Options,
     config_from,
@@ -27,7 +31,7 @@ from marco_cli.cli.options import (
 )
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, UsageError
 from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
@@ -42,6 +46,30 @@ if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
 
 
+def _kind(name: str) -> type:
+    """The Python type a search option parses to (`int | None` -> int)."""
+    kind = typing.get_args(SEARCH_TYPES[name])[0]
+    kinds = [k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None)]
+    return kinds[0]
+
+
+def _value_error(name: str, value: object) -> str | None:
+    """What is wrong with a JSON value for a search option, said with the value (None: fine);
+    Click would only say that its string form does not parse."""
+    kind, shown = _kind(name), json.dumps(value)
+    if kind is bool:
+        return None if isinstance(value, bool) else f"'{name}' must be true or false, not {shown}"
+    if kind is str:
+        return None if isinstance(value, str) else f"'{name}' must be a string, not {shown}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"'{name}' must be a number, not {shown}"
+    if not math.isfinite(value):
+        return f"'{name}' must be a finite number, not {shown}"
+    if kind is int and not float(value).is_integer():
+        return f"'{name}' must be a whole number, not {shown}"
+    return None
+
+
 def _argv(settings: Mapping[str, object]) -> list[str]:
     from marco_cli.server.protocol import ApiError
 
@@ -50,17 +78,16 @@ def _argv(settings: Mapping[str, object]) -> list[str]:
         if name not in SEARCH:
             known = ", ".join(sorted(SEARCH))
             raise ApiError(400, f"unknown search option '{name}' (known: {known})", param=f"marco.{name}")
-        flag = "--" + name.replace("_", "-")
         if value is None:
             continue
-        if isinstance(SEARCH[name][1], bool):
-            if not isinstance(value, bool):
-                raise ApiError(400, f"'{name}' must be true or false", param=f"marco.{name}")
+        wrong = _value_error(name, value)
+        if wrong is not None:
+            raise ApiError(400, wrong, param=f"marco.{name}")
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
             argv.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            argv += [flag, str(value)]
         else:
-            raise ApiError(400, f"'{name}' must be a number or a string", param=f"marco.{name}")
+            argv += [flag, str(int(value)) if _kind(name) is int and isinstance(value, float) else str(value)]
     return argv
 
 
@@ -120,6 +147,8 @@ def serve_cmd(
     options: Options,
 ) -> None:
     """Serve the search behind an OpenAI-compatible API (/v1/chat/completions, /v1/models)."""
+    if api_key is not None and not api_key.strip():
+        raise UsageError("--api-key is empty: give a key, or leave it out to serve without one")
     try:
         import uvicorn  # noqa: F401  (the extra's server, used by _run)
 

@@ -125,29 +125,6 @@ def write_html(records: list[Record], path: Path | None) -> None:
         err_console().print(f"tree page: {target}", highlight=False)
 
 
-def no_answer_hint(stats: dict[str, int], max_tokens: int) -> str:
-    """Why a search that generated rollouts has no answer, and what would help, truthfully."""
-    parts = [
-        f"{stats.get(k, 0)} {what}"
-        for k, what in (
-            ("finished", "finished without stating an answer"),
-            ("loop", "looped"),
-            ("budget", f"hit the {max_tokens}-token budget"),
-            ("context", "filled the context"),
-            ("low_confidence", "were stopped as unconfident"),
-        )
-        if stats.get(k, 0)
-    ]
-    helps = []
-    if stats.get("budget", 0):
-        helps.append("a larger --max-tokens")
-    if stats.get("context", 0):
-        helps.append("a larger --ctx")
-    if stats.get("finished", 0) or stats.get("loop", 0) or not helps:
-        helps.append("more --iterations")
-    return f"no answer: no rollout gave one ({', '.join(parts)}); try {' or '.join(helps)}"
-
-
 def finish(records: list[Record], total: int = 1) -> None:
     """Exit 1 when the model failed, 130 when interrupted; say so when nothing finished.
     `total` is how many searches were asked for (translate: the input lines)."""
@@ -156,7 +133,7 @@ def finish(records: list[Record], total: int = 1) -> None:
         raise MarcoError(f"{failed.error} (the partial tree is in the run's record)")
     for record in records:
         if not record.answer and record.rollouts:
-            hint = no_answer_hint(record.rollout_stats, record.search.max_tokens)
+            hint = tasks.no_answer_hint(record.rollout_stats, record.search.max_tokens)
             err_console().print(f"[yellow]{escape(hint)}[/]", highlight=False)
     interrupted = [r for r in records if r.stopped == "interrupted"]
     if interrupted:

@@ -18,7 +18,7 @@ import anyio
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -28,7 +28,18 @@ from marco_cli.record.record import Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.server import protocol
 from marco_cli.server.protocol import ApiError, ChatRequest
-from marco_cli.server.runner import Done, Failed, Job, Progress, QueueFull, Runner, Started, Update
+from marco_cli.server.runner import (
+    Done,
+    Failed,
+    Job,
+    Progress,
+    QueueFull,
+    Runner,
+    ShuttingDown,
+    Started,
+    Update,
+)
+from marco_cli.ui.console import err_console
 
 MAX_BODY = 8 * 1024 * 1024  # bytes; a longer conversation would not fit any context anyway
 RETRY_AFTER_S = 5
@@ -54,6 +65,8 @@ def error_response(error: ApiError) -> JSONResponse:
 
 def api_error(exc: MarcoError) -> ApiError:
     """A failed search's status: the prompt does not fit (400), the backend failed (502)."""
+    if isinstance(exc, ShuttingDown):
+        return ApiError(503, str(exc), "server_error", code="shutting_down")
     if isinstance(exc, PromptTooLong):
         return ApiError(400, str(exc), code="context_length_exceeded")
     if isinstance(exc, UsageError):
@@ -72,6 +85,25 @@ async def next_update(job: Job, request: Request) -> Update:
             if await request.is_disconnected():
                 job.cancelled.set()
                 raise ClientGone from None
+
+
+def log_line(text: str) -> None:
+    err_console().print(f"marco serve: {text}", highlight=False, markup=False)
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused (413) as soon as it passes MAX_BODY: the bytes read are counted, so a
+    chunked body or a false Content-Length cannot get past the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_BODY:
+            raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
+        parts.append(part)
+    return b"".join(parts)
 
 
 class Api:
@@ -107,9 +139,12 @@ class Api:
 
     async def chat(self, request: Request) -> Response:
         self.check_key(request)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            raise ApiError(413, f"the body is larger than {MAX_BODY} bytes")
-        chat_request = protocol.parse_chat(protocol.parse_body(await request.body()))
+        try:
+            raw = await read_body(request)
+        except ClientDisconnect:
+            log_line("a client left before sending its whole body")
+            return Response(status_code=499)
+        chat_request = protocol.parse_chat(protocol.parse_body(raw))
         models = self.settings.models
         if chat_request.model not in models:
             known = ", ".join(models)
@@ -216,10 +251,12 @@ def _ending(cid: str, chat: ChatRequest, record: Record, prompt_tokens: int) -> 
         return [
             json.dumps(ApiError(502, f"{record.error} (the partial run is saved)", "server_error").body())
         ]
-    thought = record.thought
+    thought, note = record.thought, protocol.no_answer_note(record)
     out = []
     if thought:
         out.append({"reasoning_content": f"\nchosen path:\n{thought}"})
+    if note:
+        out.append({"reasoning_content": f"\n{note}\n"})
     out.append({"content": record.answer})
     lines = [json.dumps(protocol.chunk(cid, chat.model, delta), ensure_ascii=False) for delta in out]
     final = protocol.chunk(cid, chat.model, {}, protocol.finish_reason(record))

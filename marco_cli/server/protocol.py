@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from marco_cli import tasks
 from marco_cli.record.record import Record
 
 # a decoded request body: JSON in, Any until each field is checked (the one boundary here)
@@ -59,15 +60,22 @@ class ChatRequest:
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
 
 
+def _no_constant(name: str) -> float:
+    """JSON has no NaN or Infinity; Python's reader would take them as floats."""
+    raise ApiError(400, f"the body is not JSON: {name} is not a JSON number")
+
+
 def parse_body(raw: bytes) -> RequestJson:
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the body is not UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ApiError(
             400, f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply to read") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
@@ -168,20 +176,44 @@ def run_summary(record: Record) -> dict[str, object]:
         "strategy": record.search.strategy,
         "iterations": record.iterations,
         "stopped": record.stopped,
+        "answered": bool(record.answer),
         "confidence": record.reward,
         "rollouts": len(record.rollouts),
         "seconds": record.seconds,
     }
 
 
+_CUT = ("budget", "context")
+
+
 def finish_reason(record: Record) -> str:
-    """'length' when the chosen answer was cut by the token budget, else 'stop'."""
+    """'length' when the chosen answer was cut by the token budget, or when there is no answer
+    and the budget (or the context) cut a rollout: OpenAI clients read 'length' as "raise
+    max_tokens". Otherwise 'stop' (an empty answer with 'stop' is an answer that is empty)."""
     chosen = record.chosen
-    return "length" if chosen is not None and chosen.status in ("budget", "context") else "stop"
+    if chosen is not None and chosen.status in _CUT:
+        return "length"
+    cut = any(r.status in _CUT for r in record.rollouts)
+    return "length" if not record.answer and cut else "stop"
+
+
+def _request_option(name: str) -> str:
+    return {"max-tokens": "max_tokens", "ctx": "the server's --ctx"}.get(name, f"marco.{name}")
+
+
+def no_answer_note(record: Record) -> str | None:
+    """Why the content is empty, said in the reasoning (None: there is an answer)."""
+    if record.answer or record.stopped == "error":
+        return None
+    if not record.rollouts:
+        return "no answer: the search ended before any rollout finished"
+    return tasks.no_answer_hint(record.rollout_stats, record.search.max_tokens, _request_option)
 
 
 def completion(cid: str, model: str, record: Record, prompt_tokens: int) -> dict[str, object]:
-    message = {"role": "assistant", "content": record.answer, "reasoning_content": record.thought}
+    note = no_answer_note(record)
+    reasoning = record.thought if note is None else "\n".join(t for t in (record.thought, note) if t)
+    message = {"role": "assistant", "content": record.answer, "reasoning_content": reasoning}
     return {
         "id": cid,
         "object": "chat.completion",

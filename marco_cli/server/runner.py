@@ -116,6 +116,7 @@ class Job:
     stream: bool = False  # only a stream shows progress: a whole answer gets none formatted
     updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    started: bool = False  # a worker took it (set under the runner's lock)
 
     def send(self, update: Update) -> None:
         with contextlib.suppress(RuntimeError):  # a closed event loop: nobody left to tell
@@ -124,6 +125,10 @@ class Job:
 
 class QueueFull(Exception):
     """Every worker is busy and the queue holds its maximum."""
+
+
+class ShuttingDown(MarcoError):
+    """The server stopped before this job's search began (HTTP 503 with Retry-After)."""
 
 
 @dataclass(frozen=True)
@@ -163,11 +168,14 @@ class Runner:
         self._pool.submit(self._work, job)
 
     def cancel_all(self) -> None:
-        """Shutdown: no new jobs; every queued or running one ends as interrupted."""
+        """Shutdown: no new jobs; a queued one is answered at once (its search never starts), a
+        running one ends as interrupted (its record saved) at its next search event."""
         with self._lock:
             self.closing = True
             for job in self._jobs:
                 job.cancelled.set()
+                if not job.started:
+                    job.send(Failed(ShuttingDown("the server is shutting down; retry later")))
 
     def close(self) -> None:
         """Wait for the workers (their runs are saved) and release them."""
@@ -190,10 +198,12 @@ class Runner:
     def _work(self, job: Job) -> None:
         served = self.served
         with self._lock:
+            if job.cancelled.is_set():  # its client left, or the shutdown answered it, while it waited
+                self._jobs.discard(job)
+                return
+            job.started = True
             self.running += 1
         try:
-            if job.cancelled.is_set():  # its client left while it waited
-                return
             model = served.model
             prompt = model.engine.build_prompt(job.messages, model.style)
             job.send(Started(len(prompt)))
