@@ -98,13 +98,31 @@ def span(low: float, high: float | None = None) -> str:
 
 
 def url_option(value: str | None) -> str | None:
+    """A server's URL, checked once here (a usage error naming what is wrong): the scheme, the
+    host, and the port, which urllib would otherwise reject or misreport at the first request."""
     if value is None:
         return value
-    parsed = urlparse(value)
+    try:
+        parsed = urlparse(value)
+        port = parsed.port  # reads and range-checks the port
+        host = parsed.hostname
+    except ValueError as exc:
+        raise typer.BadParameter(f"'{_without_credentials(value)}' is not a valid URL: {exc}") from None
+    shown = _without_credentials(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        shown = value.replace(f"{parsed.netloc.rsplit('@', 1)[0]}@", "") if "@" in parsed.netloc else value
         raise typer.BadParameter(f"'{shown}' is not an http:// or https:// URL")
+    if not host:
+        raise typer.BadParameter(f"'{shown}' names no host")
+    if port == 0:
+        raise typer.BadParameter(f"'{shown}': port 0 is not a server's port")
     return value
+
+
+def _without_credentials(url: str) -> str:
+    head, at, tail = url.partition("@")
+    if not at or "://" not in head:
+        return url
+    return f"{head.split('://', 1)[0]}://{tail}"
 
 
 def rule_option(value: str) -> str:
@@ -320,7 +338,7 @@ ENGINE: dict[str, tuple[Any, Any]] = {
             typer.Option(
                 callback=real(0.1, 86_400),
                 metavar=span(0.1, 86_400),
-                help="Seconds to wait for the server per request.",
+                help="Seconds one request to the server may take, its answer read in full.",
             ),
         ],
         120.0,

@@ -158,7 +158,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
         print(json.dumps(record.to_json(), ensure_ascii=False))
-    else:
+    elif record.stopped != "error" or record.answer:  # a failed run with nothing to say prints nothing
         show_answer(record, options)
     write_html([record], options.output.html)
     finish([record])

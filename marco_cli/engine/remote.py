@@ -18,11 +18,14 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
@@ -38,7 +41,7 @@ from marco_cli.engine.logprobs import (
 )
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
-from marco_cli.engine.transport import JSON, BackendError, Refused, Transport
+from marco_cli.engine.transport import JSON, BackendError, Refused, Transport, Truncated
 from marco_cli.engine.wire import split_credentials
 
 # (path, request field, answer field): llama-cpp-python's server, llama-server, vLLM
@@ -58,6 +61,19 @@ NO_LOGPROBS = (
 )
 # a first token that ends the generation: an empty piece or a special marker (<|im_end|>, </s>)
 _END_PIECE = re.compile(r"^(|<\|[^|<>]*\|>|</s>)$")
+
+
+@dataclass
+class Streamed:
+    """A generation as its stream arrives: the pieces so far, their top-5 means, the text, and
+    how it ended (cut here, or the server's finish reason) with the prompt tokens it evaluated."""
+
+    scored: list[Scored]
+    means: list[float]
+    text: str
+    cut: StopReason | None = None
+    finish: str | None = None
+    evaluated: int = 0
 
 
 class RemoteEngine:
@@ -91,7 +107,7 @@ class RemoteEngine:
         self.path = f"{self.root} ({self.model})"
         self.props = self._props()
         self.native = "total_slots" in self.props  # llama.cpp's llama-server
-        self.slots = int(self.props["total_slots"]) if self.native else None
+        self.slots = self._slots(self.props["total_slots"]) if self.native else None
         self.parallel = max(1, parallel or self.slots or fallback_parallel)
         self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos: list[int] = []  # set first: tokenize("") below reads it
@@ -146,6 +162,14 @@ class RemoteEngine:
             self._in_flight += in_flight
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
 
+    def _slots(self, value: object) -> int:
+        """llama-server's `total_slots`, checked where it is read: a whole number 1..4096."""
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
+            return value
+        raise self.http.garbled(
+            "/props", f"total_slots {json.dumps(value)[:40]}: not a number of slots 1-4096"
+        )
+
     def _props(self) -> JSON:
         try:
             return self.http.call("GET", "/props")
@@ -167,12 +191,19 @@ class RemoteEngine:
 
     # text ------------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
-        tokens = list(self._first(_TOKENIZE, text))
+        tokens = self._first(_TOKENIZE, text)
+        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
+            raise self.http.garbled("its tokenize endpoint", "tokens that are not a list of token ids")
         bos = self._bos
         return tokens[len(bos) :] if bos and tokens[: len(bos)] == bos else tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        return str(self._first(_DETOKENIZE, list(tokens))) if tokens else ""
+        if not tokens:
+            return ""
+        text = self._first(_DETOKENIZE, list(tokens))
+        if not isinstance(text, str):
+            raise self.http.garbled("its detokenize endpoint", "text that is not a string")
+        return text
 
     def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
         """ChatML with marco's system prompts (Marco-o1, Qwen and SmolLM2 all use ChatML)."""
@@ -283,7 +314,7 @@ class RemoteEngine:
         context = prompt[-LOOP_WINDOW:] if stop.loop_guard else ""
         scored: list[Scored] = []
         means: list[float] = []  # top-5 mean log-prob per piece (DeepConf online's stop)
-        text, finish, evaluated = "", None, 0
+        text, finish = "", None
         cut: StopReason | None = None
         ids, sent = list(prefix), prompt  # what the server continues (native: ids, else text)
         if request.sampling.first_rank is not None:
@@ -297,20 +328,39 @@ class RemoteEngine:
         if not cut and len(scored) < limit:
             body = self._body(request.sampling, stop, limit - len(scored))
             body["prompt"] = ids if self.native else sent
-            for event in self.http.events(self._completions, body):
-                new, finish, evaluated = self._read_event(event, finish, evaluated)
-                for piece in new:
-                    before, text = len(text), text + piece.text
-                    scored.append(piece)
-                    means.append(piece.top_mean)
-                    cut = cut_reason(text, before, stop, context, means)
-                    if cut:
-                        break
-                if cut:
-                    break  # closing the stream stops the server here
-            self._count(requests=1, evaluated=evaluated)
+            streamed = self._streamed(body, Streamed(list(scored), list(means), text), stop, context)
+            scored, text, cut, finish = streamed.scored, streamed.text, streamed.cut, streamed.finish
+            self._count(requests=1, evaluated=streamed.evaluated)
         self._count(streamed=len(scored))
         return self._generation(scored, text, cut, finish, stop, limit, prompt)
+
+    def _streamed(self, body: JSON, start: Streamed, stop: StopRule, context: str) -> Streamed:
+        """One generation streamed on from `start`, cut where the stop rule cuts it. A stream
+        that ends before its final event (and was not cut here) is a transport failure: tried
+        again from `start`, as connection failures are, then one error."""
+        tries = self.http.retries + 1
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(self.http.backoff * 2 ** (attempt - 1))
+            got = Streamed(list(start.scored), list(start.means), start.text)
+            for event in self.http.events(self._completions, body):
+                new, got.finish, got.evaluated = self._read_event(event, got.finish, got.evaluated)
+                for piece in new:
+                    before, got.text = len(got.text), got.text + piece.text
+                    got.scored.append(piece)
+                    got.means.append(piece.top_mean)
+                    got.cut = cut_reason(got.text, before, stop, context, got.means)
+                    if got.cut:
+                        return got  # leaving the loop closes the stream: the server stops here
+            if got.finish is not None:
+                return got
+        raise Truncated(f"the server at {self.root} ended its stream before its final event ({tries} tries)")
+
+    def _whole(self, value: object, field: str) -> int:
+        """A count the server reports, checked where it is read (one line naming the field)."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise self.http.garbled(self._completions, f"{field} {json.dumps(value)[:40]}: not a count")
 
     def _read_event(
         self, event: JSON, finish: str | None, evaluated: int
@@ -319,12 +369,14 @@ class RemoteEngine:
             if self.native:
                 new = from_native(event.get("completion_probabilities") or [])
                 if event.get("stop"):
-                    finish = event.get("stop_type")
-                    evaluated = int(event.get("tokens_evaluated") or 0)
+                    finish = str(event.get("stop_type") or "eos")
+                    evaluated = self._whole(event.get("tokens_evaluated") or 0, "tokens_evaluated")
                 return new, finish, evaluated
             choice = (event.get("choices") or [{}])[0]
             finish = choice.get("finish_reason") or finish
-            evaluated = int((event.get("usage") or {}).get("prompt_tokens") or evaluated)
+            evaluated = self._whole(
+                (event.get("usage") or {}).get("prompt_tokens") or evaluated, "prompt_tokens"
+            )
             logprobs = choice.get("logprobs")
             if logprobs is None and choice.get("text"):
                 raise ShapeError("no logprobs")

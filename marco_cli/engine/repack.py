@@ -161,4 +161,3 @@ def probe(model: Path) -> tuple[Verdict, bool]:
     last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
     why = f"a test process with repacking ({features}) failed (exit {done.returncode}: {last[0][:200]})"
     return Verdict(False, "probe", why), False
-

@@ -3,12 +3,18 @@
 Kept apart from `remote` so the engine there reads as generation logic: this module only knows
 URLs, JSON and server-sent events. Connection errors and 5xx are retried with exponential
 backoff; 4xx is the server refusing the request (`Refused`), and is not retried; a timeout is
-reported as the server not answering, never retried (a slow server stays slow).
+reported as the server not answering, never retried (a slow server stays slow). The timeout
+bounds the whole request, reading its answer included: a server that sends one byte a second
+is cut at the deadline (a socket timeout alone bounds each read, not the request).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +36,32 @@ class BackendError(MarcoError):
 
 class Refused(BackendError):
     """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
+
+
+class Truncated(BackendError):
+    """A streamed answer ended before its final event: a transport failure, retried as one."""
+
+
+class Deadline:
+    """Cuts a response's connection once the request's time is up. `shutdown` on a duplicate
+    of the socket's descriptor acts on the connection itself, so a read blocked in another
+    frame returns at once (as end of data) and `expired` tells why."""
+
+    def __init__(self, response: HTTPResponse, seconds: float) -> None:
+        self.expired = False
+        self._sock = socket.socket(fileno=os.dup(response.fileno()))
+        self._timer = threading.Timer(max(0.0, seconds), self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.expired = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self._sock.close()
 
 
 @dataclass(frozen=True)
@@ -73,7 +105,7 @@ class Transport:
         raise BackendError(f"cannot reach the server at {self.root} ({last})")
 
     def silent(self) -> BackendError:
-        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s")
+        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s (--timeout)")
 
     def garbled(self, path: str, what: str) -> BackendError:
         return BackendError(f"the server at {self.root} answered {path} with {what}")
@@ -83,19 +115,28 @@ class Transport:
         return BackendError(f"the server at {self.root} went away mid-answer ({why})")
 
     @contextmanager
-    def _reading(self) -> Iterator[None]:
-        """Around reading an answer: a timeout is the server not answering, a reset or a body
-        cut short is the server going away (`open` maps the same failures while connecting)."""
+    def _reading(self, response: HTTPResponse, started: float) -> Iterator[None]:
+        """Around reading an answer, within the request's deadline: a timeout is the server not
+        answering, a reset or a body cut short is the server going away (`open` maps the same
+        failures while connecting)."""
+        deadline = Deadline(response, self.timeout - (time.monotonic() - started))
         try:
             yield
+            if deadline.expired:
+                raise self.silent()
         except TimeoutError:
             raise self.silent() from None
         except (OSError, HTTPException) as exc:
-            raise self.gone(exc) from None
+            raise (self.silent() if deadline.expired else self.gone(exc)) from None
+        finally:
+            deadline.close()
+            response.close()
 
     def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
         """One request answered with one JSON object (an empty answer reads as `{}`)."""
-        with self._reading(), self.open(method, path, body) as response:
+        started = time.monotonic()
+        response = self.open(method, path, body)
+        with self._reading(response, started):
             raw = response.read()
         try:
             answer = json.loads(raw or b"{}")
@@ -107,24 +148,33 @@ class Transport:
 
     def text(self, path: str) -> str:
         """A plain-text answer (e.g. Prometheus /metrics)."""
-        with self._reading(), self.open("GET", path, None) as response:
-            return response.read().decode("utf-8", "replace")
+        started = time.monotonic()
+        response = self.open("GET", path, None)
+        with self._reading(response, started):
+            raw = response.read()
+        return raw.decode("utf-8", "replace")
 
     def events(self, path: str, body: JSON) -> Iterator[JSON]:
         """The JSON events of a streamed answer (server-sent events); a server that ignored
-        `stream` gives its one JSON answer. Leaving the loop early closes the stream."""
+        `stream` gives its one JSON answer. Leaving the loop early closes the stream. Whether
+        the stream ended with its final event is the caller's to judge (`Truncated`)."""
+        started = time.monotonic()
         response = self.open("POST", path, body)
         try:
-            with self._reading():
+            with self._reading(response, started):
                 if "text/event-stream" not in response.headers.get("Content-Type", ""):
-                    yield json.loads(response.read() or b"{}")
+                    yield self._object(path, response.read() or b"{}")
                     return
                 for raw in response:
                     line = raw.decode("utf-8", "replace").strip()
                     if not line.startswith("data:") or line == "data: [DONE]":
                         continue
-                    yield json.loads(line[5:])
+                    yield self._object(path, line[5:].encode())
         except json.JSONDecodeError:
             raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
-        finally:
-            response.close()
+
+    def _object(self, path: str, raw: bytes) -> JSON:
+        answer = json.loads(raw)
+        if not isinstance(answer, dict):
+            raise self.garbled(path, "an event that is not a JSON object")
+        return answer
