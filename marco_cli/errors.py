@@ -19,3 +19,10 @@ class UsageError(MarcoError):
 
 class PromptTooLong(UsageError):
     """The prompt does not fit the context (HTTP 400 with OpenAI's `context_length_exceeded`)."""
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """A user's text as a message quotes it: one line, at most `limit` characters (a name of
+    300 characters would turn a one-line error into a screenful)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -50,7 +50,7 @@ EngineFactory = Callable[[Options, int], Opened]
 
 def _local_model(model: str, yes: bool) -> tuple[ModelSpec, download.LocalModel]:
     spec = parse_spec(model, load_registry())
-    local = download.locate(spec)
+    local = download.locate(spec, verify=True)
     if local is not None:
         return spec, local
     interactive = sys.stdin.isatty() and sys.stderr.isatty()

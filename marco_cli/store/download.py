@@ -7,7 +7,9 @@ HF_HOME, HF_TOKEN), so a test or a user can change them without re-importing any
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -26,6 +28,7 @@ from huggingface_hub.file_download import http_get, repo_folder_name
 from huggingface_hub.utils import build_hf_headers
 
 from marco_cli.errors import MarcoError
+from marco_cli.files import marco_home
 from marco_cli.store.gguf import check_gguf, is_gguf
 from marco_cli.store.registry import (
     EntrySpec,
@@ -79,8 +82,10 @@ def cached_hf_file(repo: str, filename: str, revision: str = "main") -> Path | N
     return Path(found) if isinstance(found, str) else None
 
 
-def locate(spec: ModelSpec) -> LocalModel | None:
-    """The model's files if they are already on this machine (no network)."""
+def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
+    """The model's files if they are already on this machine (no network). `verify`: a cached
+    file the registry pins a sha256 for must match it (checked once per file, size and mtime,
+    then remembered, so a 4.7 GB file is not hashed again on every run)."""
     if isinstance(spec, FileSpec):
         return LocalModel(spec.path, (spec.path,), "file", None)
     if isinstance(spec, HfFileSpec):
@@ -98,6 +103,9 @@ def locate(spec: ModelSpec) -> LocalModel | None:
         paths = [cached_hf_file(source.repo, p.name, source.revision) for p in parts]
         if all(paths):
             done = tuple(p for p in paths if p is not None)
+            if verify:
+                for path, part in zip(done, parts):
+                    check_pinned(path, part, spec.label)
             return LocalModel(done[0], done, f"hf {source.repo}", spec.quant)
     return None
 
@@ -118,6 +126,60 @@ def _check_disk(part: FilePart, needed: int) -> None:
         )
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _memo_path() -> Path:
+    return marco_home() / "verified.json"
+
+
+def _memo_key(path: Path) -> tuple[str, list[object]]:
+    """A file's identity for the memo: its real path, and its size and mtime (a file replaced
+    or rewritten in place changes one of them, and is hashed again)."""
+    real = path.resolve()
+    stat = real.stat()
+    return str(real), [stat.st_size, stat.st_mtime_ns]
+
+
+def _memo() -> dict[str, object]:
+    try:
+        loaded = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _remember(path: Path, sha256: str) -> None:
+    """Best effort: a memo that cannot be written costs a hash next time, nothing more."""
+    key, identity = _memo_key(path)
+    memo = {**_memo(), key: [*identity, sha256]}
+    with contextlib.suppress(OSError):
+        _memo_path().parent.mkdir(parents=True, exist_ok=True)
+        tmp = _memo_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(memo), encoding="utf-8")
+        tmp.replace(_memo_path())
+
+
+def check_pinned(path: Path, part: FilePart, label: str) -> None:
+    """A cached file against the sha256 the registry pins (remembered once it matched)."""
+    if part.sha256 is None:
+        return
+    key, identity = _memo_key(path)
+    if _memo().get(key) == [*identity, part.sha256]:
+        return
+    if _sha256(path) != part.sha256:
+        raise MarcoError(
+            f"{part.name} in the cache does not match the registry's sha256 (damaged or replaced): "
+            f"run 'marco rm {label} --yes' and 'marco pull {label}'"
+        )
+    _remember(path, part.sha256)
+
+
 def _verify(path: Path, part: FilePart) -> None:
     if not is_gguf(path):
         raise MarcoError(f"downloaded file is not a GGUF (bad magic bytes): {path}")
@@ -127,12 +189,9 @@ def _verify(path: Path, part: FilePart) -> None:
             f"delete it with 'marco rm' and pull again"
         )
     if part.sha256 is not None:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != part.sha256:
+        if _sha256(path) != part.sha256:
             raise MarcoError(f"{part.name} failed its sha256 check: delete it and pull again")
+        _remember(path, part.sha256)
 
 
 def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
@@ -247,7 +306,7 @@ def download_hf(repo: str, part: FilePart, revision: str = "main", tqdm_class: t
 
 def pull(spec: ModelSpec, tqdm_class: type | None = None) -> LocalModel:
     """Make the model's files local: a package resource, the cache, or a download, in order."""
-    found = locate(spec)
+    found = locate(spec, verify=True)
     if found is not None:
         if isinstance(spec, FileSpec):
             check_gguf(found.path)

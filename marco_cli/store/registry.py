@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home
 
 PROMPT_STYLES = ("marco", "plain")
@@ -93,7 +93,7 @@ class Registry:
         known = self.names() + [a for e in self.models.values() for a in e.aliases]
         close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise MarcoError(f"unknown model '{name}'.{hint} Run 'marco models' to list them.")
+        raise MarcoError(f"unknown model '{clip(name)}'.{hint} Run 'marco models' to list them.")
 
 
 @dataclass(frozen=True)
@@ -311,25 +311,46 @@ def load_registry() -> Registry:
     return registry
 
 
+def _hf_spec(text: str) -> HfFileSpec:
+    """`hf:OWNER/REPO/FILE.gguf`, checked by the Hub's own rules for repo ids (huggingface-hub's
+    `validate_repo_id`: characters, length 96) and kept inside the cache (no `..`)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    parts = text[3:].split("/", 2)
+    if len(parts) != 3 or not all(parts) or not parts[2].endswith(".gguf"):
+        raise MarcoError(f"'{clip(text)}' is not like hf:OWNER/REPO/FILE.gguf", code=2)
+    names = [*parts[:2], *parts[2].split("/")]
+    if any(p in (".", "..") or not re.fullmatch(r"[\w.-]+", p) for p in names):
+        raise MarcoError(
+            f"'{clip(text)}': owner, repo and file names cannot hold '..' or odd characters", code=2
+        )
+    if any(len(p) > 255 for p in names):
+        raise MarcoError(f"'{clip(text)}': a name is longer than 255 characters", code=2)
+    repo = f"{parts[0]}/{parts[1]}"
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as exc:
+        why = str(exc).split(". ")[0]
+        raise MarcoError(f"'{clip(text)}' names no Hugging Face repo ({clip(why, 120)})", code=2) from None
+    return HfFileSpec(repo, parts[2])
+
+
 def parse_spec(text: str, registry: Registry) -> ModelSpec:
     """`NAME[:QUANT]`, a path to a `.gguf` file, or `hf:OWNER/REPO/FILE.gguf`."""
     text = text.strip()
     if not text:
         raise MarcoError("empty model name")
     if text.startswith("hf:"):
-        parts = text[3:].split("/", 2)
-        if len(parts) != 3 or not all(parts) or not parts[2].endswith(".gguf"):
-            raise MarcoError(f"'{text}' is not like hf:OWNER/REPO/FILE.gguf", code=2)
-        names = [*parts[:2], *parts[2].split("/")]
-        if any(p in (".", "..") or not re.fullmatch(r"[\w.-]+", p) for p in names):
-            raise MarcoError(
-                f"'{text}': owner, repo and file names cannot hold '..' or odd characters", code=2
-            )
-        return HfFileSpec(f"{parts[0]}/{parts[1]}", parts[2])
+        return _hf_spec(text)
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
         path = Path(text).expanduser()
-        if not path.is_file():
-            raise MarcoError(f"model file not found: {path}")
+        try:
+            found = path.is_file()
+        except OSError as exc:  # a name too long for the file system, a loop of links
+            raise MarcoError(f"cannot read the model path '{clip(text)}': {exc.strerror}", code=2) from None
+        if not found:
+            raise MarcoError(f"model file not found: {clip(str(path))}")
         return FileSpec(path.resolve())
     name, _, quant = text.partition(":")
     entry = registry.lookup(name)
