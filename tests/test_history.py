@@ -76,7 +76,7 @@ def test_a_corrupt_history_costs_no_answer(scripted_session, isolated_home: Path
     result = runner.invoke(app, ["solve", Q, "--json"])
     no_traceback(result)
     assert result.exit_code == 0 and json.loads(result.stdout)["answer"] == "4"
-    assert "warning:" in result.stderr and "cannot be used" in result.stderr
+    assert "warning:" in result.stderr and "is damaged (file is not a database)" in result.stderr
     kept = list(isolated_home.glob("unsaved-run-*.json"))
     assert len(kept) == 1 and str(kept[0]) in result.stderr.replace("\n", "")
     assert json.loads(kept[0].read_text())["answer"] == "4"
@@ -91,7 +91,9 @@ def test_an_unwritable_history_keeps_the_record_aside(scripted_session, isolated
     result = runner.invoke(app, ["solve", Q])
     no_traceback(result)
     assert result.exit_code == 0 and result.stdout == "4\n"
-    assert "unable to open database file" in result.stderr and list(isolated_home.glob("unsaved-run-*.json"))
+    assert "is a folder, not a database file" in result.stderr and list(
+        isolated_home.glob("unsaved-run-*.json")
+    )
 
 
 def test_a_locked_history_waits_then_keeps_the_record_aside(

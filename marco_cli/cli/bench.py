@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from marco_cli.cli import signals
 from marco_cli.cli.options import ClickException, Options, config_from, search_parser, with_options
@@ -23,7 +24,7 @@ from marco_cli.record.results import Summary
 from marco_cli.runs import bench
 from marco_cli.search.config import SearchConfig
 from marco_cli.ui.charts import frontier_chart
-from marco_cli.ui.console import err_console, out_console, warn_bad_line
+from marco_cli.ui.console import err_console, out_console, visible, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
 
 
@@ -33,7 +34,8 @@ def _split(values: list[str]) -> list[str]:
 
 
 def _table(summary: Summary) -> Table:
-    table = Table(title=f"marco bench · {summary.model} · {summary.dataset}", title_justify="left")
+    title = Text(f"marco bench · {visible(summary.model)} · {visible(summary.dataset)}")
+    table = Table(title=title, title_justify="left")
     columns = (
         "config",
         "n",
@@ -51,7 +53,7 @@ def _table(summary: Summary) -> Table:
         low, high = row.ci95
         delta = row.delta_vs_cot
         table.add_row(
-            name,
+            Text(visible(name)),
             str(row.n),
             f"{row.accuracy:.1%} [{low:.0%}-{high:.0%}]",
             f"{row.no_answer:.1%}",
@@ -70,7 +72,9 @@ def _pairs(summary: Summary) -> Table:
         table.add_column(column)
     for pair in summary.pairs:
         counts = (pair.problems, pair.right_to_wrong, pair.wrong_to_right)
-        table.add_row(pair.first, pair.second, *map(str, counts), f"{pair.p_exact:.3g}")
+        table.add_row(
+            Text(visible(pair.first)), Text(visible(pair.second)), *map(str, counts), f"{pair.p_exact:.3g}"
+        )
     return table
 
 
@@ -169,7 +173,7 @@ def _report(summary: Summary, out: Path, as_json: bool) -> None:
     target.print(_table(summary))
     if len(summary.configs) > 1:
         target.print(_pairs(summary))
-        target.print(frontier_chart(summary.configs), highlight=False, markup=False)
+        target.print(visible(frontier_chart(summary.configs)), highlight=False, markup=False)
     err_console().print(f"results in {out}/{bench.RESULTS}, summary in {out}/{bench.SUMMARY}")
 
 

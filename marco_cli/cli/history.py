@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from marco_cli.cli.options import HideThought, Json
 from marco_cli.files import write_text
 from marco_cli.runs import history
-from marco_cli.ui.console import err_console, out_console
+from marco_cli.ui.console import err_console, out_console, visible
 from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
 
@@ -47,11 +48,11 @@ def _cells(rows: list[history.RunRow]) -> list[tuple[str, ...]]:
         (
             str(row.id),
             datetime.fromtimestamp(row.created).strftime("%Y-%m-%d %H:%M"),
-            row.command,
-            row.model,
-            row.strategy,
-            " ".join(row.question.split()),
-            " ".join(row.answer.split()),
+            visible(row.command),
+            visible(row.model),
+            visible(row.strategy),
+            visible(" ".join(row.question.split())),
+            visible(" ".join(row.answer.split())),
             "-" if row.confidence is None else f"{row.confidence:.3f}",
             f"{row.seconds:.1f}s",
         )
@@ -75,7 +76,7 @@ def log_table(rows: list[history.RunRow], width: int) -> Table:
     for name in names:
         table.add_column(name, no_wrap=True, overflow="ellipsis", width=widths[name])
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # stored text is never read as markup
     return table
 
 

@@ -7,7 +7,9 @@ fallback file and says where. Reading a broken history is one clear error.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import tempfile
 import time
@@ -54,14 +56,43 @@ def _connect() -> sqlite3.Connection:
     return conn
 
 
+_READ_ONLY = ("readonly", "read-only", "unable to open database file")
+_DAMAGED = ("not a database", "malformed", "corrupt")
+
+
+def check_home() -> None:
+    """MARCO_HOME must be a folder (or not exist yet): a file there is said as such, instead of
+    reading as an empty history."""
+    home = marco_home()
+    if home.exists() and not home.is_dir():
+        raise HistoryError(f"MARCO_HOME ({home}) is a file, not a folder: set MARCO_HOME to a folder")
+
+
 def _broken(exc: Exception) -> HistoryError:
+    """The history's failure by its cause: not a folder, locked, read-only, or damaged (only
+    then is moving it aside the advice)."""
     reason = str(exc) or type(exc).__name__
+    path = db_path()
+    try:
+        check_home()
+    except HistoryError as not_a_folder:
+        return not_a_folder
     if "locked" in reason:  # healthy, but another marco holds it
         return HistoryError(
-            f"the history at {db_path()} is locked by another marco process (waited "
+            f"the history at {path} is locked by another marco process (waited "
             f"{LOCK_TIMEOUT_S:.0f} s); try again when it finishes"
         )
-    return HistoryError(f"the history at {db_path()} cannot be used ({reason}); move it aside to start anew")
+    if path.is_dir():
+        return HistoryError(f"the history at {path} is a folder, not a database file: rename or remove it")
+    errno_ = exc.errno if isinstance(exc, OSError) else None
+    if errno_ in (errno.EROFS, errno.EACCES, errno.EPERM) or any(w in reason for w in _READ_ONLY):
+        target = path if path.exists() else marco_home()
+        if not os.access(target, os.W_OK):
+            what = "file" if target == path else "folder"
+            return HistoryError(f"the history cannot be written: its {what} {target} is read-only")
+    if any(w in reason for w in _DAMAGED):
+        return HistoryError(f"the history at {path} is damaged ({reason}); move it aside to start anew")
+    return HistoryError(f"the history at {path} cannot be used ({reason})")
 
 
 def _parse(text: str) -> Record | None:
@@ -142,6 +173,7 @@ class RunRow:
 
 def recent(limit: int) -> list[RunRow]:
     """The `limit` latest runs, newest first."""
+    check_home()
     if not db_path().exists():
         return []
     try:
@@ -161,6 +193,7 @@ def records(
 ) -> tuple[list[tuple[int, Record]], list[int]]:
     """(id, record) of the runs with these ids (all when None) created since `since`, and the ids
     of matching runs whose stored record is damaged (left out: one bad row blocks no other)."""
+    check_home()
     if not db_path().exists():
         return [], []
     query, args = "SELECT id, record FROM runs WHERE created >= ?", [since or 0.0]
@@ -180,6 +213,7 @@ def records(
 
 def load(run_id: int) -> Record:
     """A run's record; an id that is not there is a usage error, a damaged record a runtime one."""
+    check_home()
     if not db_path().exists():
         raise MarcoError(f"no run {run_id}: the history is empty", code=2)
     if not 0 < run_id <= MAX_ID:

@@ -104,7 +104,7 @@ def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
         if all(paths):
             done = tuple(p for p in paths if p is not None)
             if verify:
-                for path, part in zip(done, parts):
+                for path, part in zip(done, parts, strict=True):
                     check_pinned(path, part, spec.label)
             return LocalModel(done[0], done, f"hf {source.repo}", spec.quant)
     return None

@@ -29,14 +29,27 @@ def out_console() -> Console:
     return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
 
+# C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on instead of
+# showing (ESC starts the sequences that retitle, clear or rewrite a screen)
+_CONTROLS = {c: f"^{chr(c + 64)}" for c in range(32) if chr(c) not in "\t\n"}
+_CONTROLS |= {127: "^?", **{c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}}
+
+
+def visible(text: str) -> str:
+    """Stored or received text as a terminal may show it: control characters in caret notation
+    (ESC as ^[, as `cat -v` shows it), so a question holding escape sequences cannot retitle,
+    clear or rewrite the operator's terminal. Every place that prints stored text uses it."""
+    return text.translate(_CONTROLS)
+
+
 def fail(message: str) -> None:
-    """Print one error line on stderr."""
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """Print one error line on stderr (`message` is markup; its text parts are made visible)."""
+    err_console().print(f"[bold red]error:[/] {visible(message)}", markup=True, highlight=False)
 
 
 def warn(message: str) -> None:
     """One warning line on stderr (the text is not markup)."""
-    err_console().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    err_console().print(f"[yellow]warning:[/] {escape(visible(message))}", highlight=False)
 
 
 def warn_bad_line(path: Path, number: int, why: str) -> None:

@@ -11,6 +11,7 @@ from rich.tree import Tree as RichTree
 
 from marco_cli.record.record import Record
 from marco_cli.search import events as ev
+from marco_cli.ui.console import visible
 
 MAX_CHILDREN = 4  # per node, most visited first; the rest are summarised
 MAX_DEPTH = 8
@@ -112,7 +113,7 @@ class TreeSnapshot:
 
 
 def _short(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    flat = visible(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: max(1, width - 1)] + "…"
 
 
@@ -187,7 +188,7 @@ def status_line(snap: TreeSnapshot, elapsed: float, strategy: str) -> Text:
 
 def thought_panel(thought: str) -> RenderableType:
     return Panel(
-        Text(thought.strip() or "(no <Thought> block)", style="dim"),
+        Text(visible(thought.strip()) or "(no <Thought> block)", style="dim"),
         title="Thought",
         title_align="left",
         border_style="dim",
@@ -196,7 +197,7 @@ def thought_panel(thought: str) -> RenderableType:
 
 def output_panel(answer: str) -> RenderableType:
     return Panel(
-        Text(answer.strip() or "(no answer)", style="bold"),
+        Text(visible(answer.strip()) or "(no answer)", style="bold"),
         title="Output",
         title_align="left",
         border_style="green",
@@ -217,7 +218,7 @@ def summary_line(record: Record) -> Text:
     conf = record.reward
     why = STOP_REASONS.get(record.stopped, "")
     return Text(
-        f"{record.model.name} · {record.search.strategy} · {record.iterations} iterations · "
+        f"{visible(record.model.name)} · {record.search.strategy} · {record.iterations} iterations · "
         f"{record.tokens.generated} tokens · {record.seconds:.1f}s · confidence "
         f"{'-' if conf is None else f'{conf:.3f}'}" + (f" · {why}" if why else ""),
         style="dim",
