@@ -22,9 +22,9 @@ from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
 from marco_cli.runs import bench
-from marco_cli.search.config import SearchConfig
+from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.charts import frontier_chart
-from marco_cli.ui.console import err_console, out_console, visible, warn_bad_line
+from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
 
 
@@ -36,7 +36,7 @@ def _split(values: list[str]) -> list[str]:
 def _table(summary: Summary) -> Table:
     title = Text(f"marco bench · {visible(summary.model)} · {visible(summary.dataset)}")
     table = Table(title=title, title_justify="left")
-    columns = (
+    columns: tuple[str, ...] = (
         "config",
         "n",
         "accuracy [95% CI]",
@@ -47,6 +47,8 @@ def _table(summary: Summary) -> Table:
         "Δ vs cot",
         "frontier",
     )
+    skipped = any(row.skipped for row in summary.configs.values())
+    columns = columns + (("skipped",) if skipped else ())
     for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right", no_wrap=True)
     for name, row in summary.configs.items():
@@ -62,6 +64,7 @@ def _table(summary: Summary) -> Table:
             f"{row.tokens_per_second:.0f}",
             "-" if delta is None else f"{delta:+.1%}",
             "dominated" if row.dominated else "on it",
+            *((str(row.skipped),) if skipped else ()),
         )
     return table
 
@@ -103,10 +106,17 @@ def _spec(text: str) -> Spec:
     return Spec(text, found["label"], found["name"], found["budget"] or "", found["flags"] or "")
 
 
+BUDGETED = ("mcts", *SAMPLING)  # mcts counts iterations, the sampled strategies samples
+
+
 def _budget(spec: Spec) -> dict[str, int]:
-    """`vote@8` (samples), `mcts@16` (iterations): a strategy at a budget of its own."""
+    """`vote@8` (samples), `mcts@16` (iterations): a strategy at a budget of its own; a
+    strategy that takes no count (cot) refuses one instead of ignoring it."""
     if not spec.budget:
         return {}
+    if spec.name not in BUDGETED:
+        takes = ", ".join(BUDGETED)
+        raise MarcoError(f"'{spec.text}': {spec.name} takes no budget after @ (only {takes} do)", code=2)
     if not spec.budget.isdigit() or not 1 <= int(spec.budget) <= 100_000:
         raise MarcoError(f"'{spec.text}': the budget after @ must be a whole number from 1 to 100000", code=2)
     return {("iterations" if spec.name == "mcts" else "samples"): int(spec.budget)}
@@ -159,6 +169,9 @@ def _progress_listener(bar: Progress) -> bench.BenchListener:
     def listen(event: bench.BenchEvent) -> None:
         if isinstance(event, bench.BenchStarted):
             bar.update(task, total=event.total, completed=event.done)
+        elif isinstance(event, bench.ProblemSkipped):
+            bar.update(task, advance=1)
+            warn(f"problem {event.index} skipped ({event.config}): {event.why}")
         else:
             bar.update(task, advance=1, description=f"{event.config} #{event.index}")
 
@@ -203,8 +216,11 @@ def bench_cmd(
     """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
     if jobs > 1 and not options.engine.backend:
         raise MarcoError("--jobs needs --backend: the local engine runs one search at a time", code=2)
-    problems = bench.load_dataset(dataset)[offset:]
+    everything = bench.load_dataset(dataset)
+    problems = everything[offset:]
     problems = problems[:limit] if limit else problems
+    if not problems:
+        raise MarcoError(f"--offset {offset} selects no problem: {dataset} has {len(everything)}", code=2)
     configs = _configs(options, strategy, granularity)
     session = open_session("bench", options, max(c.branches for c in configs.values()))
     label = session.info.label

@@ -51,9 +51,10 @@ class ResultRow:
     reward: float | None = None
     answer: str = ""
     response: str = ""
+    skipped: str = ""  # why the problem was not searched (its prompt does not fit the context)
 
     def to_json(self) -> JsonObject:
-        return {
+        out: JsonObject = {
             "config": self.config,
             "index": self.index,
             "question": self.question,
@@ -66,6 +67,9 @@ class ResultRow:
             "answer": self.answer,
             "response": self.response,
         }
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
 
     @staticmethod
     def from_json(row: Mapping[str, object]) -> ResultRow:
@@ -95,6 +99,7 @@ class ResultRow:
             reward=None if reward is None else _number(reward, "reward"),
             answer=_text(row, "answer"),
             response=_text(row, "response"),
+            skipped=_text(row, "skipped"),
         )
 
 
@@ -112,6 +117,7 @@ class Figures:
     tokens_per_second: float
     dominated: bool | None = None  # None: it ran no problem (not on the plot)
     delta_vs_cot: float | None = None  # accuracy change against cot on the problems both ran
+    skipped: int = 0  # problems not searched (longer than the context): outside every figure
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {
@@ -128,6 +134,8 @@ class Figures:
             out["dominated"] = self.dominated
         if self.delta_vs_cot is not None:
             out["delta_vs_cot"] = self.delta_vs_cot
+        if self.skipped:
+            out["skipped"] = self.skipped
         return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from marco_cli import tasks
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, PromptTooLong
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.record.results import RESULT_FIELDS, Figures, Pair, ResultRow, Summary
@@ -165,9 +165,17 @@ def repair(out: Path) -> set[tuple[str, int]]:
 
 
 def append_line(path: Path, row: JsonObject) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
+    """One row, appended and flushed. A failed write (a full disk) is one line naming the
+    folder: the rows before it stay valid, and a row cut short is dropped on resume."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.flush()
+    except OSError as exc:
+        raise MarcoError(
+            f"cannot write to {path.parent}: {exc.strerror or exc}; the rows already written are "
+            "kept: rerun the same command to resume once it can be written"
+        ) from None
 
 
 def append_result(out: Path, row: ResultRow) -> None:
@@ -222,16 +230,24 @@ def _delta_vs_cot(mine: dict[int, ResultRow], cot: dict[int, ResultRow] | None) 
 
 
 def summarize(rows: Iterable[ResultRow], configs: list[str]) -> Summary:
-    """Per-configuration figures, and paired flips between every two configurations."""
+    """Per-configuration figures, and paired flips between every two configurations. A skipped
+    problem (not searched) is counted as skipped and left out of every figure and pair."""
     by_config: dict[str, dict[int, ResultRow]] = {c: {} for c in configs}
+    skipped: dict[str, set[int]] = {c: set() for c in configs}
     for row in rows:
         if row.config in by_config:
-            by_config[row.config][row.index] = row
+            if row.skipped:
+                skipped[row.config].add(row.index)
+            else:
+                by_config[row.config][row.index] = row
     plain = {config: _figures(list(done.values())) for config, done in by_config.items()}
     cot = by_config.get("cot")
     table = {
         name: replace(
-            figures, dominated=dominated(name, plain), delta_vs_cot=_delta_vs_cot(by_config[name], cot)
+            figures,
+            dominated=dominated(name, plain),
+            delta_vs_cot=_delta_vs_cot(by_config[name], cot),
+            skipped=len(skipped[name]),
         )
         for name, figures in plain.items()
     }
@@ -252,7 +268,14 @@ class ProblemGraded:
     correct: bool
 
 
-BenchEvent = BenchStarted | ProblemGraded
+@dataclass(frozen=True)
+class ProblemSkipped:
+    config: str
+    index: int
+    why: str
+
+
+BenchEvent = BenchStarted | ProblemGraded | ProblemSkipped
 BenchListener = Callable[[BenchEvent], None]
 
 
@@ -280,6 +303,12 @@ def prepare_run_dir(out: Path, meta: JsonObject) -> None:
             raise MarcoError(f"{out} holds results of other settings; pass another --out", code=2)
         meta = {**meta, "settings": {**old.get("settings", {}), **meta["settings"]}}
     write_text(meta_path, json.dumps(meta, indent=2))
+
+
+def skipped_row(name: str, problem: Problem, why: str) -> ResultRow:
+    """A problem that was not searched: graded as done (a resume does not retry it), counted
+    as skipped, and outside every figure."""
+    return ResultRow(name, problem.index, False, 0, 0.0, None, problem.question, problem.answer, skipped=why)
 
 
 def result_row(name: str, problem: Problem, record: Record) -> ResultRow:
@@ -352,7 +381,14 @@ def run(
     def work(item: tuple[Problem, str]) -> None:
         problem, name = item
         messages = tasks.solve_messages(problem.question)
-        record = tasks.run_task(engine, style, info, problem.question, messages, configs[name])
+        try:
+            record = tasks.run_task(engine, style, info, problem.question, messages, configs[name])
+        except PromptTooLong as exc:  # this problem cannot run; the others can
+            row = skipped_row(name, problem, str(exc))
+            with lock:
+                append_result(out, row)
+            listener(ProblemSkipped(name, problem.index, row.skipped))
+            return
         if record.stopped == "interrupted":
             raise KeyboardInterrupt
         if record.stopped == "error":
