@@ -5,14 +5,13 @@ stops the others."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from marco_cli.cli import app
 from marco_cli.runs import bench
-from tests.helpers import no_traceback, one_line_error, runner
+from tests.helpers import no_traceback, one_line_error, remount, runner, tmpfs
 
 
 def _dataset(tmp_path: Path, count: int = 3) -> Path:
@@ -59,16 +58,7 @@ def test_a_problem_longer_than_the_context_is_skipped_and_the_bench_goes_on(tmp_
 def test_a_full_disk_is_one_line_and_the_bench_resumes_once_there_is_space(
     scripted_session, tmp_path: Path
 ) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(
-            f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()}): a full disk needs one"
-        )
-    try:
+    with tmpfs(tmp_path / "disk", "48k") as disk:
         data, out = _dataset(tmp_path, 60), disk / "out"
         args = ["bench", str(data), "--strategy", "cot", "--out", str(out), "--json"]
         full = runner.invoke(app, args)
@@ -76,10 +66,8 @@ def test_a_full_disk_is_one_line_and_the_bench_resumes_once_there_is_space(
         assert f"cannot write to {out}: No space left on device" in line and "rerun" in line, line
         written = bench.read_results(out)  # what was written before the disk filled stays valid
         assert 0 < len(written) < 60
-        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        remount(disk, "size=8m")
         resumed = runner.invoke(app, args)
         assert resumed.exit_code == 0, resumed.output
         assert json.loads(resumed.stdout)["configs"]["cot"]["n"] == 60
         assert sorted(r.index for r in bench.read_results(out)) == list(range(60))  # each once
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)

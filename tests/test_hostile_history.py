@@ -4,16 +4,13 @@ a file or read-only, each told by its real cause, and no answer lost."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from marco_cli.cli import app
-from tests.helpers import no_traceback, one_line_error, runner
+from tests.helpers import no_traceback, one_line_error, remount, runner, tmpfs
 
 HOSTILE = "\x1b]0;PWNED\x07\x1b[2JWhat is 2 + 2? [/bold] [red]"
 
@@ -62,31 +59,10 @@ def test_a_marco_home_that_is_a_file_is_said_to_be_one(scripted_session, tmp_pat
     assert "move it aside" not in solved.stderr
 
 
-@contextlib.contextmanager
-def read_only_folder(path: Path) -> Iterator[Path]:
-    """A tmpfs mounted at `path`, made read-only after `yield`'s caller fills it (root only)."""
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}): a read-only folder needs one"
-        )
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _remount_read_only(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-
-
 def test_a_read_only_marco_home_is_said_read_only(scripted_session, tmp_path: Path, monkeypatch) -> None:
-    with read_only_folder(tmp_path / "ro") as home:
+    with tmpfs(tmp_path / "ro", "4m") as home:
         monkeypatch.setenv("MARCO_HOME", str(home))
-        _remount_read_only(home)
+        remount(home, "ro")
         solved = runner.invoke(app, ["solve", "What is 2 + 2?"])
         assert solved.exit_code == 0 and solved.stdout == "4\n"
         said = " ".join(solved.stderr.split())
@@ -97,10 +73,10 @@ def test_a_read_only_marco_home_is_said_read_only(scripted_session, tmp_path: Pa
 def test_a_healthy_read_only_history_is_read_and_said_read_only(
     scripted_session, tmp_path: Path, monkeypatch
 ) -> None:
-    with read_only_folder(tmp_path / "ro") as home:
+    with tmpfs(tmp_path / "ro", "4m") as home:
         monkeypatch.setenv("MARCO_HOME", str(home))
         assert runner.invoke(app, ["solve", "What is 2 + 2?"]).exit_code == 0
-        _remount_read_only(home)
+        remount(home, "ro")
         listed = runner.invoke(app, ["log", "--json"])
         assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 1  # still readable
         solved = runner.invoke(app, ["solve", "What is 3 + 1?"])
