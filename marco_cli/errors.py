@@ -1,11 +1,17 @@
 """The one error type the CLI turns into a clean one-line message and an exit code."""
 
 
+def one_line(message: str) -> str:
+    """A message kept to one line: a line break inside it (from a name or value it quotes) is
+    written as `\\n`, as Python's repr writes it."""
+    return message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+
+
 class MarcoError(Exception):
     """A user-facing failure: the message is printed as one line, the process exits with `code`."""
 
     def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.code = code
 
 

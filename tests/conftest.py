@@ -10,12 +10,18 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.fakehub import FakeHub
 from tests.scripted import ScriptedEngine
 
 SMOLLM_RESOURCE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MACHINE_REPACK: dict[str, bool] = {}  # "repack": this machine's real verdict, for the probe's tests
+
+# Hypothesis: `ci` (default) is deterministic and bounded; HYPOTHESIS_PROFILE=dev searches longer
+settings.register_profile("ci", max_examples=200, derandomize=True, deadline=5000, print_blob=True)
+settings.register_profile("dev", max_examples=2000, deadline=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

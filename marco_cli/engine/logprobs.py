@@ -51,8 +51,29 @@ def _log(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float, str)):
-        return float(value)
+        return _lp(value)
     raise ShapeError(f"a logprob that is not a number: {value!r:.40}")
+
+
+def _lp(value: object) -> float:
+    """A log-probability as a server sent it: a number that is not NaN or +inf (-inf is a
+    probability of 0). A NaN would reach every reward and answer rule downstream."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ShapeError(f"a logprob that is not a number: {value!r:.40}")
+    number = float(value)  # a string that is no number: ValueError, a ShapeError's base
+    if math.isnan(number) or number == math.inf:
+        raise ShapeError(f"a logprob that is not a number: {value!r:.40}")
+    return number
+
+
+def _log_prob(value: object) -> float:
+    """A probability (llama-server's older form) as its log; 0 stays finite (1e-30)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ShapeError(f"a probability that is not a number: {value!r:.40}")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ShapeError(f"a probability outside 0..1: {value!r:.40}")
+    return math.log(max(number, 1e-30))
 
 
 def from_openai(logprobs: ServerJson) -> list[Scored]:
@@ -64,7 +85,7 @@ def from_openai(logprobs: ServerJson) -> list[Scored]:
                 str(item.get("token", "")),
                 item.get("id"),
                 _log(item.get("logprob")),
-                tuple(float(t["logprob"]) for t in item.get("top_logprobs") or []),
+                tuple(_lp(t["logprob"]) for t in item.get("top_logprobs") or []),
             )
             for item in content
         ]
@@ -76,7 +97,7 @@ def from_openai(logprobs: ServerJson) -> list[Scored]:
     if pieces is None or chosen is None or tops is None:
         raise ShapeError("no tokens/token_logprobs/top_logprobs")
     return [
-        Scored(str(piece), None, _log(lp), tuple(float(v) for v in (top or {}).values()))
+        Scored(str(piece), None, _log(lp), tuple(_lp(v) for v in (top or {}).values()))
         for piece, lp, top in zip(pieces, chosen, tops, strict=True)
     ]
 
@@ -86,15 +107,13 @@ def from_native(items: Iterable[ServerJson]) -> list[Scored]:
     scored = []
     for item in items:
         if "top_logprobs" in item:
-            top = tuple(float(t["logprob"]) for t in item["top_logprobs"])
+            top = tuple(_lp(t["logprob"]) for t in item["top_logprobs"])
             scored.append(Scored(str(item.get("token", "")), item.get("id"), _log(item.get("logprob")), top))
             continue
         probs = item.get("probs") or []
         text = str(item.get("content", item.get("token", "")))
-        top = tuple(math.log(max(float(p["prob"]), 1e-30)) for p in probs)
-        chosen = next(
-            (math.log(max(float(p["prob"]), 1e-30)) for p in probs if p.get("tok_str") == text), None
-        )
+        top = tuple(_log_prob(p["prob"]) for p in probs)
+        chosen = next((_log_prob(p["prob"]) for p in probs if p.get("tok_str") == text), None)
         scored.append(Scored(text, item.get("id"), chosen, top))
     return scored
 
@@ -111,7 +130,7 @@ class Alternative:
 
 def _alternative(item: ServerJson) -> Alternative:
     """A {token, id, logprob} candidate (llama-server's and the chat-style shape)."""
-    return Alternative(str(item.get("token", "")), item.get("id"), float(item["logprob"]))
+    return Alternative(str(item.get("token", "")), item.get("id"), _lp(item["logprob"]))
 
 
 def _ranked(alternatives: list[Alternative]) -> list[Alternative]:
@@ -128,7 +147,7 @@ def native_alternatives(items: list[ServerJson]) -> list[Alternative]:
         return _ranked([_alternative(t) for t in first["top_logprobs"]])
     return _ranked(
         [
-            Alternative(str(p.get("tok_str", "")), p.get("id"), math.log(max(float(p["prob"]), 1e-30)))
+            Alternative(str(p.get("tok_str", "")), p.get("id"), _log_prob(p["prob"]))
             for p in first.get("probs") or []
         ]
     )
@@ -145,4 +164,4 @@ def openai_alternatives(logprobs: ServerJson) -> list[Alternative]:
     tops = logprobs.get("top_logprobs")
     if not tops or not isinstance(tops[0], dict):
         raise ShapeError("no top_logprobs")
-    return _ranked([Alternative(str(text), None, float(lp)) for text, lp in tops[0].items()])
+    return _ranked([Alternative(str(text), None, _lp(lp)) for text, lp in tops[0].items()])

@@ -139,7 +139,7 @@ class Transport:
         with self._reading(response, started):
             raw = response.read()
         try:
-            answer = json.loads(raw or b"{}")
+            answer = json.loads(raw.decode("utf-8", "replace") or "{}")  # bytes would be sniffed as UTF-16/32
         except json.JSONDecodeError:
             raise self.garbled(path, "something that is not JSON") from None
         if not isinstance(answer, dict):
@@ -174,7 +174,7 @@ class Transport:
             raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
 
     def _object(self, path: str, raw: bytes) -> JSON:
-        answer = json.loads(raw)
+        answer = json.loads(raw.decode("utf-8", "replace"))  # bytes would be sniffed as UTF-16/32
         if not isinstance(answer, dict):
             raise self.garbled(path, "an event that is not a JSON object")
         return answer

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from marco_cli import tasks
+from marco_cli.errors import one_line
 from marco_cli.record.record import Record
 
 # a decoded request body: JSON in, Any until each field is checked (the one boundary here)
@@ -36,6 +37,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
     ) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
 

@@ -344,7 +344,12 @@ def parse_spec(text: str, registry: Registry) -> ModelSpec:
     if text.startswith("hf:"):
         return _hf_spec(text)
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # `~name` of a user this machine does not have
+            raise MarcoError(
+                f"cannot read the model path '{clip(text)}': no such user's home", code=2
+            ) from None
         try:
             found = path.is_file()
         except OSError as exc:  # a name too long for the file system, a loop of links
