@@ -33,6 +33,20 @@ def write_text(path: Path, text: str) -> None:
         raise MarcoError(f"cannot write {path}: {_reason(exc)}") from None
 
 
+def check_writable(path: Path | None) -> None:
+    """Before the work that ends in writing `path` (a search's page): a target that cannot be
+    written is a usage error now, not after the minutes the search took."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise MarcoError(f"cannot write {path}: it is a folder; name a file", code=2)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise MarcoError(f"cannot write {path}: the folder {folder} does not exist", code=2)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise MarcoError(f"cannot write {path}: the folder {folder} is not writable", code=2)
+
+
 def replace_text(path: Path, text: str) -> None:
     """Write `text` to a file beside `path`, then rename it over `path`: a kill midway leaves
     the old file whole, never half of the new one."""

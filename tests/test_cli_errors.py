@@ -45,6 +45,12 @@ USAGE_CASES: list[tuple[str, list[str], str]] = [
     ("backend with credentials", ["solve", Q, "--backend", "ftp://me:hunter2@example.com"], "ftp://"),
     ("serve port", ["serve", "--port", "70000"], "--port"),
     ("serve queue", ["serve", "--queue", "-1"], "--queue"),
+    ("temperature nan", ["solve", Q, "--temperature", "nan"], "must be a finite number, not nan"),
+    ("top-p out of range", ["solve", Q, "--top-p", "2"], "must be between 0 and 1, not 2"),
+    ("translate to nothing", ["translate", "hola", "--to", ""], "is not a language's name"),
+    ("translate to an escape", ["translate", "hola", "--to", "Fr\x1b[2Jench"], "is not a language's name"),
+    ("html in a missing folder", ["solve", Q, "--html", "/nonexistent/x.html"], "does not exist"),
+    ("html is a folder", ["solve", Q, "--html", "/tmp"], "it is a folder"),
 ]
 
 

@@ -17,7 +17,7 @@ from marco_cli.cli import signals
 from marco_cli.cli.options import Options, config_from, with_options
 from marco_cli.cli.session import Session, engine_settings, open_session
 from marco_cli.errors import MarcoError
-from marco_cli.files import write_text
+from marco_cli.files import check_writable, write_text
 from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
@@ -152,6 +152,7 @@ def finish(records: list[Record], total: int = 1) -> None:
 def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     """Answer a question with Marco-o1-style search, showing the tree live."""
     question = read_input(prompt).strip()
+    check_writable(options.output.html)
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
     session = open_session("solve", options, config.branches)
     with session.engine:
@@ -164,16 +165,31 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     finish([record])
 
 
+def language(value: str | None) -> str | None:
+    """A language's name as the prompt will say it: not empty, one line, no control characters."""
+    if value is None:
+        return None
+    name = value.strip()
+    if not name or len(name) > 60 or not name.isprintable():
+        raise typer.BadParameter(
+            f"{value!r:.70} is not a language's name (like French or Brazilian Portuguese)"
+        )
+    return name
+
+
 @with_options(defaults={"iterations": 8, "first_tokens": 0, "max_tokens": 384, "select": "mbr"})
 def translate_cmd(
     text: Text = None,
-    to: Annotated[str, typer.Option("--to", help="Target language.")] = "English",
-    source: Annotated[str | None, typer.Option("--from", help="Source language (default: auto).")] = None,
+    to: Annotated[str, typer.Option("--to", callback=language, help="Target language.")] = "English",
+    source: Annotated[
+        str | None, typer.Option("--from", callback=language, help="Source language (default: auto).")
+    ] = None,
     *,
     options: Options,
 ) -> None:
     """Translate, reasoning about slang and colloquial meaning. Piped lines: one out per line in."""
     raw = read_input(text)
+    check_writable(options.output.html)
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
     session = open_session("translate", options, config.branches)
