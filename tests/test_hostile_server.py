@@ -61,6 +61,18 @@ CASES = [
         400,
         "true or false, not 1",
     ),
+    Case(
+        "a model id of 100,000 characters",
+        json.dumps(body(model="m" * 100_000)).encode(),
+        404,
+        "not served here",
+    ),
+    Case(
+        "an option name of 100,000 characters",
+        json.dumps(body(marco={"x" * 100_000: 1})).encode(),
+        400,
+        "unknown search option",
+    ),
     Case("huge number", json.dumps(body()).encode()[:-1] + b', "temperature": 1e400}', 400, "finite number"),
 ]
 
@@ -73,6 +85,7 @@ def test_a_hostile_body_gets_its_status_and_a_message_naming_what_was_wrong(
     error = answer["error"]
     assert isinstance(error, dict)
     assert status == case.status and case.says in str(error["message"]), answer
+    assert len(str(error["message"])) < 700  # a message quotes what was sent, shortened
     assert "Traceback" not in server.log.read_text()
 
 

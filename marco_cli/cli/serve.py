@@ -31,7 +31,7 @@ from marco_cli.cli.options import (
 )
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError, UsageError
+from marco_cli.errors import MarcoError, UsageError, clip
 from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
@@ -77,7 +77,9 @@ def _argv(settings: Mapping[str, object]) -> list[str]:
     for name, value in settings.items():
         if name not in SEARCH:
             known = ", ".join(sorted(SEARCH))
-            raise ApiError(400, f"unknown search option '{name}' (known: {known})", param=f"marco.{name}")
+            raise ApiError(
+                400, f"unknown search option '{clip(name)}' (known: {known})", param=f"marco.{clip(name)}"
+            )
         if value is None:
             continue
         wrong = _value_error(name, value)

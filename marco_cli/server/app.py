@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from marco_cli.engine.transport import BackendError
-from marco_cli.errors import MarcoError, PromptTooLong, UsageError
+from marco_cli.errors import MarcoError, PromptTooLong, UsageError, clip
 from marco_cli.record.record import Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.server import protocol
@@ -148,7 +148,7 @@ class Api:
         models = self.settings.models
         if chat_request.model not in models:
             known = ", ".join(models)
-            message = f"model '{chat_request.model}' is not served here (served: {known})"
+            message = f"model '{clip(chat_request.model)}' is not served here (served: {known})"
             raise ApiError(404, message, "not_found_error", param="model", code="model_not_found")
         config = self.settings.configure(chat_request, models[chat_request.model])
         loop = asyncio.get_running_loop()
