@@ -5,20 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from marco_cli.cli.options import real, span, url_option
 from marco_cli.engine.repack import Verdict
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home
 from marco_cli.record.saved import JsonObject
-from marco_cli.store import download
-from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, load_registry, parse_spec
-from marco_cli.ui.console import download_bar_class, err_console, out_console
+from marco_cli.store import download, stores
+from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, Registry, load_registry, parse_spec
+from marco_cli.store.stores import StoreFileSpec
+from marco_cli.ui.console import download_bar_class, err_console, out_console, visible, warn
 
 
 def _human(size: int | None) -> str:
@@ -51,10 +53,45 @@ class ModelRow:
     prompt_style: str
     context_length: int | None
     description: str
+    store: str = "registry"  # or the tool whose store holds it: ollama, lmstudio
+    matches: str | None = None  # another store's file that is this registry entry and quant
+    system: str | None = None  # Ollama's system layer
+    stops: list[str] = field(default_factory=list)  # Ollama's params `stop`
 
     @property
     def label(self) -> str:
-        return f"{self.name}:{self.quant}"
+        return self.name if self.store != "registry" else f"{self.name}:{self.quant}"
+
+
+def _store_rows(registry: Registry) -> list[ModelRow]:
+    """What Ollama's and LM Studio's stores hold (a broken Ollama model: a warning)."""
+    rows = []
+    pins = registry.pins()
+    for found in [*stores.ollama_models(pins), *stores.lmstudio_models(pins)]:
+        if isinstance(found, MarcoError):
+            warn(str(found))
+            continue
+        rows.append(
+            ModelRow(
+                name=found.ref,
+                quant=found.quant or "?",
+                default=False,
+                default_model=False,
+                size=found.path.stat().st_size,
+                downloaded=True,
+                path=str(found.path),
+                origin=found.tool,
+                aliases=[],
+                prompt_style=found.prompt_style,
+                context_length=None,
+                description=f"same file as {found.matches}" if found.matches else "",
+                store=found.tool,
+                matches=found.matches,
+                system=found.system,
+                stops=list(found.stops),
+            )
+        )
+    return rows
 
 
 def _rows(show_all: bool) -> list[ModelRow]:
@@ -88,10 +125,14 @@ def _rows(show_all: bool) -> list[ModelRow]:
 
 def models_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
-    show_all: bool = typer.Option(False, "--all", help="List every quantization."),
+    show_all: bool = typer.Option(
+        False, "--all", help="List every quantization, and what Ollama's and LM Studio's stores hold."
+    ),
 ) -> None:
     """List the models marco knows, and which are on this machine."""
     rows = _rows(show_all)
+    if show_all:
+        rows += _store_rows(load_registry())
     if as_json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
         return
@@ -100,9 +141,18 @@ def models_cmd(
         table.add_column(column, overflow="fold")
     for row in rows:
         name = row.name + (" (default)" if row.default_model and row.default else "")
+        name += f" (= {row.matches})" if row.matches else ""
         local = "[green]yes[/]" if row.downloaded else "[dim]no[/]"
-        table.add_row(name, row.quant, _human(row.size), local, row.path or "")
-    out_console().print(table)
+        if row.downloaded and row.origin in stores.REMOVE_COMMAND:
+            local = f"[green]{row.origin}[/]"
+        table.add_row(Text(name), row.quant, _human(row.size), local, Text(row.path or ""))
+    console = out_console()
+    console.print(table)
+    for row in rows:  # what Ollama's manifest adds: shown, not used (docs/manual.md: Models)
+        said = [f"system {clip(row.system, 60)!r}"] if row.system else []
+        said += [f"stop {', '.join(map(repr, row.stops))}"] if row.stops else []
+        if said:
+            console.print(visible(f"{row.name}: {' · '.join(said)}"), highlight=False, markup=False)
 
 
 def pull_cmd(
@@ -123,9 +173,20 @@ def rm_cmd(
 ) -> None:
     """Remove a model's downloaded files from the cache."""
     spec = parse_spec(model, load_registry())
+    if isinstance(spec, StoreFileSpec):
+        how = stores.REMOVE_COMMAND[spec.tool].replace("NAME", spec.ref.split(":", 1)[1])
+        raise MarcoError(
+            f"{spec.ref} is {spec.tool}'s: marco never deletes from another tool's store ({how})", code=2
+        )
     if not isinstance(spec, EntrySpec):
         raise MarcoError("marco rm takes a registry name; delete other files yourself")
     local = download.locate(spec)
+    if local is not None and local.origin.startswith(("ollama:", "lmstudio:")):
+        tool = local.origin.split(":", 1)[0]
+        raise MarcoError(
+            f"{spec.label} is used from {local.origin}, which marco never deletes (use {tool}'s own command)",
+            code=2,
+        )
     if local is None or not local.origin.startswith("hf"):
         raise MarcoError(f"{spec.label} has no downloaded files to remove")
     if not yes:
@@ -204,6 +265,7 @@ def doctor_cmd(
             "offline": download.offline(),
             "registry": registry,
             "models_present": present,
+            "stores": {tool: [str(p) for p in paths] for tool, paths in stores.found_stores().items()},
         }
         print(json.dumps(report, indent=2))
         return
@@ -227,6 +289,9 @@ def doctor_cmd(
     console.print(f"HF cache          {download.hf_cache_dir()}  (endpoint {hf_endpoint})")
     console.print(f"offline           {download.offline()}")
     console.print(f"models present    {', '.join(present) or 'none'}")
+    for tool, paths in stores.found_stores().items():
+        where = ", ".join(str(p) for p in paths) or "not found"
+        console.print(f"{tool + ' store':<17} {where}", highlight=False, markup=False)
 
 
 COMMANDS = {"models": models_cmd, "pull": pull_cmd, "rm": rm_cmd, "doctor": doctor_cmd}

@@ -29,6 +29,7 @@ from huggingface_hub.utils import build_hf_headers
 
 from marco_cli.errors import MarcoError
 from marco_cli.files import marco_home
+from marco_cli.store import stores
 from marco_cli.store.gguf import check_gguf, is_gguf
 from marco_cli.store.registry import (
     EntrySpec,
@@ -38,7 +39,9 @@ from marco_cli.store.registry import (
     HfSource,
     ModelSpec,
     PackageSource,
+    pins_of,
 )
+from marco_cli.store.stores import StoreFileSpec
 
 logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 DISK_MARGIN = 64 * 1024 * 1024
@@ -88,6 +91,8 @@ def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
     then remembered, so a 4.7 GB file is not hashed again on every run)."""
     if isinstance(spec, FileSpec):
         return LocalModel(spec.path, (spec.path,), "file", None)
+    if isinstance(spec, StoreFileSpec):  # found and checked when the name was read
+        return LocalModel(spec.path, (spec.path,), spec.tool, spec.quant)
     if isinstance(spec, HfFileSpec):
         found = cached_hf_file(spec.repo, spec.file)
         return LocalModel(found, (found,), f"hf {spec.repo}", None) if found else None
@@ -107,6 +112,17 @@ def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
                 for path, part in zip(done, parts, strict=True):
                     check_pinned(path, part, spec.label)
             return LocalModel(done[0], done, f"hf {source.repo}", spec.quant)
+    return _in_other_stores(spec)
+
+
+def _in_other_stores(spec: EntrySpec) -> LocalModel | None:
+    """The same file in Ollama's or LM Studio's store (Ollama's blob is named by the sha256 the
+    registry pins; LM Studio's file by the registry's file name and size): used in place."""
+    pins = pins_of([spec.entry])
+    kept = [*stores.ollama_models(pins), *stores.lmstudio_models(pins)]
+    for found in kept:
+        if isinstance(found, StoreFileSpec) and found.matches == spec.label:
+            return LocalModel(found.path, (found.path,), found.ref, spec.quant)
     return None
 
 
@@ -311,7 +327,7 @@ def pull(spec: ModelSpec, tqdm_class: type | None = None) -> LocalModel:
         if isinstance(spec, FileSpec):
             check_gguf(found.path)
         return found
-    if isinstance(spec, FileSpec):  # locate always finds a file that parse_spec accepted
+    if isinstance(spec, (FileSpec, StoreFileSpec)):  # locate finds every file parse_spec accepted
         raise MarcoError(f"model file not found: {spec.path}")
     if isinstance(spec, HfFileSpec):
         path = download_hf(spec.repo, FilePart(spec.file), tqdm_class=tqdm_class)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 
 from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home
+from marco_cli.store.stores import Pin, StoreFileSpec, resolve_lmstudio, resolve_ollama
 
 PROMPT_STYLES = ("marco", "plain")
 _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -82,6 +84,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self.models)
+
+    def pins(self) -> list[Pin]:
+        """Every registry file another tool's store can be matched against."""
+        return pins_of(self.models.values())
 
     def lookup(self, name: str) -> ModelEntry:
         key = name.lower()
@@ -151,8 +157,21 @@ class HfFileSpec:
         return f"hf:{self.repo}/{self.file}"
 
 
-# What the user asked for: a registry entry with a quant, a local file, or a file on the Hub.
-ModelSpec = EntrySpec | FileSpec | HfFileSpec
+# What the user asked for: a registry entry with a quant, a local file, a file on the Hub, or
+# a model another tool keeps (Ollama, LM Studio).
+ModelSpec = EntrySpec | FileSpec | HfFileSpec | StoreFileSpec
+
+
+def pins_of(entries: Iterable[ModelEntry]) -> list[Pin]:
+    """The first file of each quant of each entry's Hub sources: what identifies that quant in
+    another tool's store (its sha256, or its file name and size)."""
+    return [
+        Pin(parts[0].sha256, parts[0].name, parts[0].exact_bytes, entry.name, quant, entry.prompt_style)
+        for entry in entries
+        for source in entry.sources
+        if isinstance(source, HfSource)
+        for quant, parts in source.files.items()
+    ]
 
 
 def parse_size(value: Any, where: str) -> int:  # Any: a value from YAML, checked here
@@ -337,12 +356,17 @@ def _hf_spec(text: str) -> HfFileSpec:
 
 
 def parse_spec(text: str, registry: Registry) -> ModelSpec:
-    """`NAME[:QUANT]`, a path to a `.gguf` file, or `hf:OWNER/REPO/FILE.gguf`."""
+    """`NAME[:QUANT]`, a path to a `.gguf` file, `hf:OWNER/REPO/FILE.gguf`, `ollama:NAME[:TAG]`
+    or `lmstudio:PUBLISHER/REPO[/FILE.gguf]`."""
     text = text.strip()
     if not text:
         raise MarcoError("empty model name")
     if text.startswith("hf:"):
         return _hf_spec(text)
+    if text.startswith("ollama:"):
+        return resolve_ollama(text.removeprefix("ollama:"), registry.pins())
+    if text.startswith("lmstudio:"):
+        return resolve_lmstudio(text.removeprefix("lmstudio:"), registry.pins())
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
         try:
             path = Path(text).expanduser()

@@ -1,0 +1,335 @@
+"""Models other tools already keep on this machine: Ollama's store and LM Studio's folders,
+loaded in place (no copy, no download).
+
+Ollama's layout, as its source writes and reads it (ollama/ollama, `envconfig.Models`,
+`types/model/name.go` `ParseNameBare`/`isValidPart`, `manifest/paths.go`, `manifest/manifest.go`):
+the store is `$OLLAMA_MODELS`, else `~/.ollama/models` (the Linux service's is
+`/usr/share/ollama/.ollama/models`). A name is `[HOST/][NAMESPACE/]MODEL[:TAG]` with the defaults
+`registry.ollama.ai`, `library` and `latest`; each part starts with a letter, digit or `_` and
+holds only those, `-` and `.` (not `.` in a namespace), at most 80 characters (a host 350, and
+`:` for its port). The manifest of a name is `manifests/HOST/NAMESPACE/MODEL/TAG` (a JSON file),
+or in the newer layout `manifests-v2/HOST/NAMESPACE/MODEL/TAG` with `ollama.com` as the public
+host, where the tag is a link to (or a copy of) a content-addressed blob holding the manifest;
+the v2 path is looked up first, and the public host under either spelling. A manifest's
+`layers` name blobs by `digest` (`sha256:<64 hex>`, stored as `blobs/sha256-<hex>`); the model
+is the layer of media type `application/vnd.ollama.image.model`; `...image.system` holds a system
+prompt, `...image.params` a JSON object of parameters (`stop` among them), `...image.template`
+the prompt template. A model blob's name is its sha256, so it is matched against the registry's
+pinned hashes without hashing it.
+
+LM Studio keeps `PUBLISHER/REPO/FILE.gguf` under `$LMSTUDIO_MODELS`, else `~/.lmstudio/models`,
+else the older `~/.cache/lm-studio/models`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from marco_cli.errors import MarcoError, clip
+from marco_cli.store.gguf import is_gguf
+
+Tool = Literal["ollama", "lmstudio"]
+REMOVE_COMMAND: dict[Tool, str] = {
+    "ollama": "ollama rm NAME",
+    "lmstudio": "LM Studio's My Models (or lms rm)",
+}
+MODEL_LAYER = "application/vnd.ollama.image.model"
+SYSTEM_LAYER = "application/vnd.ollama.image.system"
+PARAMS_LAYER = "application/vnd.ollama.image.params"
+LEGACY_HOST, V2_HOST = "registry.ollama.ai", "ollama.com"
+_DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})$")
+_QUANT = re.compile(r"(?i)(?:^|[-_.:])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|BF16|F32)(?=$|[-_.])")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A registry file whose sha256 (or name and size) identifies it in another tool's store."""
+
+    sha256: str | None
+    file: str
+    exact_bytes: int | None
+    entry: str
+    quant: str
+    prompt_style: str
+
+
+@dataclass(frozen=True)
+class StoreFileSpec:
+    """A GGUF another tool keeps (`ollama:NAME[:TAG]`, `lmstudio:PUBLISHER/REPO[/FILE]`)."""
+
+    tool: Tool
+    ref: str  # as the user can type it again: ollama:marco-o1:latest
+    path: Path
+    quant: str | None
+    prompt_style: str
+    matches: str | None = None  # the registry entry and quant this very file is
+    system: str | None = None  # Ollama's system layer (shown; marco keeps its own prompt)
+    stops: tuple[str, ...] = ()  # Ollama's params layer `stop` (shown; the GGUF's EOS ends turns)
+
+    @property
+    def name(self) -> str:
+        return self.ref
+
+    @property
+    def label(self) -> str:
+        return self.ref
+
+
+# Ollama ----------------------------------------------------------------------------------------
+def ollama_roots() -> list[Path]:
+    """Where Ollama keeps models: OLLAMA_MODELS alone when set, else the user's and the service's."""
+    if os.environ.get("OLLAMA_MODELS"):
+        return [Path(os.environ["OLLAMA_MODELS"]).expanduser()]
+    return [Path.home() / ".ollama" / "models", Path("/usr/share/ollama/.ollama/models")]
+
+
+def _valid_part(kind: str, part: str) -> bool:
+    """Ollama's isValidPart: a letter, digit or `_` first; then those, `-`, `.` (not in a
+    namespace) and `:` (only in a host); 1-80 characters (a host 350)."""
+    limit = 350 if kind == "host" else 80
+    if not 1 <= len(part) <= limit or not re.match(r"\w", part[0], re.ASCII):
+        return False
+    extra = {"host": "-.:", "namespace": "-"}.get(kind, "-.")
+    return all(c.isascii() and (c.isalnum() or c == "_" or c in extra) for c in part)
+
+
+@dataclass(frozen=True)
+class OllamaName:
+    host: str
+    namespace: str
+    model: str
+    tag: str
+
+    @property
+    def short(self) -> str:
+        """As `ollama list` shows it: the library's models without host and namespace."""
+        public = self.host.lower() in (LEGACY_HOST, V2_HOST)
+        if public and self.namespace == "library":
+            return f"{self.model}:{self.tag}"
+        prefix = "" if public else f"{self.host}/"
+        return f"{prefix}{self.namespace}/{self.model}:{self.tag}"
+
+
+def parse_ollama_name(text: str) -> OllamaName:
+    """`[HOST/][NAMESPACE/]MODEL[:TAG]`, as Ollama's ParseNameBare reads it, with its defaults;
+    every part checked by its rules, so a name can never leave the store."""
+    rest, tag = text, "latest"
+    if text.rfind(":") > text.rfind("/"):
+        rest, tag = text.rsplit(":", 1)
+    parts = rest.split("/")
+    if len(parts) > 3:
+        raise MarcoError(f"'ollama:{clip(text)}' is not like ollama:[NAMESPACE/]NAME[:TAG]", code=2)
+    model = parts[-1]
+    namespace = parts[-2] if len(parts) >= 2 else "library"
+    host = parts[-3] if len(parts) == 3 else LEGACY_HOST
+    name = OllamaName(host, namespace, model, tag)
+    for kind, part in (("host", host), ("namespace", namespace), ("model", model), ("tag", tag)):
+        if not _valid_part(kind, part):
+            raise MarcoError(
+                f"'ollama:{clip(text)}': its {kind} '{clip(part, 40)}' is not a name Ollama allows", code=2
+            )
+    return name
+
+
+def _manifest_paths(root: Path, name: OllamaName) -> Iterator[Path]:
+    """The v2 manifest first, then the legacy one, the public host under both spellings."""
+    public = name.host.lower() in (LEGACY_HOST, V2_HOST)
+    for folder, hosts in (("manifests-v2", (V2_HOST, LEGACY_HOST)), ("manifests", (LEGACY_HOST, V2_HOST))):
+        for host in hosts if public else (name.host,):
+            yield root / folder / host / name.namespace / name.model / name.tag
+
+
+def ollama_names(root: Path) -> list[tuple[OllamaName, Path]]:
+    """Every name in one store (both layouts), as `ollama list` would list it."""
+    found: dict[str, tuple[OllamaName, Path]] = {}
+    for folder in ("manifests-v2", "manifests"):
+        base = root / folder
+        try:
+            paths = sorted(base.glob("*/*/*/*"))
+        except OSError as exc:
+            raise MarcoError(f"cannot read Ollama's store at {base}: {exc.strerror or exc}") from None
+        for path in paths:
+            host, namespace, model, tag = path.relative_to(base).parts
+            name = OllamaName(host, namespace, model, tag)
+            if path.is_file() and name.short not in found:
+                found[name.short] = (name, path)
+    return sorted(found.values(), key=lambda item: item[0].short)
+
+
+def _blob(root: Path, digest: object, where: Path) -> Path:
+    match = _DIGEST.match(digest) if isinstance(digest, str) else None
+    if match is None:
+        raise MarcoError(f"Ollama's manifest {where} names a blob by something that is not a sha256 digest")
+    return root / "blobs" / f"sha256-{match[1].lower()}"
+
+
+def _layers(path: Path) -> list[dict[str, object]]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not JSON"
+        raise MarcoError(f"Ollama's manifest {path} cannot be read ({why})") from None
+    layers = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise MarcoError(f"Ollama's manifest {path} has no list of layers")
+    return layers
+
+
+def _layer_text(root: Path, layers: Sequence[dict[str, object]], kind: str, where: Path) -> str | None:
+    layer = next((item for item in layers if item.get("mediaType") == kind), None)
+    if layer is None:
+        return None
+    try:
+        return _blob(root, layer.get("digest"), where).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _stops(params: str | None) -> tuple[str, ...]:
+    try:
+        stop = json.loads(params or "{}").get("stop", [])
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(str(s) for s in stop) if isinstance(stop, list) else (str(stop),)
+
+
+def _find_manifest(text: str, name: OllamaName) -> tuple[Path, Path]:
+    roots = ollama_roots()
+    for root in roots:
+        for path in _manifest_paths(root, name):
+            if path.is_file():
+                return root, path
+    known = [n.short for root in roots if root.is_dir() for n, _ in ollama_names(root)]
+    if not any(root.is_dir() for root in roots):
+        where = " or ".join(str(r) for r in roots)
+        raise MarcoError(f"no Ollama store at {where} (set OLLAMA_MODELS to where `ollama` keeps models)")
+    close = difflib.get_close_matches(name.short, known, n=3, cutoff=0.4)
+    hint = f"; close: {', '.join(close)}" if close else f"; it has {len(known)} (marco models --all)"
+    raise MarcoError(f"Ollama has no model '{clip(text)}' ({name.short}){hint}")
+
+
+def resolve_ollama(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
+    """`ollama:NAME[:TAG]` as the GGUF blob its manifest names, checked."""
+    name = parse_ollama_name(text)
+    root, manifest = _find_manifest(text, name)
+    layers = _layers(manifest)
+    model = next((layer for layer in layers if layer.get("mediaType") == MODEL_LAYER), None)
+    if model is None:
+        raise MarcoError(f"Ollama's manifest {manifest} has no model layer ({MODEL_LAYER})")
+    blob = _blob(root, model.get("digest"), manifest)
+    if not blob.is_file():
+        raise MarcoError(f"Ollama's blob {blob} for {name.short} is missing: run `ollama pull {name.short}`")
+    if not is_gguf(blob):
+        raise MarcoError(f"Ollama's blob {blob} for {name.short} is not a GGUF file (bad magic bytes)")
+    digest = blob.name.removeprefix("sha256-")
+    pin = next((p for p in pins if p.sha256 == digest), None)
+    quant = pin.quant if pin else _quant(name.tag)
+    return StoreFileSpec(
+        "ollama",
+        f"ollama:{name.short}",
+        blob,
+        quant,
+        pin.prompt_style if pin else "plain",
+        f"{pin.entry}:{pin.quant}" if pin else None,
+        _layer_text(root, layers, SYSTEM_LAYER, manifest),
+        _stops(_layer_text(root, layers, PARAMS_LAYER, manifest)),
+    )
+
+
+def _quant(text: str) -> str | None:
+    found = _QUANT.search(text)
+    return found[1].upper() if found else None
+
+
+# LM Studio ---------------------------------------------------------------------------------------
+def lmstudio_roots() -> list[Path]:
+    if os.environ.get("LMSTUDIO_MODELS"):
+        return [Path(os.environ["LMSTUDIO_MODELS"]).expanduser()]
+    return [Path.home() / ".lmstudio" / "models", Path.home() / ".cache" / "lm-studio" / "models"]
+
+
+def _lmstudio_spec(path: Path, root: Path, pins: Sequence[Pin]) -> StoreFileSpec:
+    size = path.stat().st_size
+    pin = next((p for p in pins if p.file == path.name and p.exact_bytes in (None, size)), None)
+    ref = "lmstudio:" + "/".join(path.relative_to(root).parts)
+    quant = pin.quant if pin else _quant(path.stem)
+    matches = f"{pin.entry}:{pin.quant}" if pin else None
+    return StoreFileSpec("lmstudio", ref, path, quant, pin.prompt_style if pin else "plain", matches)
+
+
+def _ggufs(folder: Path) -> list[Path]:
+    """A repo folder's model files (projector files for images are not models)."""
+    return sorted(p for p in folder.glob("*.gguf") if p.is_file() and not p.name.startswith("mmproj"))
+
+
+def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
+    """`lmstudio:PUBLISHER/REPO[/FILE.gguf]` inside LM Studio's folder (no other path)."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or any(
+        p in ("", ".", "..") or not re.fullmatch(r"[\w.@+-]+", p) for p in parts
+    ):
+        raise MarcoError(f"'lmstudio:{clip(text)}' is not like lmstudio:PUBLISHER/REPO[/FILE.gguf]", code=2)
+    roots = [r for r in lmstudio_roots() if r.is_dir()]
+    if not roots:
+        where = " or ".join(str(r) for r in lmstudio_roots())
+        raise MarcoError(f"no LM Studio models folder at {where} (set LMSTUDIO_MODELS)")
+    for root in roots:
+        folder = root / parts[0] / parts[1]
+        if not folder.is_dir():
+            continue
+        files = [folder / parts[2]] if len(parts) == 3 else _ggufs(folder)
+        if len(files) > 1:
+            names = ", ".join(f.name for f in files)
+            raise MarcoError(
+                f"lmstudio:{clip(text)} holds {len(files)} models ({clip(names, 160)}): name one", code=2
+            )
+        if files and files[0].is_file():
+            if not is_gguf(files[0]):
+                raise MarcoError(f"{files[0]} is not a GGUF file (bad magic bytes)")
+            return _lmstudio_spec(files[0], root, pins)
+    known = [s.ref.removeprefix("lmstudio:") for s in lmstudio_models(pins)]
+    close = difflib.get_close_matches(text, known, n=3, cutoff=0.4)
+    hint = f"; close: {', '.join(close)}" if close else ""
+    raise MarcoError(f"LM Studio has no model '{clip(text)}'{hint}")
+
+
+def lmstudio_models(pins: Sequence[Pin]) -> list[StoreFileSpec]:
+    found = []
+    for root in lmstudio_roots():
+        try:
+            files = sorted(root.glob("*/*/*.gguf")) if root.is_dir() else []
+        except OSError as exc:
+            raise MarcoError(f"cannot read LM Studio's folder {root}: {exc.strerror or exc}") from None
+        found += [
+            _lmstudio_spec(p, root, pins) for p in files if p.is_file() and not p.name.startswith("mmproj")
+        ]
+    return found
+
+
+def ollama_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
+    """Every Ollama model on this machine, resolved (a broken one as its error)."""
+    found: list[StoreFileSpec | MarcoError] = []
+    for root in ollama_roots():
+        if not root.is_dir():
+            continue
+        for name, _ in ollama_names(root):
+            try:
+                found.append(resolve_ollama(name.short, pins))
+            except MarcoError as exc:
+                found.append(exc)
+    return found
+
+
+def found_stores() -> dict[Tool, list[Path]]:
+    """The store folders on this machine, for `marco doctor`."""
+    return {
+        "ollama": [r for r in ollama_roots() if r.is_dir()],
+        "lmstudio": [r for r in lmstudio_roots() if r.is_dir()],
+    }
