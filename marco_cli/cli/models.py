@@ -199,9 +199,9 @@ def rm_cmd(
 
 
 def _doctor_backend(url: str, as_json: bool, timeout: float) -> None:
-    from marco_cli.engine.remote import RemoteEngine
+    from marco_cli.engine.ollama import connect
 
-    report = RemoteEngine(url, retries=1, timeout=timeout).describe()
+    report = connect(url, retries=1, timeout=timeout).describe()
     if as_json:
         print(json.dumps(report, indent=2))
     else:

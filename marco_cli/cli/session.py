@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import typer
 
 from marco_cli.cli import signals
-from marco_cli.cli.options import Options
+from marco_cli.cli.options import EngineOptions, Options
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo
@@ -61,6 +61,35 @@ def _local_model(model: str, yes: bool) -> tuple[ModelSpec, download.LocalModel]
     return spec, download.pull(spec, tqdm_class=download_bar_class(err_console()))
 
 
+def _remote_style(model: str) -> str:
+    """The prompt style for a model a server runs: the registry entry's (an `ollama:` name
+    by its base name, since that store may be on another machine), else plain."""
+    registry = load_registry()
+    if model.startswith("ollama:"):
+        base = model.removeprefix("ollama:").split(":")[0].split("/")[-1]
+        return registry.models[base].prompt_style if base in registry.models else "plain"
+    return "plain" if model.endswith(".gguf") else parse_spec(model, registry).prompt_style
+
+
+def _open_remote(model: str, options: EngineOptions, branches: int) -> Opened:
+    """A server's engine: Ollama's own API when `/api/version` says Ollama (the model it runs
+    is `-m`, without `ollama:`), else llama-server's or an OpenAI-compatible one."""
+    from marco_cli.engine.ollama import connect
+
+    local_only = model.endswith(".gguf") or model.startswith(("hf:", "lmstudio:"))
+    named = None if local_only else model.removeprefix("ollama:")  # the name Ollama runs
+    engine = connect(
+        options.backend or "",
+        named,
+        timeout=options.timeout,
+        parallel=options.parallel,
+        fallback_parallel=branches,
+    )
+    style = _remote_style(model)
+    info = ModelInfo(engine.model, None, None, f"remote {engine.root}", style)
+    return Opened(engine, style, info)
+
+
 def open_engine(chosen: Options, branches: int) -> Opened:
     """The real factory: a RemoteEngine for --backend, else the local llama.cpp engine.
 
@@ -70,14 +99,7 @@ def open_engine(chosen: Options, branches: int) -> Opened:
     """
     model, options = chosen.model, chosen.engine
     if options.backend:
-        from marco_cli.engine.remote import RemoteEngine
-
-        style = "plain" if model.endswith(".gguf") else parse_spec(model, load_registry()).prompt_style
-        engine = RemoteEngine(
-            options.backend, parallel=options.parallel, fallback_parallel=branches, timeout=options.timeout
-        )
-        info = ModelInfo(engine.model, None, None, f"remote {engine.root}", style)
-        return Opened(engine, style, info)
+        return _open_remote(model, options, branches)
     from marco_cli.engine.llama import Engine
 
     spec, local = _local_model(model, chosen.output.yes)

@@ -76,6 +76,19 @@ class Streamed:
     evaluated: int = 0
 
 
+def sampling_fields(sampling: Sampling) -> JSON:
+    """The sampler as llama.cpp-based servers name it (greedy: no top-p or top-k cut)."""
+    hot = sampling.temperature > 0
+    return {
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p if hot else 1.0,
+        "top_k": sampling.top_k if hot else 0,
+        "min_p": sampling.min_p,
+        "seed": sampling.seed,
+        "repeat_penalty": 1.0,
+    }
+
+
 class RemoteEngine:
     def __init__(
         self,
@@ -252,14 +265,8 @@ class RemoteEngine:
             return list(pool.map(one, requests))
 
     def _body(self, sampling: Sampling, stop: StopRule, limit: int) -> JSON:
-        hot = sampling.temperature > 0
         return {
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p if hot else 1.0,
-            "top_k": sampling.top_k if hot else 0,
-            "min_p": sampling.min_p,
-            "seed": sampling.seed,
-            "repeat_penalty": 1.0,
+            **sampling_fields(sampling),
             "cache_prompt": True,
             "stop": list(stop.stop_texts),
             "stream": self.native,  # llama-cpp-python's server cuts concurrent streams short

@@ -162,7 +162,13 @@ class Transport:
         response = self.open("POST", path, body)
         try:
             with self._reading(response, started):
-                if "text/event-stream" not in response.headers.get("Content-Type", ""):
+                kind = response.headers.get("Content-Type", "")
+                if "ndjson" in kind:  # Ollama: one JSON object per line
+                    for raw in response:
+                        if raw.strip():
+                            yield self._object(path, raw)
+                    return
+                if "text/event-stream" not in kind:
                     yield self._object(path, response.read() or b"{}")
                     return
                 for raw in response:
