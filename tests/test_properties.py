@@ -214,6 +214,8 @@ REGISTRY = load_registry()
         st.text(max_size=60).map(lambda t: "hf:" + t),
         st.text(max_size=40).map(lambda t: t + ".gguf"),
         st.lists(st.text(max_size=12), max_size=4).map(lambda parts: "hf:" + "/".join(parts)),
+        st.text(max_size=60).map(lambda t: "ollama:" + t),
+        st.lists(st.text(max_size=12), max_size=4).map(lambda parts: "lmstudio:" + "/".join(parts)),
     )
 )
 def test_a_model_spec_is_a_spec_or_one_short_line(text: str) -> None:
