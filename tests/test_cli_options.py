@@ -239,7 +239,7 @@ ENGINE_KEYWORDS = {
 def stub_engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
     """The real `open_engine` with the engine classes swapped for scripted stand-ins that
     record the keywords they were built with: a keyword dropped on the way fails the table."""
-    from marco_cli.engine import llama, remote
+    from marco_cli.engine import llama, ollama, remote
     from marco_cli.engine.repack import Verdict
     from tests.scripted import ScriptedEngine
 
@@ -267,6 +267,7 @@ def stub_engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
 
     monkeypatch.setattr(llama, "Engine", LocalStub)
     monkeypatch.setattr(remote, "RemoteEngine", RemoteStub)
+    monkeypatch.setattr(ollama, "RemoteEngine", RemoteStub)  # what the factory calls for a non-Ollama server
     return built
 
 

@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +21,7 @@ from marco_cli.cli.session import open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
-from marco_cli.runs import bench
+from marco_cli.runs import bench, datasets
 from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
@@ -192,7 +192,13 @@ def _report(summary: Summary, out: Path, as_json: bool) -> None:
 
 @with_options(exclude=("strategy", "granularity", "hide_thought", "quiet", "no_log", "html"))
 def bench_cmd(
-    dataset: Annotated[Path, typer.Argument(help="TSV question<TAB>answer, or JSONL question/answer.")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A dataset name (mgsm-en, gsm8k, arith:300:11; `marco datasets` lists them), "
+            "hf:datasets/OWNER/REPO/FILE.jsonl, or a TSV question<TAB>answer / JSONL question, answer file."
+        ),
+    ],
     strategy: Annotated[
         list[str] | None,
         typer.Option(
@@ -216,7 +222,8 @@ def bench_cmd(
     """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
     if jobs > 1 and not options.engine.backend:
         raise MarcoError("--jobs needs --backend: the local engine runs one search at a time", code=2)
-    everything = bench.load_dataset(dataset)
+    loaded = datasets.load(dataset)
+    everything, dataset = loaded.problems, loaded.label
     problems = everything[offset:]
     problems = problems[:limit] if limit else problems
     if not problems:
@@ -224,8 +231,11 @@ def bench_cmd(
     configs = _configs(options, strategy, granularity)
     session = open_session("bench", options, max(c.branches for c in configs.values()))
     label = session.info.label
-    out = out or Path("bench-out") / f"{dataset.stem}-{label.replace(':', '-').replace('/', '_')}"
-    meta = {"dataset": str(dataset), "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
+    out = (
+        out
+        or Path("bench-out") / f"{datasets.folder_name(dataset)}-{label.replace(':', '-').replace('/', '_')}"
+    )
+    meta = {"dataset": dataset, "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
     bench.prepare_run_dir(out, meta)
     if html is not None:  # checked before the search: a bad folder must not cost the hour after it
         make_folder(html)
@@ -241,7 +251,7 @@ def bench_cmd(
     wanted = {p.index for p in problems}
     rows = [r for r in bench.read_results(out, warn_bad_line) if r.index in wanted]
     summary = replace(
-        bench.summarize(rows, list(configs)), dataset=str(dataset), model=label, problems=len(problems)
+        bench.summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems)
     )
     write_text(out / bench.SUMMARY, json.dumps(summary.to_json(), indent=2))
     _report(summary, out, options.output.as_json)
@@ -253,4 +263,18 @@ def bench_cmd(
         raise typer.Exit(signals.exit_code())
 
 
-COMMANDS = {"bench": bench_cmd}
+def datasets_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the datasets `marco bench NAME` takes: size, languages, licence and source."""
+    rows = [asdict(d) for d in datasets.CATALOGUE]
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table(title="marco datasets (marco bench NAME)", title_justify="left")
+    for column in ("name", "problems", "languages", "licence", "source"):
+        table.add_column(column, overflow="fold")
+    for d in datasets.CATALOGUE:
+        table.add_row(d.name, str(d.size) if d.size else "N", d.languages, d.licence, d.source)
+    out_console().print(table)
+
+
+COMMANDS = {"bench": bench_cmd, "datasets": datasets_cmd}

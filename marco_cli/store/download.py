@@ -210,6 +210,30 @@ def _verify(path: Path, part: FilePart) -> None:
         _remember(path, part.sha256)
 
 
+def dataset_file(repo: str, filename: str) -> Path:
+    """One file of a dataset repository on the Hub, made local in the same cache (and offline
+    mode, endpoint and token) as model files; every failure one line."""
+    try:
+        found = try_to_load_from_cache(repo, filename, cache_dir=hf_cache_dir(), repo_type="dataset")
+        if isinstance(found, str):
+            return Path(found)
+        local = hf_hub_download(
+            repo,
+            filename,
+            repo_type="dataset",
+            cache_dir=hf_cache_dir(),
+            local_files_only=offline(),
+            endpoint=_endpoint(),  # read now: huggingface-hub reads HF_ENDPOINT once, at import
+        )
+    except KeyboardInterrupt:
+        raise MarcoError(
+            f"download of {filename} interrupted; run the same command again", code=130
+        ) from None
+    except Exception as exc:  # every failure becomes one clear line
+        raise _explain(exc, f"datasets/{repo}", filename) from None
+    return Path(local)
+
+
 def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
     if isinstance(exc, hf_errors.GatedRepoError):
         return MarcoError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN")
