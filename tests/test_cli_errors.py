@@ -4,6 +4,7 @@ traceback, and nothing paid for is lost. The engine is the scripted model."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -113,3 +114,34 @@ def test_backend_must_be_an_http_url(scripted_session, url: str) -> None:
     said = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # Typer's error box, unwrapped
     assert result.exit_code == 2 and "is not an http:// or https:// URL" in said
     assert not scripted_session
+
+
+HEAVY = ("llama_cpp", "numpy", "huggingface_hub", "httpx", "starlette", "uvicorn")
+PROBE = """
+import sys
+from marco_cli.cli.app import main
+sys.argv = ["marco", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED", [m for m in {heavy!r} if m in sys.modules], file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["log"], ["show", "1"], ["export", "--all"], ["datasets"]]
+)
+def test_commands_that_run_no_model_load_no_engine_numpy_or_http_stack(
+    args: list[str], tmp_path: Path
+) -> None:
+    """What `benchmarks/startup.py` times: these start without llama.cpp, numpy or the HTTP stack."""
+    env = {**os.environ, "MARCO_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "LOADED []" in done.stderr, done.stderr[-500:]

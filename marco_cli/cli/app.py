@@ -91,9 +91,11 @@ def version() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        import llama_cpp
-
-        print(f"marco {version()} (llama-cpp-python {llama_cpp.__version__})")
+        try:  # the installed version, read without importing llama_cpp (and numpy)
+            engine = metadata.version("llama-cpp-python")
+        except metadata.PackageNotFoundError:
+            engine = "not installed"
+        print(f"marco {version()} (llama-cpp-python {engine})")
         raise typer.Exit()
 
 

@@ -17,7 +17,7 @@ from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home
 from marco_cli.record.saved import JsonObject
-from marco_cli.store import download, stores
+from marco_cli.store import stores
 from marco_cli.store.registry import EntrySpec, HfSource, ModelEntry, Registry, load_registry, parse_spec
 from marco_cli.store.stores import StoreFileSpec
 from marco_cli.ui.console import download_bar_class, err_console, out_console, visible, warn
@@ -95,6 +95,8 @@ def _store_rows(registry: Registry) -> list[ModelRow]:
 
 
 def _rows(show_all: bool) -> list[ModelRow]:
+    from marco_cli.store import download  # huggingface-hub: only for commands that read the cache
+
     registry = load_registry()
     rows = []
     for entry in registry.models.values():
@@ -159,6 +161,8 @@ def pull_cmd(
     model: str = typer.Argument(..., help="NAME[:QUANT], hf:OWNER/REPO/FILE.gguf"),
 ) -> None:
     """Download a model into the Hugging Face cache (or find it in a package or the cache)."""
+    from marco_cli.store import download  # huggingface-hub: only for commands that read the cache
+
     spec = parse_spec(model, load_registry())
     console = err_console()
     local = download.pull(spec, tqdm_class=download_bar_class(console))
@@ -172,6 +176,8 @@ def rm_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
 ) -> None:
     """Remove a model's downloaded files from the cache."""
+    from marco_cli.store import download  # huggingface-hub: only for commands that read the cache
+
     spec = parse_spec(model, load_registry())
     if isinstance(spec, StoreFileSpec):
         how = stores.REMOVE_COMMAND[spec.tool].replace("NAME", spec.ref.split(":", 1)[1])
@@ -239,6 +245,8 @@ def doctor_cmd(
     ),
 ) -> None:
     """Report the llama.cpp build, GPU offload, paths and local models (or a server's fitness)."""
+    from marco_cli.store import download  # huggingface-hub: only for commands that read the cache
+
     if backend:
         return _doctor_backend(backend, as_json, timeout)
     from marco_cli.engine import llama, repack

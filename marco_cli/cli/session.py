@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -18,7 +19,6 @@ from marco_cli.cli.options import EngineOptions, Options
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo
-from marco_cli.store import download
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.tasks import Opened
 from marco_cli.ui.console import download_bar_class, err_console, warn
@@ -45,10 +45,15 @@ class Session:
         return self.opened.info
 
 
+if TYPE_CHECKING:
+    from marco_cli.store.download import LocalModel
+
 EngineFactory = Callable[[Options, int], Opened]
 
 
-def _local_model(model: str, yes: bool) -> tuple[ModelSpec, download.LocalModel]:
+def _local_model(model: str, yes: bool) -> tuple[ModelSpec, LocalModel]:
+    from marco_cli.store import download  # huggingface-hub loads only when a model is opened
+
     spec = parse_spec(model, load_registry())
     local = download.locate(spec, verify=True)
     if local is not None:

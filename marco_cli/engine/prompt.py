@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-from llama_cpp.llama_types import ChatCompletionRequestMessage
+if TYPE_CHECKING:  # llama_cpp (and numpy under it) loads only when a prompt is rendered
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 # The system prompt baked into Marco-o1's chat template (used when the GGUF lacks a template).
 MARCO_SYSTEM_PROMPT = (
@@ -49,6 +49,8 @@ def with_system_prompt(
 
 def render_chat(messages: Sequence[dict[str, str]], template: str | None, bos: str, eos: str) -> str:
     """Render with the model's template (ChatML when the GGUF has none), generation prompt on."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
     formatter = Jinja2ChatFormatter(template or CHATML_TEMPLATE, eos_token=eos, bos_token=bos)
     # llama-cpp-python types each message as a TypedDict per role; ours are {role, content}
     typed = cast("list[ChatCompletionRequestMessage]", list(messages))

@@ -1,0 +1,50 @@
+"""How fast commands that run no model start: `marco --version` and `marco log` against two
+yardsticks, `python -c pass` and `python -c "import typer, rich.console"` (what any Typer/Rich
+CLI pays), median of N runs each, measured in one run. Target: within 2x of the second.
+
+Usage: python benchmarks/startup.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MARCO = str(Path(sys.executable).with_name("marco"))
+
+
+def median_seconds(args: list[str], runs: int, env: dict[str, str]) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    runs = parser.parse_args().runs
+    env = {**os.environ, "MARCO_HOME": tempfile.mkdtemp(prefix="marco-startup-")}
+    cases = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "import typer, rich.console": [sys.executable, "-c", "import typer, rich.console"],
+        "marco --version": [MARCO, "--version"],
+        "marco log": [MARCO, "log"],
+        "marco --help": [MARCO, "--help"],
+    }
+    seconds = {name: median_seconds(args, runs, env) for name, args in cases.items()}
+    floor, yardstick = seconds["python -c pass"], seconds["import typer, rich.console"]
+    for name, value in seconds.items():
+        print(f"{name:<28} {value:6.3f} s  {value / floor:5.1f}x python  {value / yardstick:5.2f}x typer+rich")
+
+
+if __name__ == "__main__":
+    main()
