@@ -43,7 +43,8 @@ def main() -> None:
     seconds = {name: median_seconds(args, runs, env) for name, args in cases.items()}
     floor, yardstick = seconds["python -c pass"], seconds["import typer, rich.console"]
     for name, value in seconds.items():
-        print(f"{name:<28} {value:6.3f} s  {value / floor:5.1f}x python  {value / yardstick:5.2f}x typer+rich")
+        ratios = f"{value / floor:5.1f}x python  {value / yardstick:5.2f}x typer+rich"
+        print(f"{name:<28} {value:6.3f} s  {ratios}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from marco_cli.cli.session import open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
-from marco_cli.runs import bench, datasets
+from marco_cli.runs import bench, datasets, paper
 from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
@@ -48,7 +48,8 @@ def _table(summary: Summary) -> Table:
         "frontier",
     )
     skipped = any(row.skipped for row in summary.configs.values())
-    columns = columns + (("skipped",) if skipped else ())
+    papered = any(row.paper is not None for row in summary.configs.values())
+    columns = columns + (("skipped",) if skipped else ()) + (("paper",) if papered else ())
     for column in columns:
         table.add_column(column, justify="left" if column == "config" else "right", no_wrap=True)
     for name, row in summary.configs.items():
@@ -65,6 +66,7 @@ def _table(summary: Summary) -> Table:
             "-" if delta is None else f"{delta:+.1%}",
             "dominated" if row.dominated else "on it",
             *((str(row.skipped),) if skipped else ()),
+            *(("-" if row.paper is None else f"{row.paper:.1%}",) if papered else ()),
         )
     return table
 
@@ -184,6 +186,8 @@ def _report(summary: Summary, out: Path, as_json: bool) -> None:
         return
     target = out_console()
     target.print(_table(summary))
+    if summary.paper_note:
+        target.print(Text(summary.paper_note, style="dim"))
     if len(summary.configs) > 1:
         target.print(_pairs(summary))
         target.print(visible(frontier_chart(summary.configs)), highlight=False, markup=False)
@@ -250,8 +254,8 @@ def bench_cmd(
             interrupted = True
     wanted = {p.index for p in problems}
     rows = [r for r in bench.read_results(out, warn_bad_line) if r.index in wanted]
-    summary = replace(
-        bench.summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems)
+    summary = paper.with_paper(
+        replace(bench.summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems))
     )
     write_text(out / bench.SUMMARY, json.dumps(summary.to_json(), indent=2))
     _report(summary, out, options.output.as_json)

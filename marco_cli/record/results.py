@@ -118,6 +118,7 @@ class Figures:
     dominated: bool | None = None  # None: it ran no problem (not on the plot)
     delta_vs_cot: float | None = None  # accuracy change against cot on the problems both ran
     skipped: int = 0  # problems not searched (longer than the context): outside every figure
+    paper: float | None = None  # the Marco-o1 paper's accuracy for this configuration (runs/paper.py)
 
     def to_json(self) -> JsonObject:
         out: JsonObject = {
@@ -136,6 +137,8 @@ class Figures:
             out["delta_vs_cot"] = self.delta_vs_cot
         if self.skipped:
             out["skipped"] = self.skipped
+        if self.paper is not None:
+            out["paper"] = self.paper
         return out
 
 
@@ -171,6 +174,7 @@ class Summary:
     dataset: str = ""
     model: str = ""
     problems: int = 0
+    paper_note: str | None = None  # where the paper column comes from, or why there is none
 
     def to_json(self) -> JsonObject:
         return {
@@ -179,6 +183,7 @@ class Summary:
             "problems": self.problems,
             "configs": {name: figures.to_json() for name, figures in self.configs.items()},
             "pairs": [pair.to_json() for pair in self.pairs],
+            **({"paper_note": self.paper_note} if self.paper_note else {}),
         }
 
     def pair(self, a: str, b: str) -> Pair | None:

@@ -104,13 +104,18 @@ class ProblemLine:
 
 
 def _accuracy_rows(summary: Summary) -> list[str]:
-    table = [_row(["config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "Δ vs cot"], "th")]
+    papered = any(row.paper is not None for row in summary.configs.values())
+    heads = ["config", "n", "accuracy [95% CI]", "no answer", "tokens", "s", "Δ vs cot"]
+    table = [_row([*heads, *(["paper"] if papered else [])], "th")]
     for name, row in summary.configs.items():
         low, high = row.ci95
         delta = row.delta_vs_cot
         cells = [html.escape(name), str(row.n), f"{row.accuracy:.1%} [{low:.0%}–{high:.0%}]"]
         cells += [f"{row.no_answer:.1%}", f"{row.mean_tokens:.0f}", f"{row.mean_seconds:.1f}"]
-        table.append(_row([*cells, "-" if delta is None else f"{delta:+.1%}"]))
+        cells.append("-" if delta is None else f"{delta:+.1%}")
+        if papered:
+            cells.append("-" if row.paper is None else f"{row.paper:.1%}")
+        table.append(_row(cells))
     return table
 
 
@@ -147,6 +152,7 @@ def bench_index(summary: Summary, problems: list[ProblemLine]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
 <body><header><h1>{title}</h1><div class="meta">{summary.problems} problems</div></header>
 <main style="display:block"><section><h2>Accuracy</h2><table id="accuracy">{"".join(table)}</table>
+{f'<p class="meta" id="paper-note">{html.escape(summary.paper_note)}</p>' if summary.paper_note else ""}
 <h2>Accuracy against tokens per problem (filled: on the frontier; hollow: dominated)</h2>
 {frontier_svg(summary.configs)}
 <h2>Paired flips (McNemar counts)</h2><table id="flips">{"".join(flips)}</table></section>
