@@ -55,7 +55,8 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     name="marco",
     cls=OneLineErrors,
-    help="Marco-o1-style MCTS reasoning over local GGUF models.",
+    help="Marco-o1-style MCTS reasoning over local GGUF models. The manual is docs/manual.md in "
+    "marco's source (the README links it); `marco COMMAND --help` for each command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -109,9 +110,24 @@ def main_options(
     """Marco-o1-style MCTS reasoning over local GGUF models."""
 
 
+# a few examples under each command's help, as `llm` and `ollama` show them ("\b": keep lines)
+EXAMPLES = {
+    "solve": 'Examples:\n\n\b\nmarco solve -m smollm2-135m "What is 17 * 23?"\n'
+    'marco solve -m ollama:marco-o1 --strategy vote --samples 8 "..."\n'
+    'echo "What is 2 + 2?" | marco solve -q --json',
+    "translate": 'Examples:\n\n\b\nmarco translate "That party was lit" --to French\n'
+    "cat lines.txt | marco translate --to English -q",
+    "bench": "Examples:\n\n\b\nmarco bench mgsm-en -m marco-o1 --strategy cot,mcts --granularity step,mini-64\n"
+    "marco bench arith:300:11 -m smollm2-135m --strategy cot,vote@4,mcts@8 --limit 50\n"
+    "marco datasets",
+    "serve": "Examples:\n\n\b\nmarco serve -m marco-o1 --port 8000\n"
+    'curl localhost:8000/v1/chat/completions -d \'{"model": "marco-o1", "messages": [...]}\'',
+    "export": "Examples:\n\n\b\nmarco export --all --format sft > sft.jsonl\nmarco export bench-out/mgsm-en-marco-o1 --format dpo",
+    "models": "Examples:\n\n\b\nmarco models --all\nmarco pull marco-o1",
+}
 for module in (solve, bench, export, history, models, serve):
     for name, command in module.COMMANDS.items():
-        app.command(name)(exit_codes(command))
+        app.command(name, epilog=EXAMPLES.get(name))(exit_codes(command))
 
 
 def main() -> None:

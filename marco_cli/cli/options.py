@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,9 +19,9 @@ from urllib.parse import urlparse
 
 import typer
 
-from marco_cli.contract import GRANULARITIES
+from marco_cli.contract import Granularity
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import REWARDS, STRATEGIES, SearchConfig
+from marco_cli.search.config import Reward, SearchConfig, Strategy
 from marco_cli.search.rules import rule_name
 
 
@@ -148,11 +149,13 @@ HideThought = Annotated[bool, typer.Option(help="Do not show the <Thought> block
 # the values are Annotated type forms for Typer, and the parsed values come out of Click
 # untyped (Options.search); config_from checks them by building the SearchConfig
 SEARCH_TYPES: dict[str, Any] = {
-    "strategy": Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")],
+    "strategy": Annotated[Strategy, typer.Option(help="mcts, or a baseline over the same model.")],
     "iterations": Annotated[
         int, typer.Option("--iterations", "-n", min=1, max=100_000, help="MCTS iterations.")
     ],
-    "granularity": Annotated[str, typer.Option(help=f"Action size: {', '.join(GRANULARITIES)}.")],
+    "granularity": Annotated[
+        Granularity, typer.Option(help="Action size: a step, or a 64/32-token mini-step.")
+    ],
     "children": Annotated[int, typer.Option(min=1, max=64, help="Children per expansion.")],
     "root_children": Annotated[
         int | None, typer.Option(min=1, max=64, help="Children of the root (default: --children).")
@@ -233,7 +236,7 @@ SEARCH_TYPES: dict[str, Any] = {
     "max_tokens": Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
     ],
-    "reward": Annotated[str, typer.Option(help=f"Rollout reward: {', '.join(REWARDS)} (README: Rewards).")],
+    "reward": Annotated[Reward, typer.Option(help="Rollout reward (docs/manual.md: Rewards).")],
     "select": Annotated[
         str,
         typer.Option(
@@ -276,6 +279,51 @@ SEARCH_TYPES: dict[str, Any] = {
         ),
     ],
 }
+# the help's panels: each option under the heading a user looks for it by
+PANELS = {
+    "Search": (
+        "strategy",
+        "granularity",
+        "children",
+        "root_children",
+        "first_tokens",
+        "exploration",
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "greedy_first",
+        "step_break",
+        "rollouts",
+        "rollout_temperature",
+        "samples",
+        "seed",
+        "loop_guard",
+        "reflection",
+        "dynamic_reflection",
+        "reflection_threshold",
+    ),
+    "Budgets and early stops": ("iterations", "max_tokens", "max_time", "stop_confidence", "stop_agree"),
+    "Answer rule and reward": ("select", "reward", "deepconf_keep", "deepconf_warmup", "deepconf_window"),
+}
+OTHER_PANELS = {
+    "Model and engine": ("gpu_layers", "cpu", "ctx", "threads", "verbose", "repack"),
+    "Remote": ("backend", "parallel", "timeout"),
+}
+
+
+def _panel(annotation: object, panel: str) -> None:
+    """Put an option under its help panel, with a short metavar so the help column has room
+    (N for counts, NUM for the floats `span` names; Click still checks the bounds)."""
+    kind, info = typing.get_args(annotation)[:2]
+    info.rich_help_panel = panel
+    base = {typing.get_args(kind)[0] if typing.get_args(kind) else kind}
+    if info.metavar is None and int in base:
+        info.metavar = "N"
+    elif info.metavar is not None and info.metavar.startswith("FLOAT"):
+        info.metavar = "NUM"
+
+
 _DEFAULT_CONFIG = SearchConfig()
 SEARCH: dict[str, tuple[Any, Any]] = {
     name: (kind, getattr(_DEFAULT_CONFIG, name)) for name, kind in SEARCH_TYPES.items()
@@ -355,6 +403,17 @@ OUTPUT: dict[str, tuple[Any, Any]] = {
         None,
     ),
 }
+
+
+for _heading, _names in PANELS.items():
+    for _name in _names:
+        _panel(SEARCH_TYPES[_name], _heading)
+for _heading, _names in OTHER_PANELS.items():
+    for _name in _names:
+        _panel(ENGINE[_name][0], _heading)
+for _name in OUTPUT:
+    _panel(OUTPUT[_name][0], "Output")
+_panel(ModelOpt, "Model and engine")
 
 
 @dataclass(frozen=True)

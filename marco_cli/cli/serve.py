@@ -47,8 +47,10 @@ _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
 
 
 def _kind(name: str) -> type:
-    """The Python type a search option parses to (`int | None` -> int)."""
+    """The Python type a search option parses to (`int | None` -> int, a Literal -> str)."""
     kind = typing.get_args(SEARCH_TYPES[name])[0]
+    if typing.get_origin(kind) is typing.Literal:
+        return str
     kinds = [k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None)]
     return kinds[0]
 
