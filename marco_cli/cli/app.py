@@ -117,12 +117,14 @@ EXAMPLES = {
     'echo "What is 2 + 2?" | marco solve -q --json',
     "translate": 'Examples:\n\n\b\nmarco translate "That party was lit" --to French\n'
     "cat lines.txt | marco translate --to English -q",
-    "bench": "Examples:\n\n\b\nmarco bench mgsm-en -m marco-o1 --strategy cot,mcts --granularity step,mini-64\n"
+    "bench": "Examples:\n\n\b\nmarco bench mgsm-en -m marco-o1 --strategy cot,mcts "
+    "--granularity step,mini-64\n"
     "marco bench arith:300:11 -m smollm2-135m --strategy cot,vote@4,mcts@8 --limit 50\n"
     "marco datasets",
     "serve": "Examples:\n\n\b\nmarco serve -m marco-o1 --port 8000\n"
     'curl localhost:8000/v1/chat/completions -d \'{"model": "marco-o1", "messages": [...]}\'',
-    "export": "Examples:\n\n\b\nmarco export --all --format sft > sft.jsonl\nmarco export bench-out/mgsm-en-marco-o1 --format dpo",
+    "export": "Examples:\n\n\b\nmarco export --all --format sft > sft.jsonl\n"
+    "marco export bench-out/mgsm-en-marco-o1 --format dpo",
     "models": "Examples:\n\n\b\nmarco models --all\nmarco pull marco-o1",
 }
 for module in (solve, bench, export, history, models, serve):
