@@ -4,6 +4,7 @@ file URL with networking off: the rendered DOM is read back and a screenshot kep
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -183,3 +184,33 @@ def test_show_and_bench_write_pages(tmp_path: Path, scripted_session) -> None:
     kept = [json.loads(line) for line in (tmp_path / "b" / "records.jsonl").read_text().splitlines()]
     record = next(k["record"] for k in kept if k["config"] == "mcts/step" and k["index"] == 0)
     assert len(dom.nodes) == len(record["nodes"])
+
+
+@needs_browser
+def test_the_bench_chart_has_ticks_interval_bars_and_labels_that_do_not_overlap(tmp_path: Path) -> None:
+    """Two configurations at the same cost and accuracy (vote@4 and deepconf@4 on the same
+    samples) share one label instead of printing over each other; the legend names both."""
+    from marco_cli.record.results import Figures
+    from marco_cli.ui.charts import frontier_svg
+
+    def row(accuracy: float, tokens: float, ci: tuple[float, float]) -> Figures:
+        return Figures(40, round(accuracy * 40), accuracy, ci, 0.0, tokens, 1.0, tokens, dominated=False)
+
+    configs = {
+        "cot": row(0.25, 120, (0.14, 0.40)),
+        "vote@4": row(0.30, 480, (0.18, 0.45)),
+        "deepconf@4": row(0.30, 480, (0.18, 0.45)),
+        "mcts": row(0.325, 700, (0.20, 0.48)),
+    }
+    page = tmp_path / "chart.html"
+    page.write_text(f"<!doctype html><html><body>{frontier_svg(configs)}</body></html>", encoding="utf-8")
+    dom = browse(page, tmp_path)
+    assert dom.count('class="tick"') == 10  # five on each axis
+    assert dom.count('class="ci"') == 4  # a Wilson bar per configuration
+    labels = re.findall(r'class="label"[^>]*>([^<]*)<', dom)
+    assert sorted(labels) == ["A", "B C", "D"]  # the two at one spot share one label
+    legend = re.findall(r'class="legend"[^>]*>([^<]*)<', dom)
+    assert [line.split(":")[0] for line in legend] == ["A  cot", "B  vote@4", "C  deepconf@4", "D  mcts"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    browse(page, tmp_path, screenshot=ARTIFACTS / "bench_chart.png")
+    assert (ARTIFACTS / "bench_chart.png").stat().st_size > 1000

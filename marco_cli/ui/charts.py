@@ -58,32 +58,76 @@ def frontier_chart(configs: dict[str, Figures]) -> str:
     return "\n".join(lines)
 
 
+def _ticks(top: float, count: int = 4) -> list[float]:
+    return [top * i / count for i in range(count + 1)]
+
+
+def _svg_axes(w: float, h: float, left: float, pad: float, top_x: float, top_y: float) -> list[str]:
+    """Axes with ticks, tick labels and light grid lines (tokens across, accuracy up)."""
+    parts = [
+        f'<line x1="{left}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{pad}" x2="{left}" y2="{h - pad}" stroke="#888"/>',
+    ]
+    for value in _ticks(top_x):
+        x = left + value / top_x * (w - pad - left)
+        parts.append(f'<line x1="{x:.1f}" y1="{h - pad}" x2="{x:.1f}" y2="{h - pad + 4}" stroke="#888"/>')
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{h - pad + 15}" font-size="10" '
+            f'text-anchor="middle">{value:.0f}</text>'
+        )
+    for value in _ticks(top_y):
+        y = h - pad - value / top_y * (h - 2 * pad)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - pad}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(
+            f'<text class="tick" x="{left - 5}" y="{y + 3:.1f}" font-size="10" '
+            f'text-anchor="end">{value:.0%}</text>'
+        )
+    middle = (left + w - pad) / 2
+    parts.append(
+        f'<text x="{middle:.0f}" y="{h - 6}" font-size="12" text-anchor="middle">tokens per problem</text>'
+        f'<text x="12" y="{h / 2:.0f}" font-size="12" transform="rotate(-90 12 {h / 2:.0f})" '
+        f'text-anchor="middle">accuracy (bars: 95% Wilson interval)</text>'
+    )
+    return parts
+
+
 def frontier_svg(configs: dict[str, Figures]) -> str:
-    """The same plot as an inline SVG (no script, every label escaped)."""
+    """The same plot as an inline SVG (no script, every label escaped): ticks on both axes, each
+    configuration a dot with its Wilson interval as a bar and its letter beside it, and a legend
+    of letters to names under the plot. Configurations that land on the same spot (vote@4 and
+    deepconf@4 on the same samples) share one label, "B C", instead of printing over each other."""
     points = _points(configs)
     if not points:
         return ""
     top_x, top_y = _scale(points)
-    w, h, pad = 560, 300, 44
+    top_y = min(1.0, max([top_y, *(configs[p[1]].ci95[1] for p in points)]))
+    w, plot_h, left, pad = 600, 300, 56, 36
+    spots: dict[tuple[int, int], tuple[float, float, list[str]]] = {}  # one label per spot
     marks = []
-    for _letter, name, tokens, accuracy, dominated in points:
-        x = pad + tokens / top_x * (w - 2 * pad)
-        y = h - pad - accuracy / top_y * (h - 2 * pad)
+    for letter, name, tokens, accuracy, dominated in points:
+        x = left + tokens / top_x * (w - pad - left)
+        y = plot_h - pad - accuracy / top_y * (plot_h - 2 * pad)
+        low, high = (plot_h - pad - v / top_y * (plot_h - 2 * pad) for v in configs[name].ci95)
         fill = "none" if dominated else "#2a6"
-        title = html.escape(
-            f"{name}: {accuracy:.1%}, {tokens:.0f} tokens{' (dominated)' if dominated else ''}"
+        said = f"{name}: {accuracy:.1%}, {tokens:.0f} tokens{' (dominated)' if dominated else ''}"
+        marks.append(
+            f'<line class="ci" x1="{x:.1f}" y1="{low:.1f}" x2="{x:.1f}" y2="{high:.1f}" stroke="#9bc"/>'
         )
         marks.append(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{fill}" stroke="#2a6">'
-            f"<title>{title}</title></circle>"
-            f'<text x="{x + 7:.1f}" y="{y - 6:.1f}" font-size="11">{html.escape(name)}</text>'
+            f"<title>{html.escape(said)}</title></circle>"
         )
-    axes = (
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
-        f'<text x="{w / 2:.0f}" y="{h - 10}" font-size="12" text-anchor="middle">'
-        f"tokens per problem (0 to {top_x:.0f})</text>"
-        f'<text x="12" y="{h / 2:.0f}" font-size="12" transform="rotate(-90 12 {h / 2:.0f})" '
-        f'text-anchor="middle">accuracy (0 to {top_y:.0%})</text>'
-    )
-    return f'<svg class="frontier" width="{w}" height="{h}" role="img">{axes}{"".join(marks)}</svg>'
+        spots.setdefault((round(x / 14), round(y / 14)), (x, y, []))[2].append(letter)
+    for x, y, letters in spots.values():
+        marks.append(
+            f'<text class="label" x="{x + 8:.1f}" y="{y - 7:.1f}" font-size="11">{" ".join(letters)}</text>'
+        )
+    legend = [
+        f'<text class="legend" x="{left}" y="{plot_h + 16 + 15 * i}" font-size="11">{letter}  '
+        + html.escape(f"{name}: {accuracy:.1%} at {tokens:.0f} tokens{' (dominated)' if dominated else ''}")
+        + "</text>"
+        for i, (letter, name, tokens, accuracy, dominated) in enumerate(points)
+    ]
+    h = plot_h + 16 + 15 * len(points)
+    body = "".join([*_svg_axes(w, plot_h, left, pad, top_x, top_y), *marks, *legend])
+    return f'<svg class="frontier" width="{w}" height="{h}" role="img">{body}</svg>'
