@@ -65,7 +65,14 @@ def test_every_option_of_the_cli_is_documented() -> None:
     assert not missing, f"options no page of the docs mentions: {sorted(missing)}"
 
 
+def test_every_link_between_the_docs_points_at_a_file() -> None:
+    pages = [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            assert (page.parent / target).is_file(), f"{page.name} links {target}, which is not there"
+
+
 def test_every_command_is_documented() -> None:
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    text = (ROOT / "docs" / "manual.md").read_text(encoding="utf-8")
+    text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
     assert {c for c in commands if f"marco {c}" not in text} == set()

@@ -150,7 +150,7 @@ def models_cmd(
         table.add_row(Text(name), row.quant, _human(row.size), local, Text(row.path or ""))
     console = out_console()
     console.print(table)
-    for row in rows:  # what Ollama's manifest adds: shown, not used (docs/manual.md: Models)
+    for row in rows:  # what Ollama's manifest adds: shown, not used (docs/models.md: Ollama and LM Studio)
         said = [f"system {clip(row.system, 60)!r}"] if row.system else []
         said += [f"stop {', '.join(map(repr, row.stops))}"] if row.stops else []
         if said:

@@ -236,7 +236,7 @@ SEARCH_TYPES: dict[str, Any] = {
     "max_tokens": Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
     ],
-    "reward": Annotated[Reward, typer.Option(help="Rollout reward (docs/manual.md: Rewards).")],
+    "reward": Annotated[Reward, typer.Option(help="Rollout reward (docs/search.md: the reward).")],
     "select": Annotated[
         str,
         typer.Option(
@@ -245,7 +245,7 @@ SEARCH_TYPES: dict[str, Any] = {
             "'majority' (counted), a vote per 'branch', the most confident 'trace', DeepConf's vote "
             "('deepconf', '-high', '-low', '-online'), the one most like the others ('mbr', chrF), or "
             "'answer-conf'/'-vote'/'-branch' (by the answer tokens' confidence). 'vote' is read as "
-            "reward-vote (README: The answer rule).",
+            "reward-vote (docs/search.md).",
         ),
     ],
     "stop_confidence": Annotated[

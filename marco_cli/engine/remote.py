@@ -9,7 +9,7 @@ when another request arrives), and the same rules cut their answers client-side.
 llama-server takes the prompt as token ids and returns token ids and top-5 log-probabilities
 of the raw distribution, so nothing is re-tokenized and `len(tokens) == len(confidences)`.
 OpenAI-style servers get the prompt as text and return text pieces: their tokens are the text
-re-tokenized, which can differ in count from the scored pieces (documented in the README).
+re-tokenized, which can differ in count from the scored pieces (documented in docs/remote.md).
 
 Requests in flight are bounded by a semaphore sized to the server's slots (`/props`), or
 `parallel`: a request waits for a slot on this side, and its timeout starts when it is sent, so

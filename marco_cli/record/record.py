@@ -1,7 +1,7 @@
 """The run record: one frozen, typed value from the search to every consumer (solve's output,
 the history, bench folders, export, the terminal and HTML views, the server).
 
-The JSON form is documented in the README ("JSON output") and `SCHEMA_VERSION` changes with
+The JSON form is documented in docs/usage.md ("JSON output") and `SCHEMA_VERSION` changes with
 it. `Record.to_json` writes it and `Record.from_json` reads it back, also records written by
 earlier versions (schema 1: rollouts without `status`, no `rollout_stats`), so history rows
 and bench folders made before a change still load, show, export and render. Nothing outside

@@ -22,7 +22,7 @@ SELECTS: tuple[Select, ...] = RULE_NAMES
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Defaults are explained in the README ("Search defaults")."""
+    """Defaults are explained in docs/search.md ("Search defaults, and why")."""
 
     strategy: Strategy = "mcts"
     iterations: int = 4
@@ -41,8 +41,10 @@ class SearchConfig:
     min_p: float = 0.0
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
-    reward: Reward = "finished"  # README: "Rewards"
-    select: Select = "deepconf"  # DeepConf-high's vote over the rollouts (README: "The answer rule")
+    reward: Reward = "finished"  # docs/search.md: the reward
+    select: Select = (
+        "deepconf"  # DeepConf-high's vote over the rollouts (docs/search.md: "A loop cannot win")
+    )
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: str = "one"  # one new child rolled out per expansion, or "all"

@@ -151,7 +151,7 @@ def reward_vote(ballot: Ballot) -> Rollout | None:
 def branch(ballot: Ballot) -> Rollout | None:
     """One vote per root subtree (its rollouts share a first step, so they are one piece of
     evidence), weighted: each branch adds its best reward to the answer most of its rollouts gave,
-    and the heaviest answer wins (ties: more branches). The README's measurements used this
+    and the heaviest answer wins (ties: more branches). The measurements in docs/results.md used this
     weighting; with rewards of similar size it is close to counting branches."""
     counts, weight = branch_votes(ballot.tree, ballot.rollouts)
     if not counts:
