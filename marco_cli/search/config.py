@@ -12,7 +12,7 @@ from marco_cli.search.rules import RULE_NAMES, RuleName
 from marco_cli.search.tree import Rollout, Tree
 
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
-Reward = Literal["finished", "paper", "path", "answer"]
+Reward = Literal["finished", "paper", "path", "answer", "check"]  # search/rewards.py
 Select = RuleName  # any answer rule (rules.py)
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers

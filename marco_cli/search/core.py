@@ -20,6 +20,7 @@ from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
+from marco_cli.search.rewards import REWARD_FUNCTIONS, Scored
 from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
 from marco_cli.search.tree import Node, Rollout, RolloutStatus, Tree
 
@@ -35,16 +36,16 @@ def status_of(stop_reason: StopReason | None) -> RolloutStatus:
 
 
 def reward_of(
-    confidence: float, status: str, answer: str, config: SearchConfig, answer_conf: float | None = None
+    confidence: float,
+    status: str,
+    answer: str,
+    config: SearchConfig,
+    answer_conf: float | None = None,
+    text: str = "",
 ) -> float:
-    """`paper`/`path`: the mean confidence as is; `finished`: that, or 0 for a rollout that did
-    not finish with an answer; `answer`: the answer tokens' confidence (the mean where the
-    answer's tokens cannot be found), 0 likewise."""
-    if config.reward in ("finished", "answer") and (status != "finished" or not answer):
-        return 0.0
-    if config.reward == "answer" and answer_conf is not None:
-        return answer_conf
-    return confidence
+    """The rollout's value under `config.reward`, looked up in search/rewards.py's table."""
+    scored = Scored(confidence, status == "finished", answer, answer_conf, text)
+    return REWARD_FUNCTIONS[config.reward](scored)
 
 
 def span_confidence(
@@ -100,7 +101,7 @@ def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) 
         node.id,
         gen.tokens if gen else (),
         text,
-        reward_of(confidence, status, answer, config, answer_conf),
+        reward_of(confidence, status, answer, config, answer_conf, text),
         answer,
         status,
         len(scored),

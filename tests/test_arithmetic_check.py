@@ -1,0 +1,111 @@
+"""`--reward check`: the equations a step writes are recomputed exactly (search/arithmetic.py).
+The evaluator under Hypothesis (random expressions against Python's own Fraction arithmetic,
+random text around them), a table of step texts in SmolLM2-135M's form, and a scripted
+search whose confident wrong step loses to a right one only under `check`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from marco_cli.search.arithmetic import equations, evaluate, wrong
+from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.strategies import run_search
+from tests.scripted import ScriptedModel
+
+OPERATORS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
+SPELLINGS = {"+": ["+"], "-": ["-"], "*": ["*", "×", "x", "times"], "/": ["/", "÷"]}
+
+
+@st.composite
+def expressions(draw: st.DrawFn, depth: int = 3) -> tuple[str, Fraction]:
+    """(text, exact value) of a random expression over whole numbers, with any operator spelling."""
+    if depth == 0 or draw(st.booleans()):
+        n = draw(st.integers(0, 100_000))
+        text = f"{n:,}" if n >= 1000 and draw(st.booleans()) else str(n)  # thousands separators
+        return text, Fraction(n)
+    left, right = draw(expressions(depth - 1)), draw(expressions(depth - 1))
+    op = draw(st.sampled_from(sorted(OPERATORS)))
+    if op == "/" and right[1] == 0:
+        op = "+"
+    spelled = draw(st.sampled_from(SPELLINGS[op]))
+    return f"({left[0]} {spelled} {right[0]})", OPERATORS[op](left[1], right[1])
+
+
+@given(expressions())
+def test_an_expression_is_worth_what_python_computes_on_fractions(expression: tuple[str, Fraction]) -> None:
+    text, value = expression
+    assert evaluate(text) == value
+
+
+@given(
+    expressions(),
+    st.text(alphabet="abcdefgh ,.:!?\n", max_size=20),
+    st.text(alphabet="abcdefgh ,:!?\n", max_size=20),
+)
+def test_an_equation_in_any_text_is_found_and_judged(
+    expression: tuple[str, Fraction], before: str, after: str
+) -> None:
+    text, value = expression
+    if value.denominator != 1 or "(" not in text:
+        return  # a claim is written as a whole number here; a bare number is no equation
+    right, off = f"{text} = {value.numerator}", f"{text} = {value.numerator + 1}"
+    for claim, is_right in ((right, True), (off, False)):
+        found = equations(f"{before} {claim} {after}")
+        assert [e.right for e in found] == [is_right], (claim, found)
+
+
+# step texts in the form SmolLM2-135M writes them (the first is the README quick start's real step;
+# the rest are written here, not taken from saved trees), and the verdict on each equation
+REAL_STEPS = [
+    ("Tom has 3 apples and 4 more apples, so he has 3 + 4 = 7 apples.", [True]),
+    ("Kenji has 56 cards and gets 31 more, so 56 + 31 = 77 cards.", [False]),
+    ("She sells the remainder for $2 each: 9 * $2 = $18.", [True]),
+    ("Janet sells 16 - 3 - 4 = 9 duck eggs a day.", [True]),
+    ("Zara buys 4 boxes with 4 shells: 4 x 4 = 16 shells.", [True]),
+    ("Each friend gets 48 / 6 = 7 stickers.", [False]),
+    ("The total cost is 3 × $12 = $36, so the change is $40 - $36 = $4.", [True, True]),
+    ("20% of the 50 is 20% * 50 = 10.", [True]),
+    ("That is 10 / 3 = 3.33 cups each.", [True]),
+    ("Step 2: we have 5 apples.", []),
+]
+
+
+@pytest.mark.parametrize(("text", "verdicts"), REAL_STEPS)
+def test_real_step_texts_are_judged_right(text: str, verdicts: list[bool]) -> None:
+    assert [e.right for e in equations(text)] == verdicts
+    assert bool(wrong(text)) == (False in verdicts)
+
+
+def _search(reward: str) -> SearchResult:
+    model = ScriptedModel(
+        actions={"": [(WRONG_STEP, 0.95), (RIGHT_STEP, 0.55)]},
+        rollouts={WRONG_STEP: ("<Output>161</Output>", 0.95), RIGHT_STEP: ("<Output>171</Output>", 0.6)},
+    )
+    config = SearchConfig(
+        iterations=4, children=2, first_tokens=0, select="reward", stop_agree=None, numeric_answer=True
+    )
+    return run_search(model, model.prompt, replace(config, reward=reward))  # type: ignore[arg-type]
+
+
+WRONG_STEP, RIGHT_STEP = "97 + 74 = 161.\n", "97 + 74 = 171.\n"
+
+
+def test_check_turns_the_search_from_a_confident_wrong_step() -> None:
+    """Two first steps: a confident one with a wrong sum, an unsure one with the right sum. The
+    model's confidence prefers the wrong one; `check` zeroes every rollout below it (a fresh
+    scripted model for each search)."""
+    trusted, checked = _search("finished"), _search("check")
+    assert trusted.answer == "161" and checked.answer == "171"
+    wrong_node = next(n for n in checked.tree.nodes if n.text == WRONG_STEP)
+    right_node = next(n for n in checked.tree.nodes if n.text == RIGHT_STEP)
+    assert wrong_node.value_sum == 0 and right_node.value_sum > 0  # UCT's q: 0 under the wrong step
