@@ -35,9 +35,10 @@ def grow(branches: list[list[Spec]]) -> Tree:
     tree = Tree((1,))
     for number, rollouts in enumerate(branches):
         node = tree.add(tree.root, (10 + number,), f"step {number}", (0.5,), False)
-        for answer, reward, trace, answer_conf in rollouts:
+        for spec, reward, trace, answer_conf in rollouts:
             rid = tree.next_rollout_id
-            text = f"<Thought>step {number}</Thought><Output>{answer}</Output>"
+            answer, _, thought = spec.partition("|")  # "8|4 + 4 = 8": an answer and its thought
+            text = f"<Thought>{thought or f'step {number}'}</Thought><Output>{answer}</Output>"
             tree.add_rollout(
                 Rollout(rid, node.id, (), text, reward, answer, "finished", 1, reward, trace, answer_conf)
             )
@@ -50,7 +51,7 @@ def _answers(case: Case) -> dict[RuleName, str | None]:
     return {name: (r.answer if (r := choose(ballot, name)) else None) for name in RULE_NAMES}
 
 
-A9 = ("9", 0.1, 0.2, 0.1)
+A9 = ("9|3 + 3 = 9", 0.1, 0.2, 0.1)  # a wrong sum: the checked vote drops it
 TWELVE = ("12", 0.45, 0.2, 0.1)
 APPLES = ("seven apples", 0.2, 1.0, 0.3)
 FILLER = ("seven apples", 0.5, 1.0, 0.3)
@@ -166,6 +167,20 @@ CASES = [
             [("seven apples", 0.5, 1.0, 0.2)],
             [("seven apples", 0.5, 1.0, 0.2)],
             [("seven apple", 0.3, 0.3, 0.8)],
+        ],
+    ),
+    # three 9s whose thought says 4 + 4 = 9 (each a branch of its own: majority, branch and the
+    # trace votes pick 9); two 8s that add up, with the lowest rewards, traces and answer
+    # confidences; a best rollout in the most visited branch. Only the checked vote gives 8
+    Case(
+        "checked",
+        "8",
+        [
+            [("8|4 + 4 = 8", 0.05, 0.1, 0.1), ("8|4 + 4 = 8", 0.05, 0.1, 0.1)],
+            [("9|4 + 4 = 9", 0.1, 3.0, 0.3)],
+            [("9|4 + 4 = 9", 0.1, 3.0, 0.3)],
+            [("9|4 + 4 = 9", 0.1, 3.0, 0.3)],
+            [("seven apples", 0.9, 5.0, 0.6), ("ten", 0.1, 0.2, 0.2), ("eleven", 0.1, 0.2, 0.2)],
         ],
     ),
     Case(

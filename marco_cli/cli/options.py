@@ -244,7 +244,8 @@ SEARCH_TYPES: dict[str, Any] = {
             help="The answer rule: most 'visits', best 'reward', 'reward-vote' (summed reward), "
             "'majority' (counted), a vote per 'branch', the most confident 'trace', DeepConf's vote "
             "('deepconf', '-high', '-low', '-online'), the one most like the others ('mbr', chrF), or "
-            "'answer-conf'/'-vote'/'-branch' (by the answer tokens' confidence). 'vote' is read as "
+            "'answer-conf'/'-vote'/'-branch' (by the answer tokens' confidence), 'checked' (a vote "
+            "of the rollouts whose arithmetic holds). 'vote' is read as "
             "reward-vote (docs/search.md).",
         ),
     ],

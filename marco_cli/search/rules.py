@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from marco_cli.search.answers import answer_key
+from marco_cli.search.arithmetic import wrong
 from marco_cli.search.deepconf import DEFAULT_KEEP, filtered_vote, online_vote
 from marco_cli.search.similarity import mbr_choice
 from marco_cli.search.tree import Node, Rollout, Tree
@@ -39,6 +40,7 @@ RuleName = Literal[
     "answer-conf",
     "answer-vote",
     "answer-branch",
+    "checked",
 ]
 RULE_NAMES: tuple[RuleName, ...] = get_args(RuleName)
 # an old name -> the rule it always meant: `--select vote` summed rewards (now `reward-vote`),
@@ -137,6 +139,14 @@ def majority(ballot: Ballot) -> Rollout | None:
     if not counts:
         return None
     return _represent(ballot.rollouts, max(counts, key=lambda k: (counts[k], weight[k])))
+
+
+def checked(ballot: Ballot) -> Rollout | None:
+    """Self-consistency over the rollouts whose arithmetic holds: every `EXPRESSION = NUMBER` they
+    wrote is recomputed exactly (search/arithmetic.py, checking in the manner of PAL, Gao et al.
+    2023) and a rollout with a wrong one does not vote; all of them vote when none is left."""
+    right = [r for r in ballot.rollouts if not wrong(r.text)]
+    return majority(replace(ballot, rollouts=right) if right else ballot)
 
 
 def reward_vote(ballot: Ballot) -> Rollout | None:
@@ -239,6 +249,7 @@ RULES: dict[RuleName, Rule] = {
     "answer-conf": Rule(_by_answer_confidence(reward)),
     "answer-vote": Rule(_by_answer_confidence(reward_vote)),
     "answer-branch": Rule(_by_answer_confidence(branch), counts_branches=True),
+    "checked": Rule(checked),
 }
 
 
