@@ -63,11 +63,10 @@ class ModelRow:
         return self.name if self.store != "registry" else f"{self.name}:{self.quant}"
 
 
-def _store_rows(registry: Registry) -> list[ModelRow]:
+def _store_rows(elsewhere: list[StoreFileSpec | MarcoError]) -> list[ModelRow]:
     """What Ollama's and LM Studio's stores hold (a broken Ollama model: a warning)."""
     rows = []
-    pins = registry.pins()
-    for found in [*stores.ollama_models(pins), *stores.lmstudio_models(pins)]:
+    for found in elsewhere:
         if isinstance(found, MarcoError):
             warn(str(found))
             continue
@@ -94,15 +93,16 @@ def _store_rows(registry: Registry) -> list[ModelRow]:
     return rows
 
 
-def _rows(show_all: bool) -> list[ModelRow]:
+def _rows(show_all: bool, registry: Registry, elsewhere: list[StoreFileSpec | MarcoError]) -> list[ModelRow]:
+    """Every registry model and quant (only the default and local ones unless `show_all`);
+    `elsewhere`: the other tools' stores, read once for all of them."""
     from marco_cli.store import download  # huggingface-hub: only for commands that read the cache
 
-    registry = load_registry()
     rows = []
     for entry in registry.models.values():
         for quant in entry.quants():
             spec = parse_spec(f"{entry.name}:{quant}", registry)
-            local = download.locate(spec)
+            local = download.locate(spec, elsewhere=elsewhere)
             if not show_all and local is None and quant != entry.default_quant():
                 continue
             size = sum(p.stat().st_size for p in local.parts) if local else None
@@ -132,9 +132,11 @@ def models_cmd(
     ),
 ) -> None:
     """List the models marco knows, and which are on this machine."""
-    rows = _rows(show_all)
+    registry = load_registry()
+    elsewhere = stores.all_models(registry.pins())
+    rows = _rows(show_all, registry, elsewhere)
     if show_all:
-        rows += _store_rows(load_registry())
+        rows += _store_rows(elsewhere)
     if as_json:
         print(json.dumps([asdict(row) for row in rows], indent=2))
         return
@@ -253,7 +255,9 @@ def doctor_cmd(
 
     gpu = llama.gpu_offload_supported()
     try:
-        present, registry = [row.label for row in _rows(False) if row.downloaded], "ok"
+        known = load_registry()
+        rows = _rows(False, known, stores.all_models(known.pins()))
+        present, registry = [row.label for row in rows if row.downloaded], "ok"
     except MarcoError as exc:  # a broken models.yaml is one of the things doctor reports
         present, registry = [], str(exc)
     verdict = repack.without_probe()

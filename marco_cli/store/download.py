@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -85,10 +86,13 @@ def cached_hf_file(repo: str, filename: str, revision: str = "main") -> Path | N
     return Path(found) if isinstance(found, str) else None
 
 
-def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
+def locate(
+    spec: ModelSpec, verify: bool = False, elsewhere: Sequence[StoreFileSpec | MarcoError] | None = None
+) -> LocalModel | None:
     """The model's files if they are already on this machine (no network). `verify`: a cached
     file the registry pins a sha256 for must match it (checked once per file, size and mtime,
-    then remembered, so a 4.7 GB file is not hashed again on every run)."""
+    then remembered, so a 4.7 GB file is not hashed again on every run). `elsewhere`: the other
+    tools' stores as already read (`stores.all_models`), for a caller locating many models."""
     if isinstance(spec, FileSpec):
         return LocalModel(spec.path, (spec.path,), "file", None)
     if isinstance(spec, StoreFileSpec):  # found and checked when the name was read
@@ -112,14 +116,15 @@ def locate(spec: ModelSpec, verify: bool = False) -> LocalModel | None:
                 for path, part in zip(done, parts, strict=True):
                     check_pinned(path, part, spec.label)
             return LocalModel(done[0], done, f"hf {source.repo}", spec.quant)
-    return _in_other_stores(spec)
+    return _in_other_stores(spec, elsewhere)
 
 
-def _in_other_stores(spec: EntrySpec) -> LocalModel | None:
+def _in_other_stores(
+    spec: EntrySpec, elsewhere: Sequence[StoreFileSpec | MarcoError] | None
+) -> LocalModel | None:
     """The same file in Ollama's or LM Studio's store (Ollama's blob is named by the sha256 the
     registry pins; LM Studio's file by the registry's file name and size): used in place."""
-    pins = pins_of([spec.entry])
-    kept = [*stores.ollama_models(pins), *stores.lmstudio_models(pins)]
+    kept = stores.all_models(pins_of([spec.entry])) if elsewhere is None else elsewhere
     for found in kept:
         if isinstance(found, StoreFileSpec) and found.matches == spec.label:
             return LocalModel(found.path, (found.path,), found.ref, spec.quant)

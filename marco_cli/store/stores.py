@@ -100,6 +100,11 @@ def _valid_part(kind: str, part: str) -> bool:
     return all(c.isascii() and (c.isalnum() or c == "_" or c in extra) for c in part)
 
 
+def _public(host: str) -> bool:
+    """Ollama's own registry, under either of its names."""
+    return host.lower() in (LEGACY_HOST, V2_HOST)
+
+
 @dataclass(frozen=True)
 class OllamaName:
     host: str
@@ -110,10 +115,9 @@ class OllamaName:
     @property
     def short(self) -> str:
         """As `ollama list` shows it: the library's models without host and namespace."""
-        public = self.host.lower() in (LEGACY_HOST, V2_HOST)
-        if public and self.namespace == "library":
+        if _public(self.host) and self.namespace == "library":
             return f"{self.model}:{self.tag}"
-        prefix = "" if public else f"{self.host}/"
+        prefix = "" if _public(self.host) else f"{self.host}/"
         return f"{prefix}{self.namespace}/{self.model}:{self.tag}"
 
 
@@ -140,9 +144,8 @@ def parse_ollama_name(text: str) -> OllamaName:
 
 def _manifest_paths(root: Path, name: OllamaName) -> Iterator[Path]:
     """The v2 manifest first, then the legacy one, the public host under both spellings."""
-    public = name.host.lower() in (LEGACY_HOST, V2_HOST)
     for folder, hosts in (("manifests-v2", (V2_HOST, LEGACY_HOST)), ("manifests", (LEGACY_HOST, V2_HOST))):
-        for host in hosts if public else (name.host,):
+        for host in hosts if _public(name.host) else (name.host,):
             yield root / folder / host / name.namespace / name.model / name.tag
 
 
@@ -219,6 +222,12 @@ def resolve_ollama(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
     """`ollama:NAME[:TAG]` as the GGUF blob its manifest names, checked."""
     name = parse_ollama_name(text)
     root, manifest = _find_manifest(text, name)
+    return _from_manifest(root, name, manifest, pins)
+
+
+def _from_manifest(root: Path, name: OllamaName, manifest: Path, pins: Sequence[Pin]) -> StoreFileSpec:
+    """The model a manifest names: its blob, checked to be a GGUF, matched to the registry by the
+    blob's name (its sha256), with the system and stop layers."""
     layers = _layers(manifest)
     model = next((layer for layer in layers if layer.get("mediaType") == MODEL_LAYER), None)
     if model is None:
@@ -230,12 +239,11 @@ def resolve_ollama(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
         raise MarcoError(f"Ollama's blob {blob} for {name.short} is not a GGUF file (bad magic bytes)")
     digest = blob.name.removeprefix("sha256-")
     pin = next((p for p in pins if p.sha256 == digest), None)
-    quant = pin.quant if pin else _quant(name.tag)
     return StoreFileSpec(
         "ollama",
         f"ollama:{name.short}",
         blob,
-        quant,
+        pin.quant if pin else _quant(name.tag),
         pin.prompt_style if pin else "plain",
         f"{pin.entry}:{pin.quant}" if pin else None,
         _layer_text(root, layers, SYSTEM_LAYER, manifest),
@@ -264,9 +272,13 @@ def _lmstudio_spec(path: Path, root: Path, pins: Sequence[Pin]) -> StoreFileSpec
     return StoreFileSpec("lmstudio", ref, path, quant, pin.prompt_style if pin else "plain", matches)
 
 
+def _is_model(path: Path) -> bool:
+    """A GGUF file that is a model (an `mmproj` file is an image projector, not a model)."""
+    return path.is_file() and not path.name.startswith("mmproj")
+
+
 def _ggufs(folder: Path) -> list[Path]:
-    """A repo folder's model files (projector files for images are not models)."""
-    return sorted(p for p in folder.glob("*.gguf") if p.is_file() and not p.name.startswith("mmproj"))
+    return sorted(p for p in folder.glob("*.gguf") if _is_model(p))
 
 
 def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
@@ -307,9 +319,7 @@ def lmstudio_models(pins: Sequence[Pin]) -> list[StoreFileSpec]:
             files = sorted(root.glob("*/*/*.gguf")) if root.is_dir() else []
         except OSError as exc:
             raise MarcoError(f"cannot read LM Studio's folder {root}: {exc.strerror or exc}") from None
-        found += [
-            _lmstudio_spec(p, root, pins) for p in files if p.is_file() and not p.name.startswith("mmproj")
-        ]
+        found += [_lmstudio_spec(p, root, pins) for p in files if _is_model(p)]
     return found
 
 
@@ -319,12 +329,17 @@ def ollama_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
     for root in ollama_roots():
         if not root.is_dir():
             continue
-        for name, _ in ollama_names(root):
+        for name, manifest in ollama_names(root):
             try:
-                found.append(resolve_ollama(name.short, pins))
+                found.append(_from_manifest(root, name, manifest, pins))
             except MarcoError as exc:
                 found.append(exc)
     return found
+
+
+def all_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
+    """What both stores hold (a broken Ollama model as its error), read once."""
+    return [*ollama_models(pins), *lmstudio_models(pins)]
 
 
 def found_stores() -> dict[Tool, list[Path]]:
