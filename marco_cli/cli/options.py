@@ -81,9 +81,9 @@ def real(low: float, high: float | None = None) -> Callable[[float | None], floa
     first and calls NaN out of range ("should be >= 0"), so the bounds are checked here."""
 
     def check(value: float | None) -> float | None:
-        if finite(value) is None:
+        if value is None:
             return None
-        assert value is not None
+        finite(value)
         if high is not None and not low <= value <= high:
             raise typer.BadParameter(f"must be between {low:g} and {high:g}, not {value:g}")
         if value < low:
@@ -169,27 +169,21 @@ SEARCH_TYPES: dict[str, Any] = {
             "greedy (0: off).",
         ),
     ],
-    "exploration": Annotated[
-        float, typer.Option(callback=real(0.0), metavar=span(0.0), help="UCT exploration constant c.")
-    ],
+    "exploration": Annotated[float, typer.Option(callback=real(0.0), help="UCT exploration constant c.")],
     "temperature": Annotated[
         float,
-        typer.Option(callback=real(0.0), metavar=span(0.0), help="Sampling temperature of sampled children."),
+        typer.Option(callback=real(0.0), help="Sampling temperature of sampled children."),
     ],
     "top_p": Annotated[
         float,
-        typer.Option(
-            callback=real(0.0, 1.0), metavar=span(0.0, 1.0), help="Nucleus sampling of sampled children."
-        ),
+        typer.Option(callback=real(0.0, 1.0), help="Nucleus sampling of sampled children."),
     ],
     "top_k": Annotated[
         int, typer.Option(min=0, max=100_000, help="Top-k sampling of sampled children (0: off).")
     ],
     "min_p": Annotated[
         float,
-        typer.Option(
-            callback=real(0.0, 1.0), metavar=span(0.0, 1.0), help="Min-p sampling of sampled children."
-        ),
+        typer.Option(callback=real(0.0, 1.0), help="Min-p sampling of sampled children."),
     ],
     "greedy_first": Annotated[
         bool,
@@ -207,9 +201,7 @@ SEARCH_TYPES: dict[str, Any] = {
     ],
     "rollout_temperature": Annotated[
         float,
-        typer.Option(
-            callback=real(0.0), metavar=span(0.0), help="Sampling temperature of rollouts (0: greedy)."
-        ),
+        typer.Option(callback=real(0.0), help="Sampling temperature of rollouts (0: greedy)."),
     ],
     "samples": Annotated[
         int, typer.Option(min=1, max=1024, help="Samples for best-of-n, vote and deepconf.")
@@ -218,7 +210,6 @@ SEARCH_TYPES: dict[str, Any] = {
         float,
         typer.Option(
             callback=real(0.01, 1.0),
-            metavar=span(0.01, 1.0),
             help="deepconf: share of the most confident samples.",
         ),
     ],
@@ -231,7 +222,7 @@ SEARCH_TYPES: dict[str, Any] = {
     "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
     "max_time": Annotated[
         float | None,
-        typer.Option(callback=real(0.0), metavar=span(0.0), help="Stop searching after this many seconds."),
+        typer.Option(callback=real(0.0), help="Stop searching after this many seconds."),
     ],
     "max_tokens": Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
@@ -253,7 +244,6 @@ SEARCH_TYPES: dict[str, Any] = {
         float | None,
         typer.Option(
             callback=real(0.0, 1.0),
-            metavar=span(0.0, 1.0),
             help="Stop once a finished rollout's reward reaches this.",
         ),
     ],
@@ -275,7 +265,6 @@ SEARCH_TYPES: dict[str, Any] = {
         float,
         typer.Option(
             callback=real(0.0, 1.0),
-            metavar=span(0.0, 1.0),
             help="--dynamic-reflection: a step's confidence below this.",
         ),
     ],
@@ -313,16 +302,22 @@ OTHER_PANELS = {
 }
 
 
+def option_type(annotation: object) -> type:
+    """The Python type an option parses to: `Annotated[int | None, ...]` -> int, a Literal -> str."""
+    kind = typing.get_args(annotation)[0]
+    if typing.get_origin(kind) is typing.Literal:
+        return str
+    return next(k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None))
+
+
 def _panel(annotation: object, panel: str) -> None:
     """Put an option under its help panel, with a short metavar so the help column has room
-    (N for counts, NUM for the floats `span` names; Click still checks the bounds)."""
-    kind, info = typing.get_args(annotation)[:2]
+    (N for counts, NUM for reals; Click or `real` still checks the bounds)."""
+    info = typing.get_args(annotation)[1]
     info.rich_help_panel = panel
-    base = {typing.get_args(kind)[0] if typing.get_args(kind) else kind}
-    if info.metavar is None and int in base:
-        info.metavar = "N"
-    elif info.metavar is not None and info.metavar.startswith("FLOAT"):
-        info.metavar = "NUM"
+    kind = option_type(annotation)
+    if info.metavar is None and kind in (int, float):
+        info.metavar = "N" if kind is int else "NUM"
 
 
 _DEFAULT_CONFIG = SearchConfig()
@@ -386,7 +381,6 @@ ENGINE: dict[str, tuple[Any, Any]] = {
             float,
             typer.Option(
                 callback=real(0.1, 86_400),
-                metavar=span(0.1, 86_400),
                 help="Seconds one request to the server may take, its answer read in full.",
             ),
         ],

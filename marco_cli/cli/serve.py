@@ -11,7 +11,6 @@ import ipaddress
 import json
 import math
 import socket
-import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
@@ -26,6 +25,7 @@ from marco_cli.cli.options import (
     ClickException,
     Options,
     config_from,
+    option_type,
     search_parser,
     with_options,
 )
@@ -46,19 +46,10 @@ if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
 
 
-def _kind(name: str) -> type:
-    """The Python type a search option parses to (`int | None` -> int, a Literal -> str)."""
-    kind = typing.get_args(SEARCH_TYPES[name])[0]
-    if typing.get_origin(kind) is typing.Literal:
-        return str
-    kinds = [k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None)]
-    return kinds[0]
-
-
 def _value_error(name: str, value: object) -> str | None:
     """What is wrong with a JSON value for a search option, said with the value (None: fine);
     Click would only say that its string form does not parse."""
-    kind, shown = _kind(name), json.dumps(value)
+    kind, shown = option_type(SEARCH_TYPES[name]), json.dumps(value)
     if kind is bool:
         return None if isinstance(value, bool) else f"'{name}' must be true or false, not {shown}"
     if kind is str:
@@ -91,7 +82,12 @@ def _argv(settings: Mapping[str, object]) -> list[str]:
         if isinstance(value, bool):
             argv.append(flag if value else "--no-" + flag[2:])
         else:
-            argv += [flag, str(int(value)) if _kind(name) is int and isinstance(value, float) else str(value)]
+            argv += [
+                flag,
+                str(int(value))
+                if option_type(SEARCH_TYPES[name]) is int and isinstance(value, float)
+                else str(value),
+            ]
     return argv
 
 
