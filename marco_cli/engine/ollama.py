@@ -20,6 +20,7 @@ token whose text is a partial UTF-8 character arrives as Ollama spells it (repla
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import threading
 from collections.abc import Sequence
@@ -28,11 +29,12 @@ from dataclasses import replace
 from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.logprobs import Alternative, Scored, ShapeError, from_native, native_alternatives
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
-from marco_cli.engine.remote import NO_LOGPROBS, RemoteEngine, sampling_fields
+from marco_cli.engine.remote import RemoteEngine, sampling_fields
 from marco_cli.engine.transport import JSON, BackendError, Refused, Transport
 from marco_cli.errors import clip
 
 LOGPROBS_SINCE = (0, 12, 11)
+NO_OLLAMA_LOGPROBS = "the server returned no per-token logprobs; marco needs Ollama 0.12.11 or newer"
 MAX_TOP_LOGPROBS = 20  # Ollama refuses more (server/routes.go)
 
 
@@ -111,11 +113,9 @@ class OllamaEngine(RemoteEngine):
             self._check_model(model)
 
     def _check_model(self, model: str) -> None:
-        """The model must be one this Ollama has (`/api/tags`): else one line with the close ones."""
-        listed = self.http.call("GET", "/api/tags").get("models")
-        names = (
-            [str(m.get("name")) for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
-        )
+        """The model must be one this Ollama lists (its `/v1/models`, read when the engine opened):
+        else one line with the close ones."""
+        names = self.listed
         wanted = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
         if wanted in names:
             return
@@ -164,7 +164,7 @@ class OllamaEngine(RemoteEngine):
                 raise ShapeError("no logprobs")
             scored = [replace(s, token=self.pieces.id(s.text)) for s in from_native(items or [])]
         except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
-            raise BackendError(NO_LOGPROBS.split(" (")[0]) from None
+            raise BackendError(NO_OLLAMA_LOGPROBS) from None
         if event.get("done"):
             finish = str(event.get("done_reason") or "stop")
             evaluated = self._whole(event.get("prompt_eval_count") or 0, "prompt_eval_count")
@@ -184,7 +184,7 @@ class OllamaEngine(RemoteEngine):
         try:
             ranked = native_alternatives(answer.get("logprobs") or [])
         except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
-            raise BackendError(NO_LOGPROBS.split(" (")[0]) from None
+            raise BackendError(NO_OLLAMA_LOGPROBS) from None
         self._count(
             requests=1, evaluated=self._whole(answer.get("prompt_eval_count") or 0, "prompt_eval_count")
         )
@@ -206,16 +206,5 @@ def connect(
     """The engine for a server: Ollama's own API when `/api/version` says Ollama (`model`: the
     name Ollama runs; None: the first it lists), else llama-server's or an OpenAI-compatible one."""
     version = ollama_version(url, timeout)
-    if version is not None:
-        return OllamaEngine(
-            url,
-            version=version,
-            model=model,
-            timeout=timeout,
-            parallel=parallel,
-            fallback_parallel=fallback_parallel,
-            retries=retries,
-        )
-    return RemoteEngine(
-        url, timeout=timeout, parallel=parallel, fallback_parallel=fallback_parallel, retries=retries
-    )
+    make = RemoteEngine if version is None else functools.partial(OllamaEngine, version=version, model=model)
+    return make(url, timeout=timeout, parallel=parallel, fallback_parallel=fallback_parallel, retries=retries)

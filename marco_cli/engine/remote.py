@@ -22,7 +22,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -115,12 +114,18 @@ class RemoteEngine:
         self._prompts: dict[tuple[int, ...], str] = {}
         self._endpoints: dict[int, tuple[str, str, str]] = {}
         listed = self.http.call("GET", "/v1/models").get("data")
-        first = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], dict) else {}
-        self.model = model or str(first.get("id") or "default")
+        self.listed = (
+            [str(m.get("id")) for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+        )
+        self.model = model or (self.listed[0] if self.listed and self.listed[0] != "None" else "default")
         self.path = f"{self.root} ({self.model})"
         self.props = self._props()
         self.native = "total_slots" in self.props  # llama.cpp's llama-server
-        self.slots = self._slots(self.props["total_slots"]) if self.native else None
+        self.slots = (
+            self._count_field(self.props["total_slots"], "total_slots", "/props", 1, 4096)
+            if self.native
+            else None
+        )
         self.parallel = max(1, parallel or self.slots or fallback_parallel)
         self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos: list[int] = []  # set first: tokenize("") below reads it
@@ -174,14 +179,6 @@ class RemoteEngine:
             self.generated += generated
             self._in_flight += in_flight
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
-
-    def _slots(self, value: object) -> int:
-        """llama-server's `total_slots`, checked where it is read: a whole number 1..4096."""
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4096:
-            return value
-        raise self.http.garbled(
-            "/props", f"total_slots {json.dumps(value)[:40]}: not a number of slots 1-4096"
-        )
 
     def _props(self) -> JSON:
         try:
@@ -347,8 +344,7 @@ class RemoteEngine:
         again from `start`, as connection failures are, then one error."""
         tries = self.http.retries + 1
         for attempt in range(tries):
-            if attempt:
-                time.sleep(self.http.backoff * 2 ** (attempt - 1))
+            self.http.pause(attempt)
             got = Streamed(list(start.scored), list(start.means), start.text)
             for event in self.http.events(self._completions, body):
                 new, got.finish, got.evaluated = self._read_event(event, got.finish, got.evaluated)
@@ -363,11 +359,19 @@ class RemoteEngine:
                 return got
         raise Truncated(f"the server at {self.root} ended its stream before its final event ({tries} tries)")
 
-    def _whole(self, value: object, field: str) -> int:
-        """A count the server reports, checked where it is read (one line naming the field)."""
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    def _count_field(
+        self, value: object, field: str, path: str, low: int = 0, high: int | None = None
+    ) -> int:
+        """A count the server reports, checked where it is read: one line naming the server,
+        the endpoint and the field."""
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= (high or value):
             return value
-        raise self.http.garbled(self._completions, f"{field} {json.dumps(value)[:40]}: not a count")
+        bounds = f"{low}-{high}" if high else f"at least {low}"
+        raise self.http.garbled(path, f"{field} {json.dumps(value)[:40]}: not a whole number {bounds}")
+
+    def _whole(self, value: object, field: str) -> int:
+        """A count in a generation's answer (tokens evaluated)."""
+        return self._count_field(value, field, self._completions)
 
     def _read_event(
         self, event: JSON, finish: str | None, evaluated: int

@@ -83,8 +83,7 @@ class Transport:
             headers["Authorization"] = f"Basic {self.basic}"
         last = ""
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.pause(attempt)
             request = urllib.request.Request(self.root + path, data=data, headers=headers, method=method)
             try:
                 response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeout)
@@ -103,6 +102,11 @@ class Transport:
             except (OSError, HTTPException) as exc:  # refused, reset, or not HTTP at all
                 last = one_line(str(exc)) or type(exc).__name__  # a reply's first line may be in it
         raise BackendError(f"cannot reach the server at {self.root} ({last})")
+
+    def pause(self, attempt: int) -> None:
+        """Before a retry: the backoff, doubling from `backoff` (nothing before the first try)."""
+        if attempt:
+            time.sleep(self.backoff * 2 ** (attempt - 1))
 
     def silent(self) -> BackendError:
         return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s (--timeout)")
