@@ -60,12 +60,21 @@ _READ_ONLY = ("readonly", "read-only", "unable to open database file")
 _DAMAGED = ("not a database", "malformed", "corrupt")
 
 
-def check_home() -> None:
-    """MARCO_HOME must be a folder (or not exist yet): a file there is said as such, instead of
-    reading as an empty history."""
+def _not_a_folder() -> HistoryError | None:
+    """MARCO_HOME must be a folder (or not exist yet): a file there is said as such."""
     home = marco_home()
     if home.exists() and not home.is_dir():
-        raise HistoryError(f"MARCO_HOME ({home}) is a file, not a folder: set MARCO_HOME to a folder")
+        return HistoryError(f"MARCO_HOME ({home}) is a file, not a folder: set MARCO_HOME to a folder")
+    return None
+
+
+def _exists() -> bool:
+    """Whether there is a history to read (a MARCO_HOME that is a file is an error, not an
+    empty history)."""
+    problem = _not_a_folder()
+    if problem is not None:
+        raise problem
+    return db_path().exists()
 
 
 def _broken(exc: Exception) -> HistoryError:
@@ -73,9 +82,8 @@ def _broken(exc: Exception) -> HistoryError:
     then is moving it aside the advice)."""
     reason = str(exc) or type(exc).__name__
     path = db_path()
-    try:
-        check_home()
-    except HistoryError as not_a_folder:
+    not_a_folder = _not_a_folder()
+    if not_a_folder is not None:
         return not_a_folder
     if "locked" in reason:  # healthy, but another marco holds it
         return HistoryError(
@@ -173,8 +181,7 @@ class RunRow:
 
 def recent(limit: int) -> list[RunRow]:
     """The `limit` latest runs, newest first."""
-    check_home()
-    if not db_path().exists():
+    if not _exists():
         return []
     try:
         with closing(_connect()) as conn:
@@ -193,8 +200,7 @@ def records(
 ) -> tuple[list[tuple[int, Record]], list[int]]:
     """(id, record) of the runs with these ids (all when None) created since `since`, and the ids
     of matching runs whose stored record is damaged (left out: one bad row blocks no other)."""
-    check_home()
-    if not db_path().exists():
+    if not _exists():
         return [], []
     query, args = "SELECT id, record FROM runs WHERE created >= ?", [since or 0.0]
     if ids is not None:
@@ -213,8 +219,7 @@ def records(
 
 def load(run_id: int) -> Record:
     """A run's record; an id that is not there is a usage error, a damaged record a runtime one."""
-    check_home()
-    if not db_path().exists():
+    if not _exists():
         raise MarcoError(f"no run {run_id}: the history is empty", code=2)
     if not 0 < run_id <= MAX_ID:
         raise MarcoError(f"no run {run_id} in the history; 'marco log' lists them", code=2)
