@@ -40,7 +40,7 @@ def check_writable(path: Path | None) -> None:
         return
     if path.is_dir():
         raise MarcoError(f"cannot write {path}: it is a folder; name a file", code=2)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent  # "." for a bare file name
     if not folder.is_dir():
         raise MarcoError(f"cannot write {path}: the folder {folder} does not exist", code=2)
     if not os.access(folder, os.W_OK | os.X_OK):
