@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Literal, Protocol, get_args
 
 Granularity = Literal["step", "mini-64", "mini-32"]
+StepBreak = Literal["line", "blank"]  # where a step ends: a line break, or a blank line
 GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
 MINI_STEP_TOKENS: dict[Granularity, int] = {"mini-64": 64, "mini-32": 32}  # the paper's mini-steps
 # where a generation may end besides EOS, stop texts and its budget: a step, a mini-step, or
@@ -53,7 +54,7 @@ class StopRule:
     granularity: StopAt = "rollout"  # rollout: to the answer's end
     max_tokens: int = 1024
     stop_texts: tuple[str, ...] = (OUTPUT_END,)
-    step_break: str = "line"
+    step_break: StepBreak = "line"
     loop_guard: bool = True  # stop with reason `loop` when the text ends in a repetition loop
     # DeepConf online: stop with reason `low_confidence` once the mean token confidence of the
     # last `confidence_window` tokens falls below this (None: never)

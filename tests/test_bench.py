@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.errors import MarcoError
 from marco_cli.record.results import ResultRow
 from marco_cli.runs import bench

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.runs import bench, history
 from tests.helpers import no_traceback, one_line_error, runner
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import runner
 
 

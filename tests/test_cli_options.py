@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import runner
 
 PAGE = Path(tempfile.gettempdir()) / "marco-options-test.html"
@@ -185,11 +185,11 @@ def test_every_engine_option_has_its_keyword() -> None:
 def test_every_option_is_in_the_table() -> None:
     """A new option must be added to this table (and so proven to land somewhere)."""
     covered = {f[0][0] for f in SEARCH_FLAGS + ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS}
-    covered |= {"--json", "--help", "--to", "--from", "--strategy", "--granularity"}
+    covered |= {"--json", "--help", "--help-all", "--to", "--from", "--strategy", "--granularity"}
     covered |= {"--limit", "--offset", "--out", "--jobs"}
     group = typer.main.get_command(app)
     for name in ("solve", "translate", "bench"):
-        for param in group.commands[name].params:  # type: ignore[attr-defined]
+        for param in group.get_command(typer.Context(group), name).params:  # type: ignore[attr-defined]
             if param.param_type_name == "option":
                 assert set(param.opts) <= covered | set(param.secondary_opts), (name, param.opts)
                 assert set(param.secondary_opts) <= covered, (name, param.secondary_opts)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import no_traceback, runner
 from tests.scripted import ScriptedEngine, ScriptedModel
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.runs import datasets
 from tests.fakehub import FakeHub
 from tests.helpers import one_line_error, runner

@@ -4,12 +4,20 @@ documented somewhere in them (a `--no-X` counts when `--X` is)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import typer
 
 from marco_cli.cli.app import app
+from tests.docs_reference import PAGE, reference
+from tests.helpers import runner
+
+MARCO = str(Path(sys.executable).with_name("marco"))
 
 ROOT = Path(__file__).resolve().parents[1]
 # options the docs name that are other programs' (pip, llama-server, llama-cpp-python's server) or
@@ -29,16 +37,18 @@ FOREIGN = {
 }
 
 
+def _commands() -> dict[str, object]:
+    """Every command, loaded as `marco NAME` loads it (the group imports a command when asked)."""
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}  # type: ignore[attr-defined]
+
+
 def _cli_options() -> set[str]:
     found: set[str] = set()
-
-    def walk(command: object) -> None:
-        for param in getattr(command, "params", []):
+    for command in [typer.main.get_command(app), *_commands().values()]:
+        for param in command.params:  # type: ignore[attr-defined]
             found.update(o for o in [*param.opts, *param.secondary_opts] if o.startswith("--"))
-        for sub in getattr(command, "commands", {}).values():
-            walk(sub)
-
-    walk(typer.main.get_command(app))
     return found
 
 
@@ -61,7 +71,6 @@ def test_every_option_of_the_cli_is_documented() -> None:
         for o in _cli_options()
         if o not in documented and not (o.startswith("--no-") and f"--{o[5:]}" in documented)
     }
-    missing -= {"--install-completion", "--show-completion"}
     assert not missing, f"options no page of the docs mentions: {sorted(missing)}"
 
 
@@ -73,6 +82,39 @@ def test_every_link_between_the_docs_points_at_a_file() -> None:
 
 
 def test_every_command_is_documented() -> None:
-    commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    commands = set(_commands())
     text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
     assert {c for c in commands if f"marco {c}" not in text} == set()
+
+
+def test_the_option_reference_is_written_from_the_cli() -> None:
+    """docs/options.md is what the CLI declares today (rewrite: python -m tests.docs_reference)."""
+    assert PAGE.read_text(encoding="utf-8") == reference(), "run: python -m tests.docs_reference"
+
+
+@pytest.mark.parametrize("command", ["solve", "translate", "bench", "serve"])
+def test_help_fits_a_terminal_and_help_all_shows_the_rest(command: str) -> None:
+    short = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    every = runner.invoke(app, [command, "--help-all"], env={"COLUMNS": "80"})
+    assert short.exit_code == 0 and every.exit_code == 0
+    assert len(short.output.splitlines()) <= 90, short.output
+    assert "--top-p" not in short.output and "--top-p" in every.output
+
+
+def test_help_lists_choices_as_choices() -> None:
+    shown = runner.invoke(app, ["solve", "--help-all"], env={"COLUMNS": "250"}).output
+    for choices in (
+        "<mcts|cot|best-of-n|vote|deepconf|deepconf-online>",
+        "<step|mini-64|mini-32>",
+        "<line|blank>",
+    ):
+        assert choices in shown
+
+
+def test_shell_completion_completes_commands_and_choices() -> None:
+    env = {**os.environ, "_MARCO_COMPLETE": "complete_bash", "COMP_WORDS": "marco so", "COMP_CWORD": "1"}
+    done = subprocess.run([MARCO], env=env, capture_output=True, text=True, check=False)
+    assert done.stdout.split() == ["solve"]
+    env |= {"COMP_WORDS": "marco solve --granularity ", "COMP_CWORD": "3"}
+    done = subprocess.run([MARCO], env=env, capture_output=True, text=True, check=False)
+    assert done.stdout.split() == ["step", "mini-64", "mini-32"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.fakehub import FakeHub
 from tests.helpers import runner
 

@@ -11,7 +11,7 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.llama import Engine
 from marco_cli.errors import MarcoError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig

@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.record.results import Figures
 from marco_cli.runs.bench import dominated
 from marco_cli.ui.charts import frontier_chart, frontier_svg

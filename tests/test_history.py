@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.cli.history import log_table
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import Record

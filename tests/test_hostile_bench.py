@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.runs import bench
 from tests.helpers import no_traceback, one_line_error, remount, runner, tmpfs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import no_traceback, one_line_error, remount, runner, tmpfs
 
 HOSTILE = "\x1b]0;PWNED\x07\x1b[2JWhat is 2 + 2? [/bold] [red]"

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.runs import history
 from tests.helpers import one_line_error, runner
 from tests.servers import QuietHTTPServer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import one_line_error, runner
 from tests.test_serve import KEY, MODEL, QUESTION, Served, post, serve
 

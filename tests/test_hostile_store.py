@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.fakehub import FakeHub
 from tests.helpers import one_line_error, runner
 from tests.test_download import DATA, NAME, REPO, _cached, _register

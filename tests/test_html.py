@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.reference import server_predicted
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.logprobs import from_native, from_openai, native_alternatives, openai_alternatives
 from marco_cli.engine.remote import RemoteEngine

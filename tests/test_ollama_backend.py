@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.fake_ollama import FakeOllama, expected_confidence
 from tests.helpers import one_line_error, runner
 

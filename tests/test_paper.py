@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.record.record import ModelInfo
 from tests.helpers import runner
 from tests.scripted import ScriptedEngine

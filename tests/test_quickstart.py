@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.search.answers import answer_key
 from tests.helpers import runner
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.record.record import Message, ModelInfo, Record, RecordError
 from marco_cli.runs import export, history
 from marco_cli.runs.bench import answer_by

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.errors import MarcoError
 from marco_cli.store.download import locate, pull
 from marco_cli.store.registry import (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.remote import BackendError, RemoteEngine
 from marco_cli.engine.wire import one_line

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.engine import repack
 from tests.conftest import MACHINE_REPACK
 from tests.helpers import runner

@@ -21,7 +21,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import one_line_error, runner
 from tests.servers import free_port, llama_server, start
 

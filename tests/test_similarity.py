@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.similarity import chrf, mbr_choice
 from marco_cli.search.tree import Rollout, Tree

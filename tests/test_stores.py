@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from marco_cli.cli import app
+from marco_cli.cli.app import app
 from tests.helpers import one_line_error, runner
 
 Q = "What is 2 + 3?"

@@ -1,5 +1,2 @@
-"""The `marco` command line: a thin Typer shell over the registry, engine and search."""
-
-from marco_cli.cli.app import app, main
-
-__all__ = ["app", "main"]
+"""The `marco` command line: a thin Typer shell over the registry, engine and search. The app is
+`marco_cli.cli.app.app`; this package imports nothing so a command loads only its own module."""

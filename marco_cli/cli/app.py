@@ -4,24 +4,52 @@ mapping from errors to exit codes (0 answer, 1 runtime failure, 2 usage error, 1
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from marco_cli.cli import bench, export, history, models, serve, signals, solve
-from marco_cli.cli.options import ClickException, UsageError
+from marco_cli.cli import signals
+from marco_cli.cli.flags import ClickException, UsageError
 from marco_cli.errors import MarcoError
 from marco_cli.ui.console import err_console, fail
 
+# every command and the module under marco_cli.cli that defines it, in the help's order: a
+# command's module (and what it imports: llama.cpp, numpy, the HTTP stack) loads only when that
+# command runs, so `marco --version` and `marco log` start as fast as any Typer program
+COMMAND_MODULES = {
+    "solve": "solve",
+    "translate": "solve",
+    "bench": "bench",
+    "datasets": "bench",
+    "serve": "serve",
+    "log": "history",
+    "show": "history",
+    "export": "export",
+    "models": "models",
+    "pull": "models",
+    "rm": "models",
+    "doctor": "models",
+}
+
 
 class OneLineErrors(TyperGroup):
-    """Click's own usage errors (a value out of range, an unknown option) as one line on
-    stderr and exit 2, like every other marco error, instead of a framed box."""
+    """Commands loaded when first asked for (`COMMAND_MODULES`), and Click's own usage errors
+    (a value out of range, an unknown option) as one line on stderr and exit 2, like every other
+    marco error, instead of a framed box."""
+
+    def list_commands(self, ctx: object) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: object, cmd_name: str) -> TyperCommand | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            self.commands[cmd_name] = load_command(cmd_name)
+        found = self.commands.get(cmd_name)
+        return found if isinstance(found, TyperCommand) else None
 
     def main(
         self,
@@ -59,7 +87,7 @@ app = typer.Typer(
     "marco's source (the README links it); `marco COMMAND --help` for each command.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -84,6 +112,8 @@ def exit_codes(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def version() -> str:
+    from importlib import metadata  # 20 ms: only `--version` and records read it
+
     try:
         return metadata.version("marco-cli")
     except metadata.PackageNotFoundError:
@@ -92,6 +122,8 @@ def version() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
+        from importlib import metadata
+
         try:  # the installed version, read without importing llama_cpp (and numpy)
             engine = metadata.version("llama-cpp-python")
         except metadata.PackageNotFoundError:
@@ -112,24 +144,33 @@ def main_options(
 
 # a few examples under each command's help, as `llm` and `ollama` show them ("\b": keep lines)
 EXAMPLES = {
-    "solve": 'Examples:\n\n\b\nmarco solve -m smollm2-135m "What is 17 * 23?"\n'
+    "solve": '\b\nExamples:\nmarco solve -m smollm2-135m "What is 17 * 23?"\n'
     'marco solve -m ollama:marco-o1 --strategy vote --samples 8 "..."\n'
     'echo "What is 2 + 2?" | marco solve -q --json',
-    "translate": 'Examples:\n\n\b\nmarco translate "That party was lit" --to French\n'
+    "translate": '\b\nExamples:\nmarco translate "That party was lit" --to French\n'
     "cat lines.txt | marco translate --to English -q",
-    "bench": "Examples:\n\n\b\nmarco bench mgsm-en -m marco-o1 --strategy cot,mcts "
+    "bench": "\b\nExamples:\nmarco bench mgsm-en -m marco-o1 --strategy cot,mcts "
     "--granularity step,mini-64\n"
     "marco bench arith:300:11 -m smollm2-135m --strategy cot,vote@4,mcts@8 --limit 50\n"
     "marco datasets",
-    "serve": "Examples:\n\n\b\nmarco serve -m marco-o1 --port 8000\n"
+    "serve": "\b\nExamples:\nmarco serve -m marco-o1 --port 8000\n"
     'curl localhost:8000/v1/chat/completions -d \'{"model": "marco-o1", "messages": [...]}\'',
-    "export": "Examples:\n\n\b\nmarco export --all --format sft > sft.jsonl\n"
+    "export": "\b\nExamples:\nmarco export --all --format sft > sft.jsonl\n"
     "marco export bench-out/mgsm-en-marco-o1 --format dpo",
-    "models": "Examples:\n\n\b\nmarco models --all\nmarco pull marco-o1",
+    "models": "\b\nExamples:\nmarco models --all\nmarco pull marco-o1",
 }
-for module in (solve, bench, export, history, models, serve):
-    for name, command in module.COMMANDS.items():
-        app.command(name, epilog=EXAMPLES.get(name))(exit_codes(command))
+
+
+def load_command(name: str) -> TyperCommand:
+    """The Click command `name`, built from its module's Typer function with the same wrapping
+    (exit codes, examples) every command gets."""
+    module = importlib.import_module(f"marco_cli.cli.{COMMAND_MODULES[name]}")
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(name, epilog=EXAMPLES.get(name))(exit_codes(module.COMMANDS[name]))
+    command = typer.main.get_command(single)
+    if not isinstance(command, TyperCommand):  # one command and no callback: Typer's own rule
+        raise TypeError(f"{name}: Typer built a {type(command).__name__}, not one command")
+    return command
 
 
 def main() -> None:

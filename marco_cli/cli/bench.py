@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from marco_cli.cli import signals
-from marco_cli.cli.options import ClickException, Options, config_from, search_parser, with_options
+from marco_cli.cli.flags import ClickException
+from marco_cli.cli.options import Options, config_from, search_parser, with_options
 from marco_cli.cli.session import open_session
 from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
@@ -206,20 +207,21 @@ def bench_cmd(
     strategy: Annotated[
         list[str] | None,
         typer.Option(
-            help="Configurations: [LABEL=]STRATEGY[@BUDGET][[FLAGS]], e.g. vote@8 or "
-            "'wide=mcts@8[--root-children 4 --select branch]'; repeat or comma-separate (default cot,mcts)."
+            metavar="SPEC",
+            help="[LABEL=]STRATEGY[@BUDGET][[FLAGS]], e.g. vote@8 or 'wide=mcts@8[--children 4]'; "
+            "repeat or comma-separate (default cot,mcts).",
         ),
     ] = None,
     granularity: Annotated[
-        list[str] | None, typer.Option(help="For mcts; repeat or comma-separate (default step).")
+        list[str] | None, typer.Option(metavar="G", help="For mcts; repeat or comma-separate (default step).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only this many problems.")] = None,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many problems first.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, metavar="N", help="Only this many problems.")] = None,
+    offset: Annotated[int, typer.Option(min=0, metavar="N", help="Skip this many problems first.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Results folder (rerun it to resume).")] = None,
     html: Annotated[
-        Path | None, typer.Option(help="Write an index page and one tree page per problem in this folder.")
+        Path | None, typer.Option(help="Write an index page and a page per problem here.")
     ] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Problems in flight (with --backend).")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Problems in flight (with --backend).")] = 1,
     *,
     options: Options,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from marco_cli.cli.options import finite, real, span
+from marco_cli.cli.flags import finite, real, span
 from marco_cli.errors import MarcoError
 from marco_cli.files import write_text
 from marco_cli.runs import bench, export, history

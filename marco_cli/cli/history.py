@@ -13,12 +13,10 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from marco_cli.cli.options import HideThought, Json
+from marco_cli.cli.flags import HideThought, Json
 from marco_cli.files import write_text
 from marco_cli.runs import history
 from marco_cli.ui.console import err_console, out_console, visible
-from marco_cli.ui.html import run_page
-from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
 
 
 def log_cmd(
@@ -87,6 +85,10 @@ def show_cmd(
     html: Annotated[Path | None, typer.Option(help="Write the run as a self-contained HTML page.")] = None,
 ) -> None:
     """Show a past run: its tree and answer, or its JSON record, or an HTML page."""
+    # imported here so `marco log` starts without the page and tree renderers
+    from marco_cli.ui.html import run_page
+    from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
+
     record = history.load(run_id)
     if html is not None:
         write_text(html, run_page(record, f"marco run {run_id}"))

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from marco_cli.cli.options import real, span, url_option
+from marco_cli.cli.flags import real, span, url_option
 from marco_cli.engine.repack import Verdict
 from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Protocol, cast
-from urllib.parse import urlparse
 
 import typer
+from typer.core import TyperOption
 
-from marco_cli.contract import Granularity
+from marco_cli.cli.flags import HideThought, Json, ModelOpt, Verbose, Yes, real, url_option, whole
+from marco_cli.contract import Granularity, StepBreak
 from marco_cli.errors import MarcoError
-from marco_cli.search.config import Reward, SearchConfig, Strategy
+from marco_cli.search.config import Reward, RolloutScope, SearchConfig, Strategy
 from marco_cli.search.rules import rule_name
-
-
-class CommandPath(Protocol):
-    command_path: str
 
 
 class ParsedOptions(Protocol):
@@ -50,82 +46,6 @@ class SearchParser(Protocol):
     def callback(self, **params: object) -> Mapping[str, object]: ...
 
 
-class ClickError(Exception):
-    """What marco reads of Click's errors: the boundary where Click's values come out. Recent
-    Typer vendors Click and older Typer uses it directly, so the classes are found at run time
-    from the public `typer.BadParameter` and their shape is declared here."""
-
-    exit_code: int
-    ctx: CommandPath | None  # set on usage errors
-
-    def format_message(self) -> str:
-        raise NotImplementedError
-
-
-def _click_class(name: str) -> type[ClickError]:
-    found = next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
-    return cast("type[ClickError]", found)
-
-
-ClickException, UsageError = _click_class("ClickException"), _click_class("UsageError")
-
-
-def finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"must be a finite number, not {value}")
-    return value
-
-
-def real(low: float, high: float | None = None) -> Callable[[float | None], float | None]:
-    """A float option's check: finite, then within [low, high]. Click's own range check runs
-    first and calls NaN out of range ("should be >= 0"), so the bounds are checked here."""
-
-    def check(value: float | None) -> float | None:
-        if value is None:
-            return None
-        finite(value)
-        if high is not None and not low <= value <= high:
-            raise typer.BadParameter(f"must be between {low:g} and {high:g}, not {value:g}")
-        if value < low:
-            raise typer.BadParameter(f"must be at least {low:g}, not {value:g}")
-        return value
-
-    return check
-
-
-def span(low: float, high: float | None = None) -> str:
-    """The metavar of a float option checked by `real` (as Click shows a declared range)."""
-    return f"FLOAT [x>={low:g}]" if high is None else f"FLOAT [{low:g}<=x<={high:g}]"
-
-
-def url_option(value: str | None) -> str | None:
-    """A server's URL, checked once here (a usage error naming what is wrong): the scheme, the
-    host, and the port, which urllib would otherwise reject or misreport at the first request."""
-    if value is None:
-        return value
-    try:
-        parsed = urlparse(value)
-        port = parsed.port  # reads and range-checks the port
-        host = parsed.hostname
-    except ValueError as exc:
-        raise typer.BadParameter(f"'{_without_credentials(value)}' is not a valid URL: {exc}") from None
-    shown = _without_credentials(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise typer.BadParameter(f"'{shown}' is not an http:// or https:// URL")
-    if not host:
-        raise typer.BadParameter(f"'{shown}' names no host")
-    if port == 0:
-        raise typer.BadParameter(f"'{shown}': port 0 is not a server's port")
-    return value
-
-
-def _without_credentials(url: str) -> str:
-    head, at, tail = url.partition("@")
-    if not at or "://" not in head:
-        return url
-    return f"{head.split('://', 1)[0]}://{tail}"
-
-
 def rule_option(value: str) -> str:
     """An answer rule's name (an old one read through the rules' aliases)."""
     try:
@@ -133,17 +53,6 @@ def rule_option(value: str) -> str:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
-
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m", envvar="MARCO_MODEL", help="NAME[:QUANT], a .gguf path, or hf:OWNER/REPO/FILE.gguf"
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show llama.cpp's own log and decode sizes.")]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
-HideThought = Annotated[bool, typer.Option(help="Do not show the <Thought> block.")]
 
 # the search settings, named as SearchConfig's fields; their defaults are SearchConfig's. Any:
 # the values are Annotated type forms for Typer, and the parsed values come out of Click
@@ -172,7 +81,7 @@ SEARCH_TYPES: dict[str, Any] = {
     "exploration": Annotated[float, typer.Option(callback=real(0.0), help="UCT exploration constant c.")],
     "temperature": Annotated[
         float,
-        typer.Option(callback=real(0.0), help="Sampling temperature of sampled children."),
+        typer.Option(callback=real(0.0), help="Sampling temperature (sampled children, samples)."),
     ],
     "top_p": Annotated[
         float,
@@ -192,20 +101,18 @@ SEARCH_TYPES: dict[str, Any] = {
         ),
     ],
     "step_break": Annotated[
-        str,
+        StepBreak,
         typer.Option(help="Where a step action ends: a 'line' break or a 'blank' line."),
     ],
     "rollouts": Annotated[
-        str,
+        RolloutScope,
         typer.Option(help="Roll out 'one' new child per expansion, or 'all' of them."),
     ],
     "rollout_temperature": Annotated[
         float,
         typer.Option(callback=real(0.0), help="Sampling temperature of rollouts (0: greedy)."),
     ],
-    "samples": Annotated[
-        int, typer.Option(min=1, max=1024, help="Samples for best-of-n, vote and deepconf.")
-    ],
+    "samples": Annotated[int, typer.Option(min=1, max=1024, help="Samples (best-of-n, vote, deepconf).")],
     "deepconf_keep": Annotated[
         float,
         typer.Option(
@@ -232,12 +139,9 @@ SEARCH_TYPES: dict[str, Any] = {
         str,
         typer.Option(
             callback=rule_option,
-            help="The answer rule: most 'visits', best 'reward', 'reward-vote' (summed reward), "
-            "'majority' (counted), a vote per 'branch', the most confident 'trace', DeepConf's vote "
-            "('deepconf', '-high', '-low', '-online'), the one most like the others ('mbr', chrF), or "
-            "'answer-conf'/'-vote'/'-branch' (by the answer tokens' confidence), 'checked' (a vote "
-            "of the rollouts whose arithmetic holds). 'vote' is read as "
-            "reward-vote (docs/search.md).",
+            metavar="RULE",
+            help="The answer rule: deepconf[-high|-low|-online], majority, reward-vote, reward, "
+            "visits, branch, trace, mbr, answer-conf|-vote|-branch, checked (docs/search.md).",
         ),
     ],
     "stop_confidence": Annotated[
@@ -302,6 +206,43 @@ OTHER_PANELS = {
 }
 
 
+# options most runs leave alone: `--help` leaves them out and `--help-all` shows them (every one
+# is in docs/options.md), so a command's help fits a terminal
+# fmt: off
+ADVANCED = frozenset((
+    "root_children", "first_tokens", "exploration", "top_p", "top_k", "min_p", "greedy_first",
+    "step_break", "rollouts", "rollout_temperature", "loop_guard", "dynamic_reflection",
+    "reflection_threshold", "stop_confidence", "stop_agree", "deepconf_keep", "deepconf_warmup",
+    "deepconf_window", "gpu_layers", "cpu", "ctx", "threads", "repack", "parallel", "timeout",
+))
+# fmt: on
+
+
+def show_every_option(ctx: typer.Context, value: bool) -> None:
+    """`--help-all`: the help with the options `--help` leaves out."""
+    if not value:
+        return
+    for param in ctx.command.params:
+        if isinstance(param, TyperOption):
+            param.hidden = False
+    text = ctx.get_help()  # Typer's rich help prints itself and returns ""
+    if text:
+        print(text)
+    raise typer.Exit()
+
+
+HelpAll = Annotated[
+    bool,
+    typer.Option(
+        "--help-all",
+        is_eager=True,
+        callback=show_every_option,
+        metavar="",
+        help="Show every option and exit.",
+    ),
+]
+
+
 def option_type(annotation: object) -> type:
     """The Python type an option parses to: `Annotated[int | None, ...]` -> int, a Literal -> str."""
     kind = typing.get_args(annotation)[0]
@@ -310,14 +251,21 @@ def option_type(annotation: object) -> type:
     return next(k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None))
 
 
-def _panel(annotation: object, panel: str) -> None:
-    """Put an option under its help panel, with a short metavar so the help column has room
-    (N for counts, NUM for reals; Click or `real` still checks the bounds)."""
+def _panel(name: str, annotation: object, panel: str) -> None:
+    """Put an option under its help panel (hidden from `--help` when ADVANCED), with a short
+    metavar so the help column has room (N for counts, NUM for reals, nothing for flags; Click or
+    `real` still checks the bounds)."""
     info = typing.get_args(annotation)[1]
     info.rich_help_panel = panel
+    info.hidden = name in ADVANCED
     kind = option_type(annotation)
-    if info.metavar is None and kind in (int, float):
-        info.metavar = "N" if kind is int else "NUM"
+    if info.metavar is None and kind in (int, float, bool):
+        info.metavar = {int: "N", float: "NUM", bool: ""}[kind]
+    if kind is bool:
+        info.show_default = False  # a flag's help says what it does; off unless given
+    if kind is int and info.callback is None and (info.min is not None or info.max is not None):
+        # the same bounds checked by `whole` instead of Click, whose range would fill the type column
+        info.callback, info.min, info.max = whole(info.min, info.max), None, None
 
 
 _DEFAULT_CONFIG = SearchConfig()
@@ -402,13 +350,13 @@ OUTPUT: dict[str, tuple[Any, Any]] = {
 
 for _heading, _names in PANELS.items():
     for _name in _names:
-        _panel(SEARCH_TYPES[_name], _heading)
+        _panel(_name, SEARCH_TYPES[_name], _heading)
 for _heading, _names in OTHER_PANELS.items():
     for _name in _names:
-        _panel(ENGINE[_name][0], _heading)
+        _panel(_name, ENGINE[_name][0], _heading)
 for _name in OUTPUT:
-    _panel(OUTPUT[_name][0], "Output")
-_panel(ModelOpt, "Model and engine")
+    _panel(_name, OUTPUT[_name][0], "Output")
+_panel("model", ModelOpt, "Model and engine")
 
 
 @dataclass(frozen=True)
@@ -469,7 +417,12 @@ def with_options(
     has the command's parameters followed by every shared option (`defaults` overrides a
     group's default, `exclude` drops options the command declares itself).
     """
-    groups = {"model": {"model": (ModelOpt, "marco-o1")}, "search": SEARCH, "engine": ENGINE}
+    groups = {
+        "model": {"model": (ModelOpt, "marco-o1")},
+        "search": SEARCH,
+        "engine": ENGINE,
+        "help": {"help_all": (HelpAll, False)},  # eager: it exits before the command runs
+    }
     if output:
         groups["output"] = OUTPUT
     defaults = dict(defaults or {})

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from marco_cli import tasks
+from marco_cli.cli.flags import ClickException
 from marco_cli.cli.options import (
     SEARCH,
     SEARCH_TYPES,
-    ClickException,
     Options,
     config_from,
     option_type,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import AnyStr
 
-from marco_cli.contract import StopReason, StopRule
+from marco_cli.contract import StepBreak, StopReason, StopRule
 from marco_cli.engine.repetition import COUNTING_RULE, DEFAULT_RULE, ends_in_loop
 
 LOOP_WINDOW = max(DEFAULT_RULE.window(), COUNTING_RULE.window())  # characters the guard looks back over
@@ -39,7 +39,7 @@ def confidence_dropped(top_means: Sequence[float], stop: StopRule) -> bool:
     return -sum(top_means[-window:]) / window < stop.min_confidence
 
 
-def ends_step(text: str | bytes | bytearray, before: int, mode: str) -> bool:
+def ends_step(text: str | bytes | bytearray, before: int, mode: StepBreak) -> bool:
     """Has the newest piece, text[before:], closed a reasoning step?
 
     `line`: a line break after non-empty text; `blank`: a blank line after non-empty text.

@@ -16,11 +16,13 @@ import time
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from marco_cli.errors import MarcoError
 from marco_cli.files import marco_home
-from marco_cli.record.record import Record
-from marco_cli.record.saved import RecordError
+
+if TYPE_CHECKING:  # `marco log` lists rows without loading the record's types (and the search's)
+    from marco_cli.record.record import Record
 
 LOCK_TIMEOUT_S = 5.0
 _SCHEMA = """
@@ -105,6 +107,9 @@ def _broken(exc: Exception) -> HistoryError:
 
 def _parse(text: str) -> Record | None:
     """A stored record, or None when the row is damaged (not JSON, or not a run record)."""
+    from marco_cli.record.record import Record  # startup: see TYPE_CHECKING above
+    from marco_cli.record.saved import RecordError
+
     try:
         return Record.from_json(json.loads(text))
     except (ValueError, TypeError, RecordError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
-from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StopRule
+from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StepBreak, StopRule
 from marco_cli.search.events import StopWhy
 from marco_cli.search.rules import RULE_NAMES, RuleName
 from marco_cli.search.tree import Rollout, Tree
@@ -14,6 +14,7 @@ from marco_cli.search.tree import Rollout, Tree
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
 Reward = Literal["finished", "paper", "path", "answer", "check"]  # search/rewards.py
 Select = RuleName  # any answer rule (rules.py)
+RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
 REWARDS: tuple[Reward, ...] = get_args(Reward)
@@ -33,7 +34,7 @@ class SearchConfig:
     first_tokens: int = 4
     exploration: float = 1.414
     granularity: Granularity = "step"
-    step_break: str = "line"
+    step_break: StepBreak = "line"
     max_tokens: int = 512  # generated tokens on one path, root to answer
     temperature: float = 0.6  # for sampled children and samples
     top_p: float = 0.95
@@ -47,7 +48,7 @@ class SearchConfig:
     )
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
-    rollouts: str = "one"  # one new child rolled out per expansion, or "all"
+    rollouts: RolloutScope = "one"  # one new child rolled out per expansion, or "all"
     reflection: bool = False  # v1: a "Wait! ..." sibling where a thought ends
     dynamic_reflection: bool = False  # a "Wait! ..." child under low-confidence steps
     reflection_threshold: float = 0.6
