@@ -5,16 +5,20 @@ search whose confident wrong step loses to a right one only under `check`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from fractions import Fraction
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
+from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.arithmetic import equations, evaluate, wrong
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.strategies import run_search
+from marco_cli.ui.tree_view import TreeSnapshot, render_tree
 from tests.scripted import ScriptedModel
 
 OPERATORS = {
@@ -86,6 +90,12 @@ def test_real_step_texts_are_judged_right(text: str, verdicts: list[bool]) -> No
     assert bool(wrong(text)) == (False in verdicts)
 
 
+def checked_config() -> SearchConfig:
+    return SearchConfig(
+        iterations=4, children=2, first_tokens=0, select="reward", stop_agree=None, numeric_answer=True
+    )
+
+
 def _search(reward: str) -> SearchResult:
     model = ScriptedModel(
         actions={"": [(WRONG_STEP, 0.95), (RIGHT_STEP, 0.55)]},
@@ -109,3 +119,22 @@ def test_check_turns_the_search_from_a_confident_wrong_step() -> None:
     wrong_node = next(n for n in checked.tree.nodes if n.text == WRONG_STEP)
     right_node = next(n for n in checked.tree.nodes if n.text == RIGHT_STEP)
     assert wrong_node.value_sum == 0 and right_node.value_sum > 0  # UCT's q: 0 under the wrong step
+
+
+def test_a_refuted_step_is_never_rolled_out_and_says_why() -> None:
+    """The step check judges a step when it is generated: the wrong step gets value 0 as its
+    first visit and no rollout (tokens not spent), and keeps the equation and its true value."""
+    checked = _search("check")
+    wrong_node = next(n for n in checked.tree.nodes if n.text == WRONG_STEP)
+    assert wrong_node.refuted == ("97 + 74 = 161 (is 171)",)
+    assert not [r for r in checked.tree.rollouts if r.node == wrong_node.id]
+    trusted = _search("finished")
+    assert next(n for n in trusted.tree.nodes if n.text == WRONG_STEP).refuted == ()
+    record = Record.from_json(
+        json.loads(json.dumps(Record.of(checked, "Q?", ModelInfo("scripted"), checked_config()).to_json()))
+    )
+    saved = next(n for n in record.nodes if n.text == WRONG_STEP)
+    assert saved.refuted == ("97 + 74 = 161 (is 171)",)
+    console = Console(width=120, record=True, color_system=None)
+    console.print(render_tree(TreeSnapshot.from_record(record), width=120, max_lines=40))
+    assert "✗ 97 + 74 = 161 (is 171)" in console.export_text()

@@ -70,6 +70,7 @@ def test_json_record_schema() -> None:
         "value",
         "reflection",
         "terminal",
+        "refuted",
     }
     assert all(set(n) == node_keys for n in record["nodes"])
     # every scored rollout passed the root once (a child that ends the answer when the expansion

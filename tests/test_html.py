@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -119,9 +120,13 @@ def test_the_page_is_self_contained_and_escapes_everything() -> None:
 @needs_browser
 def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     record = record_of(HOSTILE, 10)
+    refuted = replace(record.nodes[1], refuted=("56 + 31 = 97 (is 87)",))  # as `--reward check` keeps it
+    record = replace(record, nodes=(record.nodes[0], refuted, *record.nodes[2:]))
     page = tmp_path / "run.html"
     page.write_text(run_page(record), encoding="utf-8")
-    dom = Dom(browse(page, tmp_path))
+    html = browse(page, tmp_path)
+    assert "\u2717 56 + 31 = 97 (is 87)" in html  # the failed check, on its node
+    dom = Dom(html)
     assert dom.body.get("data-ready") == "yes"
     assert sorted(dom.nodes) == [n.id for n in record.nodes]
     assert sorted(dom.on_path) == sorted(record.path)

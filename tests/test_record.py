@@ -71,7 +71,7 @@ def _everything_set(record: Record) -> Record:
         replace(r, trace_confidence=1.25 + r.id, answer_confidence=0.5, reward=0.75, confidence=0.625)
         for r in record.rollouts
     )
-    nodes = tuple(replace(n, confidence=0.5, value=0.25) for n in record.nodes)
+    nodes = tuple(replace(n, confidence=0.5, value=0.25, refuted=("1 + 1 = 3 (is 2)",)) for n in record.nodes)
     model = ModelInfo("scripted", "model.gguf", "Q4_1", "local", "chatml")
     search = replace(record.search, root_children=3, max_time=60.5, stop_confidence=0.875, stop_agree=2)
     return replace(

@@ -177,7 +177,7 @@ class Record:
             "chosen_rollout": self.chosen_rollout,
             "path": list(self.path),
             "votes": dict(self.votes),
-            "nodes": [asdict(n) for n in self.nodes],
+            "nodes": [{**asdict(n), "refuted": list(n.refuted)} for n in self.nodes],  # JSON lists
             "rollouts": [rollout_json(r) for r in self.rollouts],
             "rollout_stats": self.rollout_stats,
             "stopped": self.stopped,

@@ -42,6 +42,7 @@ class NodeRecord:
     value: float | None
     reflection: bool
     terminal: bool
+    refuted: tuple[str, ...] = ()  # the wrong equations a step check found (`--reward check`)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def node_record(n: Node) -> NodeRecord:
         rounded(n.mean_value),
         n.reflection,
         n.terminal,
+        n.refuted,
     )
 
 
@@ -153,6 +155,7 @@ def parse_node(raw: Mapping[str, Any]) -> NodeRecord:
         value=optional_float(raw.get("value")),
         reflection=bool(raw.get("reflection", False)),
         terminal=bool(raw.get("terminal", False)),
+        refuted=tuple(str(r) for r in raw.get("refuted") or ()),
     )
 
 
@@ -170,6 +173,7 @@ def saved_node(raw: NodeRecord) -> Node:
         () if raw.confidence is None else (raw.confidence,) * max(1, count),
         terminal=raw.terminal,
         reflection=raw.reflection,
+        refuted=raw.refuted,
         visits=raw.visits,
         value_sum=(raw.value or 0.0) * raw.visits,
     )

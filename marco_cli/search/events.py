@@ -57,6 +57,14 @@ class BackedUp:
 
 
 @dataclass(frozen=True)
+class StepRefuted:
+    """The reward's step check gave a new step 0: why (each wrong equation and its true value)."""
+
+    node: int
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BestChanged:
     rollout: int
     reward: float
@@ -71,7 +79,16 @@ class Finished:
     rollout: int | None
 
 
-Event = IterationStarted | TokensGenerated | NodeAdded | RolloutScored | BackedUp | BestChanged | Finished
+Event = (
+    IterationStarted
+    | TokensGenerated
+    | NodeAdded
+    | RolloutScored
+    | BackedUp
+    | StepRefuted
+    | BestChanged
+    | Finished
+)
 Listener = Callable[[Event], None]
 
 

@@ -24,10 +24,12 @@ from marco_cli.search.events import (
     IterationStarted,
     Listener,
     NodeAdded,
+    StepRefuted,
     StopWhy,
     TokensGenerated,
     ignore,
 )
+from marco_cli.search.rewards import STEP_CHECKS
 from marco_cli.search.rules import agreeing
 from marco_cli.search.tree import Node, Rollout, Tree
 
@@ -76,6 +78,7 @@ class Search:
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
         self.chooser = Chooser(self.tree, config.select, listener, config.deepconf_keep)
+        self.step_check = STEP_CHECKS.get(config.reward)  # judges each step as it is generated
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -222,6 +225,21 @@ class Search:
         nodes = self.tree.backup(self.tree.nodes[rollout.node], rollout.reward)
         self.emit(BackedUp(nodes, rollout.reward))
 
+    def _refute(self, nodes: list[Node]) -> list[Node]:
+        """Judge each new step by the reward's step check; a refuted one keeps its reasons and
+        gets value 0 as its first visit, in place of a rollout. The steps left are returned."""
+        if self.step_check is None:
+            return nodes
+        kept = []
+        for node in nodes:
+            node.refuted = () if node.reflection else self.step_check(node.text)
+            if node.refuted:
+                self.emit(StepRefuted(node.id, node.refuted))
+                self.emit(BackedUp(self.tree.backup(node, 0.0), 0.0))
+            else:
+                kept.append(node)
+        return kept
+
     # the loop -----------------------------------------------------------------------------------
     def iterate(self) -> bool:
         """One selection-expansion-simulation-backup round; False when nothing is left."""
@@ -240,13 +258,13 @@ class Search:
                 leaf.terminal = leaf.exhausted = True
                 refresh_exhausted(self.tree, leaf)
                 return True
-            fresh = [n for n in new if not n.reflection] or new
-            if self.cfg.rollouts == "all":
+            fresh = self._refute([n for n in new if not n.reflection] or new)
+            if self.cfg.rollouts == "all" or not fresh:
                 starts = fresh
-            elif picked is not None:
+            elif picked is not None and any(n is picked for n in fresh):
                 starts = [picked]  # the randomly picked child, still in the KV cache
             else:
-                starts = [self.rng.choice(fresh)]  # the picked one duplicated a sibling
+                starts = [self.rng.choice(fresh)]  # the picked one duplicated or was refuted
             # a child that already ends the answer costs no rollout: score it now, or selection
             # (which skips complete nodes) never would, and an answer paid for would be lost
             starts += [n for n in fresh if n.terminal and n not in starts]

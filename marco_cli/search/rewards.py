@@ -10,12 +10,18 @@ is one function and one entry; the search, re-scoring and the docs read this tab
   unfinished.
 - `check`: `finished`, or 0 when an equation the rollout wrote is wrong (search/arithmetic.py):
   arithmetic that can be checked is checked, outside the model's own confidence.
+
+A reward may also judge a step the moment it is generated (`STEP_CHECKS`): a step it refutes
+gets value 0 at once, backed up as that node's first visit in place of a rollout, so UCT turns
+away from it before a rollout is paid for (AlphaZero's leaf evaluation, here a gate). `check`
+refutes a step that writes a wrong equation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 from marco_cli.search.arithmetic import wrong
 
@@ -49,7 +55,19 @@ def check(r: Scored) -> float:
     return 0.0 if wrong(r.text) else finished(r)
 
 
+def refuted_equations(step: str) -> tuple[str, ...]:
+    """The wrong equations a step writes, each with its true value: `56 + 31 = 97 (is 87)`."""
+    return tuple(f"{e.text} (is {_shown(e.true)})" for e in wrong(step))
+
+
+def _shown(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.6g}"
+
+
 RewardFn = Callable[[Scored], float]
+StepCheck = Callable[[str], tuple[str, ...]]  # what refutes a step (empty: nothing)
 REWARD_FUNCTIONS: dict[str, RewardFn] = {
     "finished": finished,
     "paper": paper,
@@ -57,3 +75,4 @@ REWARD_FUNCTIONS: dict[str, RewardFn] = {
     "answer": answer,
     "check": check,
 }
+STEP_CHECKS: dict[str, StepCheck] = {"check": refuted_equations}

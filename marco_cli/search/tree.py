@@ -27,6 +27,7 @@ class Node:
     visits: int = 0
     value_sum: float = 0.0
     exhausted: bool = False  # terminal, or every child exhausted: nothing left to search
+    refuted: tuple[str, ...] = ()  # why the reward's step check gave this step 0 (rewards.py)
 
     @property
     def mean_value(self) -> float:

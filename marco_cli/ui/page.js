@@ -25,6 +25,7 @@ function label(n) {
   const c = n.confidence === null ? '-' : n.confidence.toFixed(2);
   box.append(el('span', 'stats', `n=${n.visits} q=${q} c=${c}` + ((at.get(n.id) || []).length ? ` \u00b7 ${(at.get(n.id)).length} rollout(s)` : '')));
   if (n.terminal) box.append(el('span', 'mark', '\u25a0'));
+  if ((n.refuted || []).length) box.append(el('span', 'mark lo refuted', '\u2717 ' + n.refuted.join('; ')));
   if (onPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u25c0 answer'));
   if (bestPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u2605 best reward'));
   return box;

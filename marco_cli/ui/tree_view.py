@@ -28,6 +28,7 @@ class NodeView:
     visits: int = 0
     value_sum: float = 0.0
     children: list[int] = field(default_factory=list)
+    refuted: tuple[str, ...] = ()  # the wrong equations the step check found
 
 
 @dataclass
@@ -71,6 +72,8 @@ class TreeSnapshot:
             for node in event.nodes:
                 self.nodes[node].visits += 1
                 self.nodes[node].value_sum += event.reward
+        elif isinstance(event, ev.StepRefuted):
+            self.nodes[event.node].refuted = event.reasons
         elif isinstance(event, ev.BestChanged):
             self.best_path, self.best_reward, self.best_answer = event.path, event.reward, event.answer
 
@@ -99,6 +102,7 @@ class TreeSnapshot:
                 raw.terminal,
                 raw.visits,
                 (raw.value or 0.0) * raw.visits,
+                refuted=raw.refuted,
             )
         for node in list(snap.nodes.values()):
             if node.parent is not None and node.parent in snap.nodes:
@@ -135,6 +139,8 @@ def _label(node: NodeView, on_best: bool, width: int) -> Text:
     label.append(f"  n={node.visits} q={mean} c={conf}", style="dim")
     if node.terminal:
         label.append(" ■", style="cyan")
+    if node.refuted:
+        label.append(f"  ✗ {visible('; '.join(node.refuted))}", style="bold red")
     if on_best:
         label.append(" ◀", style="bold cyan")
     return label
