@@ -2,7 +2,7 @@
 (records.jsonl), graded against the gold answers, without generating again — the fair way to
 compare answer rules, on the same trees.
 
-    python benchmarks/rescore.py DIR [DIR ...]
+    python benchmarks/rescore.py DIR [DIR ...] [--reward SPEC]
 
 Prints, per configuration: problems, accuracy under each rule (`saved` is the answer the run
 gave, which the rule it ran with must reproduce), and `oracle`, the problems where some finished
@@ -11,7 +11,10 @@ rollout in the tree had the right answer (what no rule can beat). The DeepConf c
 kept for searches too (before, only sampled answers had them): `-` in older ones. The
 `answer-conf` (the finished rollout whose answer tokens were most confident), `answer-vote`
 (the vote weighted by that confidence) and `answer-branch` (one vote per branch, ties by it)
-columns need records that saved it: `-` in older ones.
+columns need records that saved it: `-` in older ones. `--reward SPEC` (`check`,
+`answer+check`, ...) first recomputes every rollout's reward under SPEC from what the record
+kept (no reward needs a new generation), so the rules that read rewards answer as if the run had
+scored its rollouts that way; the trees themselves are the ones the run grew.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from marco_cli.runs import bench
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
+    parser.add_argument("--reward", help="re-score every rollout under this reward first")
     args = parser.parse_args()
     columns = ("saved", *bench.RULES, "oracle")
     print("| folder | config | n | " + " | ".join(columns) + " |")
@@ -37,6 +41,8 @@ def main() -> None:
         answered: dict[str, bool] = defaultdict(bool)  # rollouts with answer-token confidences
         for kept in bench.read_records(folder):
             record, gold, config = kept.record, kept.gold, kept.config
+            if args.reward:
+                record = record.rescored(args.reward)
             count[config] += 1
             right[config]["saved"] += bench.grade(record.answer, gold)[1]
             for rule in bench.RULES:

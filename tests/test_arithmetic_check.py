@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from marco_cli.record.record import ModelInfo, Record
+from marco_cli.runs import bench
 from marco_cli.search.arithmetic import equations, evaluate, wrong
 from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.rewards import Scored, parse_reward, reward_function
 from marco_cli.search.strategies import run_search
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree
 from tests.scripted import ScriptedModel
@@ -138,3 +140,45 @@ def test_a_refuted_step_is_never_rolled_out_and_says_why() -> None:
     console = Console(width=120, record=True, color_system=None)
     console.print(render_tree(TreeSnapshot.from_record(record), width=120, max_lines=40))
     assert "✗ 97 + 74 = 161 (is 171)" in console.export_text()
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "gates"),
+    [
+        ("finished", "finished", ()),
+        ("check", "finished", ("check",)),
+        ("answer+check", "answer", ("check",)),
+        (" paper + check ", "paper", ("check",)),
+    ],
+)
+def test_a_reward_is_a_value_times_gates(spec: str, value: str, gates: tuple[str, ...]) -> None:
+    parsed = parse_reward(spec)
+    assert (parsed.value, parsed.gates) == (value, gates)
+
+
+@pytest.mark.parametrize("spec", ["", "nope", "check+finished", "finished+check+check", "finished+paper"])
+def test_a_reward_that_is_not_a_value_and_gates_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="reward"):
+        parse_reward(spec)
+    with pytest.raises(ValueError, match="reward"):
+        SearchConfig(reward=spec)
+
+
+def test_the_product_closes_on_a_wrong_equation_and_keeps_the_value_otherwise() -> None:
+    right = Scored(0.7, True, "171", 0.9, "97 + 74 = 171.\n<Output>171</Output>")
+    wrong_sum = replace(right, text="97 + 74 = 161.\n<Output>161</Output>", answer="161")
+    assert reward_function("finished+check")(right) == 0.7
+    assert reward_function("answer+check")(right) == 0.9
+    assert reward_function("check")(wrong_sum) == 0.0 == reward_function("answer+check")(wrong_sum)
+    assert reward_function("finished")(wrong_sum) == 0.7
+
+
+def test_saved_trees_are_rescored_under_check_without_generating() -> None:
+    """The run scored by confidence answers the wrong sum by `reward`; the same saved tree
+    re-scored under `check` answers the right one (rules that read rewards follow)."""
+    saved = Record.of(_search("finished"), "Q?", ModelInfo("scripted"), checked_config())
+    assert bench.answer_by(saved, "reward") == "161"
+    rescored = saved.rescored("check")
+    assert bench.answer_by(rescored, "reward") == "171"
+    assert all(r.reward == 0 for r in rescored.rollouts if r.answer == "161")
+    assert rescored.search.reward == "check" and rescored.nodes == saved.nodes

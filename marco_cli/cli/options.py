@@ -22,6 +22,7 @@ from marco_cli.cli.flags import HideThought, Json, ModelOpt, Verbose, Yes, real,
 from marco_cli.contract import Granularity, StepBreak
 from marco_cli.errors import MarcoError
 from marco_cli.search.config import Reward, RolloutScope, SearchConfig, Strategy
+from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import rule_name
 
 
@@ -44,6 +45,15 @@ class SearchParser(Protocol):
     ) -> ParsedOptions: ...
 
     def callback(self, **params: object) -> Mapping[str, object]: ...
+
+
+def reward_option(value: str) -> str:
+    """A reward spec (VALUE[+GATE...]), checked here so a wrong one is a usage error."""
+    try:
+        parse_reward(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 def rule_option(value: str) -> str:
@@ -134,7 +144,15 @@ SEARCH_TYPES: dict[str, Any] = {
     "max_tokens": Annotated[
         int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
     ],
-    "reward": Annotated[Reward, typer.Option(help="Rollout reward (docs/search.md: the reward).")],
+    "reward": Annotated[
+        Reward,
+        typer.Option(
+            metavar="REWARD",
+            callback=reward_option,
+            help="The rollout's value: finished, paper, path or answer, times gates: +check "
+            "(wrong arithmetic scores 0; `check` alone is finished+check). docs/search.md.",
+        ),
+    ],
     "select": Annotated[
         str,
         typer.Option(

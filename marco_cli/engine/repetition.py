@@ -18,7 +18,7 @@ characters: an honest "Week 1: $20" enumeration needs nine lines to fire). Repla
 3,050 saved rollouts and samples of a 300-problem arithmetic bench (cot, mcts, vote@5): it stops
 287 of the 298 that ran to the 512-token budget, and 30 of 2,374 finished answers, one of them
 right. Run again with it (same problems, one run each), greedy spent 0.59x its tokens, the
-default search 0.69x and vote@5 0.76x, for the same grades (docs/results.md: "Counting loops stopped").
+default search 0.69x and vote@5 0.76x, for the same grades (docs/results.md, history: the loop guard).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from marco_cli.record.saved import (
 )
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
+from marco_cli.search.rewards import Scored, reward_function
 from marco_cli.search.rules import ALIASES
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
@@ -161,6 +162,22 @@ class Record:
                 tree.nodes[node.parent].children.append(node.id)
         tree.rollouts = [saved_rollout(raw) for raw in self.rollouts]
         return tree
+
+    def rescored(self, reward: str) -> Record:
+        """The saved tree with every rollout's reward recomputed under `reward` (any of
+        search/rewards.py's: none needs a new generation), for rules that read rewards. Node
+        values stay the run's: the tree grew as it grew."""
+        value = reward_function(reward)
+        rollouts = tuple(
+            replace(
+                r,
+                reward=rounded(
+                    value(Scored(r.confidence or 0.0, r.finished, r.answer, r.answer_confidence, r.text))
+                ),
+            )
+            for r in self.rollouts
+        )
+        return replace(self, rollouts=rollouts, search=replace(self.search, reward=reward))
 
     # JSON ----------------------------------------------------------------------------------------
     def to_json(self) -> JsonObject:

@@ -1,7 +1,7 @@
 """A bench run's files as typed values: one graded row per problem and configuration
 (results.jsonl) and the summary (summary.json, `bench --json`).
 
-The JSON forms are unchanged from when these were plain dicts (docs/results.md's "Benchmarking" section
+The JSON forms are unchanged from when these were plain dicts (docs/bench.md
 documents them); `to_json` writes the keys in the order they always had, so a folder summarised
 again gives the same bytes. `ResultRow.from_json` reads rows written by every version, older
 ones without `question`, `gold`, `answer` or `response`.

@@ -8,16 +8,16 @@ from typing import Literal, get_args
 
 from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StepBreak, StopRule
 from marco_cli.search.events import StopWhy
+from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import RULE_NAMES, RuleName
 from marco_cli.search.tree import Rollout, Tree
 
 Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
-Reward = Literal["finished", "paper", "path", "answer", "check"]  # search/rewards.py
+Reward = str  # VALUE[+GATE...], read by search/rewards.py's parse_reward
 Select = RuleName  # any answer rule (rules.py)
 RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
-REWARDS: tuple[Reward, ...] = get_args(Reward)
 SELECTS: tuple[Select, ...] = RULE_NAMES
 
 
@@ -77,7 +77,7 @@ class SearchConfig:
             (self.exploration >= 0, "exploration must be >= 0"),
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
             (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
-            (self.reward in REWARDS, f"reward must be one of {', '.join(REWARDS)}"),
+            (_reward_error(self.reward) is None, _reward_error(self.reward) or ""),
             (self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
             (self.rollouts in ("one", "all"), "rollouts must be one or all"),
             (self.step_break in ("line", "blank"), "step break must be line or blank"),
@@ -140,3 +140,11 @@ class SearchResult:
     @property
     def rollouts(self) -> list[Rollout]:
         return self.tree.rollouts
+
+
+def _reward_error(spec: str) -> str | None:
+    try:
+        parse_reward(spec)
+    except ValueError as exc:
+        return str(exc)
+    return None

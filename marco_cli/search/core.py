@@ -20,7 +20,7 @@ from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
-from marco_cli.search.rewards import REWARD_FUNCTIONS, Scored
+from marco_cli.search.rewards import Scored, parse_reward, reward_function
 from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
 from marco_cli.search.tree import Node, Rollout, RolloutStatus, Tree
 
@@ -45,7 +45,7 @@ def reward_of(
 ) -> float:
     """The rollout's value under `config.reward`, looked up in search/rewards.py's table."""
     scored = Scored(confidence, status == "finished", answer, answer_conf, text)
-    return REWARD_FUNCTIONS[config.reward](scored)
+    return reward_function(config.reward)(scored)
 
 
 def span_confidence(
@@ -87,7 +87,8 @@ def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) 
     confidence spans the whole text, path and tail: a branch's shared steps count in each of
     its rollouts (None where the engine gives no top-5 log-probabilities)."""
     tail = gen.confidences if gen else ()
-    head = tree.path_confidences(node) if config.reward == "path" else list(node.confidences)
+    whole_path = parse_reward(config.reward).value == "path"
+    head = tree.path_confidences(node) if whole_path else list(node.confidences)
     scored = [*head, *tail]
     confidence = sum(scored) / len(scored) if scored else 0.0
     text = tree.response_text(node) + (gen.text if gen else "")

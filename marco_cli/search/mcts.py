@@ -29,7 +29,7 @@ from marco_cli.search.events import (
     TokensGenerated,
     ignore,
 )
-from marco_cli.search.rewards import STEP_CHECKS
+from marco_cli.search.rewards import step_check
 from marco_cli.search.rules import agreeing
 from marco_cli.search.tree import Node, Rollout, Tree
 
@@ -78,7 +78,7 @@ class Search:
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
         self.chooser = Chooser(self.tree, config.select, listener, config.deepconf_keep)
-        self.step_check = STEP_CHECKS.get(config.reward)  # judges each step as it is generated
+        self.step_check = step_check(config.reward)  # judges each step as it is generated
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
