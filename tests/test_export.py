@@ -101,6 +101,33 @@ def test_prefer_short_adds_the_shorter_correct_side_and_max_pairs_caps() -> None
     assert len(capped) == 2
 
 
+def _with_arithmetic(run: export.Run) -> export.Run:
+    """The same tree, every other rollout's text opening with a wrong sum, the rest a right one."""
+    rollouts = tuple(
+        replace(r, text=("3 + 4 = 8.\n" if r.id % 2 else "3 + 4 = 7.\n") + r.text)
+        for r in run.record.rollouts
+    )
+    return replace(run, record=replace(run.record, rollouts=rollouts))
+
+
+@pytest.mark.parametrize("gold", ["7", None])
+def test_prefer_checked_puts_right_arithmetic_over_wrong(gold: str | None) -> None:
+    """With gold: also a correct side with right arithmetic over a correct one with a wrong
+    equation; without: a checked side over an unchecked one whatever the rewards."""
+    run = _with_arithmetic(scripted_run(gold))
+    plain = list(export.dpo_pairs(run, export.Filters(), export.Report()))
+    checked = list(export.dpo_pairs(run, export.Filters(prefer_checked=True), export.Report()))
+    assert all(set(p) == DPO_KEYS | {"chosen_checked", "rejected_checked"} for p in checked)
+    flipped = [p for p in checked if p["chosen_checked"] and not p["rejected_checked"]]
+    equals = [p for p in checked if p["chosen_correct"] == p["rejected_correct"]]  # all, without gold
+    assert flipped and not [p for p in equals if not p["chosen_checked"] and p["rejected_checked"]]
+    if gold is not None:  # correctness first: every plain pair stays; pairs of equals are added
+        assert len(checked) > len(plain)
+        assert all(p["chosen_correct"] or not p["rejected_correct"] for p in checked)
+    for pair in flipped:
+        assert pair["chosen"][0]["content"].startswith("3 + 4 = 7.")
+
+
 def test_without_gold_the_reward_and_margin_decide() -> None:
     run = scripted_run(gold=None)
     pairs = list(export.dpo_pairs(run, export.Filters(), export.Report()))
@@ -244,6 +271,7 @@ EXPORT_FLAGS = [
     (["--chosen-only"], "chosen_only", True),
     (["--margin", "0.2"], "margin", 0.2),
     (["--prefer-short"], "prefer_short", True),
+    (["--prefer-checked"], "prefer_checked", True),
     (["--max-pairs-per-question", "3"], "max_pairs", 3),
 ]
 

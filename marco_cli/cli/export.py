@@ -110,6 +110,9 @@ def export_cmd(
         ),
     ] = 0.0,
     prefer_short: Annotated[bool, typer.Option(help="dpo: also the shorter of two correct sides.")] = False,
+    prefer_checked: Annotated[
+        bool, typer.Option(help="dpo: a side whose arithmetic holds over one with a wrong equation.")
+    ] = False,
     max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,
 ) -> None:
     """Export search trees as training data: SFT conversations, DPO pairs, or raw trees (JSONL)."""
@@ -129,6 +132,7 @@ def export_cmd(
         chosen_only=chosen_only,
         margin=margin,
         prefer_short=prefer_short,
+        prefer_checked=prefer_checked,
         max_pairs=max_pairs_per_question,
     )
     lines, report = export.export(runs, fmt, options)

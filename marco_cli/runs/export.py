@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject, NodeRecord, RolloutRecord
 from marco_cli.runs.bench import grade
+from marco_cli.search.arithmetic import wrong
 
 LENGTHS = ("all", "shortest", "longest")
 FORMATS = ("sft", "dpo", "tree")
@@ -42,6 +43,9 @@ class Filters:
     chosen_only: bool = False  # sft: only the rollout the search answered with
     margin: float = 0.0  # dpo without gold: the reward gap a pair needs
     prefer_short: bool = False  # dpo with gold: also the shorter of two correct sides over the longer
+    # dpo: a side whose arithmetic holds over one with a wrong equation (search/arithmetic.py):
+    # with gold, between sides equally correct; without, before the reward margin
+    prefer_checked: bool = False
     max_pairs: int | None = None  # dpo: per question
 
 
@@ -64,6 +68,11 @@ class Side:
     @property
     def text(self) -> str:
         return self.rollout.text
+
+    @property
+    def checked(self) -> bool:
+        """Every equation the response writes holds (none written counts as holding)."""
+        return not wrong(self.text)
 
 
 def _by_id(record: Record) -> dict[int, NodeRecord]:
@@ -149,10 +158,15 @@ def _shared(a: Side, b: Side, record: Record) -> tuple[int, int]:
 
 def _prefers(a: Side, b: Side, options: Filters, gold: bool) -> bool:
     """Is a to be chosen over b?"""
+    arithmetic = options.prefer_checked and a.checked != b.checked  # one side holds a wrong equation
     if gold:
         if a.correct and not b.correct:
             return True
+        if arithmetic and a.correct == b.correct:
+            return a.checked
         return bool(options.prefer_short and a.correct and b.correct and a.tokens < b.tokens)
+    if arithmetic:
+        return a.checked
     gap = _reward(a) - _reward(b)
     return gap > 0 and gap >= options.margin
 
@@ -180,7 +194,11 @@ def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject
             "chosen_correct": chosen.correct,
             "rejected_correct": rejected.correct,
             "source": run.source,
-        }
+        } | (
+            {"chosen_checked": chosen.checked, "rejected_checked": rejected.checked}
+            if options.prefer_checked
+            else {}
+        )
 
 
 def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
