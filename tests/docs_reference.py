@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from marco_cli.cli.app import app
-from marco_cli.cli.options import ADVANCED
+from marco_cli.cli.option_table import ADVANCED
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "options.md"
 SHARED = ("solve", "translate", "bench", "serve")  # the commands that take the search's options

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marco_cli.cli.options import SEARCH
+from marco_cli.cli.option_table import SEARCH
 from marco_cli.cli.serve import configurer
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.engine.transport import BackendError, Transport

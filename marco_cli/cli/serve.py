@@ -20,15 +20,8 @@ import typer
 
 from marco_cli import tasks
 from marco_cli.cli.flags import ClickException
-from marco_cli.cli.options import (
-    SEARCH,
-    SEARCH_TYPES,
-    Options,
-    config_from,
-    option_type,
-    search_parser,
-    with_options,
-)
+from marco_cli.cli.option_table import SEARCH, SEARCH_TYPES, option_type
+from marco_cli.cli.options import Options, config_from, search_parser, with_options
 from marco_cli.cli.session import engine_settings, open_session
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError, UsageError, clip
