@@ -24,7 +24,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
@@ -40,6 +39,7 @@ from marco_cli.engine.logprobs import (
 )
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.stops import LOOP_WINDOW, cut_reason
+from marco_cli.engine.streamed import Streamed, generation_of
 from marco_cli.engine.transport import JSON, BackendError, Refused, Transport, Truncated
 from marco_cli.engine.wire import split_credentials
 
@@ -60,19 +60,6 @@ NO_LOGPROBS = (
 )
 # a first token that ends the generation: an empty piece or a special marker (<|im_end|>, </s>)
 _END_PIECE = re.compile(r"^(|<\|[^|<>]*\|>|</s>)$")
-
-
-@dataclass
-class Streamed:
-    """A generation as its stream arrives: the pieces so far, their top-5 means, the text, and
-    how it ended (cut here, or the server's finish reason) with the prompt tokens it evaluated."""
-
-    scored: list[Scored]
-    means: list[float]
-    text: str
-    cut: StopReason | None = None
-    finish: str | None = None
-    evaluated: int = 0
 
 
 def sampling_fields(sampling: Sampling) -> JSON:
@@ -405,39 +392,9 @@ class RemoteEngine:
         limit: int,
         prompt: str,
     ) -> Generation:
-        kept: list[tuple[float, float, float]] = []  # logprob, confidence, top-5 mean of each scored piece
-        ends, offsets = 0, []
-        for s in scored:
-            ends += len(s.text.encode("utf-8"))
-            confidence = s.confidence
-            if s.logprob is not None and confidence is not None:
-                kept.append((s.logprob, confidence, s.top_mean))
-                offsets.append(ends)
-        reason: StopReason
-        if cut:
-            reason = cut
-        elif finish in ("length", "limit") or len(scored) >= limit:
-            reason = "mini" if limit < stop.max_tokens else "max_tokens"
-        elif finish in ("stop", "word") and stop.stop_texts and "<Output>" in (prompt + text)[-4000:]:
-            text += stop.stop_texts[0]  # the server withholds the stop text it matched
-            reason = "stop_text"
-        else:
-            reason = "eos"
-        ids = [s.token for s in scored if s.token is not None]
-        if scored and len(ids) == len(scored):
-            tokens = tuple(ids)
-        else:
-            tokens = tuple(self.tokenize(text)) if text else ()
-        self._count(generated=len(tokens))
-        return Generation(
-            tokens,
-            text,
-            tuple(k[0] for k in kept),
-            tuple(k[1] for k in kept),
-            reason,
-            tuple(k[2] for k in kept),
-            tuple(offsets),
-        )
+        generation = generation_of(scored, text, cut, finish, stop, limit, prompt, self.tokenize)
+        self._count(generated=len(generation.tokens))
+        return generation
 
     def describe(self) -> JSON:
         """For `marco doctor --backend`: what this server is and whether it gives what marco needs."""
