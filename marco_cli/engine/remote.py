@@ -311,7 +311,9 @@ class RemoteEngine:
         if request.sampling.first_rank is not None:
             first = self._first_piece(ranked, request.sampling.first_rank)
             if _END_PIECE.match(first.text):  # the branch ends at once, as a local EOS does
-                return self._generation([first], "", None, None, stop, limit, prompt)
+                return self._counted(
+                    generation_of([first], "", None, None, stop, limit, prompt, self.tokenize)
+                )
             scored, means, text = [first], [first.top_mean], first.text
             cut = cut_reason(text, 0, stop, context, means)
             ids += [first.token] if first.token is not None else self.tokenize(first.text)
@@ -323,7 +325,7 @@ class RemoteEngine:
             scored, text, cut, finish = streamed.scored, streamed.text, streamed.cut, streamed.finish
             self._count(requests=1, evaluated=streamed.evaluated)
         self._count(streamed=len(scored))
-        return self._generation(scored, text, cut, finish, stop, limit, prompt)
+        return self._counted(generation_of(scored, text, cut, finish, stop, limit, prompt, self.tokenize))
 
     def _streamed(self, body: JSON, start: Streamed, stop: StopRule, context: str) -> Streamed:
         """One generation streamed on from `start`, cut where the stop rule cuts it. A stream
@@ -382,17 +384,7 @@ class RemoteEngine:
         except (ShapeError, KeyError, TypeError, ValueError, AttributeError):
             raise BackendError(NO_LOGPROBS) from None
 
-    def _generation(
-        self,
-        scored: list[Scored],
-        text: str,
-        cut: StopReason | None,
-        finish: str | None,
-        stop: StopRule,
-        limit: int,
-        prompt: str,
-    ) -> Generation:
-        generation = generation_of(scored, text, cut, finish, stop, limit, prompt, self.tokenize)
+    def _counted(self, generation: Generation) -> Generation:
         self._count(generated=len(generation.tokens))
         return generation
 
