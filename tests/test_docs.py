@@ -111,10 +111,23 @@ def test_help_lists_choices_as_choices() -> None:
         assert choices in shown
 
 
-def test_shell_completion_completes_commands_and_choices() -> None:
-    env = {**os.environ, "_MARCO_COMPLETE": "complete_bash", "COMP_WORDS": "marco so", "COMP_CWORD": "1"}
-    done = subprocess.run([MARCO], env=env, capture_output=True, text=True, check=False)
-    assert done.stdout.split() == ["solve"]
-    env |= {"COMP_WORDS": "marco solve --granularity ", "COMP_CWORD": "3"}
-    done = subprocess.run([MARCO], env=env, capture_output=True, text=True, check=False)
-    assert done.stdout.split() == ["step", "mini-64", "mini-32"]
+def test_install_completion_makes_bash_complete_commands_options_and_choices(tmp_path: Path) -> None:
+    """`marco --install-completion bash` into a fresh HOME, then bash sources what it wrote and
+    its completion function asks the installed `marco` (commands, options, a Literal's choices)."""
+    env = {**os.environ, "HOME": str(tmp_path), "PATH": f"{Path(MARCO).parent}:{os.environ['PATH']}"}
+    installed = subprocess.run(
+        [MARCO, "--install-completion", "bash"], env=env, capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert "marco" in (tmp_path / ".bashrc").read_text()
+
+    def complete(*words: str) -> list[str]:
+        script = (
+            f"source ~/.bashrc; COMP_WORDS=({' '.join(words)} ''); COMP_CWORD={len(words)}; "
+            'set -- marco; _marco_completion marco; printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert "solve" in complete("marco") and "doctor" in complete("marco")
+    assert complete("marco", "solve", "--granularity") == ["step", "mini-64", "mini-32"]
