@@ -9,6 +9,7 @@ answers (a `marco bench` folder) correctness decides; without, the reward does (
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -69,7 +70,7 @@ class Side:
     def text(self) -> str:
         return self.rollout.text
 
-    @property
+    @functools.cached_property  # read for every pair the side is in
     def checked(self) -> bool:
         """Every equation the response writes holds (none written counts as holding)."""
         return not wrong(self.text)

@@ -62,6 +62,7 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        reward_problem = _reward_error(self.reward)
         checks = [
             (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
             (self.granularity in GRANULARITIES, f"granularity must be one of {', '.join(GRANULARITIES)}"),
@@ -77,7 +78,7 @@ class SearchConfig:
             (self.exploration >= 0, "exploration must be >= 0"),
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
             (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
-            (_reward_error(self.reward) is None, _reward_error(self.reward) or ""),
+            (reward_problem is None, reward_problem or ""),
             (self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
             (self.rollouts in ("one", "all"), "rollouts must be one or all"),
             (self.step_break in ("line", "blank"), "step break must be line or blank"),

@@ -27,6 +27,7 @@ a step that writes a wrong equation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -106,6 +107,7 @@ def _gate(name: str) -> RewardGate | None:
     return next((g for g in get_args(RewardGate) if g == name), None)
 
 
+@functools.cache  # read for every rollout scored: parsed once per spec
 def parse_reward(spec: str) -> RewardSpec:
     """`finished`, `check`, `answer+check`, ...; ValueError says what is wrong."""
     head, *rest = ALONE.get(spec.strip(), spec).split("+")
@@ -123,6 +125,7 @@ def parse_reward(spec: str) -> RewardSpec:
     return RewardSpec(value, tuple(known))
 
 
+@functools.cache
 def reward_function(spec: str) -> RewardFn:
     """The reward `spec` names: its value times each gate."""
     parsed = parse_reward(spec)
