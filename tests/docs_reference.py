@@ -25,7 +25,8 @@ the search options do, and why the defaults are what they are: [search.md](searc
 """
 
 
-def _commands() -> dict[str, typer.core.TyperCommand]:
+def commands() -> dict[str, typer.core.TyperCommand]:
+    """Every command, loaded as `marco NAME` loads it (the group imports a command when asked)."""
     group = typer.main.get_command(app)
     ctx = typer.Context(group)
     return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}  # type: ignore[attr-defined]
@@ -67,12 +68,12 @@ def _table(params: list[typer.core.TyperOption]) -> list[str]:
 
 
 def reference() -> str:
-    commands = _commands()
-    shared = {p.name: p for p in _options(commands["solve"]) if p.rich_help_panel}
+    by_name = commands()
+    shared = {p.name: p for p in _options(by_name["solve"]) if p.rich_help_panel}
     top = [p for p in typer.main.get_command(app).params if isinstance(p, typer.core.TyperOption)]
     lines = [HEAD, "## marco", "", "Before any command.", "", *_table(top)]
     lines += ["## Shared by solve, translate, bench and serve", "", *_table(list(shared.values()))]
-    for name, command in commands.items():
+    for name, command in by_name.items():
         own = [
             p
             for p in _options(command)

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from marco_cli.cli.app import app
-from tests.docs_reference import PAGE, reference
+from tests.docs_reference import PAGE, commands, reference
 from tests.helpers import runner
 
 MARCO = str(Path(sys.executable).with_name("marco"))
@@ -37,16 +37,9 @@ FOREIGN = {
 }
 
 
-def _commands() -> dict[str, object]:
-    """Every command, loaded as `marco NAME` loads it (the group imports a command when asked)."""
-    group = typer.main.get_command(app)
-    ctx = typer.Context(group)
-    return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}  # type: ignore[attr-defined]
-
-
 def _cli_options() -> set[str]:
     found: set[str] = set()
-    for command in [typer.main.get_command(app), *_commands().values()]:
+    for command in [typer.main.get_command(app), *commands().values()]:
         for param in command.params:  # type: ignore[attr-defined]
             found.update(o for o in [*param.opts, *param.secondary_opts] if o.startswith("--"))
     return found
@@ -82,9 +75,9 @@ def test_every_link_between_the_docs_points_at_a_file() -> None:
 
 
 def test_every_command_is_documented() -> None:
-    commands = set(_commands())
+    names = set(commands())
     text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
-    assert {c for c in commands if f"marco {c}" not in text} == set()
+    assert {c for c in names if f"marco {c}" not in text} == set()
 
 
 def test_the_option_reference_is_written_from_the_cli() -> None:
