@@ -9,13 +9,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.engine.repack import decide
 from marco_cli.engine.transport import BackendError
-from marco_cli.record.saved import JsonObject, node_record, rollout_json, rollout_record
+from marco_cli.record.saved import JsonObject, node_json, node_record, rollout_json, rollout_record
 from marco_cli.search.tree import Tree
 
 
@@ -59,6 +58,6 @@ def server_predicted(engine: RemoteEngine) -> int | None:
 def tree_json(tree: Tree) -> JsonObject:
     """A live tree's nodes and rollouts as the record saves them (golden files compare these)."""
     return {
-        "nodes": [asdict(node_record(n)) for n in tree.nodes],
+        "nodes": [node_json(node_record(n)) for n in tree.nodes],
         "rollouts": [rollout_json(rollout_record(r)) for r in tree.rollouts],
     }

@@ -12,7 +12,9 @@ from marco_cli.errors import UsageError
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
+from marco_cli.search.rewards import needs_judge
 from marco_cli.search.strategies import run_search
+from marco_cli.search.verifier import Verifier
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,29 @@ def run_task(
     config: SearchConfig,
     listener: Listener = ignore,
     prompt: list[int] | None = None,
+    verifier: Opened | None = None,
 ) -> Record:
     """One search over one prompt; the record of it (also after Ctrl-C or a backend
-    failure: see `stopped` and `error`). `prompt`: the conversation already tokenized."""
+    failure: see `stopped` and `error`). `prompt`: the conversation already tokenized.
+    `verifier`: the model a `judge` reward asks (default: the searching one)."""
     if not question.strip():
         raise UsageError("the prompt is empty")
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
-    result = run_search(engine, prompt, config, listener)
+    judge = None
+    if needs_judge(config.reward):
+        judge = judge_for(verifier or Opened(engine, style, info), messages)
+    result = run_search(engine, prompt, config, listener, judge=judge)
     answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]
-    return Record.of(result, question, info, config, answered)
+    return Record.of(result, question, info, config, answered, judge.tokens if judge else 0)
+
+
+def judge_for(verifier: Opened, messages: list[dict[str, str]]) -> Verifier:
+    """The verifier of one task: it is shown the task as the user asked it (the last user turn:
+    the question, or translate's whole instruction) in its own model's prompt style."""
+    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    engine, style = verifier.engine, verifier.style
+    return Verifier(engine, lambda chat: engine.build_prompt(chat, style), asked)
 
 
 def _flag(name: str) -> str:

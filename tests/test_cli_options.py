@@ -187,6 +187,10 @@ def test_every_option_is_in_the_table() -> None:
     covered = {f[0][0] for f in SEARCH_FLAGS + ENGINE_FLAGS + OUTPUT_FLAGS + MODEL_FLAGS}
     covered |= {"--json", "--help", "--help-all", "--to", "--from", "--strategy", "--granularity"}
     covered |= {"--limit", "--offset", "--out", "--jobs"}
+    covered |= {
+        "--verifier",
+        "--verifier-backend",
+    }  # test_verifier_backend_opens_a_second_engine, test_verifier.py
     group = typer.main.get_command(app)
     for name in ("solve", "translate", "bench"):
         for param in group.get_command(typer.Context(group), name).params:  # type: ignore[attr-defined]
@@ -283,3 +287,13 @@ def test_engine_flags_reach_the_engine_through_the_real_factory(
     assert stub_engines[kind][keyword] == want
     if field == "parallel":
         assert stub_engines[kind]["n_seq"] == want  # one KV stream per branch decoded together
+
+
+def test_verifier_backend_opens_a_second_engine_through_the_real_factory(
+    stub_engines: dict[str, dict[str, Any]],
+) -> None:
+    """The search in-process, its verifier on a server: two engines, each with its own settings."""
+    args = ["solve", "What is 2 + 2?", "-m", "smollm2-135m", "--reward", "judge", "--ctx", "512"]
+    result = runner.invoke(app, [*args, "--verifier-backend", "http://127.0.0.1:7", "--no-log"])
+    assert result.exit_code == 0, result.output
+    assert stub_engines["local"]["ctx"] == 512 and stub_engines["remote"]["url"] == "http://127.0.0.1:7"

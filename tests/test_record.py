@@ -68,14 +68,25 @@ def _everything_set(record: Record) -> Record:
     """The sample record with every optional field holding a value (values exact in 6 decimals,
     as the JSON rounds them)."""
     rollouts = tuple(
-        replace(r, trace_confidence=1.25 + r.id, answer_confidence=0.5, reward=0.75, confidence=0.625)
+        replace(
+            r,
+            trace_confidence=1.25 + r.id,
+            answer_confidence=0.5,
+            reward=0.75,
+            confidence=0.625,
+            judged=0.375,
+        )
         for r in record.rollouts
     )
-    nodes = tuple(replace(n, confidence=0.5, value=0.25, refuted=("1 + 1 = 3 (is 2)",)) for n in record.nodes)
+    nodes = tuple(
+        replace(n, confidence=0.5, value=0.25, refuted=("1 + 1 = 3 (is 2)",), judged=0.125)
+        for n in record.nodes
+    )
     model = ModelInfo("scripted", "model.gguf", "Q4_1", "local", "chatml")
     search = replace(record.search, root_children=3, max_time=60.5, stop_confidence=0.875, stop_agree=2)
     return replace(
         record,
+        tokens=replace(record.tokens, verifier=17),
         search=search,
         rollouts=rollouts,
         nodes=nodes,

@@ -248,10 +248,20 @@ def bench_cmd(
     console = err_console()
     interrupted = False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with session.engine, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+    with session, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         try:
             listener = _progress_listener(bar)
-            bench.run(session.engine, session.style, session.info, problems, configs, out, listener, jobs)
+            bench.run(
+                session.engine,
+                session.style,
+                session.info,
+                problems,
+                configs,
+                out,
+                listener,
+                jobs,
+                session.verifier,
+            )
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}

@@ -120,8 +120,8 @@ SEARCH_TYPES: dict[str, Any] = {
         typer.Option(
             metavar="REWARD",
             callback=reward_option,
-            help="The rollout's value: finished, paper, path or answer, times gates: +check "
-            "(wrong arithmetic scores 0; `check` alone is finished+check). docs/search.md.",
+            help="The rollout's value: finished, paper, path, answer or answered, times gates: +check "
+            "(wrong arithmetic scores 0), +judge (a verifier's P(Yes)), +judge-steps. docs/search.md.",
         ),
     ],
     "select": Annotated[
@@ -192,6 +192,7 @@ PANELS = {
 OTHER_PANELS = {
     "Model and engine": ("gpu_layers", "cpu", "ctx", "threads", "verbose", "repack"),
     "Remote": ("backend", "parallel", "timeout"),
+    "Answer rule and reward": ("verifier", "verifier_backend"),  # with the search's own
 }
 
 
@@ -203,6 +204,7 @@ ADVANCED = frozenset((
     "step_break", "rollouts", "rollout_temperature", "loop_guard", "dynamic_reflection",
     "reflection_threshold", "stop_confidence", "stop_agree", "deepconf_keep", "deepconf_warmup",
     "deepconf_window", "gpu_layers", "cpu", "ctx", "threads", "repack", "parallel", "timeout",
+    "verifier_backend",
 ))
 # fmt: on
 
@@ -310,6 +312,23 @@ ENGINE: dict[str, tuple[Any, Any]] = {
                 "--repack/--no-repack",
                 help="Weight repacking into the CPU's extra buffer types (AMX); default: probed once.",
             ),
+        ],
+        None,
+    ),
+    "verifier": (
+        Annotated[
+            str | None,
+            typer.Option(
+                metavar="MODEL",
+                help="The model --reward judge asks (default: -m).",
+            ),
+        ],
+        None,
+    ),
+    "verifier_backend": (
+        Annotated[
+            str | None,
+            typer.Option(callback=url_option, metavar="URL", help="Ask the verifier on this server."),
         ],
         None,
     ),

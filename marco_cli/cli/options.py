@@ -55,6 +55,8 @@ class EngineOptions:
     parallel: int | None = None  # None: 1 locally, the children/samples count remotely
     timeout: float = 120.0
     repack: bool | None = None  # None: MARCO_REPACK, else probed on AMX CPUs (engine/repack.py)
+    verifier: str | None = None  # the model `--reward judge` asks (None: the searching one)
+    verifier_backend: str | None = None  # the server it runs on (None: in-process)
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,10 @@ def serve_cmd(
     session = open_session("serve", options, config.branches)
     engine = session.engine
     local = options.engine.backend is None
-    served = Served(session.opened, _finisher(engine, options.output.no_log))
-    workers = 1 if local else int(engine.parallel)
+    served = Served(session.opened, _finisher(engine, options.output.no_log), session.verifier)
+    # one search at a time on an in-process engine: the searching one, or a verifier's
+    local_verifier = session.verifier is not None and options.engine.verifier_backend is None
+    workers = 1 if local or local_verifier else int(engine.parallel)
     runner = Runner(served, workers, queue)
     ids = _model_ids(served_name(options.model))
     app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
@@ -172,7 +174,7 @@ def serve_cmd(
         highlight=False,
         markup=False,
     )
-    with engine:
+    with session:
         try:
             _run(app, runner, listening)
         finally:

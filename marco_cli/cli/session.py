@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,6 +19,7 @@ from marco_cli.cli.options import EngineOptions, Options
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo
+from marco_cli.search.verifier import RANKS
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
 from marco_cli.tasks import Opened
 from marco_cli.ui.console import download_bar_class, err_console, warn
@@ -26,11 +27,23 @@ from marco_cli.ui.console import download_bar_class, err_console, warn
 
 @dataclass(frozen=True)
 class Session:
-    """One command's opened model with the command's name and options."""
+    """One command's opened model with the command's name and options, and the verifier model
+    when `--verifier`/`--verifier-backend` named another one. `with session:` closes both."""
 
     command: str
     opened: Opened
     options: Options
+    verifier: Opened | None = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.verifier is not None:
+                self.verifier.engine.close()
+        finally:
+            self.engine.close()
 
     @property
     def engine(self) -> ChatEngine:
@@ -131,9 +144,31 @@ def open_engine(chosen: Options, branches: int) -> Opened:
 engine_factory: EngineFactory = open_engine
 
 
+def verifier_options(options: Options) -> Options | None:
+    """The options the verifier model opens with: `--verifier` (default: -m) on
+    `--verifier-backend` (default: in-process), the engine's other settings as the search's.
+    None when neither is given: the searching model judges."""
+    engine = options.engine
+    if engine.verifier is None and engine.verifier_backend is None:
+        return None
+    own = replace(engine, backend=engine.verifier_backend, parallel=None)
+    own = replace(own, verifier=None, verifier_backend=None)
+    return replace(options, model=engine.verifier or options.model, engine=own)
+
+
 def open_session(command: str, options: Options, branches: int) -> Session:
+    """The command's model, and its verifier when another is named (opened second: a model
+    that cannot load fails before the verifier is loaded for nothing)."""
     opened = engine_factory(options, branches)
-    return Session(command, opened, options)
+    wanted = verifier_options(options)
+    if wanted is None:
+        return Session(command, opened, options)
+    try:
+        verifier = engine_factory(wanted, RANKS)
+    except BaseException:
+        opened.engine.close()
+        raise
+    return Session(command, opened, options, verifier)
 
 
 def engine_settings(engine: ChatEngine) -> dict[str, int | bool]:

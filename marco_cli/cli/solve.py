@@ -82,9 +82,9 @@ def run_one(session: Session, config: SearchConfig, question: str, messages: lis
     args = (session.engine, session.style, session.info, question, messages, config)
     if live:
         with LiveSearchView(console, question, config.strategy) as view:
-            record = tasks.run_task(*args, view)
+            record = tasks.run_task(*args, view, verifier=session.verifier)
     else:
-        record = tasks.run_task(*args)
+        record = tasks.run_task(*args, verifier=session.verifier)
     record = record.with_engine(engine_settings(session.engine))
     sizes = session.engine.decode_sizes
     if session.options.engine.verbose and sizes:
@@ -155,7 +155,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     check_writable(options.output.html)
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
     session = open_session("solve", options, config.branches)
-    with session.engine:
+    with session:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
         print(json.dumps(record.to_json(), ensure_ascii=False))
@@ -195,7 +195,7 @@ def translate_cmd(
     session = open_session("translate", options, config.branches)
     records: list[Line] = []
     failed = 0
-    with session.engine:
+    with session:
         for number, line in enumerate(lines, 1):
             record = _translate_line(session, config, line, number, to, source, alone=len(lines) == 1)
             failed += isinstance(record, Unsearched) and record.failed is not None

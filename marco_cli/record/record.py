@@ -19,6 +19,7 @@ from marco_cli.record.saved import (
     NodeRecord,
     RecordError,
     RolloutRecord,
+    node_json,
     node_record,
     optional_float,
     parse_node,
@@ -31,7 +32,7 @@ from marco_cli.record.saved import (
 )
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
-from marco_cli.search.rewards import Scored, reward_function
+from marco_cli.search.rewards import Scored, parse_reward, reward_function
 from marco_cli.search.rules import ALIASES
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
@@ -72,6 +73,7 @@ class ModelInfo:
 class TokenCounts:
     generated: int  # tokens the search sampled (every branch, kept or not)
     evaluated: int  # tokens the model evaluated (prompts and generated tokens, cache misses)
+    verifier: int = 0  # tokens the verifier evaluated and generated (`--reward judge`), besides
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,11 @@ class Record:
         model: ModelInfo,
         config: SearchConfig,
         messages: Sequence[Message] = (),
+        verifier_tokens: int = 0,
     ) -> Record:
         """The record of a finished search. `messages` is the conversation the model answered
-        (system and user turns): training data exported from the record starts from it."""
+        (system and user turns): training data exported from the record starts from it.
+        `verifier_tokens`: what a verifier spent judging (search/verifier.py)."""
         return cls(
             question=question,
             messages=tuple(messages) or (Message("user", question),),
@@ -147,7 +151,7 @@ class Record:
             stopped=result.stopped,
             error=result.error,
             iterations=result.iterations,
-            tokens=TokenCounts(result.generated_tokens, result.evaluated_tokens),
+            tokens=TokenCounts(result.generated_tokens, result.evaluated_tokens, verifier_tokens),
             seconds=round(result.seconds, 3),
         )
 
@@ -164,19 +168,15 @@ class Record:
         return tree
 
     def rescored(self, reward: str) -> Record:
-        """The saved tree with every rollout's reward recomputed under `reward` (any of
-        search/rewards.py's: none needs a new generation), for rules that read rewards. Node
-        values stay the run's: the tree grew as it grew."""
+        """The saved tree with every rollout's reward recomputed under `reward`, for rules that
+        read rewards. Node values stay the run's: the tree grew as it grew. A reward needs no new
+        generation, except the verifier's verdicts: `judge` reads those the run saved, and a
+        record without them raises ValueError."""
         value = reward_function(reward)
-        rollouts = tuple(
-            replace(
-                r,
-                reward=rounded(
-                    value(Scored(r.confidence or 0.0, r.finished, r.answer, r.answer_confidence, r.text))
-                ),
-            )
-            for r in self.rollouts
-        )
+        unjudged = any(r.answer and r.judged is None for r in self.rollouts)
+        if unjudged and "judge" in parse_reward(reward).gates:
+            raise ValueError(f"reward {reward!r} needs the verifier's verdicts, and this run has none")
+        rollouts = tuple(replace(r, reward=rounded(value(_scored(r)))) for r in self.rollouts)
         return replace(self, rollouts=rollouts, search=replace(self.search, reward=reward))
 
     # JSON ----------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class Record:
             "chosen_rollout": self.chosen_rollout,
             "path": list(self.path),
             "votes": dict(self.votes),
-            "nodes": [{**asdict(n), "refuted": list(n.refuted)} for n in self.nodes],  # JSON lists
+            "nodes": [node_json(n) for n in self.nodes],
             "rollouts": [rollout_json(r) for r in self.rollouts],
             "rollout_stats": self.rollout_stats,
             "stopped": self.stopped,
@@ -223,6 +223,10 @@ class Record:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"not a run record ({type(exc).__name__}: {exc})") from None
+
+
+def _scored(r: RolloutRecord) -> Scored:
+    return Scored(r.confidence or 0.0, r.finished, r.answer, r.answer_confidence, r.text, r.judged)
 
 
 TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")
@@ -277,7 +281,9 @@ def _parse(data: Mapping[str, Any]) -> Record:
         stopped=_stop_why(data.get("stopped", "done")),
         error=data.get("error"),
         iterations=int(data.get("iterations", 0)),
-        tokens=TokenCounts(int(tokens.get("generated", 0)), int(tokens.get("evaluated", 0))),
+        tokens=TokenCounts(
+            int(tokens.get("generated", 0)), int(tokens.get("evaluated", 0)), int(tokens.get("verifier", 0))
+        ),
         seconds=float(data.get("seconds", 0.0)),
         engine=engine,
         run_id=None if run_id is None else int(run_id),

@@ -6,7 +6,7 @@ tree is rebuilt from for re-scoring. `record` assembles them into the whole run 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus
@@ -42,7 +42,8 @@ class NodeRecord:
     value: float | None
     reflection: bool
     terminal: bool
-    refuted: tuple[str, ...] = ()  # the wrong equations a step check found (`--reward check`)
+    refuted: tuple[str, ...] = ()  # why a step check refuted the step (`--reward check`, `judge-steps`)
+    judged: float | None = None  # the verifier's P(Yes) for the step (`judge-steps`)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class RolloutRecord:
     text: str
     trace_confidence: float | None = None  # DeepConf's lowest group confidence of the whole text
     answer_confidence: float | None = None  # the answer tokens' mean confidence
+    judged: float | None = None  # the verifier's P(Yes) for the answer (`--reward judge`)
 
     @property
     def finished(self) -> bool:
@@ -81,6 +83,7 @@ def node_record(n: Node) -> NodeRecord:
         n.reflection,
         n.terminal,
         n.refuted,
+        rounded(n.judged),
     )
 
 
@@ -96,6 +99,7 @@ def rollout_record(r: Rollout) -> RolloutRecord:
         r.text,
         rounded(r.trace_confidence),
         rounded(r.answer_confidence),
+        rounded(r.judged),
     )
 
 
@@ -117,6 +121,15 @@ def rollout_json(r: RolloutRecord) -> JsonObject:
         out["trace_confidence"] = r.trace_confidence
     if r.answer_confidence is not None:
         out["answer_confidence"] = r.answer_confidence
+    if r.judged is not None:  # only under a reward that asks the verifier
+        out["judged"] = r.judged
+    return out
+
+
+def node_json(n: NodeRecord) -> JsonObject:
+    out: JsonObject = {**asdict(n), "refuted": list(n.refuted)}  # JSON lists
+    if n.judged is None:  # only under `judge-steps`
+        del out["judged"]
     return out
 
 
@@ -139,6 +152,7 @@ def parse_rollout(raw: Mapping[str, Any]) -> RolloutRecord:
         text=str(raw.get("text", "")),
         trace_confidence=optional_float(raw.get("trace_confidence")),
         answer_confidence=optional_float(raw.get("answer_confidence")),
+        judged=optional_float(raw.get("judged")),
     )
 
 
@@ -156,6 +170,7 @@ def parse_node(raw: Mapping[str, Any]) -> NodeRecord:
         reflection=bool(raw.get("reflection", False)),
         terminal=bool(raw.get("terminal", False)),
         refuted=tuple(str(r) for r in raw.get("refuted") or ()),
+        judged=optional_float(raw.get("judged")),
     )
 
 
@@ -174,6 +189,7 @@ def saved_node(raw: NodeRecord) -> Node:
         terminal=raw.terminal,
         reflection=raw.reflection,
         refuted=raw.refuted,
+        judged=raw.judged,
         visits=raw.visits,
         value_sum=(raw.value or 0.0) * raw.visits,
     )
@@ -193,4 +209,5 @@ def saved_rollout(raw: RolloutRecord) -> Rollout:
         reward if raw.confidence is None else raw.confidence,
         raw.trace_confidence,
         raw.answer_confidence,
+        raw.judged,
     )

@@ -317,7 +317,7 @@ def result_row(name: str, problem: Problem, record: Record) -> ResultRow:
         config=name,
         index=problem.index,
         correct=correct,
-        tokens=record.tokens.generated,
+        tokens=record.tokens.generated + record.tokens.verifier,
         seconds=record.seconds,
         extracted=extracted,
         question=problem.question,
@@ -367,11 +367,12 @@ def run(
     out: Path,
     listener: BenchListener,
     jobs: int = 1,
+    verifier: tasks.Opened | None = None,
 ) -> None:
     """Run every configuration on every problem not yet in `out`, appending each graded row
     (results.jsonl) and the search's record (records.jsonl, for `marco export`) as it finishes.
     `jobs` > 1 keeps that many problems in flight (for a server that batches). Ctrl-C
-    propagates; finished rows stay."""
+    propagates; finished rows stay. `verifier`: the model a `judge` reward asks."""
     done = repair(out)
     todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
     total = len(problems) * len(configs)
@@ -382,7 +383,9 @@ def run(
         problem, name = item
         messages = tasks.solve_messages(problem.question)
         try:
-            record = tasks.run_task(engine, style, info, problem.question, messages, configs[name])
+            record = tasks.run_task(
+                engine, style, info, problem.question, messages, configs[name], verifier=verifier
+            )
         except PromptTooLong as exc:  # this problem cannot run; the others can
             row = skipped_row(name, problem, str(exc))
             with lock:

@@ -25,6 +25,7 @@ from marco_cli.search.events import (
     TokensGenerated,
     ignore,
 )
+from marco_cli.search.rewards import Judge
 from marco_cli.search.rules import Ballot, RuleName, choose
 from marco_cli.search.tree import Tree
 
@@ -34,8 +35,15 @@ class Samples:
     at a time: the tree and the token count grow as chunks finish, so Ctrl-C or a failing
     server keeps every sample already done."""
 
-    def __init__(self, model: Model, prompt: Sequence[int], config: SearchConfig, listener: Listener) -> None:
-        self.model, self.config, self.listener = model, config, listener
+    def __init__(
+        self,
+        model: Model,
+        prompt: Sequence[int],
+        config: SearchConfig,
+        listener: Listener,
+        judge: Judge | None = None,
+    ) -> None:
+        self.model, self.config, self.listener, self.judge = model, config, listener, judge
         self.tree = Tree(tuple(prompt))
         self.generated = 0
 
@@ -62,7 +70,7 @@ class Samples:
             gens = self.model.generate_many(requests[start:end], lambda k: listener(TokensGenerated(k)))
             self.generated += sum(len(g.tokens) for g in gens)
             for gen in gens:
-                _add_sample(self.tree, gen, config, listener)
+                _add_sample(self.tree, gen, config, listener, self.judge)
         return "done"
 
 
@@ -83,7 +91,9 @@ def _with_threshold(requests: list[Request], tree: Tree, config: SearchConfig) -
     ]
 
 
-def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Listener) -> None:
+def _add_sample(
+    tree: Tree, gen: Generation, config: SearchConfig, listener: Listener, judge: Judge | None
+) -> None:
     node = tree.add(
         tree.root,
         gen.tokens,
@@ -95,7 +105,7 @@ def _add_sample(tree: Tree, gen: Generation, config: SearchConfig, listener: Lis
         top_means=gen.top_means,
     )
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-    rollout = tree.add_rollout(score(tree, node, None, config))
+    rollout = tree.add_rollout(score(tree, node, None, config, judge))
     listener(rollout_scored(rollout))
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 
@@ -116,10 +126,11 @@ def run_baseline(
     config: SearchConfig,
     listener: Listener = ignore,
     clock: Callable[[], float] = time.monotonic,
+    judge: Judge | None = None,
 ) -> SearchResult:
     start = clock()
     evaluated0 = model.evaluated
-    samples = Samples(model, prompt, config, listener)
+    samples = Samples(model, prompt, config, listener, judge)
     cot = config.strategy == "cot"
     stopped, error = guard(lambda: samples.run(1 if cot else config.samples, greedy_all=cot))
     tree = samples.tree

@@ -20,7 +20,7 @@ from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
-from marco_cli.search.rewards import Scored, parse_reward, reward_function
+from marco_cli.search.rewards import Judge, Scored, parse_reward, reward_function
 from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
 from marco_cli.search.tree import Node, Rollout, RolloutStatus, Tree
 
@@ -42,9 +42,10 @@ def reward_of(
     config: SearchConfig,
     answer_conf: float | None = None,
     text: str = "",
+    judged: float | None = None,
 ) -> float:
     """The rollout's value under `config.reward`, looked up in search/rewards.py's table."""
-    scored = Scored(confidence, status == "finished", answer, answer_conf, text)
+    scored = Scored(confidence, status == "finished", answer, answer_conf, text, judged)
     return reward_function(config.reward)(scored)
 
 
@@ -81,13 +82,17 @@ def answer_confidence(tree: Tree, node: Node, gen: Generation | None, answer: st
     return None
 
 
-def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) -> Rollout:
+def score(
+    tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, judge: Judge | None = None
+) -> Rollout:
     """The scored rollout that continued `node` with `gen` (None: the node itself ends the
     answer), numbered as the tree's next one; `tree.add_rollout` keeps it. Its DeepConf trace
     confidence spans the whole text, path and tail: a branch's shared steps count in each of
-    its rollouts (None where the engine gives no top-5 log-probabilities)."""
+    its rollouts (None where the engine gives no top-5 log-probabilities). Under `judge` the
+    verifier is asked about a rollout with an answer (one without has nothing to judge)."""
     tail = gen.confidences if gen else ()
-    whole_path = parse_reward(config.reward).value == "path"
+    reward = parse_reward(config.reward)
+    whole_path = reward.value == "path"
     head = tree.path_confidences(node) if whole_path else list(node.confidences)
     scored = [*head, *tail]
     confidence = sum(scored) / len(scored) if scored else 0.0
@@ -97,18 +102,20 @@ def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig) 
     answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
     top_means = [*tree.path_top_means(node), *(gen.top_means if gen else ())]
     trace = lowest_group_confidence(token_confidences(top_means), config.deepconf_window)
+    judged = judge("answer", "", text) if judge is not None and answer and "judge" in reward.gates else None
     return Rollout(
         tree.next_rollout_id,
         node.id,
         gen.tokens if gen else (),
         text,
-        reward_of(confidence, status, answer, config, answer_conf, text),
+        reward_of(confidence, status, answer, config, answer_conf, text, judged),
         answer,
         status,
         len(scored),
         confidence,
         trace,
         answer_conf,
+        judged,
     )
 
 

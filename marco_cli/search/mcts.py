@@ -29,7 +29,7 @@ from marco_cli.search.events import (
     TokensGenerated,
     ignore,
 )
-from marco_cli.search.rewards import step_check
+from marco_cli.search.rewards import Judge, step_check
 from marco_cli.search.rules import agreeing
 from marco_cli.search.tree import Node, Rollout, Tree
 
@@ -73,12 +73,13 @@ class Search:
         config: SearchConfig,
         listener: Listener = ignore,
         clock: Callable[[], float] = time.monotonic,
+        judge: Judge | None = None,
     ) -> None:
-        self.model, self.cfg, self.emit, self.clock = model, config, listener, clock
+        self.model, self.cfg, self.emit, self.clock, self.judge = model, config, listener, clock, judge
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
         self.chooser = Chooser(self.tree, config.select, listener, config.deepconf_keep)
-        self.step_check = step_check(config.reward)  # judges each step as it is generated
+        self.step_check = step_check(config.reward, judge)  # judges each step as it is generated
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -217,7 +218,7 @@ class Search:
         return [self._score(n, gens.get(n.id)) for n in starts]
 
     def _score(self, node: Node, gen: Generation | None) -> Rollout:
-        rollout = self.tree.add_rollout(score(self.tree, node, gen, self.cfg))
+        rollout = self.tree.add_rollout(score(self.tree, node, gen, self.cfg, self.judge))
         self.emit(rollout_scored(rollout))
         return rollout
 
@@ -232,7 +233,10 @@ class Search:
             return nodes
         kept = []
         for node in nodes:
-            node.refuted = () if node.reflection else self.step_check(node.text)
+            if not node.reflection and node.parent is not None:
+                before = self.tree.response_text(self.tree.nodes[node.parent])
+                verdict = self.step_check(before, node.text)
+                node.refuted, node.judged = verdict.refuted, verdict.judged
             if node.refuted:
                 self.emit(StepRefuted(node.id, node.refuted))
                 self.emit(BackedUp(self.tree.backup(node, 0.0), 0.0))
@@ -314,5 +318,6 @@ def run_mcts(
     config: SearchConfig,
     listener: Listener,
     clock: Callable[[], float],
+    judge: Judge | None = None,
 ) -> SearchResult:
-    return Search(model, prompt, config, listener, clock).run()
+    return Search(model, prompt, config, listener, clock, judge).run()

@@ -11,6 +11,8 @@ Values:
   loop or a cut-off scores high under `paper` and would win).
 - `answer`: the confidence of the answer's own tokens (CoT-decoding, Wang & Zhou 2024), 0 when
   unfinished.
+- `answered`: 1 for a rollout that finished with an answer, else 0: a neutral value, so that the
+  gates alone rank (`judge` alone is `answered+judge`, the verifier's P(Yes) as the reward).
 
 Gates (each in [0, 1], multiplying the value):
 - `check`: 0 when an equation the rollout wrote is wrong (search/arithmetic.py), else 1:
@@ -18,11 +20,16 @@ Gates (each in [0, 1], multiplying the value):
   not a mean, because one wrong equation makes the answer that follows it untrustworthy however
   confident the model was (the pilot in docs/results.md: half the default trees' rollouts held
   one). `--reward check` alone means `finished+check`.
+- `judge`: a generative verifier's P(Yes) that the rollout's answer is correct (outcome
+  judging; search/verifier.py asks the question and holds its prompts). A rollout without an
+  answer is not judged and gets 0.
+- `judge-steps`: the verifier judges each step instead (process judging), below; its factor on
+  a rollout is 1.
 
 A gate may also judge a step the moment it is generated (`STEP_CHECKS`): a step it refutes gets
 value 0 at once, backed up as that node's first visit in place of a rollout, so UCT turns away
 from it before a rollout is paid for (AlphaZero's leaf evaluation, here a gate). `check` refutes
-a step that writes a wrong equation.
+a step that writes a wrong equation; `judge-steps` one the verifier gives P(Yes) < 0.5.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class Scored:
     answer: str
     answer_confidence: float | None  # of the answer's tokens; None where they cannot be found
     text: str  # the whole response, path and tail
+    judged: float | None = None  # the verifier's P(Yes) for the answer (`judge`); None: not asked
 
 
 def paper(r: Scored) -> float:
@@ -61,13 +69,58 @@ def answer(r: Scored) -> float:
     return r.answer_confidence if r.answer_confidence is not None else r.confidence
 
 
+def answered(r: Scored) -> float:
+    return 1.0 if r.finished and r.answer else 0.0
+
+
 def arithmetic_holds(r: Scored) -> float:
     return 0.0 if wrong(r.text) else 1.0
+
+
+def judged(r: Scored) -> float:
+    return r.judged if r.judged is not None else 0.0
+
+
+def steps_only(r: Scored) -> float:
+    return 1.0
 
 
 def refuted_equations(step: str) -> tuple[str, ...]:
     """The wrong equations a step writes, each with its true value: `56 + 31 = 97 (is 87)`."""
     return tuple(f"{e.text} (is {_shown(e.true)})" for e in wrong(step))
+
+
+JudgeKind = Literal["answer", "step"]  # outcome or process judging
+# the verifier as the search calls it: (what is judged, the response before it, the text judged)
+# -> P(Yes); search/verifier.py builds one over a model
+Judge = Callable[[JudgeKind, str, str], float]
+STEP_DOUBT = 0.5  # `judge-steps` refutes a step the verifier gives a lower P(Yes)
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    """What a step check found: why it refutes the step (empty: it does not), and the
+    verifier's P(Yes) for it where one was asked."""
+
+    refuted: tuple[str, ...] = ()
+    judged: float | None = None
+
+
+def _equations_check(judge: Judge | None) -> StepCheck:
+    return lambda before, step: StepVerdict(refuted_equations(step))
+
+
+def _judged_check(judge: Judge | None) -> StepCheck:
+    if judge is None:
+        raise ValueError("reward judge-steps needs a verifier")
+    verifier = judge
+
+    def check(before: str, step: str) -> StepVerdict:
+        p_yes = verifier("step", before, step)
+        doubt = (f"judge: P(Yes) {p_yes:.2f}",) if p_yes < STEP_DOUBT else ()
+        return StepVerdict(doubt, p_yes)
+
+    return check
 
 
 def _shown(value: Fraction) -> str:
@@ -77,13 +130,29 @@ def _shown(value: Fraction) -> str:
 
 
 RewardFn = Callable[[Scored], float]
-StepCheck = Callable[[str], tuple[str, ...]]  # what refutes a step (empty: nothing)
-RewardValue = Literal["finished", "paper", "path", "answer"]
-RewardGate = Literal["check"]
-VALUES: dict[RewardValue, RewardFn] = {"finished": finished, "paper": paper, "path": paper, "answer": answer}
-GATES: dict[RewardGate, RewardFn] = {"check": arithmetic_holds}
-STEP_CHECKS: dict[RewardGate, StepCheck] = {"check": refuted_equations}
-ALONE: dict[str, str] = {"check": "finished+check"}  # a gate named alone gates the default value
+StepCheck = Callable[[str, str], StepVerdict]  # (the response before the step, the step)
+RewardValue = Literal["finished", "paper", "path", "answer", "answered"]
+RewardGate = Literal["check", "judge", "judge-steps"]
+VALUES: dict[RewardValue, RewardFn] = {
+    "finished": finished,
+    "paper": paper,
+    "path": paper,
+    "answer": answer,
+    "answered": answered,
+}
+GATES: dict[RewardGate, RewardFn] = {"check": arithmetic_holds, "judge": judged, "judge-steps": steps_only}
+# the gates that judge steps as they are generated, each made from the run's verifier (if any)
+STEP_CHECKS: dict[RewardGate, Callable[[Judge | None], StepCheck]] = {
+    "check": _equations_check,
+    "judge-steps": _judged_check,
+}
+JUDGED: frozenset[RewardGate] = frozenset(("judge", "judge-steps"))  # the gates that need a verifier
+# a gate named alone: `check` gates the default value, `judge` is the verifier's P(Yes) itself
+ALONE: dict[str, str] = {
+    "check": "finished+check",
+    "judge": "answered+judge",
+    "judge-steps": "finished+judge-steps",
+}
 REWARD_NAMES = (*get_args(RewardValue), *get_args(RewardGate))  # what --reward's parts may be
 
 
@@ -142,9 +211,28 @@ def reward_function(spec: str) -> RewardFn:
     return reward
 
 
-def step_check(spec: str) -> StepCheck | None:
-    """What refutes a step under `spec`: its gates' step checks together (None: none has one)."""
-    checks = [STEP_CHECKS[g] for g in parse_reward(spec).gates if g in STEP_CHECKS]
+def needs_judge(spec: str) -> bool:
+    """Does the reward ask a verifier (so a run must bring one)?"""
+    return any(g in JUDGED for g in parse_reward(spec).gates)
+
+
+def step_check(spec: str, judge: Judge | None = None) -> StepCheck | None:
+    """What refutes a step under `spec`: its gates' step checks together (None: none has one).
+    The equations are checked first: a step they refute costs the verifier nothing."""
+    gates = parse_reward(spec).gates
+    checks = [make(judge) for gate, make in STEP_CHECKS.items() if gate in gates]
     if not checks:
         return None
-    return lambda step: tuple(reason for check in checks for reason in check(step))
+
+    def check_all(before: str, step: str) -> StepVerdict:
+        refuted: tuple[str, ...] = ()
+        p_yes: float | None = None
+        for check in checks:
+            verdict = check(before, step)
+            refuted += verdict.refuted
+            p_yes = verdict.judged if verdict.judged is not None else p_yes
+            if refuted:
+                break
+        return StepVerdict(refuted, p_yes)
+
+    return check_all

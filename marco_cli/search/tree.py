@@ -28,6 +28,7 @@ class Node:
     value_sum: float = 0.0
     exhausted: bool = False  # terminal, or every child exhausted: nothing left to search
     refuted: tuple[str, ...] = ()  # why the reward's step check gave this step 0 (rewards.py)
+    judged: float | None = None  # the verifier's P(Yes) for this step (`judge-steps`)
 
     @property
     def mean_value(self) -> float:
@@ -61,6 +62,7 @@ class Rollout:
     confidence: float  # the paper's value: mean top-5 confidence of the scored tokens
     trace_confidence: float | None = None  # DeepConf's lowest group confidence of the whole text
     answer_confidence: float | None = None  # mean confidence of the tokens that wrote the answer
+    judged: float | None = None  # the verifier's P(Yes) for the answer (`judge`); None: not asked
 
     @property
     def finished(self) -> bool:

@@ -137,6 +137,7 @@ class Served:
 
     model: Opened
     finish: Callable[[Record], Record]  # adds engine settings, saves in the history
+    verifier: Opened | None = None  # the model a `judge` reward asks (None: `model`)
 
 
 class Runner:
@@ -210,7 +211,7 @@ class Runner:
             model.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
             args = (model.engine, model.style, model.info, job.question, job.messages, job.config)
-            record = served.finish(tasks.run_task(*args, listen, prompt=prompt))
+            record = served.finish(tasks.run_task(*args, listen, prompt=prompt, verifier=served.verifier))
             job.send(Done(record))
         except MarcoError as exc:
             job.send(Failed(exc))
