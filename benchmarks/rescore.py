@@ -42,7 +42,10 @@ def main() -> None:
         for kept in bench.read_records(folder):
             record, gold, config = kept.record, kept.gold, kept.config
             if args.reward:
-                record = record.rescored(args.reward)
+                try:
+                    record = record.rescored(args.reward)
+                except ValueError as exc:  # a bad spec, or `judge` on a run that never asked a verifier
+                    raise SystemExit(f"rescore.py: {folder}: {exc}") from None
             count[config] += 1
             right[config]["saved"] += bench.grade(record.answer, gold)[1]
             for rule in bench.RULES:
