@@ -16,6 +16,7 @@ import pytest
 
 from marco_cli.cli.app import app
 from marco_cli.contract import Generation, Request
+from marco_cli.errors import MarcoError
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs import bench
 from marco_cli.search.config import SearchConfig, SearchResult
@@ -289,3 +290,19 @@ def test_a_verifier_that_cannot_load_is_a_one_line_error(tmp_path: object) -> No
     assert result.exit_code != 0
     no_traceback(result)
     assert "such.gguf" in result.output
+
+
+def test_a_verifier_question_that_does_not_fit_says_so() -> None:
+    def too_long(chat: list[dict[str, str]]) -> list[int]:
+        raise MarcoError("the prompt is 9999 tokens, longer than the 2048-token context", code=2)
+
+    verifier = Verifier(ScriptedVerifier(lambda prompt: 0.5), too_long, "Q?")
+    with pytest.raises(MarcoError, match="the verifier's question does not fit: the prompt is 9999"):
+        verifier("answer", "", "<Output>4</Output>")
+
+
+def test_bench_jobs_with_a_local_verifier_is_refused(scripted_session) -> None:
+    args = ["bench", "arith:5", "--jobs", "2", "--backend", "http://127.0.0.1:8", "--verifier", "x"]
+    result = runner.invoke(app, [*args, "--strategy", "best-of-n[--reward judge]"])
+    assert result.exit_code == 2 and "--verifier-backend" in result.output
+    no_traceback(result)

@@ -228,6 +228,10 @@ def bench_cmd(
     """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
     if jobs > 1 and not options.engine.backend:
         raise MarcoError("--jobs needs --backend: the local engine runs one search at a time", code=2)
+    if jobs > 1 and options.engine.verifier and not options.engine.verifier_backend:
+        raise MarcoError(
+            "--jobs with --verifier needs --verifier-backend: a local verifier judges one at a time", code=2
+        )
     loaded = datasets.load(dataset)
     everything, dataset = loaded.problems, loaded.label
     problems = everything[offset:]

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from marco_cli.contract import Generation, Model, Request, Sampling, StopRule
+from marco_cli.errors import MarcoError
 from marco_cli.search.rewards import JudgeKind
 
 Messages = list[dict[str, str]]
@@ -71,8 +72,13 @@ class Verifier:
         self.asked = 0  # judgements computed (cache hits excluded)
 
     def prompt(self, kind: JudgeKind, before: str, text: str) -> list[int]:
+        """The verifier's question as its prompt tokens; one its context cannot hold is an error
+        that names the verifier (the search's own prompt fitted)."""
         content = PROMPTS[kind].format(question=self.question, before=before.strip(), text=text.strip())
-        return self.render([{"role": "user", "content": content}])
+        try:
+            return self.render([{"role": "user", "content": content}])
+        except MarcoError as exc:
+            raise MarcoError(f"the verifier's question does not fit: {exc}", code=exc.code) from None
 
     def __call__(self, kind: JudgeKind, before: str, text: str) -> float:
         key = (kind, before, text)
