@@ -121,11 +121,18 @@ def test_the_page_is_self_contained_and_escapes_everything() -> None:
 def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     record = record_of(HOSTILE, 10)
     refuted = replace(record.nodes[1], refuted=("56 + 31 = 97 (is 87)",))  # as `--reward check` keeps it
-    record = replace(record, nodes=(record.nodes[0], refuted, *record.nodes[2:]))
+    kept = replace(record.nodes[2], judged=0.8)  # a step the verifier kept (`judge-steps`)
+    judged = replace(record.rollouts[0], judged=0.6)  # an answer it judged (`judge`)
+    record = replace(
+        record,
+        nodes=(record.nodes[0], refuted, kept, *record.nodes[3:]),
+        rollouts=(judged, *record.rollouts[1:]),
+    )
     page = tmp_path / "run.html"
     page.write_text(run_page(record), encoding="utf-8")
     html = browse(page, tmp_path)
     assert "\u2717 56 + 31 = 97 (is 87)" in html  # the failed check, on its node
+    assert "\u2713 P(Yes) 0.80" in html  # the verifier's verdict on a step it kept
     dom = Dom(html)
     assert dom.body.get("data-ready") == "yes"
     assert sorted(dom.nodes) == [n.id for n in record.nodes]
@@ -139,6 +146,7 @@ def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     node = record.rollouts[0].node
     clicked = Dom(browse(page, tmp_path, f"#node-{node}"))
     assert clicked.rollouts == [r.id for r in record.rollouts if r.node == node]
+    assert "verifier P(Yes) 0.60" in browse(page, tmp_path, f"#node-{node}")  # on the rollout it judged
     ARTIFACTS.mkdir(exist_ok=True)
     browse(page, tmp_path, f"#node-{node}", screenshot=ARTIFACTS / "tree_page.png")
     assert (ARTIFACTS / "tree_page.png").stat().st_size > 10_000

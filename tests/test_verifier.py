@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
+from rich.console import Console
 
 from marco_cli.cli.app import app
 from marco_cli.contract import Generation, Request
@@ -23,6 +24,7 @@ from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.rewards import JudgeKind, Scored, parse_reward, reward_function
 from marco_cli.search.strategies import run_search
 from marco_cli.search.verifier import NO_OPINION, PROMPTS, RANKS, Verifier, p_yes
+from marco_cli.ui.tree_view import TreeSnapshot, render_tree
 from tests.helpers import no_traceback, runner
 from tests.scripted import ScriptedModel
 
@@ -306,3 +308,18 @@ def test_bench_jobs_with_a_local_verifier_is_refused(scripted_session) -> None:
     result = runner.invoke(app, [*args, "--strategy", "best-of-n[--reward judge]"])
     assert result.exit_code == 2 and "--verifier-backend" in result.output
     no_traceback(result)
+
+
+def test_the_tree_shows_the_verifiers_verdict_on_each_step_live_and_saved() -> None:
+    judge = Judge({SURE_WRONG.strip(): 0.1, UNSURE_RIGHT.strip(): 0.8})
+    model = two_answers()
+    live = TreeSnapshot("Q?")
+    result = run_search(model, model.prompt, replace(CONFIG, reward="judge-steps"), live.apply, judge=judge)
+    saved = TreeSnapshot.from_record(
+        Record.of(result, "Q?", ModelInfo("s"), replace(CONFIG, reward="judge-steps"))
+    )
+    for snap in (live, saved):
+        console = Console(width=120, record=True, color_system=None)
+        console.print(render_tree(snap, width=120, max_lines=40))
+        text = console.export_text()
+        assert "✗ judge: P(Yes) 0.10" in text and "✓ P(Yes) 0.80" in text

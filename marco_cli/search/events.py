@@ -57,11 +57,13 @@ class BackedUp:
 
 
 @dataclass(frozen=True)
-class StepRefuted:
-    """The reward's step check gave a new step 0: why (each wrong equation and its true value)."""
+class StepJudged:
+    """The reward's step check judged a new step: why it refuted it (each wrong equation and its
+    true value, or the verifier's doubt; empty: kept), and the verifier's P(Yes) where asked."""
 
     node: int
     reasons: tuple[str, ...]
+    judged: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ Event = (
     | NodeAdded
     | RolloutScored
     | BackedUp
-    | StepRefuted
+    | StepJudged
     | BestChanged
     | Finished
 )

@@ -24,7 +24,7 @@ from marco_cli.search.events import (
     IterationStarted,
     Listener,
     NodeAdded,
-    StepRefuted,
+    StepJudged,
     StopWhy,
     TokensGenerated,
     ignore,
@@ -237,8 +237,9 @@ class Search:
                 before = self.tree.response_text(self.tree.nodes[node.parent])
                 verdict = self.step_check(before, node.text)
                 node.refuted, node.judged = verdict.refuted, verdict.judged
+                if node.refuted or node.judged is not None:
+                    self.emit(StepJudged(node.id, node.refuted, node.judged))
             if node.refuted:
-                self.emit(StepRefuted(node.id, node.refuted))
                 self.emit(BackedUp(self.tree.backup(node, 0.0), 0.0))
             else:
                 kept.append(node)

@@ -26,6 +26,7 @@ function label(n) {
   box.append(el('span', 'stats', `n=${n.visits} q=${q} c=${c}` + ((at.get(n.id) || []).length ? ` \u00b7 ${(at.get(n.id)).length} rollout(s)` : '')));
   if (n.terminal) box.append(el('span', 'mark', '\u25a0'));
   if ((n.refuted || []).length) box.append(el('span', 'mark lo refuted', '\u2717 ' + n.refuted.join('; ')));
+  else if (typeof n.judged === 'number') box.append(el('span', 'mark hi judged', '\u2713 P(Yes) ' + n.judged.toFixed(2)));
   if (onPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u25c0 answer'));
   if (bestPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u2605 best reward'));
   return box;
@@ -69,7 +70,7 @@ function select(id) {
   for (const r of list) {
     const box = el('div', 'rollout');
     box.dataset.rollout = r.id;
-    box.append(el('div', 'meta', `rollout ${r.id} \u00b7 reward ${r.reward === null ? '-' : r.reward.toFixed(3)} \u00b7 ${r.status || (r.finished ? 'finished' : 'cut off')} \u00b7 ${r.tokens} tokens` + (r.id === R.chosen_rollout ? ' \u00b7 the answer' : '')));
+    box.append(el('div', 'meta', `rollout ${r.id} \u00b7 reward ${r.reward === null ? '-' : r.reward.toFixed(3)} \u00b7 ${r.status || (r.finished ? 'finished' : 'cut off')} \u00b7 ${r.tokens} tokens` + (typeof r.judged === 'number' ? ` \u00b7 verifier P(Yes) ${r.judged.toFixed(2)}` : '') + (r.id === R.chosen_rollout ? ' \u00b7 the answer' : '')));
     box.append(el('div', '', 'answer: ' + (r.answer || '(no answer)')));
     box.append(el('pre', '', r.text));
     panel.append(box);

@@ -28,7 +28,8 @@ class NodeView:
     visits: int = 0
     value_sum: float = 0.0
     children: list[int] = field(default_factory=list)
-    refuted: tuple[str, ...] = ()  # the wrong equations the step check found
+    refuted: tuple[str, ...] = ()  # why the step check refuted the step
+    judged: float | None = None  # the verifier's P(Yes) for the step (`judge-steps`)
 
 
 @dataclass
@@ -72,8 +73,8 @@ class TreeSnapshot:
             for node in event.nodes:
                 self.nodes[node].visits += 1
                 self.nodes[node].value_sum += event.reward
-        elif isinstance(event, ev.StepRefuted):
-            self.nodes[event.node].refuted = event.reasons
+        elif isinstance(event, ev.StepJudged):
+            self.nodes[event.node].refuted, self.nodes[event.node].judged = event.reasons, event.judged
         elif isinstance(event, ev.BestChanged):
             self.best_path, self.best_reward, self.best_answer = event.path, event.reward, event.answer
 
@@ -103,6 +104,7 @@ class TreeSnapshot:
                 raw.visits,
                 (raw.value or 0.0) * raw.visits,
                 refuted=raw.refuted,
+                judged=raw.judged,
             )
         for node in list(snap.nodes.values()):
             if node.parent is not None and node.parent in snap.nodes:
@@ -141,6 +143,8 @@ def _label(node: NodeView, on_best: bool, width: int) -> Text:
         label.append(" ■", style="cyan")
     if node.refuted:
         label.append(f"  ✗ {visible('; '.join(node.refuted))}", style="bold red")
+    elif node.judged is not None:  # a step the verifier kept
+        label.append(f"  ✓ P(Yes) {node.judged:.2f}", style="green")
     if on_best:
         label.append(" ◀", style="bold cyan")
     return label
