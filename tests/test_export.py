@@ -252,6 +252,9 @@ def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, scripted_
     assert runner.invoke(app, ["solve", "What is 2 + 2?"]).exit_code == 0
     unknown = runner.invoke(app, ["export", "--run", "1-3", "--out", str(target)])
     assert unknown.exit_code == 2 and "no run 2, 3 in the history" in unknown.stderr and not target.exists()
+    for flag, value in (("--format", "csv"), ("--length", "middle")):
+        wrong = runner.invoke(app, ["export", "--all", flag, value, "--out", str(target)])
+        assert wrong.exit_code == 2 and f"'{value}' is not one of" in wrong.stderr and not target.exists()
     folder = tmp_path / "not-bench"
     folder.mkdir()
     no_results = runner.invoke(app, ["export", str(folder), "--out", str(target)])

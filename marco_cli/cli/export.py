@@ -86,7 +86,7 @@ def export_cmd(
     bench_dir: Annotated[
         Path | None, typer.Argument(help="A marco bench --out folder (it has gold answers).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="sft, dpo or tree.")] = "sft",
+    fmt: Annotated[export.ExportFormat, typer.Option("--format", help="Training data format.")] = "sft",
     run: Annotated[list[str] | None, typer.Option("--run", help="Run id or range (3-7); repeat.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every run in the history.")] = False,
     since: Annotated[str | None, typer.Option(help="Runs since this date (ISO).")] = None,
@@ -98,7 +98,7 @@ def export_cmd(
         float | None, typer.Option(callback=finite, help="sft: only rollouts with at least this reward.")
     ] = None,
     length: Annotated[
-        str, typer.Option(help="sft: all, or the shortest/longest third per question.")
+        export.LengthFilter, typer.Option(help="sft: all, or the shortest/longest third per question.")
     ] = "all",
     chosen_only: Annotated[
         bool, typer.Option(help="sft: only the rollout the search answered with.")
@@ -116,10 +116,6 @@ def export_cmd(
     max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,
 ) -> None:
     """Export search trees as training data: SFT conversations, DPO pairs, or raw trees (JSONL)."""
-    if fmt not in export.FORMATS:
-        raise MarcoError(f"--format must be one of {', '.join(export.FORMATS)}", code=2)
-    if length not in export.LENGTHS:
-        raise MarcoError(f"--length must be one of {', '.join(export.LENGTHS)}", code=2)
     runs = (
         runs_from_bench(bench_dir)
         if bench_dir

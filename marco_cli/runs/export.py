@@ -13,16 +13,19 @@ import functools
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject, NodeRecord, RolloutRecord
 from marco_cli.runs.bench import grade
 from marco_cli.search.arithmetic import wrong
 
-LENGTHS = ("all", "shortest", "longest")
-FORMATS = ("sft", "dpo", "tree")
+ExportFormat = Literal["sft", "dpo", "tree"]
+LengthFilter = Literal["all", "shortest", "longest"]  # sft: all candidates, or a third of them
+FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+LENGTHS: tuple[LengthFilter, ...] = get_args(LengthFilter)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Filters:
 
     correct_only: bool = False
     min_reward: float | None = None
-    length: str = "all"  # sft: all candidates, or the shortest / longest third of them
+    length: LengthFilter = "all"  # sft: all candidates, or the shortest / longest third of them
     chosen_only: bool = False  # sft: only the rollout the search answered with
     margin: float = 0.0  # dpo without gold: the reward gap a pair needs
     prefer_short: bool = False  # dpo with gold: also the shorter of two correct sides over the longer
@@ -208,14 +211,16 @@ def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
     yield run.record.tree_json(run.source, run.gold)
 
 
-def export(runs: list[Run], fmt: str, options: Filters) -> tuple[list[JsonObject], Report]:
+Writer = Callable[[Run, Filters, Report], Iterator[JsonObject]]
+WRITERS: dict[ExportFormat, Writer] = {
+    "sft": sft_examples,
+    "dpo": dpo_pairs,
+    "tree": lambda run, _options, report: tree_object(run, report),
+}
+
+
+def export(runs: list[Run], fmt: ExportFormat, options: Filters) -> tuple[list[JsonObject], Report]:
     report = Report(runs=len(runs))
-    lines: list[JsonObject] = []
-    for run in runs:
-        if fmt == "tree":
-            lines.extend(tree_object(run, report))
-        elif fmt == "sft":
-            lines.extend(sft_examples(run, options, report))
-        else:
-            lines.extend(dpo_pairs(run, options, report))
+    write = WRITERS[fmt]
+    lines = [line for run in runs for line in write(run, options, report)]
     return lines, report
