@@ -36,6 +36,7 @@ from pathlib import Path
 
 from marco_cli.record.results import Figures, Pair, ResultRow
 from marco_cli.runs import bench
+from marco_cli.runs.summary import summarize
 from marco_cli.search import rules
 
 
@@ -115,7 +116,7 @@ def main() -> None:
         relabeled = strategy if strategy == "mcts" else f"{strategy}:{rule}"
         settings[f"{config}:{rule}"] = {**settings[config], "select": rule, "strategy": relabeled}
     rows, configs, n = paired(rows)
-    summary = bench.summarize(rows, configs)
+    summary = summarize(rows, configs)
     table, pairs = summary.configs, {(p.first, p.second): p for p in summary.pairs}
     if args.search not in table:
         raise SystemExit(f"--search {args.search}: not a configuration of the run ({', '.join(table)})")

@@ -10,8 +10,9 @@ from marco_cli.cli.app import app
 from marco_cli.errors import MarcoError
 from marco_cli.record.results import ResultRow
 from marco_cli.runs import bench
-from marco_cli.runs.bench import grade, load_dataset, summarize
+from marco_cli.runs.bench import grade, load_dataset
 from marco_cli.runs.stats import mcnemar_p, wilson
+from marco_cli.runs.summary import summarize
 from marco_cli.search.answers import extract_output
 from tests.helpers import runner
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from marco_cli.cli.app import app
 from marco_cli.record.results import Figures
-from marco_cli.runs.bench import dominated
+from marco_cli.runs.summary import dominated
 from marco_cli.ui.charts import frontier_chart, frontier_svg
 from tests.helpers import runner
 

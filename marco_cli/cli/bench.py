@@ -23,6 +23,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
 from marco_cli.runs import bench, datasets, paper
+from marco_cli.runs.summary import summarize
 from marco_cli.search.config import SAMPLING, SearchConfig
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
@@ -271,7 +272,7 @@ def bench_cmd(
     wanted = {p.index for p in problems}
     rows = [r for r in bench.read_results(out, warn_bad_line) if r.index in wanted]
     summary = paper.with_paper(
-        replace(bench.summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems))
+        replace(summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems))
     )
     write_text(out / bench.SUMMARY, json.dumps(summary.to_json(), indent=2))
     _report(summary, out, options.output.as_json)
