@@ -23,3 +23,35 @@ def mcnemar_p(right_to_wrong: int, wrong_to_right: int) -> float:
     n, low = right_to_wrong + wrong_to_right, min(right_to_wrong, wrong_to_right)
     tail: float = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def auroc(right: list[float], wrong: list[float]) -> float | None:
+    """The probability that a right answer's score is above a wrong one's (ties count half):
+    the Mann-Whitney form of the area under the ROC curve. 0.5 is a coin; None without both."""
+    if not right or not wrong:
+        return None
+    ranked = sorted([(s, 1) for s in right] + [(s, 0) for s in wrong])
+    above = 0.0  # over every (right, wrong) pair: 1 when right scores higher, 1/2 on a tie
+    seen_wrong = 0
+    i = 0
+    while i < len(ranked):
+        j = i
+        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
+            j += 1
+        tied_right = sum(flag for _, flag in ranked[i:j])
+        tied_wrong = (j - i) - tied_right
+        above += tied_right * (seen_wrong + tied_wrong / 2)
+        seen_wrong += tied_wrong
+        i = j
+    return above / (len(right) * len(wrong))
+
+
+def auroc_interval(area: float, right: int, wrong: int, z: float = 1.96) -> tuple[float, float]:
+    """An approximate 95% interval for an AUROC from `right` and `wrong` scores (Hanley and
+    McNeil 1982's standard error), clipped to [0, 1]."""
+    q1, q2 = area / (2 - area), 2 * area * area / (1 + area)
+    variance = (area * (1 - area) + (right - 1) * (q1 - area**2) + (wrong - 1) * (q2 - area**2)) / (
+        right * wrong
+    )
+    half = z * math.sqrt(max(variance, 0.0))
+    return max(0.0, area - half), min(1.0, area + half)
