@@ -30,6 +30,7 @@ FOREIGN = {
     "--questions",  # benchmarks/serve_bench.py
     "--requests",  # benchmarks/serve_bench.py
     "--runs",  # benchmarks/startup.py
+    "--by-config",  # benchmarks/value_signals.py
     "--rule",  # benchmarks/compute_matched.py
     "--search",  # benchmarks/compute_matched.py
     "--skip",  # benchmarks/compute_matched.py

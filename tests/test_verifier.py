@@ -209,8 +209,10 @@ def test_the_real_model_judges_with_its_five_likeliest_first_tokens(engine: obje
 
     assert isinstance(engine, Engine)
     verifier = Verifier(engine, lambda chat: engine.build_prompt(chat, "chatml"), "What is 2 + 3?")
+    before = engine.evaluated
     value = verifier("answer", "", "2 + 3 = 5.\n<Output>5</Output>")
-    assert verifier.tokens > len(verifier.prompt("answer", "", "x")) and verifier.asked == 1
+    # what llama.cpp evaluated (the prompt, less what the KV cache held from earlier tests) and the replies
+    assert verifier.tokens == engine.evaluated - before + RANKS > RANKS and verifier.asked == 1
     prompt = tuple(verifier.prompt("answer", "", "2 + 3 = 5.\n<Output>5</Output>"))
     replies = engine.generate_many(
         [Request(prompt, verifier_sampling(rank), one_token()) for rank in range(RANKS)]
