@@ -24,7 +24,7 @@ from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.rewards import JudgeKind, Scored, parse_reward, reward_function
 from marco_cli.search.strategies import run_search
 from marco_cli.search.verifier import NO_OPINION, PROMPTS, RANKS, Verifier, p_yes
-from marco_cli.ui.tree_view import TreeSnapshot, render_tree
+from marco_cli.ui.tree_view import TreeSnapshot, render_tree, summary_line
 from tests.helpers import no_traceback, runner
 from tests.scripted import ScriptedModel
 
@@ -88,6 +88,8 @@ def test_the_verifier_reads_a_known_p_yes_caches_it_and_counts_its_tokens() -> N
     assert model.prompts[-1] == PROMPTS["step"].format(
         question="What is 2 + 3?", before="First, 2 + 3.", text="2 + 3 = 6."
     )
+    verifier("step", "", "2 + 3 = 5.\n")
+    assert "The solution so far:\n(nothing yet: this is the first step)" in model.prompts[-1]
 
 
 @dataclass
@@ -188,6 +190,9 @@ def test_the_record_keeps_every_verdict_and_rescores_from_them() -> None:
         json.loads(json.dumps(Record.of(result, "Q?", ModelInfo("s"), config, (), 123).to_json()))
     )
     assert record.tokens.verifier == 123
+    assert (
+        "(+123 the verifier's)" in summary_line(record).plain
+    )  # what judging cost, shown beside the search's
     assert sorted(r.judged for r in record.rollouts if r.answer == "5") == [0.9] * sum(
         1 for r in record.rollouts if r.answer == "5"
     )

@@ -74,7 +74,8 @@ class Verifier:
     def prompt(self, kind: JudgeKind, before: str, text: str) -> list[int]:
         """The verifier's question as its prompt tokens; one its context cannot hold is an error
         that names the verifier (the search's own prompt fitted)."""
-        content = PROMPTS[kind].format(question=self.question, before=before.strip(), text=text.strip())
+        shown_before = before.strip() or "(nothing yet: this is the first step)"
+        content = PROMPTS[kind].format(question=self.question, before=shown_before, text=text.strip())
         try:
             return self.render([{"role": "user", "content": content}])
         except MarcoError as exc:

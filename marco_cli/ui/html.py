@@ -46,9 +46,10 @@ def _settings_line(record: Record) -> str:
         ("seed", s.seed),
     )
     shown = " · ".join(f"{k} {v}" for k, v in settings)
+    judged = f", {record.tokens.verifier} by the verifier" if record.tokens.verifier else ""
     cost = (
         f"{record.iterations} iterations · {record.tokens.generated} tokens generated, "
-        f"{record.tokens.evaluated} evaluated · {record.seconds:.1f}s · stopped: {record.stopped}"
+        f"{record.tokens.evaluated} evaluated{judged} · {record.seconds:.1f}s · stopped: {record.stopped}"
     )
     return f"{html.escape(shown)}<br>{html.escape(cost)}"
 

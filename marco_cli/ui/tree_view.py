@@ -224,12 +224,18 @@ STOP_REASONS = {
 }
 
 
+def verifier_tokens(record: Record) -> str:
+    """` (+N the verifier's)` under `--reward judge`: what judging cost, beside the search's."""
+    spent = record.tokens.verifier
+    return f" (+{spent} the verifier's)" if spent else ""
+
+
 def summary_line(record: Record) -> Text:
     conf = record.reward
     why = STOP_REASONS.get(record.stopped, "")
     return Text(
         f"{visible(record.model.name)} · {record.search.strategy} · {record.iterations} iterations · "
-        f"{record.tokens.generated} tokens · {record.seconds:.1f}s · confidence "
+        f"{record.tokens.generated} tokens{verifier_tokens(record)} · {record.seconds:.1f}s · confidence "
         f"{'-' if conf is None else f'{conf:.3f}'}" + (f" · {why}" if why else ""),
         style="dim",
     )
