@@ -119,6 +119,18 @@ def test_a_chat_completion_is_the_search_and_is_in_the_history(server: Served) -
     assert models[0] == MODEL and f"{MODEL}:cot" in models and f"{MODEL}:vote" in models
 
 
+def test_a_request_may_ask_the_verifier(server: Served) -> None:
+    """`reward: judge` in a request's settings: the served model judges its own rollouts."""
+    body = ask(f"{MODEL}:best-of-n", samples=2, reward="judge", max_tokens=48)
+    answer = server.client().chat.completions.create(**body)  # type: ignore[call-overload]
+    extension = answer.model_extra["marco"]
+    record = server.record(extension["run_id"])
+    assert record["settings"]["reward"] == "judge"
+    assert extension["verifier_tokens"] == record["tokens"]["verifier"]
+    judged = [r["judged"] for r in record["rollouts"] if r["answer"]]
+    assert all(0.0 <= p <= 1.0 for p in judged) and (record["tokens"]["verifier"] > 0) == bool(judged)
+
+
 def test_a_stream_gives_reasoning_then_the_answer_then_done(server: Served) -> None:
     stream = server.client().chat.completions.create(stream=True, **ask(MODEL, iterations=2))  # type: ignore[call-overload]
     kinds, thinking, content, final = [], "", "", None

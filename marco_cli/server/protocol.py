@@ -181,6 +181,7 @@ def run_summary(record: Record) -> dict[str, object]:
         "answered": bool(record.answer),
         "confidence": record.reward,
         "rollouts": len(record.rollouts),
+        "verifier_tokens": record.tokens.verifier,  # what a `judge` reward's verifier spent (0: none)
         "seconds": record.seconds,
     }
 
