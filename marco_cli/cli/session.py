@@ -151,8 +151,9 @@ def verifier_options(options: Options) -> Options | None:
     engine = options.engine
     if engine.verifier is None and engine.verifier_backend is None:
         return None
-    own = replace(engine, backend=engine.verifier_backend, parallel=None)
-    own = replace(own, verifier=None, verifier_backend=None)
+    own = replace(
+        engine, backend=engine.verifier_backend, parallel=None, verifier=None, verifier_backend=None
+    )
     return replace(options, model=engine.verifier or options.model, engine=own)
 
 

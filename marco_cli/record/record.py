@@ -32,7 +32,7 @@ from marco_cli.record.saved import (
 )
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
-from marco_cli.search.rewards import Scored, parse_reward, reward_function
+from marco_cli.search.rewards import parse_reward, reward_function
 from marco_cli.search.rules import ALIASES
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
@@ -174,9 +174,9 @@ class Record:
         record without them raises ValueError."""
         value = reward_function(reward)
         unjudged = any(r.answer and r.judged is None for r in self.rollouts)
-        if unjudged and "judge" in parse_reward(reward).gates:
+        if unjudged and parse_reward(reward).judges_answers:
             raise ValueError(f"reward {reward!r} needs the verifier's verdicts, and this run has none")
-        rollouts = tuple(replace(r, reward=rounded(value(_scored(r)))) for r in self.rollouts)
+        rollouts = tuple(replace(r, reward=rounded(value(r.scored()))) for r in self.rollouts)
         return replace(self, rollouts=rollouts, search=replace(self.search, reward=reward))
 
     # JSON ----------------------------------------------------------------------------------------
@@ -223,10 +223,6 @@ class Record:
             if isinstance(exc, RecordError):
                 raise
             raise RecordError(f"not a run record ({type(exc).__name__}: {exc})") from None
-
-
-def _scored(r: RolloutRecord) -> Scored:
-    return Scored(r.confidence or 0.0, r.finished, r.answer, r.answer_confidence, r.text, r.judged)
 
 
 TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "settings")

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from marco_cli.search.rewards import Scored
 from marco_cli.search.tree import ROLLOUT_STATUSES, Node, Rollout, RolloutStatus
 
 # a record in its JSON form: Any is the JSON-in boundary, every field is checked as it is read
@@ -65,6 +66,12 @@ class RolloutRecord:
     @property
     def finished(self) -> bool:
         return self.status == "finished"
+
+    def scored(self) -> Scored:
+        """What a reward sees of this saved rollout (re-scoring, value signals)."""
+        return Scored(
+            self.confidence or 0.0, self.finished, self.answer, self.answer_confidence, self.text, self.judged
+        )
 
 
 # JSON <-> typed, field by field ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Literal
 from marco_cli.record.saved import RolloutRecord
 from marco_cli.runs.bench import Kept, grade
 from marco_cli.runs.stats import auroc, auroc_interval
-from marco_cli.search.arithmetic import wrong
+from marco_cli.search.rewards import GATES
 
 SignalName = Literal["confidence", "answer-confidence", "trace-confidence", "check", "judge"]
 Signal = Callable[[RolloutRecord], float | None]
@@ -27,7 +27,7 @@ SIGNALS: dict[SignalName, Signal] = {
     "confidence": lambda r: r.confidence,
     "answer-confidence": lambda r: r.answer_confidence,
     "trace-confidence": lambda r: r.trace_confidence,
-    "check": lambda r: 0.0 if wrong(r.text) else 1.0,
+    "check": lambda r: GATES["check"](r.scored()),  # the reward's own gate
     "judge": lambda r: r.judged,
 }
 

@@ -102,7 +102,7 @@ def score(
     answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
     top_means = [*tree.path_top_means(node), *(gen.top_means if gen else ())]
     trace = lowest_group_confidence(token_confidences(top_means), config.deepconf_window)
-    judged = judge("answer", "", text) if judge is not None and answer and "judge" in reward.gates else None
+    judged = judge("answer", "", text) if judge is not None and answer and reward.judges_answers else None
     return Rollout(
         tree.next_rollout_id,
         node.id,

@@ -232,10 +232,12 @@ class Search:
         if self.step_check is None:
             return nodes
         kept = []
+        befores: dict[int, str] = {}  # siblings share the response before them: built once
         for node in nodes:
             if not node.reflection and node.parent is not None:
-                before = self.tree.response_text(self.tree.nodes[node.parent])
-                verdict = self.step_check(before, node.text)
+                if node.parent not in befores:
+                    befores[node.parent] = self.tree.response_text(self.tree.nodes[node.parent])
+                verdict = self.step_check(befores[node.parent], node.text)
                 node.refuted, node.judged = verdict.refuted, verdict.judged
                 if node.refuted or node.judged is not None:
                     self.emit(StepJudged(node.id, node.refuted, node.judged))

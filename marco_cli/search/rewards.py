@@ -90,6 +90,12 @@ def refuted_equations(step: str) -> tuple[str, ...]:
     return tuple(f"{e.text} (is {_shown(e.true)})" for e in wrong(step))
 
 
+def _shown(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.6g}"
+
+
 JudgeKind = Literal["answer", "step"]  # outcome or process judging
 # the verifier as the search calls it: (what is judged, the response before it, the text judged)
 # -> P(Yes); search/verifier.py builds one over a model
@@ -123,12 +129,6 @@ def _judged_check(judge: Judge | None) -> StepCheck:
     return check
 
 
-def _shown(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{float(value):.6g}"
-
-
 RewardFn = Callable[[Scored], float]
 StepCheck = Callable[[str, str], StepVerdict]  # (the response before the step, the step)
 RewardValue = Literal["finished", "paper", "path", "answer", "answered"]
@@ -153,7 +153,6 @@ ALONE: dict[str, str] = {
     "judge": "answered+judge",
     "judge-steps": "finished+judge-steps",
 }
-REWARD_NAMES = (*get_args(RewardValue), *get_args(RewardGate))  # what --reward's parts may be
 
 
 @dataclass(frozen=True)
@@ -166,6 +165,11 @@ class RewardSpec:
     @property
     def name(self) -> str:
         return "+".join((self.value, *self.gates))
+
+    @property
+    def judges_answers(self) -> bool:
+        """The verifier is asked about each rollout's answer (`judge`; `judge-steps` asks about steps)."""
+        return "judge" in self.gates
 
 
 def _value(name: str) -> RewardValue | None:
