@@ -177,8 +177,8 @@ MUTANTS = (
     Mutant(
         "AUROC: ties count as wins",
         "marco_cli/runs/stats.py",
-        "above += tied_right * (seen_wrong + tied_wrong / 2)",
-        "above += tied_right * (seen_wrong + tied_wrong)",
+        "(sum(below) + sum(tied) / 2)",
+        "(sum(below) + sum(tied))",
         ("tests/test_signals.py::test_auroc_is_the_share_of_pairs_a_right_answer_wins",),
     ),
     Mutant(

@@ -3,6 +3,7 @@ pair of configurations run on the same problems."""
 
 from __future__ import annotations
 
+import bisect
 import math
 
 
@@ -30,20 +31,11 @@ def auroc(right: list[float], wrong: list[float]) -> float | None:
     the Mann-Whitney form of the area under the ROC curve. 0.5 is a coin; None without both."""
     if not right or not wrong:
         return None
-    ranked = sorted([(s, 1) for s in right] + [(s, 0) for s in wrong])
-    above = 0.0  # over every (right, wrong) pair: 1 when right scores higher, 1/2 on a tie
-    seen_wrong = 0
-    i = 0
-    while i < len(ranked):
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        tied_right = sum(flag for _, flag in ranked[i:j])
-        tied_wrong = (j - i) - tied_right
-        above += tied_right * (seen_wrong + tied_wrong / 2)
-        seen_wrong += tied_wrong
-        i = j
-    return above / (len(right) * len(wrong))
+    ordered = sorted(wrong)
+    # for each right score: the wrong ones below it count 1, the tied ones 1/2
+    below = [bisect.bisect_left(ordered, s) for s in right]
+    tied = [bisect.bisect_right(ordered, s) - b for s, b in zip(right, below, strict=True)]
+    return (sum(below) + sum(tied) / 2) / (len(right) * len(wrong))
 
 
 def auroc_interval(area: float, right: int, wrong: int, z: float = 1.96) -> tuple[float, float]:
