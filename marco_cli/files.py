@@ -19,6 +19,16 @@ def marco_home() -> Path:
     return Path(os.environ.get("MARCO_HOME") or Path.home() / ".config" / "marco")
 
 
+def user_path(text: str, what: str) -> Path:
+    """A path the user typed, `~` and `~NAME` expanded; `~NAME` of a user this machine does not
+    have is a usage error naming `what` (pathlib raises RuntimeError there)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        shown = text if len(text) <= 80 else text[:79] + "…"
+        raise MarcoError(f"cannot read {what} '{shown}': no such user's home", code=2) from None
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 

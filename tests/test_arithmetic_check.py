@@ -5,18 +5,22 @@ search whose confident wrong step loses to a right one only under `check`."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs import bench
-from marco_cli.search.arithmetic import equations, evaluate, wrong
+from marco_cli.search.arithmetic import MAX_NUMBER, MAX_TERMS, equations, evaluate, scan, wrong
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.rewards import Scored, parse_reward, reward_function
 from marco_cli.search.strategies import run_search
@@ -182,3 +186,105 @@ def test_saved_trees_are_rescored_under_check_without_generating() -> None:
     assert bench.answer_by(rescored, "reward") == "171"
     assert all(r.reward == 0 for r in rescored.rollouts if r.answer == "161")
     assert rescored.search.reward == "check" and rescored.nodes == saved.nodes
+
+
+# the scanner's work: linear in the text, whatever the text holds (issue 47) ----------------
+# The equation pattern this scanner replaced, kept as the reference for what counts as an
+# equation: it backtracked exponentially on a chain with no `=`, so it only reads short texts here.
+_OLD_NUMBER = r"\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|\$?\d+(?:\.\d+)?%?"
+_OLD_EXPRESSION = (
+    rf"\(*(?:{_OLD_NUMBER})\s*\)*(?:\s*(?:[-+*/×÷xX]|times)\s*\(*\s*(?:{_OLD_NUMBER})\s*\)*)+"
+)
+_OLD_EQUATION = re.compile(
+    rf"(?<![\w.,])(?P<lhs>{_OLD_EXPRESSION})\s*=\s*(?P<rhs>-?(?:{_OLD_NUMBER}))(?![\w.]*\d)"
+)
+NUMBERS = ["1", "12", "0", "7", "1,234", "12,345,678", "2.5", "$3", "$1,200", "20%", "3.33", "1234"]
+OTHERS = ["+", "-", "*", "/", "x", "X", "×", "÷", "times", "(", ")", "=", "= -", "apples", "is", "."]
+PIECES = st.sampled_from([*NUMBERS, *OTHERS, ",", "a1", "$", "\n"])
+
+
+@st.composite
+def mixes(draw: st.DrawFn, most: int = 14) -> str:
+    """Numbers, operators, parentheses, words and `=` with or without spaces between them (two
+    numbers always apart, so that they read as two)."""
+    text = ""
+    for piece in draw(st.lists(PIECES, max_size=most)):
+        glued = text[-1:].isdigit() and piece[:1].isdigit()
+        text += (" " if glued else "") + piece + draw(st.sampled_from(["", " ", "  ", "\t"]))
+    return text
+
+
+def _reference(text: str) -> list[tuple[str, Fraction]] | None:
+    """The old pattern's equations as (text, claim); None where its claim was a shorter reading
+    of a number glued to more (`= 5%3` claimed 5, `= 1,234x8` claimed 1): the scanner claims
+    nothing there, on purpose."""
+    found = []
+    for match in _OLD_EQUATION.finditer(text):
+        if text[match.end() : match.end() + 1] in (",", "%"):
+            return None
+        found.append((match.group().strip(), _claim(match["rhs"])))
+    return found
+
+
+def _claim(written: str) -> Fraction:
+    claim = Fraction(written.lstrip("-").replace("$", "").replace(",", "").rstrip("%"))
+    claim = claim / 100 if written.endswith("%") else claim
+    return -claim if written.startswith("-") else claim
+
+
+@settings(max_examples=400)
+@given(mixes())
+def test_the_scanner_finds_what_the_old_pattern_found(text: str) -> None:
+    reference = _reference(text)
+    assume(reference is not None)
+    assert [(text[f.start : f.end].strip(), _claim(f.claim)) for f in scan(text)[0]] == reference
+
+
+@given(mixes(most=60), st.sampled_from(["", " = 5", " = 6.", "=", " is 99"]))
+def test_the_scanner_looks_at_each_character_a_bounded_number_of_times(text: str, end: str) -> None:
+    steps = scan(text + end)[1]
+    assert steps <= 8 * (len(text + end) + 1), (text + end, steps)
+
+
+@pytest.mark.parametrize("unit", ["1 + ", "(1 + ", "1 +  ", "12 x ", "$3 times ", "(2 - 1) * "])
+@pytest.mark.parametrize("end", ["x", "is 99", "= 5", ""])
+def test_a_chain_of_n_terms_costs_steps_linear_in_n(unit: str, end: str) -> None:
+    """The old pattern took 26 s for `1 + ` twelve times then `x`, doubling every two terms."""
+    steps = [scan(unit * n + "1 " + end)[1] for n in (10, 20, 40, 80, 160)]
+    growth = [later - earlier for earlier, later in itertools.pairwise(steps)]
+    per_term = [g / n for g, n in zip(growth, (10, 20, 40, 80), strict=True)]
+    assert max(per_term) <= 8 * len(unit) and max(per_term) - min(per_term) <= 1, steps
+
+
+def test_long_sums_are_read_whole_or_left_unchecked() -> None:
+    terms = list(range(1, 26))
+    joined = " + ".join(map(str, terms))
+    assert [e.right for e in equations(f"{joined} = {sum(terms)}")] == [True]
+    assert [e.right for e in equations(f"{joined} = {sum(terms) + 1}")] == [False]
+    assert equations("3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 is 99") == []
+    longest = " + ".join(["1"] * MAX_TERMS)
+    assert [e.right for e in equations(f"{longest} = {MAX_TERMS + 1}")] == [False]
+    assert equations(f"{longest} + 1 = 0") == []  # one term over the bound: not checked
+    huge = "9" * (MAX_NUMBER + 1)
+    assert equations(f"{huge} * 2 = 1") == [] and equations(f"2 * 3 = {huge}") == []
+
+
+def test_the_other_patterns_over_outside_text_finish_on_pathological_input() -> None:
+    """Answer extraction, the error-body cleaner and bench's spec splitter on 200,000 characters
+    built to make a backtracking pattern quadratic (blank lines before no `####`, spaces before
+    no label, `<` with no `>`, commas with no `]`): the old patterns needed minutes, these
+    finish at once. Run in a child so that a regression fails at the limit instead of hanging."""
+    script = (
+        "from marco_cli.search.answers import extract_output\n"
+        "from marco_cli.engine.wire import one_line\n"
+        "from marco_cli.cli.bench import _split\n"
+        "n = 200_000\n"
+        "extract_output('\\n' * n + 'x')\n"
+        "extract_output(' ' * n + 'x')\n"
+        "extract_output('output' + ' ' * n + 'x')\n"
+        "one_line('<' * n)\n"
+        "assert len(_split([',' * n])) == 0\n"
+        "assert _split(['a,b[--x 1,2],c']) == ['a', 'b[--x 1,2]', 'c']\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

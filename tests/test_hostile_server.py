@@ -74,6 +74,10 @@ CASES = [
         "unknown search option",
     ),
     Case("huge number", json.dumps(body()).encode()[:-1] + b', "temperature": 1e400}', 400, "finite number"),
+    Case(  # round 4: the reward was echoed back whole
+        "a reward of 120 KB", json.dumps(body(marco={"reward": "x" * 120_000})).encode(), 400, "reward 'xxx"
+    ),
+    Case("a gate before the value", json.dumps(body(marco={"reward": "judge+check"})).encode(), 400, "alone"),
 ]
 
 
@@ -112,6 +116,7 @@ def test_a_chunked_body_past_the_limit_is_refused_as_soon_as_it_passes(server: S
     sock.close()
     assert reply.startswith("HTTP/1.1 413"), reply[:200]
     assert "larger than 8388608 bytes" in reply
+    assert "connection: close" in reply.lower()  # round 4: the unread rest cannot start a request
     assert time.monotonic() - started < 15  # not read and tokenized in full (that took 25 s)
     assert server.health()["status"] == "ok"
 

@@ -77,6 +77,15 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             fail("aborted")
             sys.exit(1)
+        except OSError as exc:  # Typer writes the shell's rc file itself: a read-only HOME, a folder
+            if "--install-completion" not in (sys.argv[1:] if args is None else list(args)):
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(
+                escape(f"cannot install shell completion: {exc.strerror or exc}{where}; ")
+                + "`marco --show-completion` prints the script to add yourself"
+            )
+            sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -25,14 +25,25 @@ from marco_cli.record.results import Summary
 from marco_cli.runs import bench, datasets, paper
 from marco_cli.runs.summary import summarize
 from marco_cli.search.config import SAMPLING, SearchConfig
+from marco_cli.search.rewards import needs_judge
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
 
 
 def _split(values: list[str]) -> list[str]:
-    """Comma-separated specs; a comma inside [flags] does not split."""
-    return [part.strip() for value in values for part in re.split(r",(?![^\[]*\])", value) if part.strip()]
+    """Comma-separated specs; a comma inside [flags] does not split (one pass over each value:
+    a lookahead pattern rescanned the rest of the value at every comma)."""
+    parts: list[str] = []
+    for value in values:
+        depth, start = 0, 0
+        for index, char in enumerate(value):
+            depth = depth + 1 if char == "[" else max(0, depth - 1) if char == "]" else depth
+            if char == "," and depth == 0:
+                parts.append(value[start:index])
+                start = index + 1
+        parts.append(value[start:])
+    return [part.strip() for part in parts if part.strip()]
 
 
 def _table(summary: Summary) -> Table:
@@ -240,13 +251,19 @@ def bench_cmd(
     if not problems:
         raise MarcoError(f"--offset {offset} selects no problem: {dataset} has {len(everything)}", code=2)
     configs = _configs(options, strategy, granularity)
-    session = open_session("bench", options, max(c.branches for c in configs.values()))
+    judged = any(needs_judge(c.reward) for c in configs.values())
+    session = open_session("bench", options, max(c.branches for c in configs.values()), judged)
     label = session.info.label
     out = (
         out
         or Path("bench-out") / f"{datasets.folder_name(dataset)}-{label.replace(':', '-').replace('/', '_')}"
     )
-    meta = {"dataset": dataset, "model": label, "settings": {n: c.as_dict() for n, c in configs.items()}}
+    meta = {
+        "dataset": dataset,
+        "problems_sha256": bench.fingerprint(everything),
+        "model": label,
+        "settings": {n: c.as_dict() for n, c in configs.items()},
+    }
     bench.prepare_run_dir(out, meta)
     if html is not None:  # checked before the search: a bad folder must not cost the hour after it
         make_folder(html)

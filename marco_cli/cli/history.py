@@ -30,6 +30,9 @@ def log_cmd(
     if as_json:
         print(json.dumps([row.to_json() for row in rows], ensure_ascii=False, indent=2))
         return
+    if not rows:  # said on stderr: a pipe still reads no lines
+        err_console().print("no runs yet: `marco solve QUESTION` records one", highlight=False)
+        return
     if not sys.stdout.isatty():  # a pipe gets every field whole, one run per line
         for row in _cells(rows):
             print("\t".join(row))

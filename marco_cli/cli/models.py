@@ -149,7 +149,8 @@ def models_cmd(
         local = "[green]yes[/]" if row.downloaded else "[dim]no[/]"
         if row.downloaded and row.origin in stores.REMOVE_COMMAND:
             local = f"[green]{row.origin}[/]"
-        table.add_row(Text(name), row.quant, _human(row.size), local, Text(row.path or ""))
+        shown = (Text(visible(name)), Text(visible(row.quant)), _human(row.size), local)
+        table.add_row(*shown, Text(visible(row.path or "")))  # names read from disk: escapes shown
     console = out_console()
     console.print(table)
     for row in rows:  # what Ollama's manifest adds: shown, not used (docs/models.md: Ollama and LM Studio)

@@ -17,7 +17,7 @@ import typer
 from marco_cli.cli import signals
 from marco_cli.cli.options import EngineOptions, Options
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, clip
 from marco_cli.record.record import ModelInfo
 from marco_cli.search.verifier import RANKS
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
@@ -157,19 +157,34 @@ def verifier_options(options: Options) -> Options | None:
     return replace(options, model=engine.verifier or options.model, engine=own)
 
 
-def open_session(command: str, options: Options, branches: int) -> Session:
+def open_session(command: str, options: Options, branches: int, judged: bool = True) -> Session:
     """The command's model, and its verifier when another is named (opened second: a model
-    that cannot load fails before the verifier is loaded for nothing)."""
-    opened = engine_factory(options, branches)
+    that cannot load fails before the verifier is loaded for nothing). `judged`: whether any
+    reward of the command asks a verifier; a verifier nothing asks is said and not opened."""
     wanted = verifier_options(options)
+    if wanted is not None and not judged:
+        warn(
+            "--verifier/--verifier-backend not opened: no reward of this run asks a verifier "
+            "(judge, answered+judge and finished+judge-steps do)"
+        )
+        wanted = None
+    opened = engine_factory(options, branches)
     if wanted is None:
         return Session(command, opened, options)
     try:
         verifier = engine_factory(wanted, RANKS)
+    except MarcoError as exc:
+        opened.engine.close()
+        raise MarcoError(f"the verifier ({_named(wanted)}): {exc}", code=exc.code) from None
     except BaseException:
         opened.engine.close()
         raise
     return Session(command, opened, options, verifier)
+
+
+def _named(wanted: Options) -> str:
+    """The verifier as the user named it, for its errors."""
+    return clip(wanted.engine.backend or wanted.model or "the searching model", 60)
 
 
 def engine_settings(engine: ChatEngine) -> dict[str, int | bool]:

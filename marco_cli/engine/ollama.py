@@ -23,6 +23,7 @@ import difflib
 import functools
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -30,7 +31,7 @@ from marco_cli.contract import Sampling, StopRule
 from marco_cli.engine.logprobs import Alternative, Scored, ShapeError, from_native, native_alternatives
 from marco_cli.engine.prompt import CHATML_TEMPLATE, render_chat, with_system_prompt
 from marco_cli.engine.remote import RemoteEngine, sampling_fields
-from marco_cli.engine.transport import JSON, BackendError, Refused, Transport
+from marco_cli.engine.transport import JSON, BackendError, Refused, Silent, Transport
 from marco_cli.errors import clip
 
 LOGPROBS_SINCE = (0, 12, 11)
@@ -38,12 +39,15 @@ NO_OLLAMA_LOGPROBS = "the server returned no per-token logprobs; marco needs Oll
 MAX_TOP_LOGPROBS = 20  # Ollama refuses more (server/routes.go)
 
 
-def ollama_version(url: str, timeout: float) -> str | None:
+def ollama_version(url: str, timeout: float, deadline: float | None = None) -> str | None:
     """The version an Ollama server reports at `/api/version`; None when the server is not
-    Ollama (no such endpoint) or cannot be reached (the engine that follows says why)."""
-    transport = Transport(url.rstrip("/").removesuffix("/v1"), None, None, timeout, 0, 0.0)
+    Ollama (no such endpoint) or cannot be reached (the engine that follows says why). A server
+    that does not answer in time is silent for every request: said now, not after a second wait."""
+    transport = Transport(url.rstrip("/").removesuffix("/v1"), None, None, timeout, 0, 0.0, deadline)
     try:
         answer = transport.call("GET", "/api/version")
+    except Silent:
+        raise
     except (Refused, BackendError):
         return None
     version = answer.get("version")
@@ -97,6 +101,7 @@ class OllamaEngine(RemoteEngine):
         parallel: int | None = None,
         fallback_parallel: int = 4,
         retries: int = 3,
+        deadline: float | None = None,
     ) -> None:
         self.pieces = Pieces()  # before the base class tokenizes anything
         self.version = version
@@ -107,6 +112,7 @@ class OllamaEngine(RemoteEngine):
             parallel=parallel,
             fallback_parallel=fallback_parallel,
             retries=retries,
+            deadline=deadline,
         )
         check_version(version, self.root)
         if model is not None:
@@ -205,6 +211,14 @@ def connect(
 ) -> RemoteEngine:
     """The engine for a server: Ollama's own API when `/api/version` says Ollama (`model`: the
     name Ollama runs; None: the first it lists), else llama-server's or an OpenAI-compatible one."""
-    version = ollama_version(url, timeout)
+    deadline = time.monotonic() + timeout  # the whole attempt, probe included, within --timeout
+    version = ollama_version(url, timeout, deadline)
     make = RemoteEngine if version is None else functools.partial(OllamaEngine, version=version, model=model)
-    return make(url, timeout=timeout, parallel=parallel, fallback_parallel=fallback_parallel, retries=retries)
+    return make(
+        url,
+        timeout=timeout,
+        parallel=parallel,
+        fallback_parallel=fallback_parallel,
+        retries=retries,
+        deadline=deadline,
+    )

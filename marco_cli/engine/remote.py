@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
@@ -87,10 +88,12 @@ class RemoteEngine:
         parallel: int | None = None,
         fallback_parallel: int = 4,
         model: str | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """`deadline`: the monotonic time by which connecting (the requests below) must be done."""
         root, basic = split_credentials(url.rstrip("/").removesuffix("/v1"))
         key = api_key if api_key is not None else os.environ.get("MARCO_API_KEY")
-        self.http = Transport(root, key, basic, timeout, retries, backoff)
+        self.http = Transport(root, key, basic, timeout, retries, backoff, deadline)
         self._lock = threading.Lock()
         self.evaluated = 0  # prompt tokens the server reported processing
         self.generated = 0  # tokens in the generations returned so far, as `Engine.generated`
@@ -117,6 +120,7 @@ class RemoteEngine:
         self._gate = threading.BoundedSemaphore(self.parallel)
         self._bos: list[int] = []  # set first: tokenize("") below reads it
         self._bos = self.tokenize("")
+        self.http = replace(self.http, deadline=None)  # connected: each request has the timeout
 
     @property
     def root(self) -> str:

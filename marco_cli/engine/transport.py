@@ -34,6 +34,10 @@ class BackendError(MarcoError):
     """The server failed (down, killed, timed out, or answered without what we need)."""
 
 
+class Silent(BackendError):
+    """The server did not answer within the time allowed."""
+
+
 class Refused(BackendError):
     """The server answered 4xx: the request (or the endpoint) is not acceptable to it."""
 
@@ -72,6 +76,19 @@ class Transport:
     timeout: float  # seconds a request may wait for the server's answer
     retries: int  # tries after the first, on connection errors and 5xx
     backoff: float  # seconds before the first retry, doubling after
+    # while connecting: the monotonic time the whole attempt (probes, retries, setup requests)
+    # must end by, so that `--timeout 10` is ten seconds in all, not ten for each request
+    deadline: float | None = None
+
+    def budget(self) -> float:
+        """Seconds the next request may wait: the timeout, or less when a connection attempt's
+        deadline is nearer (past it: the server is silent)."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.silent()
+        return min(self.timeout, left)
 
     def open(self, method: str, path: str, body: JSON | None) -> HTTPResponse:
         """Open one request with retries on connection errors and 5xx; one clear error otherwise."""
@@ -81,18 +98,19 @@ class Transport:
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif self.basic:
             headers["Authorization"] = f"Basic {self.basic}"
-        last = ""
+        last, answered = "", False
         for attempt in range(self.retries + 1):
             self.pause(attempt)
             request = urllib.request.Request(self.root + path, data=data, headers=headers, method=method)
             try:
-                response: HTTPResponse = urllib.request.urlopen(request, timeout=self.timeout)
+                response: HTTPResponse = urllib.request.urlopen(request, timeout=self.budget())
                 return response
             except urllib.error.HTTPError as exc:
                 detail = one_line(exc.read()[:2000].decode("utf-8", "replace"))
                 if exc.code < 500:
                     raise Refused(f"the server refused {path}: HTTP {exc.code} {detail}") from None
-                last = f"HTTP {exc.code} {detail}"
+                last, answered = f"HTTP {exc.code} {detail}".strip(), True
+                continue
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, TimeoutError):
                     raise self.silent() from None
@@ -101,15 +119,22 @@ class Transport:
                 raise self.silent() from None
             except (OSError, HTTPException) as exc:  # refused, reset, or not HTTP at all
                 last = one_line(str(exc)) or type(exc).__name__  # a reply's first line may be in it
+            answered = False
+        if answered:  # reached: it failed, every time
+            tries = f"{self.retries + 1} tries" if self.retries else "one try"
+            raise BackendError(f"the server at {self.root} failed {path} with {last} ({tries})")
         raise BackendError(f"cannot reach the server at {self.root} ({last})")
 
     def pause(self, attempt: int) -> None:
         """Before a retry: the backoff, doubling from `backoff` (nothing before the first try)."""
         if attempt:
-            time.sleep(self.backoff * 2 ** (attempt - 1))
+            wait = self.backoff * 2 ** (attempt - 1)
+            if self.deadline is not None:
+                wait = min(wait, max(0.0, self.deadline - time.monotonic()))
+            time.sleep(wait)
 
-    def silent(self) -> BackendError:
-        return BackendError(f"the server at {self.root} did not answer within {self.timeout:g}s (--timeout)")
+    def silent(self) -> Silent:
+        return Silent(f"the server at {self.root} did not answer within {self.timeout:g}s (--timeout)")
 
     def garbled(self, path: str, what: str) -> BackendError:
         return BackendError(f"the server at {self.root} answered {path} with {what}")
@@ -123,7 +148,7 @@ class Transport:
         """Around reading an answer, within the request's deadline: a timeout is the server not
         answering, a reset or a body cut short is the server going away (`open` maps the same
         failures while connecting)."""
-        deadline = Deadline(response, self.timeout - (time.monotonic() - started))
+        deadline = Deadline(response, min(self.timeout - (time.monotonic() - started), self._left()))
         try:
             yield
             if deadline.expired:
@@ -135,6 +160,9 @@ class Transport:
         finally:
             deadline.close()
             response.close()
+
+    def _left(self) -> float:
+        return self.timeout if self.deadline is None else self.deadline - time.monotonic()
 
     def call(self, method: str, path: str, body: JSON | None = None) -> JSON:
         """One request answered with one JSON object (an empty answer reads as `{}`)."""

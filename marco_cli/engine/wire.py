@@ -17,7 +17,7 @@ def one_line(body: str) -> str:
         body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
     except (json.JSONDecodeError, AttributeError):
         pass
-    text = " ".join(re.sub(r"<[^>]*>", " ", body).split())
+    text = " ".join(re.sub(r"<[^<>]*>", " ", body).split())
     return text if len(text) <= 160 else text[:159] + "…"
 
 

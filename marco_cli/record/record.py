@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from marco_cli.errors import clip
 from marco_cli.record.saved import (
     JsonObject,
     NodeRecord,
@@ -175,7 +176,9 @@ class Record:
         value = reward_function(reward)
         unjudged = any(r.answer and r.judged is None for r in self.rollouts)
         if unjudged and parse_reward(reward).judges_answers:
-            raise ValueError(f"reward {reward!r} needs the verifier's verdicts, and this run has none")
+            raise ValueError(
+                f"reward '{clip(reward, 60)}' needs the verifier's verdicts, and this run has none"
+            )
         rollouts = tuple(replace(r, reward=rounded(value(r.scored()))) for r in self.rollouts)
         return replace(self, rollouts=rollouts, search=replace(self.search, reward=reward))
 
@@ -186,7 +189,7 @@ class Record:
             "question": self.question,
             "messages": [m.to_json() for m in self.messages],
             "model": asdict(self.model),
-            "settings": {**asdict(self.search), **self.engine},
+            "settings": {**self.search.as_dict(), **self.engine},
             "answer": self.answer,
             "thought": self.thought,
             "response": self.response,

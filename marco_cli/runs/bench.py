@@ -7,17 +7,18 @@ line folds them into its progress bar; nothing here draws.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from marco_cli import tasks
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError, PromptTooLong
+from marco_cli.errors import MarcoError, PromptTooLong, clip
 from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.record.results import RESULT_FIELDS, ResultRow
@@ -212,6 +213,33 @@ def same_settings(old: object, new: Mapping[str, object]) -> bool:
     return isinstance(old, dict) and all(old.get(k, v) == v for k, v in new.items())
 
 
+def fingerprint(problems: Sequence[Problem]) -> str:
+    """The dataset's questions and gold answers as one sha256: a resume must read the same
+    problems, whatever the dataset is called."""
+    text = json.dumps([[p.question, p.answer] for p in problems], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _same_problems(out: Path, old: dict[str, object], meta: JsonObject) -> None:
+    """Resuming into a folder that holds another dataset (or other problems under the same
+    name: a file changed since) is a usage error naming both. A folder from before the
+    fingerprint was kept is checked by the dataset's name alone."""
+    before, now = old.get("dataset"), meta["dataset"]
+    if before is not None and before != now:
+        raise MarcoError(
+            f"{out} holds results of dataset {clip(str(before), 60)}, not {clip(str(now), 60)}; "
+            "pass another --out",
+            code=2,
+        )
+    kept = old.get("problems_sha256")
+    if kept is not None and kept != meta["problems_sha256"]:
+        raise MarcoError(
+            f"{out} holds results of other problems under the name {clip(str(now), 60)} "
+            "(the dataset changed since); pass another --out",
+            code=2,
+        )
+
+
 def prepare_run_dir(out: Path, meta: JsonObject) -> None:
     """Create the results folder, or check that it holds results of the same settings (then the
     run resumes); record the settings there."""
@@ -224,6 +252,7 @@ def prepare_run_dir(out: Path, meta: JsonObject) -> None:
             raise MarcoError(f"{meta_path} is damaged; pass another --out", code=2) from None
         if not isinstance(old, dict):
             raise MarcoError(f"{meta_path} is not a marco bench file; pass another --out", code=2)
+        _same_problems(out, old, meta)
         if old.get("model") != meta["model"] or any(
             not same_settings(old.get("settings", {}).get(n, c), c) for n, c in meta["settings"].items()
         ):

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from marco_cli.errors import MarcoError, clip
+from marco_cli.files import user_path
 from marco_cli.runs.arith import generate
 from marco_cli.runs.bench import Problem, load_dataset
 
@@ -29,7 +30,8 @@ MGSM_LANGUAGES = {
 }
 MGSM = "MGSM (Shi et al. 2022, arXiv 2210.03057), google-research/url-nlp"
 GSM8K = "GSM8K test split (Cobbe et al. 2021, arXiv 2110.14168), openai/grade-school-math"
-_ARITH = re.compile(r"^arith:(\d{1,6})(?::(\d{1,12}))?$")
+_HUB_PART = re.compile(r"[\w.-]{1,96}")  # a Hub owner, repository or path part
+_ARITH = re.compile(r"^arith:([^:]*)(?::(.*))?$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,12 @@ class Loaded:
 
 def _arith(spec: str) -> Loaded:
     found = _ARITH.match(spec)
-    if found is None or int(found[1]) < 1:
-        raise MarcoError(f"'{clip(spec)}' is not like arith:N[:SEED] (N from 1 to 999999)", code=2)
+    if found is None:
+        raise MarcoError(f"'{clip(spec)}' is not like arith:N[:SEED]", code=2)
+    if not re.fullmatch(r"\d{1,6}", found[1]) or int(found[1]) < 1:
+        raise MarcoError(f"'{clip(spec)}': N is a whole number from 1 to 999999", code=2)
+    if found[2] is not None and not re.fullmatch(r"\d{1,12}", found[2]):
+        raise MarcoError(f"'{clip(spec)}': SEED is a whole number from 0 to 999999999999", code=2)
     count, seed = int(found[1]), int(found[2] or 11)
     problems = [
         Problem(i, question, str(answer)) for i, (question, answer) in enumerate(generate(count, seed))
@@ -85,6 +91,14 @@ def _hub(spec: str) -> Loaded:
     parts = spec.removeprefix("hf:datasets/").split("/", 2)
     if len(parts) != 3 or not all(parts) or not parts[2].endswith((".jsonl", ".tsv", ".json")):
         raise MarcoError(f"'{clip(spec)}' is not like hf:datasets/OWNER/REPO/FILE.jsonl", code=2)
+    segments = [parts[0], parts[1], *parts[2].split("/")]
+    bad = next((s for s in segments if s in (".", "..") or not _HUB_PART.fullmatch(s)), None)
+    if bad is not None:
+        raise MarcoError(
+            f"'{clip(spec)}': '{clip(bad, 40)}' is not a name the Hub allows (letters, digits, - _ . only; "
+            "no . or .. parts)",
+            code=2,
+        )
     path = download.dataset_file(f"{parts[0]}/{parts[1]}", parts[2])
     return Loaded(spec, load_dataset(path))
 
@@ -92,7 +106,7 @@ def _hub(spec: str) -> Loaded:
 def load(spec: str) -> Loaded:
     """A dataset by name, generator, Hub file or path. A file on disk is read as today; a name
     is looked up only when no such file exists (a folder named `gsm8k` does not shadow it)."""
-    path = Path(spec).expanduser()
+    path = user_path(spec, "the dataset")
     if path.is_file():
         return Loaded(str(path), load_dataset(path))
     if spec in BY_NAME:

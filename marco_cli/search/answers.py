@@ -8,11 +8,13 @@ import unicodedata
 _OUTPUT = re.compile(r"<Output>(.*?)(?:</Output>|$)", re.DOTALL | re.IGNORECASE)
 _THOUGHT = re.compile(r"<Thought>(.*?)(?:</Thought>|<Output>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER_IS = re.compile(
-    r"(?:answer\s+is\s*:?|answer\s*:|答案是\s*[:：]?|答案\s*[:：]|^\s*####)[ \t]*([^\n]*)", re.I | re.M
+    r"(?:answer\s+is\s*:?|answer\s*:|答案是\s*[:：]?|答案\s*[:：]|^[^\S\n]*####)[ \t]*([^\n]*)", re.I | re.M
 )
-# an untagged answer under a label line: "Output: ...", "**Translation:** ...", "Final answer: ..."
+# an untagged answer under a label line: "Output: ...", "**Translation:** ...", "Final answer: ...";
+# no two adjacent parts here can match the same character (each pattern reads a text in linear time)
 _LABEL = re.compile(
-    r"^[ \t]*[*_#]*[ \t]*(?:output|final\s+answer|translation)[ \t]*[*_]*[ \t]*[:：][*_]*[ \t]*", re.I | re.M
+    r"^[ \t]*(?:[*_#]+[ \t]*)?(?:output|final\s+answer|translation)[ \t]*(?:[*_]+[ \t]*)?[:：][*_]*[ \t]*",
+    re.I | re.M,
 )
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _END_TOKENS = re.compile(r"<\|im_end\|>|<\|endoftext\|>|</s>")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, get_args
 
+from marco_cli.errors import clip
 from marco_cli.search.arithmetic import wrong
 
 
@@ -185,16 +186,23 @@ def parse_reward(spec: str) -> RewardSpec:
     """`finished`, `check`, `answer+check`, ...; ValueError says what is wrong."""
     head, *rest = ALONE.get(spec.strip(), spec).split("+")
     value = _value(head.strip())
+    shown = clip(spec, 60)  # a 120 KB reward is not echoed back whole
+    if value is None and head.strip() in ALONE:
+        alone = ALONE[head.strip()]
+        raise ValueError(
+            f"reward '{shown}': {head.strip()} alone stands for {alone}; with more gates, name the "
+            f"value first ({alone}+{'+'.join(g.strip() for g in rest)})"
+        )
     if value is None:
         raise ValueError(
-            f"reward {spec!r}: starts with one of {', '.join(get_args(RewardValue))} "
-            f"(then +{' +'.join(get_args(RewardGate))})"
+            f"reward '{shown}': starts with one of {', '.join(get_args(RewardValue))} "
+            f"(then +{' +'.join(get_args(RewardGate))}), or is one gate alone ({', '.join(ALONE)})"
         )
     gates = [_gate(g.strip()) for g in rest]
     known = [g for g in gates if g is not None]
     if len(known) != len(rest) or len(set(known)) != len(known):
         gate_names = ", ".join(get_args(RewardGate))
-        raise ValueError(f"reward {spec!r}: after the value come distinct gates: {gate_names}")
+        raise ValueError(f"reward '{shown}': after the value come distinct gates: {gate_names}")
     return RewardSpec(value, tuple(known))
 
 

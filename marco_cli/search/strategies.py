@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from marco_cli.contract import Model
+from marco_cli.errors import clip
 from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import STRATEGIES, SearchConfig, SearchResult
 from marco_cli.search.events import Listener, ignore
@@ -34,5 +35,5 @@ def run_search(
     """Run the configured strategy: the MCTS, or one of the paper's baselines. A reward that
     asks a verifier (`judge`, `judge-steps`) needs `judge` (search/verifier.py builds one)."""
     if judge is None and needs_judge(config.reward):
-        raise ValueError(f"reward {config.reward!r} needs a verifier (a judge) to ask")
+        raise ValueError(f"reward '{clip(config.reward, 60)}' needs a verifier (a judge) to ask")
     return RUNS[config.strategy](model, prompt, config, listener, clock, judge)

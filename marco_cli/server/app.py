@@ -59,8 +59,12 @@ class ServerSettings:
 
 
 def error_response(error: ApiError) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if error.status == 503 else None
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    """The error as JSON; a 503 says when to retry, and a 413 closes the connection (the rest of
+    the refused body may still be arriving: the connection cannot carry another request)."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if error.status == 503 else {}
+    if error.status == 413:
+        headers["Connection"] = "close"
+    return JSONResponse(error.body(), status_code=error.status, headers=headers or None)
 
 
 def api_error(exc: MarcoError) -> ApiError:

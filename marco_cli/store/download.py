@@ -7,9 +7,6 @@ HF_HOME, HF_TOKEN), so a test or a user can change them without re-importing any
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,9 +25,8 @@ from huggingface_hub import (
 from huggingface_hub.file_download import http_get, repo_folder_name
 from huggingface_hub.utils import build_hf_headers
 
-from marco_cli.errors import MarcoError
-from marco_cli.files import marco_home
-from marco_cli.store import stores
+from marco_cli.errors import MarcoError, clip
+from marco_cli.store import hashes, stores
 from marco_cli.store.gguf import check_gguf, is_gguf
 from marco_cli.store.registry import (
     EntrySpec,
@@ -147,58 +143,15 @@ def _check_disk(part: FilePart, needed: int) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _memo_path() -> Path:
-    return marco_home() / "verified.json"
-
-
-def _memo_key(path: Path) -> tuple[str, list[object]]:
-    """A file's identity for the memo: its real path, and its size and mtime (a file replaced
-    or rewritten in place changes one of them, and is hashed again)."""
-    real = path.resolve()
-    stat = real.stat()
-    return str(real), [stat.st_size, stat.st_mtime_ns]
-
-
-def _memo() -> dict[str, object]:
-    try:
-        loaded = json.loads(_memo_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def _remember(path: Path, sha256: str) -> None:
-    """Best effort: a memo that cannot be written costs a hash next time, nothing more."""
-    key, identity = _memo_key(path)
-    memo = {**_memo(), key: [*identity, sha256]}
-    with contextlib.suppress(OSError):
-        _memo_path().parent.mkdir(parents=True, exist_ok=True)
-        tmp = _memo_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps(memo), encoding="utf-8")
-        tmp.replace(_memo_path())
-
-
 def check_pinned(path: Path, part: FilePart, label: str) -> None:
     """A cached file against the sha256 the registry pins (remembered once it matched)."""
     if part.sha256 is None:
         return
-    key, identity = _memo_key(path)
-    if _memo().get(key) == [*identity, part.sha256]:
-        return
-    if _sha256(path) != part.sha256:
+    if not hashes.matches(path, part.sha256):
         raise MarcoError(
             f"{part.name} in the cache does not match the registry's sha256 (damaged or replaced): "
             f"run 'marco rm {label} --yes' and 'marco pull {label}'"
         )
-    _remember(path, part.sha256)
 
 
 def _verify(path: Path, part: FilePart) -> None:
@@ -209,10 +162,8 @@ def _verify(path: Path, part: FilePart) -> None:
             f"{part.name} is {path.stat().st_size} bytes, expected {part.exact_bytes}: "
             f"delete it with 'marco rm' and pull again"
         )
-    if part.sha256 is not None:
-        if _sha256(path) != part.sha256:
-            raise MarcoError(f"{part.name} failed its sha256 check: delete it and pull again")
-        _remember(path, part.sha256)
+    if part.sha256 is not None and not hashes.matches(path, part.sha256):
+        raise MarcoError(f"{part.name} failed its sha256 check: delete it and pull again")
 
 
 def dataset_file(repo: str, filename: str) -> Path:
@@ -240,6 +191,11 @@ def dataset_file(repo: str, filename: str) -> Path:
 
 
 def _explain(exc: BaseException, repo: str, filename: str) -> MarcoError:
+    if isinstance(exc, hf_errors.HFValidationError):  # retrying cannot help: a usage error
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+        return MarcoError(
+            f"{clip(repo)}/{clip(filename)} is not a name the Hub allows: {clip(why, 120)}", code=2
+        )
     if isinstance(exc, hf_errors.GatedRepoError):
         return MarcoError(f"{repo} is gated: accept its terms on the Hub and set HF_TOKEN")
     if isinstance(exc, hf_errors.RepositoryNotFoundError):

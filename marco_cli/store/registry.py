@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from marco_cli.errors import MarcoError, clip
-from marco_cli.files import marco_home
+from marco_cli.files import marco_home, user_path
 from marco_cli.store.stores import Pin, StoreFileSpec, resolve_lmstudio, resolve_ollama
 
 PROMPT_STYLES = ("marco", "plain")
@@ -368,16 +368,13 @@ def parse_spec(text: str, registry: Registry) -> ModelSpec:
     if text.startswith("lmstudio:"):
         return resolve_lmstudio(text.removeprefix("lmstudio:"), registry.pins())
     if text.endswith(".gguf") or os.sep in text or text.startswith("."):
+        path = user_path(text, "the model path")
         try:
-            path = Path(text).expanduser()
-        except RuntimeError:  # `~name` of a user this machine does not have
-            raise MarcoError(
-                f"cannot read the model path '{clip(text)}': no such user's home", code=2
-            ) from None
-        try:
-            found = path.is_file()
+            found, folder = path.is_file(), path.is_dir()
         except OSError as exc:  # a name too long for the file system, a loop of links
             raise MarcoError(f"cannot read the model path '{clip(text)}': {exc.strerror}", code=2) from None
+        if folder:
+            raise MarcoError(f"the model path {clip(str(path))} is a folder, not a GGUF file", code=2)
         if not found:
             raise MarcoError(f"model file not found: {clip(str(path))}")
         return FileSpec(path.resolve())

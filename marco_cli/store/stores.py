@@ -14,16 +14,23 @@ the v2 path is looked up first, and the public host under either spelling. A man
 `layers` name blobs by `digest` (`sha256:<64 hex>`, stored as `blobs/sha256-<hex>`); the model
 is the layer of media type `application/vnd.ollama.image.model`; `...image.system` holds a system
 prompt, `...image.params` a JSON object of parameters (`stop` among them), `...image.template`
-the prompt template. A model blob's name is its sha256, so it is matched against the registry's
-pinned hashes without hashing it.
+the prompt template. A model blob's name claims its sha256; a blob is taken for a registry entry
+only when its content hashes to the entry's pin (hashed once, remembered by size and mtime).
 
 LM Studio keeps `PUBLISHER/REPO/FILE.gguf` under `$LMSTUDIO_MODELS`, else `~/.lmstudio/models`,
-else the older `~/.cache/lm-studio/models`.
+else the older `~/.cache/lm-studio/models`. A file there is taken for a registry entry by its hash
+alone (a file's name says nothing: anything can be saved as `Marco-o1-Q4_K_M.gguf`); the hash is
+computed only for a file of the pinned size (or of the pinned name, when no size is pinned).
+
+These folders belong to other tools and are read as untrusted: a manifest that is not JSON (or
+is nested too deep to read), a folder that cannot be read, a link that leads nowhere, a `.gguf`
+that is not one: each is one error naming it, and a listing skips it with a warning.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import os
 import re
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from marco_cli.errors import MarcoError, clip
+from marco_cli.store import hashes
 from marco_cli.store.gguf import is_gguf
 
 Tool = Literal["ollama", "lmstudio"]
@@ -154,16 +162,52 @@ def ollama_names(root: Path) -> list[tuple[OllamaName, Path]]:
     found: dict[str, tuple[OllamaName, Path]] = {}
     for folder in ("manifests-v2", "manifests"):
         base = root / folder
-        try:
-            paths = sorted(base.glob("*/*/*/*"))
-        except OSError as exc:
-            raise MarcoError(f"cannot read Ollama's store at {base}: {exc.strerror or exc}") from None
-        for path in paths:
+        for path in _walk(base, 4, "Ollama's store"):
             host, namespace, model, tag = path.relative_to(base).parts
             name = OllamaName(host, namespace, model, tag)
-            if path.is_file() and name.short not in found:
+            if name.short not in found and _is_file(path, "Ollama's manifest"):
                 found[name.short] = (name, path)
     return sorted(found.values(), key=lambda item: item[0].short)
+
+
+def _is_folder(folder: Path, what: str) -> bool:
+    """A folder is there (one on the way that cannot be read is an error naming it)."""
+    try:
+        return folder.is_dir()
+    except OSError as exc:
+        raise MarcoError(f"cannot read {what} at {folder}: {exc.strerror or exc}") from None
+
+
+def _walk(base: Path, depth: int, what: str) -> list[Path]:
+    """Every path `depth` folders below `base`, sorted; a folder on the way that cannot be read
+    is an error naming it (glob would skip it silently). No `base`: nothing."""
+    level = [base]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                if not folder.is_dir():
+                    continue
+                below += sorted(folder.iterdir())
+            except OSError as exc:
+                raise MarcoError(f"cannot read {what} at {folder}: {exc.strerror or exc}") from None
+        level = below
+    return level
+
+
+def _is_file(path: Path, what: str) -> bool:
+    """A plain file is there; nothing there is False; anything else (unreadable, a link loop)
+    is an error naming the path."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise MarcoError(f"{what} {path} is a link to nothing ({os.readlink(path)})") from None
+        return False
+    except OSError as exc:
+        why = "a link that leads back to itself" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise MarcoError(f"cannot read {what} {path}: {why}") from None
+    return path.is_file()
 
 
 def _blob(root: Path, digest: object, where: Path) -> Path:
@@ -176,8 +220,10 @@ def _blob(root: Path, digest: object, where: Path) -> Path:
 def _layers(path: Path) -> list[dict[str, object]]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not JSON"
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "nested too deep" if isinstance(
+            exc, RecursionError
+        ) else "not JSON"
         raise MarcoError(f"Ollama's manifest {path} cannot be read ({why})") from None
     layers = manifest.get("layers") if isinstance(manifest, dict) else None
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
@@ -198,7 +244,7 @@ def _layer_text(root: Path, layers: Sequence[dict[str, object]], kind: str, wher
 def _stops(params: str | None) -> tuple[str, ...]:
     try:
         stop = json.loads(params or "{}").get("stop", [])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ()
     return tuple(str(s) for s in stop) if isinstance(stop, list) else (str(stop),)
 
@@ -207,10 +253,11 @@ def _find_manifest(text: str, name: OllamaName) -> tuple[Path, Path]:
     roots = ollama_roots()
     for root in roots:
         for path in _manifest_paths(root, name):
-            if path.is_file():
+            if _is_file(path, "Ollama's manifest"):
                 return root, path
-    known = [n.short for root in roots if root.is_dir() for n, _ in ollama_names(root)]
-    if not any(root.is_dir() for root in roots):
+    present = [root for root in roots if _is_folder(root, "Ollama's store")]
+    known = [n.short for root in present for n, _ in ollama_names(root)]
+    if not present:
         where = " or ".join(str(r) for r in roots)
         raise MarcoError(f"no Ollama store at {where} (set OLLAMA_MODELS to where `ollama` keeps models)")
     close = difflib.get_close_matches(name.short, known, n=3, cutoff=0.4)
@@ -233,12 +280,12 @@ def _from_manifest(root: Path, name: OllamaName, manifest: Path, pins: Sequence[
     if model is None:
         raise MarcoError(f"Ollama's manifest {manifest} has no model layer ({MODEL_LAYER})")
     blob = _blob(root, model.get("digest"), manifest)
-    if not blob.is_file():
+    if not _is_file(blob, f"Ollama's blob for {name.short}"):
         raise MarcoError(f"Ollama's blob {blob} for {name.short} is missing: run `ollama pull {name.short}`")
     if not is_gguf(blob):
         raise MarcoError(f"Ollama's blob {blob} for {name.short} is not a GGUF file (bad magic bytes)")
     digest = blob.name.removeprefix("sha256-")
-    pin = next((p for p in pins if p.sha256 == digest), None)
+    pin = next((p for p in pins if p.sha256 == digest and hashes.matches(blob, digest)), None)
     return StoreFileSpec(
         "ollama",
         f"ollama:{name.short}",
@@ -263,9 +310,18 @@ def lmstudio_roots() -> list[Path]:
     return [Path.home() / ".lmstudio" / "models", Path.home() / ".cache" / "lm-studio" / "models"]
 
 
+def _identifies(pin: Pin, path: Path, size: int) -> bool:
+    """Is this file the pinned one? By its hash only, computed for a file of the pinned size
+    (or, with no size pinned, of the pinned name): a name alone proves nothing."""
+    if pin.sha256 is None:
+        return False
+    candidate = size == pin.exact_bytes if pin.exact_bytes is not None else path.name == pin.file
+    return candidate and hashes.matches(path, pin.sha256)
+
+
 def _lmstudio_spec(path: Path, root: Path, pins: Sequence[Pin]) -> StoreFileSpec:
     size = path.stat().st_size
-    pin = next((p for p in pins if p.file == path.name and p.exact_bytes in (None, size)), None)
+    pin = next((p for p in pins if _identifies(p, path, size)), None)
     ref = "lmstudio:" + "/".join(path.relative_to(root).parts)
     quant = pin.quant if pin else _quant(path.stem)
     matches = f"{pin.entry}:{pin.quant}" if pin else None
@@ -274,11 +330,12 @@ def _lmstudio_spec(path: Path, root: Path, pins: Sequence[Pin]) -> StoreFileSpec
 
 def _is_model(path: Path) -> bool:
     """A GGUF file that is a model (an `mmproj` file is an image projector, not a model)."""
-    return path.is_file() and not path.name.startswith("mmproj")
+    return path.name.endswith(".gguf") and not path.name.startswith("mmproj") and path.is_file()
 
 
 def _ggufs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.gguf") if _is_model(p))
+    """The model files in one LM Studio repo folder (a `.gguf` that is not a GGUF left out)."""
+    return [p for p in _walk(folder, 1, "LM Studio's folder") if _is_model(p) and is_gguf(p)]
 
 
 def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
@@ -288,13 +345,13 @@ def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
         p in ("", ".", "..") or not re.fullmatch(r"[\w.@+-]+", p) for p in parts
     ):
         raise MarcoError(f"'lmstudio:{clip(text)}' is not like lmstudio:PUBLISHER/REPO[/FILE.gguf]", code=2)
-    roots = [r for r in lmstudio_roots() if r.is_dir()]
+    roots = [r for r in lmstudio_roots() if _is_folder(r, "LM Studio's folder")]
     if not roots:
         where = " or ".join(str(r) for r in lmstudio_roots())
         raise MarcoError(f"no LM Studio models folder at {where} (set LMSTUDIO_MODELS)")
     for root in roots:
         folder = root / parts[0] / parts[1]
-        if not folder.is_dir():
+        if not _is_folder(folder, "LM Studio's folder"):
             continue
         files = [folder / parts[2]] if len(parts) == 3 else _ggufs(folder)
         if len(files) > 1:
@@ -306,30 +363,59 @@ def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
             if not is_gguf(files[0]):
                 raise MarcoError(f"{files[0]} is not a GGUF file (bad magic bytes)")
             return _lmstudio_spec(files[0], root, pins)
-    known = [s.ref.removeprefix("lmstudio:") for s in lmstudio_models(pins)]
+    known = [s.ref.removeprefix("lmstudio:") for s in lmstudio_models(pins) if isinstance(s, StoreFileSpec)]
     close = difflib.get_close_matches(text, known, n=3, cutoff=0.4)
     hint = f"; close: {', '.join(close)}" if close else ""
     raise MarcoError(f"LM Studio has no model '{clip(text)}'{hint}")
 
 
-def lmstudio_models(pins: Sequence[Pin]) -> list[StoreFileSpec]:
-    found = []
+def lmstudio_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
+    """Every model in LM Studio's folders (an unreadable folder or a `.gguf` that is not a GGUF
+    as its error, so that a listing warns and goes on)."""
+    found: list[StoreFileSpec | MarcoError] = []
     for root in lmstudio_roots():
-        try:
-            files = sorted(root.glob("*/*/*.gguf")) if root.is_dir() else []
-        except OSError as exc:
-            raise MarcoError(f"cannot read LM Studio's folder {root}: {exc.strerror or exc}") from None
-        found += [_lmstudio_spec(p, root, pins) for p in files if _is_model(p)]
+        for repo in _folders_below(root, found):
+            try:
+                files = _walk(repo, 1, "LM Studio's folder")
+            except MarcoError as exc:
+                found.append(exc)
+                continue
+            for path in files:
+                if not _is_model(path):
+                    continue
+                if is_gguf(path):
+                    found.append(_lmstudio_spec(path, root, pins))
+                else:
+                    found.append(MarcoError(f"LM Studio's {path} is not a GGUF file (bad magic bytes)"))
     return found
+
+
+def _folders_below(root: Path, errors: list[StoreFileSpec | MarcoError]) -> list[Path]:
+    """PUBLISHER/REPO folders under an LM Studio root; an unreadable one goes to `errors`."""
+    repos: list[Path] = []
+    try:
+        publishers = _walk(root, 1, "LM Studio's folder")
+    except MarcoError as exc:
+        errors.append(exc)
+        return repos
+    for publisher in publishers:
+        try:
+            repos += [p for p in _walk(publisher, 1, "LM Studio's folder") if p.is_dir()]
+        except MarcoError as exc:
+            errors.append(exc)
+    return repos
 
 
 def ollama_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
     """Every Ollama model on this machine, resolved (a broken one as its error)."""
     found: list[StoreFileSpec | MarcoError] = []
     for root in ollama_roots():
-        if not root.is_dir():
+        try:
+            names = ollama_names(root) if _is_folder(root, "Ollama's store") else []
+        except MarcoError as exc:
+            found.append(exc)
             continue
-        for name, manifest in ollama_names(root):
+        for name, manifest in names:
             try:
                 found.append(_from_manifest(root, name, manifest, pins))
             except MarcoError as exc:
@@ -338,13 +424,21 @@ def ollama_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
 
 
 def all_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
-    """What both stores hold (a broken Ollama model as its error), read once."""
+    """What both stores hold (a broken model or unreadable folder as its error), read once."""
     return [*ollama_models(pins), *lmstudio_models(pins)]
 
 
 def found_stores() -> dict[Tool, list[Path]]:
     """The store folders on this machine, for `marco doctor`."""
     return {
-        "ollama": [r for r in ollama_roots() if r.is_dir()],
-        "lmstudio": [r for r in lmstudio_roots() if r.is_dir()],
+        "ollama": [r for r in ollama_roots() if _exists(r)],
+        "lmstudio": [r for r in lmstudio_roots() if _exists(r)],
     }
+
+
+def _exists(folder: Path) -> bool:
+    """For a report: a folder that cannot even be looked at is reported as there."""
+    try:
+        return folder.is_dir()
+    except OSError:
+        return True
