@@ -85,7 +85,7 @@ def test_json_record_schema() -> None:
     stats = record["rollout_stats"]
     assert sum(stats.values()) == len(record["rollouts"])
     assert stats["finished"] == sum(r["status"] == "finished" for r in record["rollouts"])
-    assert record["schema"] == 3
+    assert record["schema"] == 4
     assert record["settings"]["parallel"] == 1 and record["settings"]["threads"] >= 1
     chosen = record["rollouts"][record["chosen_rollout"]]
     assert chosen["answer"] == record["answer"] and chosen["reward"] == record["confidence"]

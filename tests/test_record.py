@@ -83,7 +83,9 @@ def _everything_set(record: Record) -> Record:
         for n in record.nodes
     )
     model = ModelInfo("scripted", "model.gguf", "Q4_1", "local", "chatml")
-    search = replace(record.search, root_children=3, max_time=60.5, stop_confidence=0.875, stop_agree=2)
+    search = replace(
+        record.search, root_children=3, max_time=60.5, stop_confidence=0.875, stop_agree=2, select="branch"
+    )
     return replace(
         record,
         tokens=replace(record.tokens, verifier=17),

@@ -27,8 +27,10 @@ def reward_option(value: str) -> str:
     return value
 
 
-def rule_option(value: str) -> str:
-    """An answer rule's name (an old one read through the rules' aliases)."""
+def rule_option(value: str | None) -> str | None:
+    """An answer rule's name (an old one read through the rules' aliases); None: the strategy's."""
+    if value is None:
+        return None
     try:
         return rule_name(value)
     except ValueError as exc:
@@ -125,12 +127,14 @@ SEARCH_TYPES: dict[str, Any] = {
         ),
     ],
     "select": Annotated[
-        str,
+        str | None,
         typer.Option(
             callback=rule_option,
             metavar="RULE",
-            help="The answer rule: deepconf[-high|-low|-online], majority, reward-vote, reward, "
-            "visits, branch, trace, mbr, answer-conf|-vote|-branch, checked (docs/search.md).",
+            show_default=False,
+            help="The answer rule, for every strategy (default: the strategy's own): deepconf[-high|"
+            "-low|-online], majority, reward-vote, reward, visits, branch, trace, mbr, "
+            "answer-conf|-vote|-branch, checked (docs/search.md).",
         ),
     ],
     "stop_confidence": Annotated[

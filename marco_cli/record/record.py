@@ -31,13 +31,15 @@ from marco_cli.record.saved import (
     saved_node,
     saved_rollout,
 )
-from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.config import OWN_RULES, SearchConfig, SearchResult, own_rule
 from marco_cli.search.events import STOP_WHYS, StopWhy
 from marco_cli.search.rewards import parse_reward, reward_function
 from marco_cli.search.rules import ALIASES
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
-SCHEMA_VERSION = 3  # 2: rollouts carry status and confidence; rollout_stats; 3: select reward-vote
+# 2: rollouts carry status and confidence; rollout_stats; 3: select reward-vote; 4: `select` is
+# the rule that answered, for every strategy
+SCHEMA_VERSION = 4
 EngineSettings = dict[str, int | bool]  # what the engine ran with (threads, n_ctx, parallel, ...)
 _SEARCH_FIELDS = frozenset(f.name for f in fields(SearchConfig))
 
@@ -238,12 +240,21 @@ TREE_FIELDS = ("answer", "chosen_rollout", "path", "nodes", "rollouts", "setting
 _LEGACY_VALUES = {("reward", "rollout"): "paper", **{("select", old): new for old, new in ALIASES.items()}}
 
 
-def _split_settings(raw: Mapping[str, Any]) -> tuple[SearchConfig, EngineSettings]:
+def _split_settings(raw: Mapping[str, Any], schema: int) -> tuple[SearchConfig, EngineSettings]:
     """The saved settings: the search's own fields (missing ones at today's defaults, renamed
-    values under today's names), and the engine's (whole numbers and switches)."""
+    values under today's names), and the engine's (whole numbers and switches).
+
+    The saved `select` is the rule that answered; where it is the strategy's own for that reward
+    it reads back as None (so a record round-trips). Before schema 4 the sampling strategies
+    answered by their own rule whatever `select` said: such a record says so now."""
     search = {k: _LEGACY_VALUES.get((k, v), v) for k, v in raw.items() if k in _SEARCH_FIELDS}
     engine = {k: v for k, v in raw.items() if k not in _SEARCH_FIELDS and isinstance(v, int | bool)}
-    return SearchConfig(**search), engine
+    config = SearchConfig(**search)
+    if schema < 4 and config.strategy != "mcts":
+        config = replace(config, select=OWN_RULES[config.strategy])
+    if config.select == own_rule(config.strategy, config.reward):
+        config = replace(config, select=None)
+    return config, engine
 
 
 def _stop_why(value: object) -> StopWhy:
@@ -256,7 +267,7 @@ def _parse(data: Mapping[str, Any]) -> Record:
     if not isinstance(data, Mapping):
         raise RecordError("a run record is a JSON object")
     model = data.get("model") or {}
-    search, engine = _split_settings(data.get("settings") or {})
+    search, engine = _split_settings(data.get("settings") or {}, int(data.get("schema", 1)))
     question = str(data["question"])
     messages = tuple(Message(str(m["role"]), str(m["content"])) for m in data.get("messages") or ())
     tokens = data.get("tokens") or {}

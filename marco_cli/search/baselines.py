@@ -2,7 +2,7 @@
 `cot` (one greedy pass), `best-of-n` (the highest-reward finished answer of n samples, the
 paper's Test@N), `vote` (self-consistency: the answer of the most finished samples) and
 `deepconf` (DeepConf offline: the confidence-weighted vote of the most confident samples, see
-deepconf.py). Each answers by a rule from rules.py (`SAMPLING_RULES`)."""
+deepconf.py). Each answers by its own rule from rules.py (`config.OWN_RULES`), or by `--select`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from marco_cli.contract import Generation, Model, Request
-from marco_cli.search.config import SearchConfig, SearchResult, Strategy
+from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import RunCost, end_run, guard, rollout_scored, score
 from marco_cli.search.deepconf import online_threshold
 from marco_cli.search.events import (
@@ -26,7 +26,7 @@ from marco_cli.search.events import (
     ignore,
 )
 from marco_cli.search.rewards import Judge
-from marco_cli.search.rules import Ballot, RuleName, choose
+from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.tree import Tree
 
 
@@ -110,16 +110,6 @@ def _add_sample(
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 
 
-# the answer rule each sampling strategy answers by (rules.py)
-SAMPLING_RULES: dict[Strategy, RuleName] = {
-    "cot": "reward",
-    "best-of-n": "reward",
-    "vote": "majority",
-    "deepconf": "deepconf",
-    "deepconf-online": "deepconf-online",
-}
-
-
 def run_baseline(
     model: Model,
     prompt: Sequence[int],
@@ -135,7 +125,7 @@ def run_baseline(
     stopped, error = guard(lambda: samples.run(1 if cot else config.samples, greedy_all=cot))
     tree = samples.tree
     ballot = Ballot.of(tree, config.deepconf_keep, config.deepconf_warmup)
-    chosen = choose(ballot, SAMPLING_RULES[config.strategy])
+    chosen = choose(ballot, config.rule)
     if chosen is not None:
         listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     cost = RunCost(

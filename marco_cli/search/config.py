@@ -21,6 +21,33 @@ SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-onl
 SELECTS: tuple[Select, ...] = RULE_NAMES
 
 
+# the rule each strategy answers by when `--select` is not given (docs/search.md, "Answer rules")
+OWN_RULES: dict[Strategy, RuleName] = {
+    "mcts": "deepconf",  # DeepConf-high's vote over the rollouts ("A loop cannot win")
+    "cot": "reward",
+    "best-of-n": "reward",  # the paper's Test@N
+    "vote": "majority",  # self-consistency
+    "deepconf": "deepconf",
+    "deepconf-online": "deepconf-online",
+}
+# where the reward carries a gate, the strategy's rule that reads it (measured: docs/results.md)
+GATED_RULES: dict[tuple[Strategy, str], RuleName] = {}
+
+
+def own_rule(strategy: Strategy, reward: str) -> RuleName:
+    """The answer rule a strategy uses unless told otherwise: its own, or, when the reward
+    carries a gate with a measured better rule, that one (a gate the rule ignored would buy
+    nothing)."""
+    try:
+        gates = parse_reward(reward).gates
+    except ValueError:
+        gates = ()
+    for gate in gates:
+        if (strategy, gate) in GATED_RULES:
+            return GATED_RULES[(strategy, gate)]
+    return OWN_RULES[strategy]
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Defaults are explained in docs/search.md ("Search defaults, and why")."""
@@ -43,9 +70,8 @@ class SearchConfig:
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
     reward: Reward = "finished"  # docs/search.md: the reward
-    select: Select = (
-        "deepconf"  # DeepConf-high's vote over the rollouts (docs/search.md: "A loop cannot win")
-    )
+    # the answer rule (None: the strategy's own, `own_rule`); every rule applies to every strategy
+    select: Select | None = None
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
     rollouts: RolloutScope = "one"  # one new child rolled out per expansion, or "all"
@@ -79,13 +105,18 @@ class SearchConfig:
             (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
             (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
             (reward_problem is None, reward_problem or ""),
-            (self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
+            (self.select is None or self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
             (self.rollouts in ("one", "all"), "rollouts must be one or all"),
             (self.step_break in ("line", "blank"), "step break must be line or blank"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    @property
+    def rule(self) -> RuleName:
+        """The rule that answers: `select`, else the strategy's own for this reward."""
+        return self.select or own_rule(self.strategy, self.reward)
 
     @property
     def branches(self) -> int:
@@ -115,7 +146,8 @@ class SearchConfig:
         return StopRule("rollout", budget, loop_guard=self.loop_guard)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The settings as saved: `select` is the rule that answered, never None."""
+        return {**asdict(self), "select": self.rule}
 
 
 @dataclass

@@ -78,7 +78,7 @@ class Search:
         self.model, self.cfg, self.emit, self.clock, self.judge = model, config, listener, clock, judge
         self.tree = Tree(tuple(prompt))
         self.rng = random.Random(config.seed)
-        self.chooser = Chooser(self.tree, config.select, listener, config.deepconf_keep)
+        self.chooser = Chooser(self.tree, config.rule, listener, config.deepconf_keep)
         self.step_check = step_check(config.reward, judge)  # judges each step as it is generated
         self.generated = 0
         self.iterations = 0
@@ -291,7 +291,7 @@ class Search:
         finished = [r for r in self.tree.rollouts if r.finished and r.answer]
         if cfg.stop_confidence is not None and any(r.reward >= cfg.stop_confidence for r in finished):
             return "confidence"
-        if cfg.stop_agree and agreeing(self.tree, cfg.select) >= cfg.stop_agree:
+        if cfg.stop_agree and agreeing(self.tree, cfg.rule) >= cfg.stop_agree:
             return "agreement"
         return None
 

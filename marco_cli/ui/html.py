@@ -42,7 +42,7 @@ def _settings_line(record: Record) -> str:
         ("granularity", s.granularity),
         ("temperature", s.temperature),
         ("reward", s.reward),
-        ("select", s.select),
+        ("select", s.rule),
         ("seed", s.seed),
     )
     shown = " · ".join(f"{k} {v}" for k, v in settings)
