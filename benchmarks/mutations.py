@@ -190,6 +190,218 @@ MUTANTS = (
     ),
 )
 
+# issue 51: bugs planted in the newer code (the stores, the checker, the rules, the datasets, the
+# value signals), then one in each module with logic that had none; each row names the test
+# written for the behaviour, which fails once the bug is in
+PIN = "tests/test_pinned.py"
+ROUND4 = "tests/test_hostile_round4.py"
+SELECT = "tests/test_select.py"
+NEWER = (
+    Mutant(
+        "checker: the rounding bound loosened to a whole unit",
+        "marco_cli/search/arithmetic.py",
+        "return gap < half or (gap == half and abs(self.claimed) > abs(self.true))",
+        "return gap < 2 * half",
+        (f"{PIN}::test_the_boundaries_of_a_claim",),
+    ),
+    Mutant(
+        "checker: the claim's decimals ignored",
+        "marco_cli/search/arithmetic.py",
+        'decimals = len(claim.split(".")[1]) if "." in claim else 0',
+        "decimals = 0",
+        (f"{PIN}::test_the_boundaries_of_a_claim",),
+    ),
+    Mutant(
+        "checker: the scan restarts inside a chain it read (quadratic, same answers)",
+        "marco_cli/search/arithmetic.py",
+        "index = max(end, index + 1)",
+        "index = index + 1",
+        ("tests/test_arithmetic_check.py::test_a_chain_of_n_terms_costs_steps_linear_in_n",),
+    ),
+    Mutant(
+        "rule checked: no fallback when no rollout's arithmetic holds",
+        RULES_PY,
+        "return majority(replace(ballot, rollouts=right) if right else ballot)",
+        "return majority(replace(ballot, rollouts=right))",
+        (f"{PIN}::test_checked_falls_back_to_every_rollout_when_no_arithmetic_holds",),
+    ),
+    Mutant(
+        "judge-steps: no opinion (0.5) refutes a step",
+        "marco_cli/search/rewards.py",
+        "if p_yes < STEP_DOUBT else ()",
+        "if p_yes <= STEP_DOUBT else ()",
+        (f"{PIN}::test_judge_steps_refutes_below_half_and_keeps_no_opinion",),
+    ),
+    Mutant(
+        "rewards: only the first gate multiplies",
+        "marco_cli/search/rewards.py",
+        "*(GATES[g] for g in parsed.gates)]",
+        "*(GATES[g] for g in parsed.gates[:1])]",
+        (f"{PIN}::test_gates_multiply_in_any_order",),
+    ),
+    Mutant(
+        "verifier: a step's verdict cached without its context",
+        "marco_cli/search/verifier.py",
+        "key = (kind, before, text)",
+        'key = (kind, "", text)',
+        (f"{PIN}::test_one_step_is_judged_under_each_context_it_appears_in",),
+    ),
+    Mutant(
+        "signals: the check inverted",
+        "marco_cli/runs/signals.py",
+        '"check": lambda r: GATES["check"](r.scored()),',
+        '"check": lambda r: 1.0 - GATES["check"](r.scored()),',
+        (f"{PIN}::test_the_check_signal_ranks_clean_arithmetic_above_wrong_arithmetic",),
+    ),
+    Mutant(
+        "AUROC interval: Hanley-McNeil's Q1 and Q2 swapped",
+        "marco_cli/runs/stats.py",
+        "(right - 1) * (q1 - area**2) + (wrong - 1) * (q2 - area**2)",
+        "(right - 1) * (q2 - area**2) + (wrong - 1) * (q1 - area**2)",
+        (f"{PIN}::test_the_auroc_interval_is_hanley_and_mcneils",),
+    ),
+    Mutant(
+        "Ollama store: the first layer taken as the model",
+        "marco_cli/store/stores.py",
+        'model = next((layer for layer in layers if layer.get("mediaType") == MODEL_LAYER), None)',
+        "model = next(iter(layers), None)",
+        (f"{PIN}::test_the_model_layer_is_found_by_its_media_type_wherever_it_lies",),
+    ),
+    Mutant(
+        "LM Studio: a folder of two quants gives the first",
+        "marco_cli/store/stores.py",
+        "if len(files) > 1:",
+        "if len(files) > 2:",
+        (f"{PIN}::test_a_folder_holding_several_quants_asks_which",),
+    ),
+    Mutant(
+        "Ollama store: a blob's name trusted as its hash",
+        "marco_cli/store/stores.py",
+        "p.sha256 == digest and hashes.matches(blob, digest)",
+        "p.sha256 == digest",
+        (f"{ROUND4}::test_a_blob_named_by_a_pinned_hash_is_hashed_before_it_is_trusted",),
+    ),
+    Mutant(
+        "LM Studio: a file matched by its name and size, never hashed",
+        "marco_cli/store/stores.py",
+        "return candidate and hashes.matches(path, pin.sha256)",
+        "return candidate",
+        (f"{ROUND4}::test_an_lmstudio_file_is_matched_by_its_hash_never_by_its_name",),
+    ),
+    Mutant(
+        "hash memo: a file rewritten in place (new mtime) not hashed again",
+        "marco_cli/store/hashes.py",
+        "entry[:2] == identity",
+        "entry[:1] == identity[:1]",
+        ("tests/test_hostile_store.py::test_a_matching_file_is_hashed_once_then_remembered_by_size_and_mtime",),
+    ),
+    Mutant(
+        "models: a store's names printed raw",
+        "marco_cli/cli/models.py",
+        "shown = (Text(visible(name)),",
+        "shown = (Text(name),",
+        (f"{ROUND4}::test_names_read_from_a_store_reach_the_terminal_escaped",),
+    ),
+    Mutant(
+        "Ollama backend: a bare name not read as NAME:latest",
+        "marco_cli/engine/ollama.py",
+        'wanted = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"',
+        "wanted = model",
+        (f"{PIN}::test_a_bare_model_name_means_its_latest_tag",),
+    ),
+    Mutant(
+        "Ollama backend: exactly 0.12.11 refused",
+        "marco_cli/engine/ollama.py",
+        "numbers < LOGPROBS_SINCE",
+        "numbers <= LOGPROBS_SINCE",
+        (f"{PIN}::test_the_logprob_version_boundary_both_sides",),
+    ),
+    Mutant(
+        "transport: a server answering 500 said to be unreachable",
+        "marco_cli/engine/transport.py",
+        'last, answered = f"HTTP {exc.code} {detail}".strip(), True',
+        'last, answered = f"HTTP {exc.code} {detail}".strip(), False',
+        (f"{ROUND4}::test_a_server_answering_500_is_said_to_have_failed_not_to_be_unreachable",),
+    ),
+    Mutant(
+        "arith: the seed ignored",
+        "marco_cli/runs/arith.py",
+        "rng = random.Random(seed)",
+        "rng = random.Random(11)",
+        (f"{PIN}::test_the_seed_decides_the_set_and_a_small_set_is_frozen",),
+    ),
+    Mutant(
+        "arith: a division's gold answer made the divisor",
+        "marco_cli/runs/arith.py",
+        'How many {item} does each friend get?", b',
+        'How many {item} does each friend get?", a',
+        (f"{PIN}::test_every_arith_gold_is_what_its_question_computes",),
+    ),
+    Mutant(
+        "datasets: a Hub spec's .. parts let through",
+        "marco_cli/runs/datasets.py",
+        'bad = next((s for s in segments if s in (".", "..") or not _HUB_PART.fullmatch(s)), None)',
+        "bad = None",
+        (f"{ROUND4}::test_a_dataset_spec_that_cannot_work_is_a_usage_error_saying_why",),
+    ),
+    Mutant(
+        "bench: resuming into another dataset's folder",
+        "marco_cli/runs/bench.py",
+        "        _same_problems(out, old, meta)\n",
+        "",
+        (f"{ROUND4}::test_resuming_into_a_folder_of_another_dataset_is_a_usage_error_naming_both",),
+    ),
+    Mutant(
+        "bench: a comma inside [flags] splits the spec",
+        "marco_cli/cli/bench.py",
+        'depth = depth + 1 if char == "[" else max(0, depth - 1) if char == "]" else depth',
+        "depth = 0",
+        ("tests/test_arithmetic_check.py::test_the_other_patterns_over_outside_text_finish_on_pathological_input",),
+    ),
+    Mutant(
+        "select: sampling strategies answer by their own rule whatever --select says",
+        "marco_cli/search/config.py",
+        "return self.select or own_rule(self.strategy, self.reward)",
+        'return self.select if self.strategy == "mcts" and self.select else own_rule(self.strategy, self.reward)',
+        (f"{SELECT}::test_vote_answers_by_the_rule_asked_for_and_the_record_names_it",),
+    ),
+    Mutant(
+        "record: the saved select is not the rule that answered",
+        "marco_cli/search/config.py",
+        'return {**asdict(self), "select": self.rule}',
+        "return asdict(self)",
+        (f"{SELECT}::test_every_strategy_keeps_its_own_rule_without_select",),
+    ),
+    Mutant(
+        "answers: a bare number keeps its sentence's full stop",
+        "marco_cli/search/answers.py",
+        'return answer[:-1] if re.fullmatch(r"[-$€£¥]?\\d[\\d,]*(?:\\.\\d+)?\\.", answer) else answer',
+        "return answer",
+        ("tests/test_answers.py::test_extract_output",),
+    ),
+    Mutant(
+        "chrF: recall and precision weighted alike",
+        "marco_cli/search/similarity.py",
+        "CHRF_BETA = 2.0",
+        "CHRF_BETA = 1.0",
+        ("tests/test_similarity.py::test_chrf_by_hand",),
+    ),
+    Mutant(
+        "stops: a line break after nothing closes a step",
+        "marco_cli/engine/stops.py",
+        "return bool(text[:cut].strip())",
+        "return True",
+        ("tests/test_stops.py::test_ends_step",),
+    ),
+    Mutant(
+        "export: --prefer-checked ignored",
+        "marco_cli/runs/export.py",
+        "arithmetic = options.prefer_checked and a.checked != b.checked",
+        "arithmetic = False",
+        ("tests/test_export.py::test_prefer_checked_puts_right_arithmetic_over_wrong",),
+    ),
+)
+
 
 def _copy(into: Path) -> Path:
     copy = into / "repo"
@@ -249,7 +461,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="mutant names (substrings) to run")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     args = parser.parse_args()
-    chosen = [m for m in MUTANTS if args.only is None or any(o in m.name for o in args.only)]
+    chosen = [m for m in MUTANTS + NEWER if args.only is None or any(o in m.name for o in args.only)]
     if args.list:
         for m in chosen:
             print(f"{m.name}: {m.path} -> {', '.join(m.tests)}")

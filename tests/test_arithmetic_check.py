@@ -57,18 +57,33 @@ def test_an_expression_is_worth_what_python_computes_on_fractions(expression: tu
     assert evaluate(text) == value
 
 
+def _at(value: Fraction, decimals: int) -> str:
+    """`value` rounded a half away from zero and written with `decimals` decimals."""
+    scaled = abs(value) * 10**decimals
+    whole = int(scaled + Fraction(1, 2))
+    digits = f"{whole:0{decimals + 1}d}"
+    text = digits if not decimals else f"{digits[:-decimals]}.{digits[-decimals:]}"
+    return ("-" if value < 0 and whole else "") + text
+
+
 @given(
     expressions(),
     st.text(alphabet="abcdefgh ,.:!?\n", max_size=20),
     st.text(alphabet="abcdefgh ,:!?\n", max_size=20),
+    st.integers(0, 3),
+    st.integers(1, 50).flatmap(lambda k: st.sampled_from([k, -k])),
 )
 def test_an_equation_in_any_text_is_found_and_judged(
-    expression: tuple[str, Fraction], before: str, after: str
+    expression: tuple[str, Fraction], before: str, after: str, decimals: int, units_off: int
 ) -> None:
+    """Any value, claimed at 0-3 decimals: its rounding is right; a claim any whole number of
+    units away (either side) is wrong."""
     text, value = expression
-    if value.denominator != 1 or "(" not in text:
-        return  # a claim is written as a whole number here; a bare number is no equation
-    right, off = f"{text} = {value.numerator}", f"{text} = {value.numerator + 1}"
+    if "(" not in text:
+        return  # a bare number is no equation
+    unit = Fraction(1, 10**decimals)
+    rounded = Fraction(_at(value, decimals))
+    right, off = f"{text} = {_at(value, decimals)}", f"{text} = {_at(rounded + units_off * unit, decimals)}"
     for claim, is_right in ((right, True), (off, False)):
         found = equations(f"{before} {claim} {after}")
         assert [e.right for e in found] == [is_right], (claim, found)

@@ -116,15 +116,16 @@ class OllamaEngine(RemoteEngine):
         )
         check_version(version, self.root)
         if model is not None:
-            self._check_model(model)
+            self.model = self._check_model(model)  # a bare name is sent as NAME:latest
+            self.path = f"{self.root} ({self.model})"
 
-    def _check_model(self, model: str) -> None:
-        """The model must be one this Ollama lists (its `/v1/models`, read when the engine opened):
-        else one line with the close ones."""
+    def _check_model(self, model: str) -> str:
+        """The model as this Ollama lists it (its `/v1/models`, read when the engine opened; a bare
+        name is NAME:latest, as Ollama reads it): else one line with the close ones."""
         names = self.listed
         wanted = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
         if wanted in names:
-            return
+            return wanted
         close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.4)
         has = f"close: {', '.join(close)}" if close else f"it has {len(names)}"
         raise BackendError(

@@ -44,10 +44,13 @@ class Equation:
 
     @property
     def right(self) -> bool:
-        """The true value rounds to the claim at the claim's decimals (`10 / 3 = 3.33` is right)."""
+        """The true value rounds to the claim at the claim's decimals, a half away from zero as
+        in school (`10 / 3 = 3.33` and `7 / 2 = 4` are right; `7 / 2 = 3` and `10 / 3 = 3.34`
+        are not)."""
         claim = self.text.rsplit("=", 1)[1].strip().rstrip("%")
         decimals = len(claim.split(".")[1]) if "." in claim else 0
-        return abs(self.true - self.claimed) <= Fraction(1, 10**decimals) / 2
+        half, gap = Fraction(1, 10**decimals) / 2, abs(self.true - self.claimed)
+        return gap < half or (gap == half and abs(self.claimed) > abs(self.true))
 
 
 @dataclass(frozen=True)
