@@ -52,7 +52,10 @@ def test_a_manifest_nested_200000_deep_is_one_line_and_skipped_by_every_listing(
     bad.write_bytes(DEEP)
     monkeypatch.setenv("OLLAMA_MODELS", str(root))
     line = one_line_error(runner.invoke(app, ["solve", Q, "-m", "ollama:deep"]), 1)
-    assert "nested too deep" in line and str(bad) in line, line
+    assert "cannot be read (larger than 256 KB)" in line and str(bad) in line, line
+    bad.write_bytes(DEEP[:50_000] + DEEP[-50_000:])  # 50,000 deep: small enough to parse, too deep
+    line = one_line_error(runner.invoke(app, ["solve", Q, "-m", "ollama:deep"]), 1)
+    assert "cannot be read (nested too deep)" in line, line
     listed = runner.invoke(app, ["models", "--all", "--json"])
     assert listed.exit_code == 0, listed.output
     names = {row["name"] for row in json.loads(listed.stdout)}
@@ -313,6 +316,42 @@ def test_a_silent_server_is_waited_on_for_the_timeout_in_all(silent: str) -> Non
 
 
 @pytest.fixture
+def slow_then_silent() -> Iterator[str]:
+    """Says it is no Ollama after 2 s, then never answers anything else."""
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            if self.path != "/api/version":
+                release.wait(30)
+                return
+            time.sleep(2)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_timeout_is_the_whole_connection_attempt(slow_then_silent: str) -> None:
+    """The probe took 2 of the 3 seconds: the next request gets the 1 left, not 3 more."""
+    started = time.monotonic()
+    args = ["doctor", "--backend", slow_then_silent, "--timeout", "3"]
+    line = one_line_error(runner.invoke(app, args), 1)
+    waited = time.monotonic() - started
+    assert "did not answer within 3s" in line, line
+    assert waited < 4.5, waited
+
+
+@pytest.fixture
 def failing() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -380,3 +419,56 @@ def test_the_test_session_leaves_no_repack_folder_behind() -> None:
         pytest.skip("MARCO_REPACK was set: this run probed nothing")
     assert not any(Path(home).exists() for home in conftest.PROBE_HOMES)
     assert Path(tempfile.gettempdir()) in {Path(h).parent for h in conftest.PROBE_HOMES}
+
+
+# the JSON and YAML readers of outside text: nested too deep is one line, never a traceback ----
+def test_a_dataset_line_nested_too_deep_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "deep.jsonl"
+    data.write_bytes(b'{"question": "What is 1 + 1?", "answer": "2"}\n' + DEEP + b"\n")
+    line = one_line_error(runner.invoke(app, ["bench", str(data), "-m", "smollm2-135m"]), 1)
+    assert f"{data}:2" in line, line
+
+
+def test_a_models_yaml_nested_too_deep_is_one_line(isolated_home: Path) -> None:
+    (isolated_home / "models.yaml").write_bytes(b"models: " + b"[" * 100_000)
+    line = one_line_error(runner.invoke(app, ["models"]), 1)
+    assert "models.yaml" in line and "nested too deep" in line, line
+
+
+def test_a_server_answering_json_nested_too_deep_is_one_line() -> None:
+    from tests.test_hostile_remote import Fake
+
+    fake = Fake()
+    fake.behaviour.props = DEEP
+    try:
+        args = ["solve", Q, "-m", "smollm2-135m", "--backend", fake.url, "--first-tokens", "0"]
+        one_line_error(runner.invoke(app, args), 1)  # /props unreadable: not taken for llama-server
+        fake.behaviour.props = b'{"total_slots": 1}'
+        fake.behaviour.stream = (b"data: " + DEEP + b"\n\n",)
+        line = one_line_error(runner.invoke(app, [*args, "--strategy", "cot", "--max-tokens", "4"]), 1)
+        assert "nested too deep" in line, line
+    finally:
+        fake.httpd.shutdown()
+        fake.httpd.server_close()
+
+
+def test_a_text_layer_naming_the_models_blob_is_not_read_into_memory(
+    stores: Stores, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A params layer whose digest is the 98 MB model blob: read up to 256 KB, then left out."""
+    import tracemalloc
+
+    from marco_cli.store import stores as store_module
+
+    root = _ollama_copy(tmp_path, stores)
+    layer = {"mediaType": "application/vnd.ollama.image.params", "digest": f"sha256:{stores.gguf_sha}"}
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / "smollm2" / "135m"
+    manifest.write_bytes(_manifest(stores.gguf_sha, 1, [layer]))
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    tracemalloc.start()
+    try:
+        spec = store_module.resolve_ollama("smollm2:135m", [])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert spec.stops == () and peak < 8 * 1024 * 1024, peak

@@ -39,6 +39,7 @@ from tests.test_stores import Q, Stores
 from tests.test_verifier import Judge
 
 laid_out, stores = test_stores.laid_out, test_stores.stores  # the stores' fixtures, reused
+TINY = ["-n", "1", "--max-tokens", "8", "--json"]
 
 
 # the arithmetic checker: rounding at the claim's decimals ------------------------------------
@@ -229,17 +230,17 @@ def test_the_model_layer_is_found_by_its_media_type_wherever_it_lies(
     """Ollama writes params, template and projector layers, often before the model's."""
     root = tmp_path / "ollama"
     shutil.copytree(stores.ollama, root)
-    other = {"digest": "sha256:" + "0" * 64, "size": 1}
+    other, gguf = {"digest": "sha256:" + "0" * 64, "size": 1}, {"digest": f"sha256:{stores.gguf_sha}"}
     layers = [
         {"mediaType": "application/vnd.ollama.image.template", **other},
-        {"mediaType": "application/vnd.ollama.image.projector", "digest": f"sha256:{stores.gguf_sha}", "size": 1},
+        {"mediaType": "application/vnd.ollama.image.projector", **gguf},
         {"mediaType": "application/vnd.ollama.image.params", **other},
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{stores.gguf_sha}", "size": 1},
+        {"mediaType": "application/vnd.ollama.image.model", **gguf},
     ]
     manifest = root / "manifests" / "registry.ollama.ai" / "library" / "smollm2" / "135m"
     manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}))
     monkeypatch.setenv("OLLAMA_MODELS", str(root))
-    result = runner.invoke(app, ["solve", Q, "-m", "ollama:smollm2:135m", "-n", "1", "--max-tokens", "8", "--json"])
+    result = runner.invoke(app, ["solve", Q, "-m", "ollama:smollm2:135m", *TINY])
     assert result.exit_code == 0, result.output
     no_model = root / "manifests" / "registry.ollama.ai" / "library" / "nomodel" / "latest"
     no_model.parent.mkdir(parents=True)
@@ -255,10 +256,11 @@ def test_a_folder_holding_several_quants_asks_which(
     for quant in ("Q4_1", "Q8_0"):
         (repo / f"SmolLM2-135M-Instruct-{quant}.gguf").symlink_to(stores.blob)
     monkeypatch.setenv("LMSTUDIO_MODELS", str(tmp_path / "lmstudio"))
-    line = one_line_error(runner.invoke(app, ["solve", Q, "-m", "lmstudio:bartowski/SmolLM2-135M-Instruct-GGUF"]), 2)
+    folder = "lmstudio:bartowski/SmolLM2-135M-Instruct-GGUF"
+    line = one_line_error(runner.invoke(app, ["solve", Q, "-m", folder]), 2)
     assert "holds 2 models" in line and "Q4_1" in line and "Q8_0" in line and "name one" in line
     named = "lmstudio:bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q8_0.gguf"
-    result = runner.invoke(app, ["solve", Q, "-m", named, "-n", "1", "--max-tokens", "8", "--json"])
+    result = runner.invoke(app, ["solve", Q, "-m", named, *TINY])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["model"]["file"].endswith("Q8_0.gguf")  # the one named
 
@@ -270,7 +272,7 @@ def test_a_folder_holding_several_quants_asks_which(
 def test_names_with_and_without_tags_reach_their_manifest(stores: Stores, spec: str, used: str) -> None:
     listed = json.loads(runner.invoke(app, ["models", "--all", "--json"]).stdout)
     assert any(r["name"] == f"ollama:{used}" for r in listed)
-    result = runner.invoke(app, ["solve", Q, "-m", spec, "-n", "1", "--max-tokens", "8", "--json"])
+    result = runner.invoke(app, ["solve", Q, "-m", spec, *TINY])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rollouts"]
 
@@ -281,7 +283,7 @@ def test_the_logprob_version_boundary_both_sides() -> None:
     check_version("0.12.12", "http://x")
     check_version("0.0.0", "http://x")  # a source build
     for old in ("0.12.10", "0.11.99", "0.12.10-rc1"):
-        with pytest.raises(BackendError, match="needs Ollama 0.12.11 or newer"):
+        with pytest.raises(BackendError, match=r"needs Ollama 0\.12\.11 or newer"):
             check_version(old, "http://x")
 
 

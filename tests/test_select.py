@@ -21,7 +21,7 @@ from marco_cli.cli.serve import configurer
 from marco_cli.contract import Generation, Request
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs.bench import answer_by
-from marco_cli.search.config import OWN_RULES, STRATEGIES, SearchConfig, own_rule
+from marco_cli.search.config import GATED_RULES, OWN_RULES, STRATEGIES, SearchConfig, own_rule
 from marco_cli.search.rules import RULE_NAMES
 from marco_cli.server.app import ServerSettings, build_app
 from marco_cli.server.runner import Runner, Served
@@ -158,3 +158,17 @@ def test_a_record_from_before_schema_4_says_the_rule_that_really_answered() -> N
     assert answer_by(record, record.search.rule) == saved["answer"] == "8"
     kept = Record.from_json(_solve("--strategy", "vote", "--select", "checked"))
     assert kept.search.rule == "checked" and kept.search.select == "checked"
+
+
+@pytest.mark.usefixtures("cycling")
+def test_a_gated_reward_answers_by_a_rule_that_reads_the_gate() -> None:
+    """Under `--reward check` the default rule is one that reads the check (GATED_RULES, chosen
+    on the development set): the wrong-arithmetic majority loses; `--select` still overrides."""
+    gated = _solve("--strategy", "vote", "--reward", "check")
+    assert gated["settings"]["select"] == own_rule("vote", "finished+check") != "majority"
+    assert gated["answer"] == "7"
+    told = _solve("--strategy", "vote", "--reward", "check", "--select", "majority")
+    assert told["answer"] == "8" and told["settings"]["select"] == "majority"
+    for (strategy, gate), rule in GATED_RULES.items():
+        assert SearchConfig(strategy=strategy, reward=f"finished+{gate}").rule == rule
+        assert SearchConfig(strategy=strategy, reward="finished").rule == OWN_RULES[strategy]

@@ -81,7 +81,7 @@ def cache_path() -> Path:
 def _read_cache() -> dict[str, dict[str, object]]:
     try:
         data = json.loads(cache_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -174,6 +174,8 @@ class Transport:
             answer = json.loads(raw.decode("utf-8", "replace") or "{}")  # bytes would be sniffed as UTF-16/32
         except json.JSONDecodeError:
             raise self.garbled(path, "something that is not JSON") from None
+        except RecursionError:
+            raise self.garbled(path, "JSON nested too deep to read") from None
         if not isinstance(answer, dict):
             raise self.garbled(path, "JSON that is not an object")
         return answer
@@ -212,7 +214,10 @@ class Transport:
             raise BackendError(f"the server at {self.root} streamed a line that is not JSON") from None
 
     def _object(self, path: str, raw: bytes) -> JSON:
-        answer = json.loads(raw.decode("utf-8", "replace"))  # bytes would be sniffed as UTF-16/32
+        try:
+            answer = json.loads(raw.decode("utf-8", "replace"))  # bytes would be sniffed as UTF-16/32
+        except RecursionError:
+            raise self.garbled(path, "an event nested too deep to read") from None
         if not isinstance(answer, dict):
             raise self.garbled(path, "an event that is not a JSON object")
         return answer

@@ -15,7 +15,7 @@ def one_line(body: str) -> str:
         data = json.loads(body)
         error = data.get("error", data) if isinstance(data, dict) else data
         body = str(error.get("message", error)) if isinstance(error, dict) else str(error)
-    except (json.JSONDecodeError, AttributeError):
+    except (json.JSONDecodeError, AttributeError, RecursionError):
         pass
     text = " ".join(re.sub(r"<[^<>]*>", " ", body).split())
     return text if len(text) <= 160 else text[:159] + "…"

@@ -53,7 +53,7 @@ def load_dataset(path: Path) -> list[Problem]:
             try:
                 item = json.loads(line)
                 question, answer = str(item["question"]), str(item["answer"])
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
                 raise MarcoError(f"{path}:{number}: needs a JSON object with question and answer") from None
         else:
             parts = line.rsplit("\t", 1)
@@ -107,7 +107,7 @@ def _numbered_rows(
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             on_bad(path, number, "not complete JSON (cut by a kill?)")
             continue
         missing = [k for k in need if not isinstance(row, dict) or k not in row]
@@ -248,7 +248,7 @@ def prepare_run_dir(out: Path, meta: JsonObject) -> None:
     if meta_path.exists():
         try:
             old = json.loads(read_utf8(meta_path))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MarcoError(f"{meta_path} is damaged; pass another --out", code=2) from None
         if not isinstance(old, dict):
             raise MarcoError(f"{meta_path} is not a marco bench file; pass another --out", code=2)

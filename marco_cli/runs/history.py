@@ -112,7 +112,7 @@ def _parse(text: str) -> Record | None:
 
     try:
         return Record.from_json(json.loads(text))
-    except (ValueError, TypeError, RecordError):
+    except (ValueError, TypeError, RecordError, RecursionError):
         return None
 
 

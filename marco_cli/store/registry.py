@@ -297,6 +297,8 @@ def parse_registry(text: str, where: str, base: Registry | None = None) -> Regis
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise MarcoError(f"{where}:{line} is not valid YAML") from None
+    except RecursionError:  # PyYAML composes recursively: 100,000 `[` is no registry
+        raise MarcoError(f"{where}: is nested too deep to be a models.yaml") from None
     if data is None and base is not None:
         return base
     if not isinstance(data, dict):

@@ -30,7 +30,6 @@ that is not one: each is one error naming it, and a listing skips it with a warn
 from __future__ import annotations
 
 import difflib
-import errno
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from typing import Literal
 
 from marco_cli.errors import MarcoError, clip
 from marco_cli.store import hashes
+from marco_cli.store.folders import is_file, is_folder, looks_there, walk
 from marco_cli.store.gguf import is_gguf
 
 Tool = Literal["ollama", "lmstudio"]
@@ -52,6 +52,7 @@ MODEL_LAYER = "application/vnd.ollama.image.model"
 SYSTEM_LAYER = "application/vnd.ollama.image.system"
 PARAMS_LAYER = "application/vnd.ollama.image.params"
 LEGACY_HOST, V2_HOST = "registry.ollama.ai", "ollama.com"
+SMALL = 256 * 1024  # bytes: the most a manifest or a text layer may hold
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-fA-F]{64})$")
 _QUANT = re.compile(r"(?i)(?:^|[-_.:])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|BF16|F32)(?=$|[-_.])")
 
@@ -162,52 +163,12 @@ def ollama_names(root: Path) -> list[tuple[OllamaName, Path]]:
     found: dict[str, tuple[OllamaName, Path]] = {}
     for folder in ("manifests-v2", "manifests"):
         base = root / folder
-        for path in _walk(base, 4, "Ollama's store"):
+        for path in walk(base, 4, "Ollama's store"):
             host, namespace, model, tag = path.relative_to(base).parts
             name = OllamaName(host, namespace, model, tag)
-            if name.short not in found and _is_file(path, "Ollama's manifest"):
+            if name.short not in found and is_file(path, "Ollama's manifest"):
                 found[name.short] = (name, path)
     return sorted(found.values(), key=lambda item: item[0].short)
-
-
-def _is_folder(folder: Path, what: str) -> bool:
-    """A folder is there (one on the way that cannot be read is an error naming it)."""
-    try:
-        return folder.is_dir()
-    except OSError as exc:
-        raise MarcoError(f"cannot read {what} at {folder}: {exc.strerror or exc}") from None
-
-
-def _walk(base: Path, depth: int, what: str) -> list[Path]:
-    """Every path `depth` folders below `base`, sorted; a folder on the way that cannot be read
-    is an error naming it (glob would skip it silently). No `base`: nothing."""
-    level = [base]
-    for _ in range(depth):
-        below = []
-        for folder in level:
-            try:
-                if not folder.is_dir():
-                    continue
-                below += sorted(folder.iterdir())
-            except OSError as exc:
-                raise MarcoError(f"cannot read {what} at {folder}: {exc.strerror or exc}") from None
-        level = below
-    return level
-
-
-def _is_file(path: Path, what: str) -> bool:
-    """A plain file is there; nothing there is False; anything else (unreadable, a link loop)
-    is an error naming the path."""
-    try:
-        path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        if path.is_symlink():
-            raise MarcoError(f"{what} {path} is a link to nothing ({os.readlink(path)})") from None
-        return False
-    except OSError as exc:
-        why = "a link that leads back to itself" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
-        raise MarcoError(f"cannot read {what} {path}: {why}") from None
-    return path.is_file()
 
 
 def _blob(root: Path, digest: object, where: Path) -> Path:
@@ -217,13 +178,29 @@ def _blob(root: Path, digest: object, where: Path) -> Path:
     return root / "blobs" / f"sha256-{match[1].lower()}"
 
 
+def _head(path: Path) -> str:
+    """A small text file another tool wrote (a manifest, a params or system layer), read up to
+    `SMALL` bytes: a layer that names the model's 5 GB blob is not read into memory."""
+    with open(path, "rb") as handle:
+        data = handle.read(SMALL + 1)
+    if len(data) > SMALL:
+        raise ValueError(f"larger than {SMALL // 1024} KB")
+    return data.decode("utf-8", errors="replace")
+
+
 def _layers(path: Path) -> list[dict[str, object]]:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "nested too deep" if isinstance(
-            exc, RecursionError
-        ) else "not JSON"
+        manifest = json.loads(_head(path))
+    except (OSError, ValueError, RecursionError) as exc:
+        why = (
+            exc.strerror
+            if isinstance(exc, OSError)
+            else "nested too deep"
+            if isinstance(exc, RecursionError)
+            else str(exc)
+            if str(exc).startswith("larger")
+            else "not JSON"
+        )
         raise MarcoError(f"Ollama's manifest {path} cannot be read ({why})") from None
     layers = manifest.get("layers") if isinstance(manifest, dict) else None
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
@@ -236,8 +213,8 @@ def _layer_text(root: Path, layers: Sequence[dict[str, object]], kind: str, wher
     if layer is None:
         return None
     try:
-        return _blob(root, layer.get("digest"), where).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        return _head(_blob(root, layer.get("digest"), where))
+    except (OSError, ValueError):
         return None
 
 
@@ -253,9 +230,9 @@ def _find_manifest(text: str, name: OllamaName) -> tuple[Path, Path]:
     roots = ollama_roots()
     for root in roots:
         for path in _manifest_paths(root, name):
-            if _is_file(path, "Ollama's manifest"):
+            if is_file(path, "Ollama's manifest"):
                 return root, path
-    present = [root for root in roots if _is_folder(root, "Ollama's store")]
+    present = [root for root in roots if is_folder(root, "Ollama's store")]
     known = [n.short for root in present for n, _ in ollama_names(root)]
     if not present:
         where = " or ".join(str(r) for r in roots)
@@ -280,7 +257,7 @@ def _from_manifest(root: Path, name: OllamaName, manifest: Path, pins: Sequence[
     if model is None:
         raise MarcoError(f"Ollama's manifest {manifest} has no model layer ({MODEL_LAYER})")
     blob = _blob(root, model.get("digest"), manifest)
-    if not _is_file(blob, f"Ollama's blob for {name.short}"):
+    if not is_file(blob, f"Ollama's blob for {name.short}"):
         raise MarcoError(f"Ollama's blob {blob} for {name.short} is missing: run `ollama pull {name.short}`")
     if not is_gguf(blob):
         raise MarcoError(f"Ollama's blob {blob} for {name.short} is not a GGUF file (bad magic bytes)")
@@ -335,7 +312,7 @@ def _is_model(path: Path) -> bool:
 
 def _ggufs(folder: Path) -> list[Path]:
     """The model files in one LM Studio repo folder (a `.gguf` that is not a GGUF left out)."""
-    return [p for p in _walk(folder, 1, "LM Studio's folder") if _is_model(p) and is_gguf(p)]
+    return [p for p in walk(folder, 1, "LM Studio's folder") if _is_model(p) and is_gguf(p)]
 
 
 def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
@@ -345,13 +322,13 @@ def resolve_lmstudio(text: str, pins: Sequence[Pin]) -> StoreFileSpec:
         p in ("", ".", "..") or not re.fullmatch(r"[\w.@+-]+", p) for p in parts
     ):
         raise MarcoError(f"'lmstudio:{clip(text)}' is not like lmstudio:PUBLISHER/REPO[/FILE.gguf]", code=2)
-    roots = [r for r in lmstudio_roots() if _is_folder(r, "LM Studio's folder")]
+    roots = [r for r in lmstudio_roots() if is_folder(r, "LM Studio's folder")]
     if not roots:
         where = " or ".join(str(r) for r in lmstudio_roots())
         raise MarcoError(f"no LM Studio models folder at {where} (set LMSTUDIO_MODELS)")
     for root in roots:
         folder = root / parts[0] / parts[1]
-        if not _is_folder(folder, "LM Studio's folder"):
+        if not is_folder(folder, "LM Studio's folder"):
             continue
         files = [folder / parts[2]] if len(parts) == 3 else _ggufs(folder)
         if len(files) > 1:
@@ -376,7 +353,7 @@ def lmstudio_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
     for root in lmstudio_roots():
         for repo in _folders_below(root, found):
             try:
-                files = _walk(repo, 1, "LM Studio's folder")
+                files = walk(repo, 1, "LM Studio's folder")
             except MarcoError as exc:
                 found.append(exc)
                 continue
@@ -394,13 +371,13 @@ def _folders_below(root: Path, errors: list[StoreFileSpec | MarcoError]) -> list
     """PUBLISHER/REPO folders under an LM Studio root; an unreadable one goes to `errors`."""
     repos: list[Path] = []
     try:
-        publishers = _walk(root, 1, "LM Studio's folder")
+        publishers = walk(root, 1, "LM Studio's folder")
     except MarcoError as exc:
         errors.append(exc)
         return repos
     for publisher in publishers:
         try:
-            repos += [p for p in _walk(publisher, 1, "LM Studio's folder") if p.is_dir()]
+            repos += [p for p in walk(publisher, 1, "LM Studio's folder") if p.is_dir()]
         except MarcoError as exc:
             errors.append(exc)
     return repos
@@ -411,7 +388,7 @@ def ollama_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
     found: list[StoreFileSpec | MarcoError] = []
     for root in ollama_roots():
         try:
-            names = ollama_names(root) if _is_folder(root, "Ollama's store") else []
+            names = ollama_names(root) if is_folder(root, "Ollama's store") else []
         except MarcoError as exc:
             found.append(exc)
             continue
@@ -431,14 +408,7 @@ def all_models(pins: Sequence[Pin]) -> list[StoreFileSpec | MarcoError]:
 def found_stores() -> dict[Tool, list[Path]]:
     """The store folders on this machine, for `marco doctor`."""
     return {
-        "ollama": [r for r in ollama_roots() if _exists(r)],
-        "lmstudio": [r for r in lmstudio_roots() if _exists(r)],
+        "ollama": [r for r in ollama_roots() if looks_there(r)],
+        "lmstudio": [r for r in lmstudio_roots() if looks_there(r)],
     }
 
-
-def _exists(folder: Path) -> bool:
-    """For a report: a folder that cannot even be looked at is reported as there."""
-    try:
-        return folder.is_dir()
-    except OSError:
-        return True
