@@ -30,21 +30,30 @@ OWN_RULES: dict[Strategy, RuleName] = {
     "deepconf": "deepconf",
     "deepconf-online": "deepconf-online",
 }
-# where the reward carries a gate, the strategy's rule that reads it (measured: docs/results.md)
-GATED_RULES: dict[tuple[Strategy, str], RuleName] = {}
+# where the reward carries a gate, the rule that reads it instead of one that ignores it (majority
+# counts, deepconf weighs trace confidence: neither sees a gate). `check` on self-consistency's
+# samples: measured on the development set (docs/results.md, "Answer rules under a gate"); a
+# `judge` gate weighs each answer's votes by the gated reward (weighted self-consistency, chosen by
+# design: the verifier cannot be measured on the 135M model). The first gate listed here that the
+# reward carries decides (`judge` before `check`: reward-vote reads both).
+GATED_RULES: dict[tuple[Strategy, str], RuleName] = {
+    ("vote", "judge"): "reward-vote",
+    ("deepconf", "judge"): "reward-vote",
+    ("vote", "check"): "checked",
+    ("deepconf", "check"): "checked",
+}
 
 
 def own_rule(strategy: Strategy, reward: str) -> RuleName:
     """The answer rule a strategy uses unless told otherwise: its own, or, when the reward
-    carries a gate with a measured better rule, that one (a gate the rule ignored would buy
-    nothing)."""
+    carries a gate, a rule that reads it (a gate the rule ignored would buy nothing)."""
     try:
         gates = parse_reward(reward).gates
     except ValueError:
         gates = ()
-    for gate in gates:
-        if (strategy, gate) in GATED_RULES:
-            return GATED_RULES[(strategy, gate)]
+    for (named, gate), rule in GATED_RULES.items():
+        if named == strategy and gate in gates:
+            return rule
     return OWN_RULES[strategy]
 
 
