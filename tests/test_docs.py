@@ -34,6 +34,7 @@ FOREIGN = {
     "--rule",  # benchmarks/compute_matched.py
     "--search",  # benchmarks/compute_matched.py
     "--skip",  # benchmarks/compute_matched.py
+    "--compare",  # benchmarks/rescore.py
     "--help",  # Click's own, on every command
 }
 

@@ -95,7 +95,7 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
     saved = Record.from_json(json.loads(out))
     assert saved.stopped == "interrupted" and saved.answer
     # the best answer so far is exactly what the run's rule picks from the rollouts it had
-    assert saved.answer == answer_by(saved, saved.search.select)
+    assert saved.answer == answer_by(saved, saved.search.rule)
     assert saved.chosen is not None and saved.chosen.finished and saved.chosen.answer == saved.answer
 
 
@@ -183,7 +183,7 @@ def test_ctrl_c_sigterm_and_sighup_in_a_terminal(
     )
     saved = Record.from_json(json.loads(shown_run.stdout))
     # saved with the answer its rule picks from the rollouts it had, and that answer is on screen
-    assert saved.stopped == "interrupted" and saved.answer == answer_by(saved, saved.search.select) != ""
+    assert saved.stopped == "interrupted" and saved.answer == answer_by(saved, saved.search.rule) != ""
     assert saved.answer.split("\n")[0][:30] in " ".join(final.split()), final
 
 

@@ -15,7 +15,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from marco_cli.cli import signals
 from marco_cli.cli.flags import ClickException, UsageError
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, one_line
 from marco_cli.ui.console import err_console, fail
 
 # every command and the module under marco_cli.cli that defines it, in the help's order: a
@@ -72,7 +72,7 @@ class OneLineErrors(TyperGroup):
                 sys.exit(0)
             if isinstance(exc, UsageError) and exc.ctx is not None:
                 message += f" (see '{exc.ctx.command_path} --help')"
-            fail(escape(message))
+            fail(escape(one_line(message)))  # a value quoted with its line break stays one line
             sys.exit(exc.exit_code)
         except typer.Abort:
             fail("aborted")

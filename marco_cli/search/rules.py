@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
+from marco_cli.errors import clip
 from marco_cli.search.answers import answer_key
 from marco_cli.search.arithmetic import wrong
 from marco_cli.search.deepconf import DEFAULT_KEEP, filtered_vote, online_vote
@@ -259,7 +260,7 @@ def rule_name(name: str) -> RuleName:
     for known in RULE_NAMES:
         if known == named:
             return known
-    raise ValueError(f"unknown answer rule '{name}'; one of {', '.join(RULE_NAMES)}")
+    raise ValueError(f"unknown answer rule '{clip(name, 60)}'; one of {', '.join(RULE_NAMES)}")
 
 
 def choose(ballot: Ballot, name: RuleName) -> Rollout | None:
