@@ -110,7 +110,7 @@ def main() -> int:
     for mutant in chosen:
         verdict, seconds = run(mutant)
         survived += verdict != "caught"
-        tests = ", ".join(t.split("::", 1)[1] for t in mutant.tests)
+        tests = ", ".join(t.split("::", 1)[-1] for t in mutant.tests)
         print(f"| {mutant.name} | {mutant.path} | {tests} | {verdict} | {seconds:.1f} |", flush=True)
     print(f"\n{len(chosen) - survived} of {len(chosen)} planted bugs caught by the test written for them")
     return 1 if survived else 0

@@ -143,7 +143,7 @@ WIDE = (
         "marco_cli/engine/streamed.py",
         "text += stop.stop_texts[0]  # the server withholds the stop text it matched",
         "pass  # the server withholds the stop text it matched",
-        ("tests/test_remote.py::test_remote_search_end_to_end_and_cli",),
+        ("tests/test_pinned_wide.py::test_a_stop_text_the_server_withheld_is_put_back_and_ends_the_answer",),
     ),
     Mutant(
         "repack: --no-repack ignored",

@@ -95,9 +95,11 @@ def test_network_unreachable(isolated_home: Path) -> None:
 
 
 def test_sha256_mismatch_is_refused(tiny: FakeHub, isolated_home: Path) -> None:
-    _register(isolated_home, sha="0" * 64)
+    _register(isolated_home, sha="ab" * 32)  # (64 zeros would be read by YAML as a number)
     result = runner.invoke(app, ["pull", "tiny"])
-    assert result.exit_code == 1 and "sha256" in result.stderr
+    assert result.exit_code == 1 and "failed its sha256 check" in result.stderr  # said as it arrives
+    solved = runner.invoke(app, ["solve", "What is 2 + 2?", "-m", "tiny", "--yes"])  # never loaded
+    assert solved.exit_code == 1 and "sha256" in solved.stderr
 
 
 def test_non_gguf_download_is_refused(tiny: FakeHub, isolated_home: Path) -> None:

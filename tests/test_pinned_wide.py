@@ -147,3 +147,20 @@ def test_a_recorded_model_counts_what_a_cache_less_engine_would_evaluate() -> No
     written = len("<Output>7</Output>")
     assert [len(g.tokens) for g in gens] == [written, written]
     assert model.naive_evaluated == (len(prompt) + written - 1) + (len(prompt) + 1 + written - 1)
+
+
+def test_a_stop_text_the_server_withheld_is_put_back_and_ends_the_answer() -> None:
+    from marco_cli.engine.logprobs import Scored
+    from marco_cli.engine.streamed import generation_of
+
+    pieces = [Scored("<Output>", 1, -0.1, (-0.1, -2.5)), Scored("7", 2, -0.2, (-0.2, -1.9))]
+    stop = StopRule(max_tokens=64)  # stops at </Output>
+
+    def read(text: str) -> list[int]:
+        return []
+
+    answered = generation_of(pieces, "<Output>7", None, "stop", stop, 64, "Q?", read)
+    assert answered.text == "<Output>7</Output>" and answered.stop_reason == "stop_text"
+    assert answered.tokens == (1, 2) and answered.offsets == (8, 9)
+    unbegun = generation_of(pieces[1:], "7", None, "stop", stop, 64, "Q?", read)  # no <Output> yet
+    assert unbegun.text == "7" and unbegun.stop_reason == "eos"

@@ -113,6 +113,7 @@ def test_a_chat_completion_is_the_search_and_is_in_the_history(server: Served) -
     assert answer.choices[0].message.model_extra["reasoning_content"] == record["thought"]
     assert answer.usage.completion_tokens == record["tokens"]["generated"] > 0
     assert answer.usage.prompt_tokens > 10
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
     assert extension["strategy"] == "mcts" and extension["stopped"] == record["stopped"]
     assert record["settings"]["iterations"] == 2 and record["question"] == QUESTION
     models = [m.id for m in server.client().models.list()]

@@ -20,6 +20,10 @@ def test_chrf_by_hand() -> None:
     # precision = recall = (2/3 + 1/2 + 0) / 3 = 7/18, so F2 = 7/18
     assert chrf("abc", "abd") == pytest.approx(7 / 18)
     assert chrf("hello", "xyz") == 0.0
+    # "ab" against "abcd": precision 1 (both orders), recall (1/2 + 1/3) / 2 = 5/12; recall weighs
+    # beta^2 = 4 times as much: F2 = 5 * 1 * 5/12 / (4 * 1 + 5/12) = 25/53, and swapped 25/32
+    assert chrf("ab", "abcd") == pytest.approx(25 / 53)
+    assert chrf("abcd", "ab") == pytest.approx(25 / 32)
 
 
 def _tree(answers: list[tuple[str, float]]) -> Tree:
