@@ -73,14 +73,28 @@ WIDE = (
         ("tests/test_docs.py::test_help_fits_a_terminal_and_help_all_shows_the_rest[solve]",),
     ),
     Mutant(
-        "serve: a bool option given a number accepted",
-        "marco_cli/cli/serve.py",
+        "settings: a bool option given a number accepted",
+        "marco_cli/cli/settings.py",
         "return None if isinstance(value, bool) else f\"'{name}' must be true or false, not {shown}\"",
         "return None",
         (
             "tests/test_hostile_server.py::"
             "test_a_hostile_body_gets_its_status_and_a_message_naming_what_was_wrong[bool option as number]",
         ),
+    ),
+    Mutant(
+        "serve: only the bare model id served, not one per strategy",
+        "marco_cli/cli/serve.py",
+        'return {base: None, **{f"{base}:{s}": s for s in STRATEGIES}}',
+        "return {base: None}",
+        ("tests/test_serve.py::test_a_chat_completion_is_the_search_and_is_in_the_history",),
+    ),
+    Mutant(
+        "api: save=False saves the run and save=True does not",
+        "marco_cli/api.py",
+        "no_log=not save",
+        "no_log=save",
+        ("tests/test_api.py::test_a_run_reaches_the_engine_is_told_to_the_listener_and_saved",),
     ),
     Mutant(
         "signals: every signal exits 130",

@@ -20,6 +20,7 @@ LAYERS = [
     ("runs",),
     ("server",),
     ("cli",),
+    ("api",),  # the Python API: `solve` as the command line runs it
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 ROOT = Path(marco_cli.__file__).parent

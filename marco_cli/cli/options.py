@@ -17,9 +17,9 @@ from typing import Any, Protocol, cast
 
 import typer
 
-from marco_cli.cli.flags import ModelOpt
+from marco_cli.cli.flags import ClickException, ModelOpt
 from marco_cli.cli.option_table import ENGINE, OUTPUT, SEARCH, HelpAll
-from marco_cli.errors import MarcoError
+from marco_cli.errors import MarcoError, UsageError
 from marco_cli.search.config import SearchConfig
 
 
@@ -42,6 +42,14 @@ class SearchParser(Protocol):
     ) -> ParsedOptions: ...
 
     def callback(self, **params: object) -> Mapping[str, object]: ...
+
+
+class SettingsParser(Protocol):
+    """The Click command `options_from` parses with: the search and engine options."""
+
+    def make_context(self, info_name: str, args: list[str]) -> ParsedOptions: ...
+
+    def callback(self, **params: object) -> Options: ...
 
 
 @dataclass(frozen=True)
@@ -165,3 +173,25 @@ def search_parser() -> SearchParser:
     app.command()(search)
     # the boundary: Typer returns Click's Command, of which SearchParser declares what is used
     return cast(SearchParser, typer.main.get_command(app))
+
+
+@functools.cache
+def _settings_parser() -> SettingsParser:
+    @with_options(output=False, exclude=("model",))
+    def settings(*, options: Options) -> Options:
+        return options
+
+    app = typer.Typer()
+    app.command()(settings)
+    return cast(SettingsParser, typer.main.get_command(app))
+
+
+def options_from(argv: list[str], command: str) -> Options:
+    """The search and engine options `argv` sets (the rest at their defaults), checked as the
+    command line checks them; a bad one is a UsageError saying what Click says."""
+    parser = _settings_parser()
+    try:
+        with parser.make_context(command, argv) as ctx:
+            return parser.callback(**ctx.params)
+    except ClickException as exc:
+        raise UsageError(exc.format_message()) from None

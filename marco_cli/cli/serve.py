@@ -8,8 +8,6 @@ with the command line's own values as the defaults.
 from __future__ import annotations
 
 import ipaddress
-import json
-import math
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,11 +18,12 @@ import typer
 
 from marco_cli import tasks
 from marco_cli.cli.flags import ClickException
-from marco_cli.cli.option_table import SEARCH, SEARCH_TYPES, option_type
+from marco_cli.cli.option_table import SEARCH
 from marco_cli.cli.options import Options, config_from, search_parser, with_options
 from marco_cli.cli.session import engine_settings, open_session
+from marco_cli.cli.settings import SettingError, settings_argv
 from marco_cli.contract import ChatEngine
-from marco_cli.errors import MarcoError, UsageError, clip
+from marco_cli.errors import MarcoError, UsageError
 from marco_cli.record.record import Record
 from marco_cli.runs import history
 from marco_cli.search.config import STRATEGIES, SearchConfig
@@ -39,49 +38,13 @@ if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
 _UNUSED_OUTPUT = ("as_json", "hide_thought", "quiet", "html")
 
 
-def _value_error(name: str, value: object) -> str | None:
-    """What is wrong with a JSON value for a search option, said with the value (None: fine);
-    Click would only say that its string form does not parse."""
-    kind, shown = option_type(SEARCH_TYPES[name]), json.dumps(value)
-    if kind is bool:
-        return None if isinstance(value, bool) else f"'{name}' must be true or false, not {shown}"
-    if kind is str:
-        return None if isinstance(value, str) else f"'{name}' must be a string, not {shown}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"'{name}' must be a number, not {shown}"
-    if not math.isfinite(value):
-        return f"'{name}' must be a finite number, not {shown}"
-    if kind is int and not float(value).is_integer():
-        return f"'{name}' must be a whole number, not {shown}"
-    return None
-
-
 def _argv(settings: Mapping[str, object]) -> list[str]:
     from marco_cli.server.protocol import ApiError
 
-    argv: list[str] = []
-    for name, value in settings.items():
-        if name not in SEARCH:
-            known = ", ".join(sorted(SEARCH))
-            raise ApiError(
-                400, f"unknown search option '{clip(name)}' (known: {known})", param=f"marco.{clip(name)}"
-            )
-        if value is None:
-            continue
-        wrong = _value_error(name, value)
-        if wrong is not None:
-            raise ApiError(400, wrong, param=f"marco.{name}")
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + flag[2:])
-        else:
-            argv += [
-                flag,
-                str(int(value))
-                if option_type(SEARCH_TYPES[name]) is int and isinstance(value, float)
-                else str(value),
-            ]
-    return argv
+    try:
+        return settings_argv(settings, SEARCH, "search option")
+    except SettingError as exc:
+        raise ApiError(400, str(exc), param=f"marco.{exc.name}") from None
 
 
 def configurer(defaults: Mapping[str, Any]) -> Callable[[ChatRequest, str | None], SearchConfig]:

@@ -22,6 +22,7 @@ from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.events import Listener
 from marco_cli.search.rewards import needs_judge
 from marco_cli.ui.console import err_console, out_console, warn
 from marco_cli.ui.html import run_page
@@ -75,13 +76,22 @@ def read_input(text: str | None) -> str:
     return text
 
 
-def run_one(session: Session, config: SearchConfig, question: str, messages: list[dict[str, str]]) -> Record:
-    """Search one prompt (live on a terminal), and save the record unless --no-log."""
+def run_one(
+    session: Session,
+    config: SearchConfig,
+    question: str,
+    messages: list[dict[str, str]],
+    listener: Listener | None = None,
+) -> Record:
+    """Search one prompt (live on a terminal, or told to `listener`), and save the record unless
+    --no-log."""
     console = err_console()
     output = session.options.output
     live = console.is_terminal and not console.is_dumb_terminal and not output.quiet
     args = (session.engine, session.style, session.info, question, messages, config)
-    if live:
+    if listener is not None:
+        record = tasks.run_task(*args, listener, verifier=session.verifier)
+    elif live:
         with LiveSearchView(console, question, config.strategy) as view:
             record = tasks.run_task(*args, view, verifier=session.verifier)
     else:
