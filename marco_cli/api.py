@@ -52,6 +52,7 @@ def solve(
     from marco_cli.cli.settings import settings_argv
     from marco_cli.cli.solve import run_one
     from marco_cli.errors import UsageError
+    from marco_cli.search import strategies
     from marco_cli.search.rewards import needs_judge
 
     text = question.strip()
@@ -64,5 +65,5 @@ def solve(
         output=OutputOptions(quiet=True, yes=download, no_log=not save),
     )
     config = config_from(options.search, numeric_answer=tasks.wants_number(text))
-    with open_session("solve", options, config.branches, needs_judge(config.reward)) as session:
+    with open_session("solve", options, strategies.branches(config), needs_judge(config.reward)) as session:
         return run_one(session, config, text, tasks.solve_messages(text), listener)

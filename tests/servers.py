@@ -99,7 +99,7 @@ def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_to
     from marco_cli.engine.remote import RemoteEngine
     from marco_cli.record.record import ModelInfo, Record
     from marco_cli.search.config import SearchConfig
-    from marco_cli.search.mcts import Search
+    from marco_cli.search.strategies import run_search
 
     remote = RemoteEngine(url, retries=1, backoff=0.05)
     prompt = remote.build_prompt(
@@ -119,7 +119,7 @@ def search_while_the_server_dies(proc: subprocess.Popen[bytes], url: str, max_to
     config = SearchConfig(
         iterations=20, children=3, stop_agree=None, granularity="mini-32", max_tokens=max_tokens
     )
-    result = Search(remote, prompt, config).run()
+    result = run_search(remote, prompt, config)
     assert result.stopped == "error" and "cannot reach the server" in (result.error or "")
     record = Record.of(result, "q", ModelInfo("smollm2"), config)
     assert len(record.nodes) > 1 and record.rollouts and record.error

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.strategies import run_search
 from tests.scripted import ScriptedModel
 
 
@@ -27,6 +27,6 @@ def test_ctrl_c_late_in_sampling_keeps_the_finished_samples(strategy: str) -> No
     model = Interrupting(actions={}, rollouts={}, default_rollout=("<Output>7</Output>", 0.9), parallel=2)
     model.at = 4  # three calls of two samples finished, the fourth is interrupted
     config = SearchConfig(strategy=strategy, samples=8)
-    result = run_baseline(model, model.prompt, config)
+    result = run_search(model, model.prompt, config)
     assert result.stopped == "interrupted" and len(result.rollouts) == 6
     assert result.answer == "7" and result.generated_tokens == 6 * len("<Output>7</Output>")

@@ -11,8 +11,8 @@ import pytest
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs.bench import RULES, answer_by
 from marco_cli.search.config import SELECTS, SearchConfig
-from marco_cli.search.mcts import Search
 from marco_cli.search.rules import Ballot, agreeing, branch_of, branch_votes, choose, rule_name
+from marco_cli.search.strategies import run_search
 from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
@@ -135,9 +135,9 @@ def test_the_early_stop_needs_agreement_across_branches() -> None:
         more_actions=lambda state: [(f"step {len(state)}\n", 0.8)],
     )
     one_start = {"children": 1, "first_tokens": 0, "iterations": 12, "stop_agree": 3}
-    by_rollout = Search(model, model.prompt, SearchConfig(**one_start, select="reward-vote")).run()
+    by_rollout = run_search(model, model.prompt, SearchConfig(**one_start, select="reward-vote"))
     assert by_rollout.stopped == "agreement"
-    by_branch = Search(model, model.prompt, SearchConfig(**one_start, select="branch")).run()
+    by_branch = run_search(model, model.prompt, SearchConfig(**one_start, select="branch"))
     assert by_branch.stopped != "agreement" and by_branch.answer == "4"
     assert by_branch.iterations > by_rollout.iterations
 
@@ -164,7 +164,7 @@ def _varied_model() -> ScriptedModel:
 def test_rescoring_a_saved_tree_reproduces_the_original_choice(select: str) -> None:
     model = _varied_model()
     config = SearchConfig(children=3, iterations=10, stop_agree=None, select=select, seed=3)
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     record = Record.of(result, "q", ModelInfo("scripted"), config)
     record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
     assert choose(Ballot.of(record.tree()), rule_name(select)).id == record.chosen_rollout
@@ -174,7 +174,7 @@ def test_rescoring_a_saved_tree_reproduces_the_original_choice(select: str) -> N
 def test_rescoring_tells_the_rules_apart() -> None:
     model = _varied_model()
     config = SearchConfig(children=3, iterations=10, stop_agree=None, seed=3)
-    record = Record.of(Search(model, model.prompt, config).run(), "q", ModelInfo("scripted"), config)
+    record = Record.of(run_search(model, model.prompt, config), "q", ModelInfo("scripted"), config)
     answers = {rule: answer_by(record, rule) for rule in RULES}
     assert answers["reward"] == "1" and len(set(answers.values())) >= 2, answers
 
@@ -187,7 +187,7 @@ def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> N
     config = SearchConfig(
         children=2, iterations=4, granularity="mini-32", max_tokens=96, stop_agree=None, select=select
     )
-    record = Record.of(Search(engine, prompt, config).run(), "q", ModelInfo("smollm2"), config)
+    record = Record.of(run_search(engine, prompt, config), "q", ModelInfo("smollm2"), config)
     record = Record.from_json(json.loads(json.dumps(record.to_json())))  # as saved
     assert choose(Ballot.of(record.tree()), rule_name(select)).id == record.chosen_rollout
     assert answer_by(record, select) == record.answer
@@ -196,7 +196,7 @@ def test_rescoring_a_real_search_reproduces_its_answer(engine, select: str) -> N
 def test_root_children_widen_only_the_root() -> None:
     model = _varied_model()
     config = SearchConfig(children=2, root_children=3, iterations=6, stop_agree=None)
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     tree = result.tree
     assert len(tree.root.children) == 3
     assert all(len(n.children) <= 2 for n in tree.nodes[1:])
@@ -209,7 +209,7 @@ def test_first_tokens_branch_the_root_on_its_likeliest_starts() -> None:
     keep greedy-then-sampled children."""
     model = _varied_model()
     config = SearchConfig(children=2, first_tokens=3, iterations=6, stop_agree=None, temperature=0.9)
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     tree = result.tree
     assert [tree.nodes[c].text for c in tree.root.children] == ["a\n", "b\n", "c\n"]
     assert all(len(n.children) <= 2 for n in tree.nodes[1:])

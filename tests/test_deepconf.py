@@ -10,7 +10,6 @@ import pytest
 
 from marco_cli.contract import Generation, Sampling, StopRule
 from marco_cli.engine.stops import confidence_dropped
-from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.core import score
 from marco_cli.search.deepconf import (
@@ -20,6 +19,8 @@ from marco_cli.search.deepconf import (
     online_vote,
     token_confidences,
 )
+from marco_cli.search.scoring import scoring
+from marco_cli.search.strategies import run_search
 from marco_cli.search.tree import Rollout, Tree
 from tests.scripted import ScriptedModel
 
@@ -69,13 +70,13 @@ def test_deepconf_strategy_end_to_end() -> None:
     answers = iter([("<Output>4</Output>", 0.9), ("<Output>5</Output>", 0.6), ("<Output>5</Output>", 0.6)])
     model.fallback = lambda state: next(answers)
     config = SearchConfig(strategy="deepconf", samples=3, deepconf_keep=0.34)
-    result = run_baseline(model, model.prompt, config)
+    result = run_search(model, model.prompt, config)
     assert result.answer == "4" and [r.trace_confidence for r in result.rollouts] == pytest.approx(
         [4.5, 3.0, 3.0]
     )
     answers = iter([("<Output>4</Output>", 0.9), ("<Output>5</Output>", 0.6), ("<Output>5</Output>", 0.6)])
     model.fallback = lambda state: next(answers)
-    assert run_baseline(model, model.prompt, SearchConfig(strategy="vote", samples=3)).answer == "5"
+    assert run_search(model, model.prompt, SearchConfig(strategy="vote", samples=3)).answer == "5"
 
 
 def test_a_search_rollouts_trace_spans_its_whole_path() -> None:
@@ -87,10 +88,12 @@ def test_a_search_rollouts_trace_spans_its_whole_path() -> None:
     forced = tree.add(first, (6,), "Wait!", (), False, reflection=True)
     second = tree.add(forced, (7, 8), "b", (0.5,) * 2, False, top_means=(-1.0,) * 2)
     tail = Generation((9, 10), "<Output>3</Output>", (-0.1,) * 2, (0.8,) * 2, "eos", (-4.0,) * 2)
-    rollout = score(tree, second, tail, SearchConfig(deepconf_window=3))
+    rollout = score(tree, second, tail, SearchConfig(deepconf_window=3), scoring("finished", "deepconf"))
     assert rollout.answer == "3" and rollout.trace_confidence == pytest.approx(2.0)
     unscored = tree.add(tree.root, (11,), "<Output>5</Output>", (0.7,), True, stop_reason="eos")
-    assert score(tree, unscored, None, SearchConfig()).trace_confidence is None  # no top-5 log-probs
+    assert (
+        score(tree, unscored, None, SearchConfig(), scoring("finished", "deepconf")).trace_confidence is None
+    )  # no top-5 log-probs
 
 
 @pytest.mark.slow
@@ -146,7 +149,7 @@ def test_deepconf_online_stops_unconfident_samples_early() -> None:
     config = SearchConfig(
         strategy="deepconf-online", samples=6, deepconf_warmup=2, deepconf_keep=1.0, deepconf_window=8
     )
-    result = run_baseline(model, model.prompt, config)
+    result = run_search(model, model.prompt, config)
     assert result.answer == "4"
     assert [r.status for r in result.rollouts] == ["finished"] * 2 + ["low_confidence"] * 4
     assert result.generated_tokens == 2 * len("<Output>4</Output>") + 4 * 8

@@ -12,7 +12,7 @@ from marco_cli.cli.app import app
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.runs import export
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from tests.helpers import runner
 from tests.scripted import ScriptedModel
 
@@ -65,7 +65,7 @@ def scripted_run(gold: str | None = "7") -> export.Run:
         more_actions=lambda s: [(s[:1] + "a\n", 0.8), (s[:1] + "bb\n", 0.6), (s[:1] + "ccc\n", 0.5)],
     )
     config = SearchConfig(iterations=10, children=3, stop_agree=None, rollouts="all")
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     messages = [Message("system", "sys"), Message("user", "Q?")]
     return export.Run(Record.of(result, "Q?", ModelInfo("scripted"), config, messages), gold, "scripted")
 

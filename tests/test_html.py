@@ -16,7 +16,7 @@ import pytest
 from marco_cli.cli.app import app
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from marco_cli.ui.html import run_page
 from tests.helpers import runner
 from tests.scripted import ScriptedModel
@@ -38,7 +38,7 @@ def record_of(question: str, iterations: int) -> Record:
     config = SearchConfig(
         iterations=iterations, children=3, stop_agree=None, select="reward-vote", rollouts="all"
     )
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     return Record.of(result, question, ModelInfo("scripted"), config)
 
 

@@ -19,7 +19,7 @@ from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.engine.logprobs import from_native, from_openai, native_alternatives, openai_alternatives
 from marco_cli.engine.remote import RemoteEngine
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from tests.helpers import runner
 from tests.servers import llama_server as start_server
 from tests.servers import search_while_the_server_dies, serving
@@ -82,7 +82,7 @@ def test_step_actions_stop_on_the_server(server: str) -> None:
     prompt = remote.build_prompt(QUESTION, "plain")
     before = server_predicted(remote)
     config = SearchConfig(iterations=6, children=3, stop_agree=None, max_tokens=256)
-    result = Search(remote, prompt, config).run()
+    result = run_search(remote, prompt, config)
     after = server_predicted(remote)
     assert before is not None and after is not None
     assert result.rollouts and result.stopped == "iterations"

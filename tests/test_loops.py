@@ -11,7 +11,7 @@ from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.rules import Ballot, choose
-from marco_cli.search.strategies import run_search
+from marco_cli.search.strategies import context, run_search
 from tests.scripted import ScriptedModel
 
 LOOP_LINE = "Sofia has 20 pencils left.\n"
@@ -93,7 +93,8 @@ def looping_world() -> ScriptedModel:
 @pytest.mark.parametrize("select", ["visits", "reward", "reward-vote"])
 def test_the_most_confident_loop_never_wins(reward: str, select: str) -> None:
     model = looping_world()
-    search = Search(model, model.prompt, SearchConfig(iterations=8, children=2, reward=reward, select=select))
+    config = SearchConfig(iterations=8, children=2, reward=reward, select=select)
+    search = Search(context(model, model.prompt, config), config)
     result = search.run()
     looped = [r for r in result.tree.rollouts if r.status == "loop"]
     assert looped and all(r.answer == "" for r in looped)
@@ -107,9 +108,9 @@ def test_the_most_confident_loop_never_wins(reward: str, select: str) -> None:
 
 def test_the_default_reward_steers_the_search_away_from_loops() -> None:
     model = looping_world()
-    finished = Search(model, model.prompt, SearchConfig(iterations=10, children=2)).run()
+    finished = run_search(model, model.prompt, SearchConfig(iterations=10, children=2))
     config = SearchConfig(iterations=10, children=2, reward="paper")
-    paper = Search(looping_world(), model.prompt, config).run()
+    paper = run_search(looping_world(), model.prompt, config)
 
     def visits_of(result, first: str) -> int:
         root = result.tree.root
@@ -127,7 +128,7 @@ def test_no_finished_rollout_means_no_answer() -> None:
         more_actions=lambda state: [("ax\n", 0.9)],
     )
     config = SearchConfig(iterations=4, children=1)
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     assert result.tree.rollouts and result.answer == "" and result.rollout is None and result.reward is None
     record = Record.of(result, "Q?", ModelInfo("scripted"), config)
     assert record.rollout_stats == {
@@ -152,7 +153,7 @@ def test_vote_picks_the_answer_with_the_largest_summed_reward() -> None:
         },
     )
     config = SearchConfig(iterations=1, children=4, rollouts="all", reward="paper", select="reward-vote")
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     assert {r.answer for r in result.tree.rollouts if r.finished} == {"7", "5", "7.0"}
     assert result.answer in ("7", "7.0")
     assert choose(Ballot.of(result.tree), "reward").answer == "5"
@@ -166,7 +167,7 @@ def test_agreement_counts_only_finished_rollouts() -> None:
         fallback=lambda state: ("<Output>4</Output>" * 3, 0.9, "loop"),
         more_actions=lambda state: [(state[0] + "x\n", 0.9), (state[0] + "y\n", 0.9)],
     )
-    result = Search(model, model.prompt, SearchConfig(iterations=12, stop_agree=2)).run()
+    result = run_search(model, model.prompt, SearchConfig(iterations=12, stop_agree=2))
     assert result.stopped != "agreement" and result.answer == ""
 
 

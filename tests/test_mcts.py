@@ -13,7 +13,7 @@ from marco_cli.contract import REFLECTION_PHRASE
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search, select_leaf, uct
-from marco_cli.search.strategies import run_search
+from marco_cli.search.strategies import context, run_search
 from marco_cli.search.tree import Node, Tree
 from tests.scripted import ScriptedModel
 
@@ -60,7 +60,7 @@ MECHANICS = {"children": 3, "first_tokens": 0, "stop_agree": None, "select": "vi
 def run(model: ScriptedModel, **kw) -> tuple[Search, object, list]:
     seen: list = []
     config = SearchConfig(**(MECHANICS | kw))
-    search = Search(model, model.prompt, config, seen.append, clock=model.clock)
+    search = Search(context(model, model.prompt, config, seen.append, clock=model.clock), config)
     return search, search.run(), seen
 
 
@@ -279,7 +279,8 @@ def test_interrupt_returns_the_best_answer_so_far() -> None:
         return original(requests, on_token)
 
     model.generate_many = flaky  # type: ignore[method-assign]
-    search = Search(model, model.prompt, SearchConfig(iterations=20), clock=model.clock)
+    config = SearchConfig(iterations=20)
+    search = Search(context(model, model.prompt, config, clock=model.clock), config)
     result = search.run()
     assert result.stopped == "interrupted" and result.answer in {"1", "2", "3"}
 
@@ -315,7 +316,7 @@ def test_a_child_that_ends_the_answer_is_scored_even_when_not_picked() -> None:
             rollouts={"Think first.\n": ("Then <Output>5</Output>", 0.5)},
         )
         config = SearchConfig(iterations=1, children=2, stop_agree=None, seed=seed)
-        result = Search(model, model.prompt, config).run()
+        result = run_search(model, model.prompt, config)
         answers = [r.answer for r in result.tree.rollouts]
         assert "7" in answers and result.answer == "7", (seed, answers)
         assert result.tree.root.visits == len(answers)  # each backed up

@@ -10,8 +10,8 @@ import pytest
 from marco_cli.cli.app import app
 from marco_cli.contract import Request, Sampling, StopRule
 from marco_cli.record.results import Figures, Pair, Summary
-from marco_cli.search.baselines import run_baseline
 from marco_cli.search.config import SearchConfig
+from marco_cli.search.strategies import run_search
 from tests.helpers import one_line_error, runner
 from tests.scripted import ScriptedModel
 
@@ -31,7 +31,7 @@ def test_greedy_first_makes_only_the_first_sample_greedy(greedy_first: bool) -> 
     model = Recording(actions={}, rollouts={}, default_rollout=("<Output>7</Output>", 0.9), parallel=2)
     model.seen = []
     config = SearchConfig(strategy="vote", samples=5, temperature=0.8, greedy_first=greedy_first)
-    run_baseline(model, model.prompt, config)
+    run_search(model, model.prompt, config)
     greedy = [r.sampling.temperature == 0 for r in model.seen]
     assert greedy == [greedy_first, False, False, False, False]
     assert len({r.sampling.seed for r in model.seen}) == 5  # each sample its own seed

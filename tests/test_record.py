@@ -18,7 +18,7 @@ from marco_cli.record.record import Message, ModelInfo, Record, RecordError
 from marco_cli.runs import export, history
 from marco_cli.runs.bench import answer_by
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from marco_cli.ui.html import run_page
 from marco_cli.ui.tree_view import TreeSnapshot, final_view, render_tree
 from tests.helpers import runner
@@ -37,7 +37,7 @@ def _searched() -> Record:
     )
     config = SearchConfig(iterations=6, stop_agree=None)
     messages = (Message("system", "sys"), Message("user", "Q?"))
-    result = Search(model, model.prompt, config).run()
+    result = run_search(model, model.prompt, config)
     record = Record.of(result, "Q?", ModelInfo("scripted", None, None, "test", "plain"), config, messages)
     return record.with_engine({"threads": 2, "repack": True}).with_run_id(4)
 

@@ -18,7 +18,7 @@ from marco_cli.engine.remote import BackendError, RemoteEngine
 from marco_cli.engine.wire import one_line
 from marco_cli.runs import history
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from tests.helpers import one_line_error, runner
 from tests.servers import (
     QuietHTTPServer,
@@ -79,7 +79,7 @@ def test_remote_search_end_to_end_and_cli(server: str) -> None:
     remote = RemoteEngine(server, parallel=3)
     prompt = remote.build_prompt(QUESTION, "plain")
     config = SearchConfig(iterations=3, children=3, granularity="mini-32", max_tokens=64)
-    result = Search(remote, prompt, config).run()
+    result = run_search(remote, prompt, config)
     assert result.stopped in ("iterations", "exhausted", "agreement") and result.rollouts
     assert remote.max_in_flight >= 2  # siblings went out together
     for rollout in result.rollouts:

@@ -8,7 +8,7 @@ from marco_cli.engine.llama import Engine
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.mcts import Search
 from marco_cli.search.recording import Recording
-from marco_cli.search.strategies import run_search
+from marco_cli.search.strategies import context, run_search
 
 QUESTION = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples does he have?"}]
 
@@ -20,7 +20,7 @@ def test_mcts_rewards_are_the_engines_confidences(engine: Engine) -> None:
     config = SearchConfig(
         iterations=8, children=3, granularity="mini-32", max_tokens=160, seed=1, stop_agree=None
     )
-    search = Search(model, prompt, config)
+    search = Search(context(model, prompt, config), config)
     result = search.run()
     tree = search.tree
     assert result.iterations == 8 or result.stopped == "exhausted"

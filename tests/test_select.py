@@ -21,8 +21,10 @@ from marco_cli.cli.serve import configurer
 from marco_cli.contract import Generation, Request
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.runs.bench import answer_by
-from marco_cli.search.config import GATED_RULES, OWN_RULES, STRATEGIES, SearchConfig, own_rule
+from marco_cli.search import strategies
+from marco_cli.search.config import SearchConfig
 from marco_cli.search.rules import RULE_NAMES
+from marco_cli.search.strategies import answer_rule, names, own_rule, saved_settings
 from marco_cli.server.app import ServerSettings, build_app
 from marco_cli.server.runner import Runner, Served
 from tests.helpers import runner
@@ -80,14 +82,14 @@ def test_vote_answers_by_the_rule_asked_for_and_the_record_names_it() -> None:
 
 
 @pytest.mark.usefixtures("cycling")
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", names())
 def test_every_strategy_keeps_its_own_rule_without_select(strategy: str) -> None:
     record = _solve("--strategy", strategy)
-    assert record["settings"]["select"] == OWN_RULES[strategy]
+    assert record["settings"]["select"] == strategies.strategy(strategy).own_rule
 
 
 @pytest.mark.usefixtures("cycling")
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", names())
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_every_rule_answers_every_strategy_as_rescoring_its_record_does(strategy: str, rule: str) -> None:
     """Generating with a rule and re-scoring the same samples with it give the same answer."""
@@ -131,9 +133,9 @@ def test_serve_takes_select_in_the_marco_extension() -> None:
 
 
 def test_a_config_resolves_its_rule_once_and_saves_it() -> None:
-    assert SearchConfig(strategy="vote").rule == "majority"
-    assert SearchConfig(strategy="vote", select="checked").rule == "checked"
-    assert SearchConfig().as_dict()["select"] == "deepconf"
+    assert answer_rule(SearchConfig(strategy="vote")) == "majority"
+    assert answer_rule(SearchConfig(strategy="vote", select="checked")) == "checked"
+    assert saved_settings(SearchConfig())["select"] == "deepconf"
     assert own_rule("vote", "not a reward") == "majority"
 
 
@@ -154,10 +156,10 @@ def test_a_record_from_before_schema_4_says_the_rule_that_really_answered() -> N
     saved = _solve("--strategy", "vote")
     old = {**saved, "schema": 3, "settings": {**saved["settings"], "select": "deepconf"}}
     record = Record.from_json(old)
-    assert record.search.rule == "majority"
-    assert answer_by(record, record.search.rule) == saved["answer"] == "8"
+    assert answer_rule(record.search) == "majority"
+    assert answer_by(record, answer_rule(record.search)) == saved["answer"] == "8"
     kept = Record.from_json(_solve("--strategy", "vote", "--select", "checked"))
-    assert kept.search.rule == "checked" and kept.search.select == "checked"
+    assert answer_rule(kept.search) == "checked" and kept.search.select == "checked"
 
 
 @pytest.mark.usefixtures("cycling")
@@ -169,6 +171,12 @@ def test_a_gated_reward_answers_by_a_rule_that_reads_the_gate() -> None:
     assert gated["answer"] == "7"
     told = _solve("--strategy", "vote", "--reward", "check", "--select", "majority")
     assert told["answer"] == "8" and told["settings"]["select"] == "majority"
-    for (strategy, gate), rule in GATED_RULES.items():
-        assert SearchConfig(strategy=strategy, reward=f"finished+{gate}").rule == rule
-        assert SearchConfig(strategy=strategy, reward="finished").rule == OWN_RULES[strategy]
+    gated_rules = [
+        (name, gate, rule) for name in names() for gate, rule in strategies.strategy(name).gated_rules.items()
+    ]
+    assert ("vote", "check", "checked") in gated_rules and ("deepconf", "judge", "reward-vote") in gated_rules
+    for name, gate, rule in gated_rules:
+        assert answer_rule(SearchConfig(strategy=name, reward=f"finished+{gate}")) == rule
+        assert (
+            answer_rule(SearchConfig(strategy=name, reward="finished")) == strategies.strategy(name).own_rule
+        )

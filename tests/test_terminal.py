@@ -16,6 +16,7 @@ import pytest
 
 from marco_cli.record.record import Record
 from marco_cli.runs.bench import answer_by
+from marco_cli.search.strategies import answer_rule
 
 MARCO = str(Path(sys.executable).with_name("marco"))
 FAST = "-m smollm2-135m -n 2 --granularity mini-32 --max-tokens 48"
@@ -95,7 +96,7 @@ def test_ctrl_c_prints_the_best_answer_so_far_and_exits_130() -> None:
     saved = Record.from_json(json.loads(out))
     assert saved.stopped == "interrupted" and saved.answer
     # the best answer so far is exactly what the run's rule picks from the rollouts it had
-    assert saved.answer == answer_by(saved, saved.search.rule)
+    assert saved.answer == answer_by(saved, answer_rule(saved.search))
     assert saved.chosen is not None and saved.chosen.finished and saved.chosen.answer == saved.answer
 
 
@@ -183,7 +184,8 @@ def test_ctrl_c_sigterm_and_sighup_in_a_terminal(
     )
     saved = Record.from_json(json.loads(shown_run.stdout))
     # saved with the answer its rule picks from the rollouts it had, and that answer is on screen
-    assert saved.stopped == "interrupted" and saved.answer == answer_by(saved, saved.search.rule) != ""
+    rule = answer_rule(saved.search)
+    assert saved.stopped == "interrupted" and saved.answer == answer_by(saved, rule) != ""
     assert saved.answer.split("\n")[0][:30] in " ".join(final.split()), final
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.search import events as ev
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.mcts import Search
+from marco_cli.search.strategies import run_search
 from marco_cli.ui.tree_view import TreeSnapshot, render_tree, summary_line
 from tests.scripted import ScriptedModel
 
@@ -30,7 +30,7 @@ def test_progress_moves_before_a_generation_ends() -> None:
 
     # four starts with one candidate: three duplicate the first and are dropped, paid for all the same
     config = SearchConfig(iterations=2, children=1, first_tokens=4)
-    result = Search(model, model.prompt, config, listen).run()
+    result = run_search(model, model.prompt, config, listen)
     first = [tokens for tokens, nodes in seen if nodes == 1]  # before the first node arrived
     assert len(first) >= 10 and first == sorted(first) and first[-1] > first[0]
     assert shown == sorted(shown)  # a finished generation's tokens move from streamed to the tree
@@ -39,7 +39,7 @@ def test_progress_moves_before_a_generation_ends() -> None:
 
 def test_the_tree_says_what_it_left_out_and_unvisited_nodes_have_no_mean() -> None:
     model = ScriptedModel(actions={}, rollouts={}, more_actions=lambda s: [(f"{s}{k}\n", 0.9) for k in "ab"])
-    result = Search(model, model.prompt, SearchConfig(iterations=12, children=2, stop_agree=None)).run()
+    result = run_search(model, model.prompt, SearchConfig(iterations=12, children=2, stop_agree=None))
     snap = TreeSnapshot("Q?")
     for node in result.tree.nodes[1:]:
         snap.apply(ev.NodeAdded(node.id, node.parent, node.depth, node.text, 1, 0.9, False, False))
@@ -83,7 +83,7 @@ def test_the_marked_path_is_the_answers_path_live_and_replayed() -> None:
     model = disagreeing_world()
     config = SearchConfig(iterations=8, select="reward-vote", stop_agree=None)
     live = TreeSnapshot("Q?")
-    result = Search(model, model.prompt, config, live.apply).run()
+    result = run_search(model, model.prompt, config, live.apply)
     best_reward = max(result.tree.rollouts, key=lambda r: r.reward)
     assert result.rollout != best_reward.id  # the vote and the top reward disagree here
     assert live.best_path == tuple(result.path)

@@ -24,8 +24,10 @@ from marco_cli.files import make_folder, write_text
 from marco_cli.record.results import Summary
 from marco_cli.runs import bench, datasets, paper
 from marco_cli.runs.summary import summarize
-from marco_cli.search.config import SAMPLING, SearchConfig
+from marco_cli.search import strategies
+from marco_cli.search.config import SearchConfig
 from marco_cli.search.rewards import needs_judge
+from marco_cli.search.spec import StrategySpec
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
 from marco_cli.ui.html import write_bench_pages
@@ -121,20 +123,25 @@ def _spec(text: str) -> Spec:
     return Spec(text, found["label"], found["name"], found["budget"] or "", found["flags"] or "")
 
 
-BUDGETED = ("mcts", *SAMPLING)  # mcts counts iterations, the sampled strategies samples
-
-
 def _budget(spec: Spec) -> dict[str, int]:
     """`vote@8` (samples), `mcts@16` (iterations): a strategy at a budget of its own; a
     strategy that takes no count (cot) refuses one instead of ignoring it."""
     if not spec.budget:
         return {}
-    if spec.name not in BUDGETED:
-        takes = ", ".join(BUDGETED)
+    spends = _strategy(spec).budget
+    if spends is None:
+        takes = ", ".join(n for n in strategies.names() if strategies.strategy(n).budget is not None)
         raise MarcoError(f"'{spec.text}': {spec.name} takes no budget after @ (only {takes} do)", code=2)
     if not spec.budget.isdigit() or not 1 <= int(spec.budget) <= 100_000:
         raise MarcoError(f"'{spec.text}': the budget after @ must be a whole number from 1 to 100000", code=2)
-    return {("iterations" if spec.name == "mcts" else "samples"): int(spec.budget)}
+    return {spends: int(spec.budget)}
+
+
+def _strategy(spec: Spec) -> StrategySpec:
+    try:
+        return strategies.strategy(spec.name)
+    except ValueError as exc:
+        raise MarcoError(f"'{spec.text}': {exc}", code=2) from None
 
 
 def _flagged(search: Mapping[str, object], flags: str) -> Mapping[str, object]:
@@ -154,7 +161,7 @@ def _label(spec: Spec, granularity: str, several: bool) -> str:
     """A configuration's name: its LABEL (with the granularity when mcts runs at several), or
     strategy/granularity@budget[flags]."""
     if spec.label:
-        return f"{spec.label}/{granularity}" if several and spec.name == "mcts" else spec.label
+        return f"{spec.label}/{granularity}" if several and strategies.granular(spec.name) else spec.label
     name = bench.config_name(spec.name, granularity) + (f"@{spec.budget}" if spec.budget else "")
     return name + (f"[{' '.join(shlex.split(spec.flags))}]" if spec.flags.strip() else "")
 
@@ -168,7 +175,7 @@ def _configs(
     for text in strategies:
         spec = _spec(text)
         budget, search = _budget(spec), _flagged(options.search, spec.flags)
-        for g in granularities if spec.name == "mcts" else ["step"]:
+        for g in granularities if _strategy(spec).granular else ["step"]:
             label = _label(spec, g, several=len(granularities) > 1)
             if label in configs:
                 raise MarcoError(f"two configurations are named '{label}': give one a LABEL=", code=2)
@@ -252,7 +259,7 @@ def bench_cmd(
         raise MarcoError(f"--offset {offset} selects no problem: {dataset} has {len(everything)}", code=2)
     configs = _configs(options, strategy, granularity)
     judged = any(needs_judge(c.reward) for c in configs.values())
-    session = open_session("bench", options, max(c.branches for c in configs.values()), judged)
+    session = open_session("bench", options, max(strategies.branches(c) for c in configs.values()), judged)
     label = session.info.label
     out = (
         out
@@ -262,7 +269,7 @@ def bench_cmd(
         "dataset": dataset,
         "problems_sha256": bench.fingerprint(everything),
         "model": label,
-        "settings": {n: c.as_dict() for n, c in configs.items()},
+        "settings": {n: strategies.saved_settings(c) for n, c in configs.items()},
     }
     bench.prepare_run_dir(out, meta)
     if html is not None:  # checked before the search: a bad folder must not cost the hour after it

@@ -13,6 +13,7 @@ from typer.core import TyperOption
 
 from marco_cli.cli.flags import HideThought, Json, ModelOpt, Verbose, Yes, real, url_option, whole
 from marco_cli.contract import Granularity, StepBreak
+from marco_cli.search import strategies
 from marco_cli.search.config import Reward, RolloutScope, SearchConfig, Strategy
 from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import rule_name
@@ -24,6 +25,14 @@ def reward_option(value: str) -> str:
         parse_reward(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def strategy_option(value: str) -> str:
+    """A strategy's name, one of the table's (strategies.py) when the command runs, so a
+    strategy registered from outside the package is accepted too; said as Click says a choice."""
+    if value not in strategies.names():
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, strategies.names()))}.")
     return value
 
 
@@ -41,7 +50,14 @@ def rule_option(value: str | None) -> str | None:
 # the values are Annotated type forms for Typer, and the parsed values come out of Click
 # untyped (Options.search); config_from checks them by building the SearchConfig
 SEARCH_TYPES: dict[str, Any] = {
-    "strategy": Annotated[Strategy, typer.Option(help="mcts, or a baseline over the same model.")],
+    "strategy": Annotated[
+        Strategy,
+        typer.Option(
+            callback=strategy_option,
+            metavar=f"<{'|'.join(strategies.names())}>",
+            help="mcts, or a baseline over the same model.",
+        ),
+    ],
     "iterations": Annotated[
         int, typer.Option("--iterations", "-n", min=1, max=100_000, help="MCTS iterations.")
     ],

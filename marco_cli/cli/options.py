@@ -20,6 +20,7 @@ import typer
 from marco_cli.cli.flags import ClickException, ModelOpt
 from marco_cli.cli.option_table import ENGINE, OUTPUT, SEARCH, HelpAll
 from marco_cli.errors import MarcoError, UsageError
+from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
 
 
@@ -96,9 +97,11 @@ def config_from(search: Mapping[str, Any], **overrides: Any) -> SearchConfig:
     if chosen.get("stop_agree") == 0:
         chosen["stop_agree"] = None
     try:
-        return SearchConfig(**chosen)
+        config = SearchConfig(**chosen)
+        strategies.strategy(config.strategy)  # a name in the table
     except ValueError as exc:
         raise MarcoError(str(exc), code=2) from None
+    return config
 
 
 def with_options(

@@ -26,7 +26,8 @@ from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError, UsageError
 from marco_cli.record.record import Record
 from marco_cli.runs import history
-from marco_cli.search.config import STRATEGIES, SearchConfig
+from marco_cli.search import strategies
+from marco_cli.search.config import SearchConfig
 from marco_cli.ui.console import err_console, warn
 
 if TYPE_CHECKING:  # the serve extra is imported only when `marco serve` runs
@@ -86,8 +87,9 @@ def served_name(model: str) -> str:
     return Path(model).stem if model.endswith(".gguf") else model
 
 
-def _model_ids(base: str) -> dict[str, str | None]:
-    return {base: None, **{f"{base}:{s}": s for s in STRATEGIES}}
+def model_ids(base: str) -> dict[str, str | None]:
+    """The ids served: the model's (its default strategy), and `MODEL:STRATEGY` for each in the table."""
+    return {base: None, **{f"{base}:{s}": s for s in strategies.names()}}
 
 
 @with_options(exclude=_UNUSED_OUTPUT)
@@ -116,7 +118,7 @@ def serve_cmd(
         ) from None
     listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
-    session = open_session("serve", options, config.branches)
+    session = open_session("serve", options, strategies.branches(config))
     engine = session.engine
     local = options.engine.backend is None
     served = Served(session.opened, _finisher(engine, options.output.no_log), session.verifier)
@@ -124,7 +126,7 @@ def serve_cmd(
     local_verifier = session.verifier is not None and options.engine.verifier_backend is None
     workers = 1 if local or local_verifier else int(engine.parallel)
     runner = Runner(served, workers, queue)
-    ids = _model_ids(served_name(options.model))
+    ids = model_ids(served_name(options.model))
     app = build_app(runner, ServerSettings(ids, configurer(options.search), api_key))
     console = err_console()
     if not _loopback(host) and api_key is None:

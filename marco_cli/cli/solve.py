@@ -21,6 +21,7 @@ from marco_cli.files import check_writable, write_text
 from marco_cli.record.record import Record
 from marco_cli.record.saved import JsonObject
 from marco_cli.runs import history
+from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener
 from marco_cli.search.rewards import needs_judge
@@ -165,7 +166,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     question = read_input(prompt).strip()
     check_writable(options.output.html)
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
-    session = open_session("solve", options, config.branches, needs_judge(config.reward))
+    session = open_session("solve", options, strategies.branches(config), needs_judge(config.reward))
     with session:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
@@ -203,7 +204,7 @@ def translate_cmd(
     check_writable(options.output.html)
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
-    session = open_session("translate", options, config.branches, needs_judge(config.reward))
+    session = open_session("translate", options, strategies.branches(config), needs_judge(config.reward))
     records: list[Line] = []
     failed = 0
     with session:

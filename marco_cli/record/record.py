@@ -31,7 +31,8 @@ from marco_cli.record.saved import (
     saved_node,
     saved_rollout,
 )
-from marco_cli.search.config import OWN_RULES, SearchConfig, SearchResult, own_rule
+from marco_cli.search import strategies
+from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
 from marco_cli.search.rewards import parse_reward, reward_function
 from marco_cli.search.rules import ALIASES
@@ -191,7 +192,7 @@ class Record:
             "question": self.question,
             "messages": [m.to_json() for m in self.messages],
             "model": asdict(self.model),
-            "settings": {**self.search.as_dict(), **self.engine},
+            "settings": {**strategies.saved_settings(self.search), **self.engine},
             "answer": self.answer,
             "thought": self.thought,
             "response": self.response,
@@ -250,9 +251,12 @@ def _split_settings(raw: Mapping[str, Any], schema: int) -> tuple[SearchConfig, 
     search = {k: _LEGACY_VALUES.get((k, v), v) for k, v in raw.items() if k in _SEARCH_FIELDS}
     engine = {k: v for k, v in raw.items() if k not in _SEARCH_FIELDS and isinstance(v, int | bool)}
     config = SearchConfig(**search)
-    if schema < 4 and config.strategy != "mcts":
-        config = replace(config, select=OWN_RULES[config.strategy])
-    if config.select == own_rule(config.strategy, config.reward):
+    if config.strategy not in strategies.names():  # a strategy registered by the run that saved it
+        return config, engine
+    spec = strategies.strategy(config.strategy)
+    if schema < 4 and spec.budget != "iterations":  # all but the tree search (it counts iterations)
+        config = replace(config, select=spec.own_rule)
+    if config.select == strategies.own_rule(config.strategy, config.reward):
         config = replace(config, select=None)
     return config, engine
 

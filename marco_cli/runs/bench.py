@@ -23,6 +23,7 @@ from marco_cli.files import make_folder, read_utf8, replace_text, write_text
 from marco_cli.record.record import ModelInfo, Record
 from marco_cli.record.results import RESULT_FIELDS, ResultRow
 from marco_cli.record.saved import JsonObject, RecordError
+from marco_cli.search import strategies
 from marco_cli.search.answers import extract_number
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.rules import RULE_NAMES, Ballot, choose, rule_name
@@ -77,7 +78,7 @@ def grade(answer: str, gold: str) -> tuple[float | None, bool]:
 
 
 def config_name(strategy: str, granularity: str) -> str:
-    return f"{strategy}/{granularity}" if strategy == "mcts" else strategy
+    return f"{strategy}/{granularity}" if strategies.granular(strategy) else strategy
 
 
 BadLine = Callable[[Path, int, str], None]

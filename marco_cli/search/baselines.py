@@ -2,16 +2,15 @@
 `cot` (one greedy pass), `best-of-n` (the highest-reward finished answer of n samples, the
 paper's Test@N), `vote` (self-consistency: the answer of the most finished samples) and
 `deepconf` (DeepConf offline: the confidence-weighted vote of the most confident samples, see
-deepconf.py). Each answers by its own rule from rules.py (`config.OWN_RULES`), or by `--select`."""
+deepconf.py), and `deepconf-online` (later samples stop once their confidence drops). Each
+answers by the rule its spec names (or `--select`), handed in resolved with the run's scoring."""
 
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from marco_cli.contract import Generation, Model, Request
+from marco_cli.contract import Generation, Request
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import RunCost, end_run, guard, rollout_scored, score
 from marco_cli.search.deepconf import online_threshold
@@ -23,10 +22,11 @@ from marco_cli.search.events import (
     NodeAdded,
     StopWhy,
     TokensGenerated,
-    ignore,
 )
-from marco_cli.search.rewards import Judge
-from marco_cli.search.rules import Ballot, choose
+from marco_cli.search.rewards import RewardGate
+from marco_cli.search.rules import Ballot, RuleName, choose
+from marco_cli.search.scoring import Scoring
+from marco_cli.search.spec import RunContext, StrategySpec, sample_count
 from marco_cli.search.tree import Tree
 
 
@@ -35,19 +35,12 @@ class Samples:
     at a time: the tree and the token count grow as chunks finish, so Ctrl-C or a failing
     server keeps every sample already done."""
 
-    def __init__(
-        self,
-        model: Model,
-        prompt: Sequence[int],
-        config: SearchConfig,
-        listener: Listener,
-        judge: Judge | None = None,
-    ) -> None:
-        self.model, self.config, self.listener, self.judge = model, config, listener, judge
-        self.tree = Tree(tuple(prompt))
+    def __init__(self, ctx: RunContext, config: SearchConfig) -> None:
+        self.model, self.config, self.listener, self.scoring = ctx.model, config, ctx.listener, ctx.scoring
+        self.tree = Tree(tuple(ctx.prompt))
         self.generated = 0
 
-    def run(self, n: int, greedy_all: bool = False) -> StopWhy:
+    def run(self, n: int, greedy_all: bool = False, online: bool = False) -> StopWhy:
         config, listener = self.config, self.listener
         rng = random.Random(config.seed)
         prompt = self.tree.root.tokens
@@ -63,14 +56,14 @@ class Samples:
         ]
         listener(IterationStarted(1, 1))
         width = max(1, self.model.parallel)
-        warmup = min(n, config.deepconf_warmup) if config.strategy == "deepconf-online" else n
+        warmup = min(n, config.deepconf_warmup) if online else n
         for start, end in _chunks(n, width, warmup):
             if start == warmup:  # DeepConf online: later samples stop once their confidence drops
                 requests[start:] = _with_threshold(requests[start:], self.tree, config)
             gens = self.model.generate_many(requests[start:end], lambda k: listener(TokensGenerated(k)))
             self.generated += sum(len(g.tokens) for g in gens)
             for gen in gens:
-                _add_sample(self.tree, gen, config, listener, self.judge)
+                _add_sample(self.tree, gen, config, listener, self.scoring)
         return "done"
 
 
@@ -92,43 +85,84 @@ def _with_threshold(requests: list[Request], tree: Tree, config: SearchConfig) -
 
 
 def _add_sample(
-    tree: Tree, gen: Generation, config: SearchConfig, listener: Listener, judge: Judge | None
+    tree: Tree, gen: Generation, config: SearchConfig, listener: Listener, scoring: Scoring
 ) -> None:
-    node = tree.add(
-        tree.root,
-        gen.tokens,
-        gen.text,
-        gen.confidences,
-        True,
-        stop_reason=gen.stop_reason,
-        offsets=gen.offsets,
-        top_means=gen.top_means,
-    )
+    node = tree.grow(tree.root, gen, True)
     listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
-    rollout = tree.add_rollout(score(tree, node, None, config, judge))
+    rollout = tree.add_rollout(score(tree, node, None, config, scoring))
     listener(rollout_scored(rollout))
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
 
 
-def run_baseline(
-    model: Model,
-    prompt: Sequence[int],
-    config: SearchConfig,
-    listener: Listener = ignore,
-    clock: Callable[[], float] = time.monotonic,
-    judge: Judge | None = None,
-) -> SearchResult:
-    start = clock()
-    evaluated0 = model.evaluated
-    samples = Samples(model, prompt, config, listener, judge)
-    cot = config.strategy == "cot"
-    stopped, error = guard(lambda: samples.run(1 if cot else config.samples, greedy_all=cot))
+def _sample(ctx: RunContext, config: SearchConfig, n: int, greedy_all: bool, online: bool) -> SearchResult:
+    """n samples from the prompt, answered by the run's rule."""
+    start = ctx.clock()
+    evaluated0 = ctx.model.evaluated
+    samples = Samples(ctx, config)
+    stopped, error = guard(lambda: samples.run(n, greedy_all, online))
     tree = samples.tree
     ballot = Ballot.of(tree, config.deepconf_keep, config.deepconf_warmup)
-    chosen = choose(ballot, config.rule)
+    chosen = choose(ballot, ctx.scoring.rule)
     if chosen is not None:
-        listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
+        ctx.listener(BestChanged(chosen.id, chosen.reward, chosen.answer, (0, chosen.node)))
     cost = RunCost(
-        1 if tree.rollouts else 0, samples.generated, model.evaluated - evaluated0, clock() - start
+        1 if tree.rollouts else 0, samples.generated, ctx.model.evaluated - evaluated0, ctx.clock() - start
     )
-    return end_run(config, tree, chosen, cost, stopped, error, listener)
+    return end_run(config, tree, chosen, cost, stopped, error, ctx.listener)
+
+
+def run_cot(ctx: RunContext, config: SearchConfig) -> SearchResult:
+    """One greedy pass."""
+    return _sample(ctx, config, 1, greedy_all=True, online=False)
+
+
+def run_samples(ctx: RunContext, config: SearchConfig) -> SearchResult:
+    """`samples` complete answers (the first greedy with greedy_first)."""
+    return _sample(ctx, config, config.samples, greedy_all=False, online=False)
+
+
+def run_online(ctx: RunContext, config: SearchConfig) -> SearchResult:
+    """DeepConf online: the warm-up samples set a confidence threshold the later ones stop at."""
+    return _sample(ctx, config, config.samples, greedy_all=False, online=True)
+
+
+# a `check` gate on the samples answers by `checked` (measured: docs/results.md, "Answer rules
+# under a gate"); a `judge` gate by `reward-vote`, the votes weighed by the gated reward (by
+# design: the verifier cannot be measured on the 135M model). `judge` first: reward-vote reads both.
+_GATED: dict[RewardGate, RuleName] = {"judge": "reward-vote", "check": "checked"}
+
+COT = StrategySpec("cot", run_cot, "one greedy chain of thought", own_rule="reward")
+BEST_OF_N = StrategySpec(
+    "best-of-n",
+    run_samples,
+    "the highest-reward of n samples (the paper's Test@N)",
+    own_rule="reward",
+    budget="samples",
+    branches=sample_count,
+)
+VOTE = StrategySpec(
+    "vote",
+    run_samples,
+    "self-consistency: the answer of the most finished samples",
+    own_rule="majority",
+    budget="samples",
+    branches=sample_count,
+    gated_rules=_GATED,
+)
+DEEPCONF = StrategySpec(
+    "deepconf",
+    run_samples,
+    "DeepConf offline: the confidence-weighted vote of the most confident samples",
+    own_rule="deepconf",
+    budget="samples",
+    branches=sample_count,
+    gated_rules=_GATED,
+)
+DEEPCONF_ONLINE = StrategySpec(
+    "deepconf-online",
+    run_online,
+    "DeepConf online: samples stop early once their confidence falls below the warm-up's",
+    own_rule="deepconf-online",
+    budget="samples",
+    branches=sample_count,
+)

@@ -3,8 +3,8 @@ marco_cli/contract.py's `Model`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Literal
 
 from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StepBreak, StopRule
 from marco_cli.search.events import StopWhy
@@ -12,54 +12,18 @@ from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import RULE_NAMES, RuleName
 from marco_cli.search.tree import Rollout, Tree
 
-Strategy = Literal["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
+# a strategy's name: an open vocabulary, the names in strategies.py's table (checked there)
+Strategy = str
 Reward = str  # VALUE[+GATE...], read by search/rewards.py's parse_reward
 Select = RuleName  # any answer rule (rules.py)
 RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
-STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
-SAMPLING: tuple[Strategy, ...] = ("best-of-n", "vote", "deepconf", "deepconf-online")  # `samples` answers
 SELECTS: tuple[Select, ...] = RULE_NAMES
-
-
-# the rule each strategy answers by when `--select` is not given (docs/search.md, "Answer rules")
-OWN_RULES: dict[Strategy, RuleName] = {
-    "mcts": "deepconf",  # DeepConf-high's vote over the rollouts ("A loop cannot win")
-    "cot": "reward",
-    "best-of-n": "reward",  # the paper's Test@N
-    "vote": "majority",  # self-consistency
-    "deepconf": "deepconf",
-    "deepconf-online": "deepconf-online",
-}
-# where the reward carries a gate, the rule that reads it instead of one that ignores it (majority
-# counts, deepconf weighs trace confidence: neither sees a gate). `check` on self-consistency's
-# samples: measured on the development set (docs/results.md, "Answer rules under a gate"); a
-# `judge` gate weighs each answer's votes by the gated reward (weighted self-consistency, chosen by
-# design: the verifier cannot be measured on the 135M model). The first gate listed here that the
-# reward carries decides (`judge` before `check`: reward-vote reads both).
-GATED_RULES: dict[tuple[Strategy, str], RuleName] = {
-    ("vote", "judge"): "reward-vote",
-    ("deepconf", "judge"): "reward-vote",
-    ("vote", "check"): "checked",
-    ("deepconf", "check"): "checked",
-}
-
-
-def own_rule(strategy: Strategy, reward: str) -> RuleName:
-    """The answer rule a strategy uses unless told otherwise: its own, or, when the reward
-    carries a gate, a rule that reads it (a gate the rule ignored would buy nothing)."""
-    try:
-        gates = parse_reward(reward).gates
-    except ValueError:
-        gates = ()
-    for (named, gate), rule in GATED_RULES.items():
-        if named == strategy and gate in gates:
-            return rule
-    return OWN_RULES[strategy]
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Defaults are explained in docs/search.md ("Search defaults, and why")."""
+    """Defaults are explained in docs/search.md ("Search defaults, and why"). `strategy` names an
+    entry of strategies.py's table, checked there (config_from, run_search)."""
 
     strategy: Strategy = "mcts"
     iterations: int = 4
@@ -79,7 +43,7 @@ class SearchConfig:
     greedy_first: bool = True  # the first child (and first sample) is greedy
     rollout_temperature: float = 0.0
     reward: Reward = "finished"  # docs/search.md: the reward
-    # the answer rule (None: the strategy's own, `own_rule`); every rule applies to every strategy
+    # the answer rule (None: the strategy's own, strategies.own_rule); every rule applies to every strategy
     select: Select | None = None
     loop_guard: bool = True  # stop generations that end in a repetition loop
     numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
@@ -99,7 +63,6 @@ class SearchConfig:
     def __post_init__(self) -> None:
         reward_problem = _reward_error(self.reward)
         checks = [
-            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
             (self.granularity in GRANULARITIES, f"granularity must be one of {', '.join(GRANULARITIES)}"),
             (self.iterations >= 1, "iterations must be at least 1"),
             (self.children >= 1, "children must be at least 1"),
@@ -122,18 +85,6 @@ class SearchConfig:
             if not ok:
                 raise ValueError(message)
 
-    @property
-    def rule(self) -> RuleName:
-        """The rule that answers: `select`, else the strategy's own for this reward."""
-        return self.select or own_rule(self.strategy, self.reward)
-
-    @property
-    def branches(self) -> int:
-        """Requests one search step sends together: the engine's parallel sequences."""
-        if self.strategy in SAMPLING:
-            return self.samples
-        return max(self.children, self.root_children or 0, self.first_tokens)
-
     def sampling(self, seed: int, greedy: bool = False, first_rank: int | None = None) -> Sampling:
         """A child's sampling: greedy (the first child), the k-th first token then greedy
         (`first_rank`, CoT-decoding), or sampled at the temperature."""
@@ -153,10 +104,6 @@ class SearchConfig:
 
     def rollout_stop(self, budget: int) -> StopRule:
         return StopRule("rollout", budget, loop_guard=self.loop_guard)
-
-    def as_dict(self) -> dict[str, object]:
-        """The settings as saved: `select` is the rule that answered, never None."""
-        return {**asdict(self), "select": self.rule}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """What every strategy shares: scoring a rollout, tracking the chosen answer (by a rule from
 rules.py), and the run's ending (`guard`, `end_run`). The strategies themselves are in mcts.py
-and baselines.py, picked by name in strategies.py.
+and baselines.py, each declared as a spec (spec.py) in strategies.py's table.
 
 A loop must never win a search. Mean top-5 confidence rewards repetition (a rollout repeating
 one sentence to the token budget scores 0.97-0.99), so the default reward (`finished`) keeps the
@@ -20,8 +20,9 @@ from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
 from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
-from marco_cli.search.rewards import Judge, Scored, parse_reward, reward_function
+from marco_cli.search.rewards import Scored
 from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
+from marco_cli.search.scoring import Scoring
 from marco_cli.search.tree import Node, Rollout, RolloutStatus, Tree
 
 
@@ -33,20 +34,6 @@ def status_of(stop_reason: StopReason | None) -> RolloutStatus:
     if stop_reason == "loop" or stop_reason == "context" or stop_reason == "low_confidence":
         return stop_reason
     return "budget"
-
-
-def reward_of(
-    confidence: float,
-    status: str,
-    answer: str,
-    config: SearchConfig,
-    answer_conf: float | None = None,
-    text: str = "",
-    judged: float | None = None,
-) -> float:
-    """The rollout's value under `config.reward`, looked up in search/rewards.py's table."""
-    scored = Scored(confidence, status == "finished", answer, answer_conf, text, judged)
-    return reward_function(config.reward)(scored)
 
 
 def span_confidence(
@@ -82,18 +69,14 @@ def answer_confidence(tree: Tree, node: Node, gen: Generation | None, answer: st
     return None
 
 
-def score(
-    tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, judge: Judge | None = None
-) -> Rollout:
+def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, scoring: Scoring) -> Rollout:
     """The scored rollout that continued `node` with `gen` (None: the node itself ends the
     answer), numbered as the tree's next one; `tree.add_rollout` keeps it. Its DeepConf trace
     confidence spans the whole text, path and tail: a branch's shared steps count in each of
-    its rollouts (None where the engine gives no top-5 log-probabilities). Under `judge` the
-    verifier is asked about a rollout with an answer (one without has nothing to judge)."""
+    its rollouts (None where the engine gives no top-5 log-probabilities). Under a `judge` gate
+    the verifier is asked about a rollout with an answer (one without has nothing to judge)."""
     tail = gen.confidences if gen else ()
-    reward = parse_reward(config.reward)
-    whole_path = reward.value == "path"
-    head = tree.path_confidences(node) if whole_path else list(node.confidences)
+    head = tree.path_confidences(node) if scoring.whole_path else list(node.confidences)
     scored = [*head, *tail]
     confidence = sum(scored) / len(scored) if scored else 0.0
     text = tree.response_text(node) + (gen.text if gen else "")
@@ -101,21 +84,21 @@ def score(
     answer = extract_output(text, config.numeric_answer) if status == "finished" else ""
     answer_conf = answer_confidence(tree, node, gen, answer) if answer else None
     top_means = [*tree.path_top_means(node), *(gen.top_means if gen else ())]
-    trace = lowest_group_confidence(token_confidences(top_means), config.deepconf_window)
-    judged = judge("answer", "", text) if judge is not None and answer and reward.judges_answers else None
+    judge = scoring.judge if scoring.judges_answers else None
+    judged = judge("answer", "", text) if judge is not None and answer else None
     return Rollout(
-        tree.next_rollout_id,
-        node.id,
-        gen.tokens if gen else (),
-        text,
-        reward_of(confidence, status, answer, config, answer_conf, text, judged),
-        answer,
-        status,
-        len(scored),
-        confidence,
-        trace,
-        answer_conf,
-        judged,
+        id=tree.next_rollout_id,
+        node=node.id,
+        tokens=gen.tokens if gen else (),
+        text=text,
+        reward=scoring.reward(Scored(confidence, status == "finished", answer, answer_conf, text, judged)),
+        answer=answer,
+        status=status,
+        n_scored=len(scored),
+        confidence=confidence,
+        trace_confidence=lowest_group_confidence(token_confidences(top_means), config.deepconf_window),
+        answer_confidence=answer_conf,
+        judged=judged,
     )
 
 
@@ -178,19 +161,19 @@ def end_run(
     path = [n.id for n in tree.path(tree.nodes[chosen.node])] if chosen else [0]
     counts, _ = answer_votes(tree.rollouts)
     return SearchResult(
-        config.strategy,
-        chosen.answer if chosen else "",
-        extract_thought(text),
-        text,
-        chosen.reward if chosen else None,
-        chosen.id if chosen else None,
-        path,
-        tree,
-        cost.iterations,
-        cost.generated,
-        cost.evaluated,
-        cost.seconds,
-        stopped,
-        dict(counts.most_common()),
-        error,
+        strategy=config.strategy,
+        answer=chosen.answer if chosen else "",
+        thought=extract_thought(text),
+        text=text,
+        reward=chosen.reward if chosen else None,
+        rollout=chosen.id if chosen else None,
+        path=path,
+        tree=tree,
+        iterations=cost.iterations,
+        generated_tokens=cost.generated,
+        evaluated_tokens=cost.evaluated,
+        seconds=cost.seconds,
+        stopped=stopped,
+        votes=dict(counts.most_common()),
+        error=error,
     )

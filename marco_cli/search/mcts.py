@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Callable, Sequence
 
-from marco_cli.contract import REFLECTION_PHRASE, Generation, Model, Request, Sampling, StopReason
+from marco_cli.contract import REFLECTION_PHRASE, Generation, Request, Sampling
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.core import Chooser, RunCost, end_run, guard, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
     IterationStarted,
-    Listener,
     NodeAdded,
     StepJudged,
     StopWhy,
     TokensGenerated,
-    ignore,
 )
-from marco_cli.search.rewards import Judge, step_check
 from marco_cli.search.rules import agreeing
+from marco_cli.search.spec import RunContext, StrategySpec
 from marco_cli.search.tree import Node, Rollout, Tree
 
 THOUGHT_END = "</Thought>"
@@ -66,20 +62,13 @@ def refresh_exhausted(tree: Tree, node: Node) -> None:
 class Search:
     """One search over one prompt. `run()` returns the result, also after Ctrl-C."""
 
-    def __init__(
-        self,
-        model: Model,
-        prompt: Sequence[int],
-        config: SearchConfig,
-        listener: Listener = ignore,
-        clock: Callable[[], float] = time.monotonic,
-        judge: Judge | None = None,
-    ) -> None:
-        self.model, self.cfg, self.emit, self.clock, self.judge = model, config, listener, clock, judge
-        self.tree = Tree(tuple(prompt))
+    def __init__(self, ctx: RunContext, config: SearchConfig) -> None:
+        self.model, self.cfg, self.emit, self.clock = ctx.model, config, ctx.listener, ctx.clock
+        self.scoring = ctx.scoring
+        self.tree = Tree(tuple(ctx.prompt))
         self.rng = random.Random(config.seed)
-        self.chooser = Chooser(self.tree, config.rule, listener, config.deepconf_keep)
-        self.step_check = step_check(config.reward, judge)  # judges each step as it is generated
+        self.chooser = Chooser(self.tree, ctx.scoring.rule, ctx.listener, config.deepconf_keep)
+        self.step_check = ctx.scoring.check  # judges each step as it is generated
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -116,31 +105,27 @@ class Search:
         self.generated += sum(len(g.tokens) for g in gens)
         return gens
 
-    def _add(
-        self,
-        parent: Node,
-        tokens: tuple[int, ...],
-        text: str,
-        confidences: tuple[float, ...],
-        terminal: bool,
-        reflection: bool = False,
-        stop_reason: StopReason | None = None,
-        offsets: tuple[int, ...] = (),
-        top_means: tuple[float, ...] = (),
-    ) -> Node:
-        node = self.tree.add(
-            parent, tokens, text, confidences, terminal, reflection, stop_reason, offsets, top_means
-        )
+    def _added(self, node: Node) -> Node:
+        """Tell the listener about a node just added."""
         self.emit(
             NodeAdded(
-                node.id, parent.id, node.depth, text, len(tokens), node.mean_confidence, reflection, terminal
+                node.id,
+                node.parent if node.parent is not None else 0,
+                node.depth,
+                node.text,
+                len(node.tokens),
+                node.mean_confidence,
+                node.reflection,
+                node.terminal,
             )
         )
         return node
 
     def _force(self, parent: Node, text: str) -> Node:
         """A reflection node: text the model did not choose, so it has no confidences."""
-        return self._add(parent, tuple(self.model.tokenize(text)), text, (), False, reflection=True)
+        return self._added(
+            self.tree.add(parent, tuple(self.model.tokenize(text)), text, (), False, reflection=True)
+        )
 
     def expand(self, leaf: Node, last: int | None = None) -> tuple[list[Node], Node | None]:
         """Add up to k children of `leaf` (identical siblings are kept once) and reflections;
@@ -167,16 +152,7 @@ class Search:
             seen.add(gen.tokens)
             reason = gen.stop_reason if gen.ends_path or len(gen.tokens) < budget else "max_tokens"
             terminal = gen.ends_path or len(gen.tokens) >= budget
-            child = self._add(
-                leaf,
-                gen.tokens,
-                gen.text,
-                gen.confidences,
-                terminal,
-                stop_reason=reason,
-                offsets=gen.offsets,
-                top_means=gen.top_means,
-            )
+            child = self._added(self.tree.grow(leaf, gen, terminal, stop_reason=reason))
             if index == last:
                 picked = child
             new.append(child)
@@ -218,7 +194,7 @@ class Search:
         return [self._score(n, gens.get(n.id)) for n in starts]
 
     def _score(self, node: Node, gen: Generation | None) -> Rollout:
-        rollout = self.tree.add_rollout(score(self.tree, node, gen, self.cfg, self.judge))
+        rollout = self.tree.add_rollout(score(self.tree, node, gen, self.cfg, self.scoring))
         self.emit(rollout_scored(rollout))
         return rollout
 
@@ -291,7 +267,7 @@ class Search:
         finished = [r for r in self.tree.rollouts if r.finished and r.answer]
         if cfg.stop_confidence is not None and any(r.reward >= cfg.stop_confidence for r in finished):
             return "confidence"
-        if cfg.stop_agree and agreeing(self.tree, cfg.rule) >= cfg.stop_agree:
+        if cfg.stop_agree and agreeing(self.tree, self.scoring.rule) >= cfg.stop_agree:
             return "agreement"
         return None
 
@@ -315,12 +291,15 @@ class Search:
         return end_run(self.cfg, self.tree, self.chooser.update(), cost, stopped, self.error, self.emit)
 
 
-def run_mcts(
-    model: Model,
-    prompt: Sequence[int],
-    config: SearchConfig,
-    listener: Listener,
-    clock: Callable[[], float],
-    judge: Judge | None = None,
-) -> SearchResult:
-    return Search(model, prompt, config, listener, clock, judge).run()
+def run_mcts(ctx: RunContext, config: SearchConfig) -> SearchResult:
+    return Search(ctx, config).run()
+
+
+MCTS = StrategySpec(
+    "mcts",
+    run_mcts,
+    "Marco-o1's Monte Carlo Tree Search over steps or mini-steps",
+    own_rule="deepconf",  # DeepConf-high's vote over the rollouts ("A loop cannot win")
+    budget="iterations",
+    granular=True,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from marco_cli.contract import StopReason
+from marco_cli.contract import Generation, StopReason
 
 
 @dataclass
@@ -107,6 +107,22 @@ class Tree:
         self.nodes.append(node)
         parent.children.append(node.id)
         return node
+
+    def grow(
+        self, parent: Node, gen: Generation, terminal: bool, stop_reason: StopReason | None = None
+    ) -> Node:
+        """The child of `parent` that generation `gen` wrote (its tokens, text, confidences,
+        offsets and top-5 means), ended by `stop_reason` (default: the generation's own)."""
+        return self.add(
+            parent,
+            gen.tokens,
+            gen.text,
+            gen.confidences,
+            terminal,
+            stop_reason=stop_reason or gen.stop_reason,
+            offsets=gen.offsets,
+            top_means=gen.top_means,
+        )
 
     def add_rollout(self, rollout: Rollout) -> Rollout:
         """Keep a scored rollout; its id must be the next one (`next_rollout_id`)."""

@@ -21,6 +21,7 @@ from typing import Protocol
 from marco_cli.files import make_folder, write_text
 from marco_cli.record.record import Record
 from marco_cli.record.results import ResultRow, Summary
+from marco_cli.search.strategies import answer_rule
 from marco_cli.ui.charts import frontier_svg
 
 _STYLE = resources.files("marco_cli.ui").joinpath("page.css").read_text(encoding="utf-8")
@@ -42,7 +43,7 @@ def _settings_line(record: Record) -> str:
         ("granularity", s.granularity),
         ("temperature", s.temperature),
         ("reward", s.reward),
-        ("select", s.rule),
+        ("select", answer_rule(s)),
         ("seed", s.seed),
     )
     shown = " · ".join(f"{k} {v}" for k, v in settings)

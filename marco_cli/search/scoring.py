@@ -1,0 +1,51 @@
+"""What the run's strings (`--reward`, `--select`) resolve to, once, at the edge: the rollout
+reward as a function, the step check, the answer rule and the verifier, handed to the strategy
+in its `RunContext` (spec.py). Below the edge nothing parses a name again; the strings stay in
+the record (`SearchConfig.reward`, `.select`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marco_cli.errors import clip
+from marco_cli.search.rewards import (
+    Judge,
+    RewardFn,
+    RewardSpec,
+    StepCheck,
+    needs_judge,
+    parse_reward,
+    reward_function,
+    step_check,
+)
+from marco_cli.search.rules import RuleName
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How one run values and chooses: `reward` scores a finished rollout, `check` refutes a
+    step as it is generated (None: no gate judges steps), `rule` picks the answer among the
+    rollouts, `judge` is the verifier a `judge` gate asks (None: the reward asks none)."""
+
+    spec: RewardSpec
+    reward: RewardFn
+    check: StepCheck | None
+    rule: RuleName
+    judge: Judge | None = None
+
+    @property
+    def whole_path(self) -> bool:
+        """The reward's confidence spans the whole path (`path`), not the rollout's own tokens."""
+        return self.spec.value == "path"
+
+    @property
+    def judges_answers(self) -> bool:
+        return self.spec.judges_answers
+
+
+def scoring(reward: str, rule: RuleName, judge: Judge | None = None) -> Scoring:
+    """`reward` parsed and made into functions; ValueError for a bad spec, or for a reward that
+    asks a verifier when no `judge` is given."""
+    if judge is None and needs_judge(reward):
+        raise ValueError(f"reward '{clip(reward, 60)}' needs a verifier (a judge) to ask")
+    return Scoring(parse_reward(reward), reward_function(reward), step_check(reward, judge), rule, judge)
