@@ -67,7 +67,7 @@ def test_a_run_reaches_the_engine_is_told_to_the_listener_and_saved(scripted_ses
     record = marco_cli.solve("What is 2 + 2?", strategy="vote", samples=3, ctx=512, listener=seen.append)
     (options, branches, _engine) = scripted_session[0]
     assert options.engine.ctx == 512 and branches == 3 and options.model == "marco-o1"
-    assert record.answer == "4" and record.search.samples == 3 and record.search.rule == "majority"
+    assert record.answer == "4" and record.search.samples == 3 and record.rule == "majority"
     assert sum(isinstance(e, RolloutScored) for e in seen) == 3 and isinstance(seen[-1], Finished)
     shown = runner.invoke(app, ["show", str(record.run_id), "--json"])
     assert shown.exit_code == 0 and '"answer": "4"' in shown.stdout

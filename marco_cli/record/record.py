@@ -35,7 +35,7 @@ from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.events import STOP_WHYS, StopWhy
 from marco_cli.search.rewards import parse_reward, reward_function
-from marco_cli.search.rules import ALIASES
+from marco_cli.search.rules import ALIASES, RuleName
 from marco_cli.search.tree import ROLLOUT_STATUSES, Tree
 
 # 2: rollouts carry status and confidence; rollout_stats; 3: select reward-vote; 4: `select` is
@@ -117,6 +117,11 @@ class Record:
     @property
     def chosen(self) -> RolloutRecord | None:
         return next((r for r in self.rollouts if r.id == self.chosen_rollout), None)
+
+    @property
+    def rule(self) -> RuleName:
+        """The answer rule that chose the answer: `--select`, else the strategy's own."""
+        return strategies.answer_rule(self.search)
 
     def with_engine(self, settings: EngineSettings) -> Record:
         return replace(self, engine={**self.engine, **settings})
