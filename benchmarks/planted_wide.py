@@ -338,4 +338,32 @@ SMALL = (
         "len(gen.tokens)",
         ("tests/test_pinned_wide.py::test_a_recorded_model_counts_what_a_cache_less_engine_would_evaluate",),
     ),
+    Mutant(
+        "settings: an excluded low bound allowed",
+        "marco_cli/search/settings.py",
+        "if self.low is not None and self.above and value <= self.low:",
+        "if self.low is not None and self.above and value < self.low:",
+        ("tests/test_strategy_table.py::test_every_setting_is_declared_once_with_its_help_and_bounds",),
+    ),
+    Mutant(
+        "config: the declared bounds never checked",
+        "marco_cli/search/config.py",
+        "            if problem is not None:\n                raise ValueError(problem)",
+        "            if problem is not None:\n                pass",
+        ("tests/test_strategy_table.py::test_every_setting_is_declared_once_with_its_help_and_bounds",),
+    ),
+    Mutant(
+        "spec: a tree search's width read as its children alone",
+        "marco_cli/search/spec.py",
+        "return max(config.children, config.root_children or 0, config.first_tokens)",
+        "return config.children",
+        ("tests/test_strategy_table.py::test_the_built_in_table_says_what_each_strategy_spends",),
+    ),
+    Mutant(
+        "bench: a flag its strategy ignores let through",
+        "marco_cli/cli/bench.py",
+        "if base.get(name) != value and group not in reads:",
+        "if base.get(name) != value and group is None:",
+        ("tests/test_strategy_table.py::test_a_configurations_flag_its_strategy_would_ignore_is_refused",),
+    ),
 )

@@ -1,5 +1,6 @@
 """marco from Python: `solve` runs one search as `marco solve` does and returns its typed run
-record (`marco_cli.record.record.Record`), without printing anything to stdout.
+record (`marco_cli.record.record.Record`); `bench` runs `marco bench` and returns its summary
+(`marco_cli.record.results.Summary`). Neither prints anything to stdout.
 
     from marco_cli import solve
 
@@ -19,7 +20,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from marco_cli.cli.options import Options
     from marco_cli.record.record import Record
+    from marco_cli.record.results import Summary
     from marco_cli.search.events import Listener
 
 DEFAULT_MODEL = "marco-o1"
@@ -43,13 +48,9 @@ def solve(
     the search early: the record then says `stopped == "interrupted"` and holds the best
     answer so far, as the command line shows it.
     """
-    from dataclasses import replace
-
     from marco_cli import tasks
-    from marco_cli.cli.option_table import ENGINE, SEARCH
-    from marco_cli.cli.options import OutputOptions, config_from, options_from
+    from marco_cli.cli.options import config_from
     from marco_cli.cli.session import open_session
-    from marco_cli.cli.settings import settings_argv
     from marco_cli.cli.solve import run_one
     from marco_cli.errors import UsageError
     from marco_cli.search import strategies
@@ -58,12 +59,46 @@ def solve(
     text = question.strip()
     if not text:
         raise UsageError("the prompt is empty")
-    argv = settings_argv(settings, {**SEARCH, **ENGINE}, "setting")
-    options = replace(
-        options_from(argv, "marco_cli.solve"),
-        model=model,
-        output=OutputOptions(quiet=True, yes=download, no_log=not save),
-    )
+    options = _options("marco_cli.solve", model, download, save, settings)
     config = config_from(options.search, numeric_answer=tasks.wants_number(text))
     with open_session("solve", options, strategies.branches(config), needs_judge(config.reward)) as session:
         return run_one(session, config, text, tasks.solve_messages(text), listener)
+
+
+def bench(
+    dataset: str,
+    strategies: tuple[str, ...] | list[str] = ("cot", "mcts"),
+    *,
+    model: str = DEFAULT_MODEL,
+    granularities: tuple[str, ...] | list[str] = ("step",),
+    limit: int | None = None,
+    offset: int = 0,
+    out: Path | None = None,
+    download: bool = False,
+    jobs: int = 1,
+    **settings: object,
+) -> Summary:
+    """`marco bench DATASET --strategy ...` from Python: every configuration (`vote@8`,
+    `wide=mcts@8[--children 4]`, ...) on the same problems, graded; the summary returned and
+    written with the results to `out` (default bench-out/DATASET-MODEL; rerun to resume).
+    Settings as `solve`'s apply to every configuration."""
+    from marco_cli.cli.bench import run_bench
+
+    options = _options("marco_cli.bench", model, download, True, settings)
+    done = run_bench(options, dataset, list(strategies), list(granularities), limit, offset, out, None, jobs)
+    if done.interrupted:
+        raise KeyboardInterrupt  # the finished problems are kept in `out`; rerun to resume
+    return done.summary
+
+
+def _options(command: str, model: str, download: bool, save: bool, settings: dict[str, object]) -> Options:
+    """The command line's options from keywords, checked by its own parameters."""
+    from dataclasses import replace
+
+    from marco_cli.cli.option_table import ENGINE, SEARCH
+    from marco_cli.cli.options import OutputOptions, options_from
+    from marco_cli.cli.settings import settings_argv
+
+    argv = settings_argv(settings, {**SEARCH, **ENGINE}, "setting")
+    output = OutputOptions(quiet=True, yes=download, no_log=not save)
+    return replace(options_from(argv, command), model=model, output=output)

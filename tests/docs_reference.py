@@ -67,11 +67,38 @@ def _table(params: list[typer.core.TyperOption]) -> list[str]:
     return lines
 
 
+def _strategies() -> list[str]:
+    """The strategy table (search/strategies.py), as `--strategy` and bench's `NAME@N` read it."""
+    from dataclasses import fields
+
+    from marco_cli.search import strategies
+    from marco_cli.search.settings import DeepConfSettings
+
+    rows = []
+    for name in strategies.names():
+        spec = strategies.strategy(name)
+        reads = ", ".join(
+            f"`--{f.name.replace('_', '-')}`"
+            for g in spec.settings
+            if g is not DeepConfSettings
+            for f in fields(g)
+        )
+        budget = f"`{name}@N`: `--{spec.budget}`" if spec.budget else "-"
+        rows.append(f"| `{name}` | {spec.help} | `{spec.own_rule}` | {budget} | {reads or '-'} |")
+    head = "| strategy | what it does | answer rule | budget in bench | its own settings |"
+    note = (
+        "Every strategy also reads the shared options below and the DeepConf rules' "
+        "(`--deepconf-keep`, `--deepconf-window`, `--deepconf-warmup`: any answer may be chosen by "
+        "a DeepConf rule); bench refuses a configuration's flag its strategy would not read."
+    )
+    return ["## Strategies", "", head, "|---|---|---|---|---|", *rows, "", note, ""]
+
+
 def reference() -> str:
     by_name = commands()
     shared = {p.name: p for p in _options(by_name["solve"]) if p.rich_help_panel}
     top = [p for p in typer.main.get_command(app).params if isinstance(p, typer.core.TyperOption)]
-    lines = [HEAD, "## marco", "", "Before any command.", "", *_table(top)]
+    lines = [HEAD, *_strategies(), "## marco", "", "Before any command.", "", *_table(top)]
     lines += ["## Shared by solve, translate, bench and serve", "", *_table(list(shared.values()))]
     for name, command in by_name.items():
         own = [

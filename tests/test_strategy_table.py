@@ -187,3 +187,48 @@ def test_the_path_reward_averages_the_whole_path_and_paper_the_rollouts_own_toke
     whole = score(tree, second, tail, SearchConfig(), scoring("path", "reward"))
     assert own.reward == own.confidence == pytest.approx(0.9)  # (0.8 + 0.8 + 1 + 1) / 4
     assert whole.reward == whole.confidence == pytest.approx(4 / 6)  # (0.2 * 2 + 0.8 * 2 + 1 * 2) / 6
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (
+            "vote@4[--children 3]",
+            "--children is a tree search setting, and vote reads only the shared, sampling",
+        ),
+        ("cot[--samples 4]", "--samples is a sampling setting, and cot reads only the shared, DeepConf ones"),
+        (
+            "mcts@2[--samples 3]",
+            "--samples is a sampling setting, and mcts reads only the shared, tree search",
+        ),
+    ],
+)
+def test_a_configurations_flag_its_strategy_would_ignore_is_refused(
+    scripted_session, tmp_path: Path, spec: str, says: str
+) -> None:
+    data = tmp_path / "one.tsv"
+    data.write_text("What is 3 + 4?\t7\n")
+    result = runner.invoke(app, ["bench", str(data), "--strategy", spec, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and says in " ".join(result.stderr.split()), result.stderr
+    kept = runner.invoke(
+        app, ["bench", str(data), "--strategy", "vote@2[--deepconf-keep 0.5]", "--out", str(tmp_path / "k")]
+    )
+    assert kept.exit_code == 0, kept.output  # the DeepConf rules' settings apply to every strategy
+
+
+def test_every_setting_is_declared_once_with_its_help_and_bounds() -> None:
+    from dataclasses import fields
+
+    from marco_cli.cli.option_table import SEARCH
+    from marco_cli.search.settings import GROUPS, declared
+
+    names = [f.name for g in GROUPS for f in fields(g)]
+    assert len(names) == len(set(names))  # each in one group
+    assert set(SEARCH) == {n for g in GROUPS for n in declared(g)}  # every declared one is an option
+    with pytest.raises(ValueError, match="first tokens must be at most 64, not 65"):
+        SearchConfig(first_tokens=65)
+    with pytest.raises(ValueError, match="top p must be above 0, not 0"):
+        SearchConfig(top_p=0.0)
+    assert SearchConfig(top_p=1.0, min_p=0.0).top_p == 1.0  # the bounds themselves are allowed
+    result = runner.invoke(app, ["solve", "Q", "--first-tokens", "65"])
+    assert result.exit_code == 2 and "65 is not in the range 0<=x<=64" in result.stderr

@@ -27,6 +27,7 @@ from marco_cli.runs.summary import summarize
 from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.rewards import needs_judge
+from marco_cli.search.settings import GROUP_NAMES, SharedSettings, group_of
 from marco_cli.search.spec import StrategySpec
 from marco_cli.ui.charts import frontier_chart
 from marco_cli.ui.console import err_console, out_console, visible, warn, warn_bad_line
@@ -146,8 +147,10 @@ def _strategy(spec: Spec) -> StrategySpec:
 
 def _flagged(search: Mapping[str, object], flags: str) -> Mapping[str, object]:
     """The search settings with a configuration's own flags over them, checked as `solve` checks them."""
-    if not flags.strip():
-        return search
+    return _parsed(search, flags) if flags.strip() else search
+
+
+def _parsed(search: Mapping[str, object], flags: str) -> Mapping[str, object]:
     parser = search_parser()
     try:
         with parser.make_context("marco bench", shlex.split(flags), default_map=dict(search)) as ctx:
@@ -155,6 +158,22 @@ def _flagged(search: Mapping[str, object], flags: str) -> Mapping[str, object]:
     except (ClickException, ValueError) as exc:
         message = exc.format_message() if isinstance(exc, ClickException) else str(exc)
         raise MarcoError(f"[{flags}]: {message}", code=2) from None
+
+
+def _refuse_ignored(spec: Spec, base: Mapping[str, object], flagged: Mapping[str, object]) -> None:
+    """A configuration's flag its strategy would not read (`vote@8[--children 4]`) is a usage
+    error, not a flag that silently does nothing."""
+    reads = (SharedSettings, *_strategy(spec).settings)
+    for name, value in flagged.items():
+        group = group_of(name)
+        if base.get(name) != value and group not in reads:
+            flag = "--" + name.replace("_", "-")
+            read = ", ".join(GROUP_NAMES[g] for g in reads)
+            raise MarcoError(
+                f"'{spec.text}': {flag} is a {GROUP_NAMES[group]} setting, and {spec.name} reads only "
+                f"the {read} ones",
+                code=2,
+            )
 
 
 def _label(spec: Spec, granularity: str, several: bool) -> str:
@@ -175,6 +194,8 @@ def _configs(
     for text in strategies:
         spec = _spec(text)
         budget, search = _budget(spec), _flagged(options.search, spec.flags)
+        if spec.flags.strip():
+            _refuse_ignored(spec, _parsed(options.search, ""), search)
         for g in granularities if _strategy(spec).granular else ["step"]:
             label = _label(spec, g, several=len(granularities) > 1)
             if label in configs:
@@ -245,6 +266,35 @@ def bench_cmd(
     options: Options,
 ) -> None:
     """Accuracy, no-answer rate and cost per strategy x granularity, on the same problems."""
+    done = run_bench(options, dataset, strategy, granularity, limit, offset, out, html, jobs)
+    _report(done.summary, done.out, options.output.as_json)
+    if done.interrupted:
+        err_console().print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")
+        raise typer.Exit(signals.exit_code())
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """What a bench run left: its summary, the folder it wrote, and whether Ctrl-C cut it short."""
+
+    summary: Summary
+    out: Path
+    interrupted: bool
+
+
+def run_bench(
+    options: Options,
+    dataset: str,
+    strategy: list[str] | None = None,
+    granularity: list[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    out: Path | None = None,
+    html: Path | None = None,
+    jobs: int = 1,
+) -> BenchRun:
+    """`marco bench` without its printing (the command and the Python API run this): every
+    configuration on every problem not yet in `out`, then the summary written beside them."""
     if jobs > 1 and not options.engine.backend:
         raise MarcoError("--jobs needs --backend: the local engine runs one search at a time", code=2)
     if jobs > 1 and options.engine.verifier and not options.engine.verifier_backend:
@@ -277,20 +327,11 @@ def bench_cmd(
     console = err_console()
     interrupted = False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with session, Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+    shown = console.is_terminal and not options.output.quiet
+    with session, Progress(*columns, console=console, disable=not shown) as bar:
         try:
-            listener = _progress_listener(bar)
-            bench.run(
-                session.engine,
-                session.style,
-                session.info,
-                problems,
-                configs,
-                out,
-                listener,
-                jobs,
-                session.verifier,
-            )
+            args = (session.engine, session.style, session.info, problems, configs, out)
+            bench.run(*args, _progress_listener(bar), jobs, session.verifier)
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}
@@ -299,13 +340,10 @@ def bench_cmd(
         replace(summarize(rows, list(configs)), dataset=dataset, model=label, problems=len(problems))
     )
     write_text(out / bench.SUMMARY, json.dumps(summary.to_json(), indent=2))
-    _report(summary, out, options.output.as_json)
     if html is not None:
         index = write_bench_pages(html, summary, bench.read_records(out, warn_bad_line), rows)
         console.print(f"pages: {index}", highlight=False)
-    if interrupted:
-        console.print("[yellow]interrupted: finished problems are kept; rerun to resume[/]")
-        raise typer.Exit(signals.exit_code())
+    return BenchRun(summary, out, interrupted)
 
 
 def datasets_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:

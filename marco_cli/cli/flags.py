@@ -42,9 +42,12 @@ def finite(value: float | None) -> float | None:
     return value
 
 
-def real(low: float, high: float | None = None) -> Callable[[float | None], float | None]:
-    """A float option's check: finite, then within [low, high]. Click's own range check runs
-    first and calls NaN out of range ("should be >= 0"), so the bounds are checked here."""
+def real(
+    low: float, high: float | None = None, above: bool = False
+) -> Callable[[float | None], float | None]:
+    """A float option's check: finite, then within [low, high] (`above`: low itself excluded).
+    Click's own range check runs first and calls NaN out of range ("should be >= 0"), so the
+    bounds are checked here."""
 
     def check(value: float | None) -> float | None:
         if value is None:
@@ -54,6 +57,8 @@ def real(low: float, high: float | None = None) -> Callable[[float | None], floa
             raise typer.BadParameter(f"must be between {low:g} and {high:g}, not {value:g}")
         if value < low:
             raise typer.BadParameter(f"must be at least {low:g}, not {value:g}")
+        if above and value == low:
+            raise typer.BadParameter(f"must be above {low:g}, not {value:g}")
         return value
 
     return check

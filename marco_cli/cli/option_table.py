@@ -5,6 +5,7 @@ bounds and help panel, as typed data (what `with_options` in options.py hands to
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,11 +13,11 @@ import typer
 from typer.core import TyperOption
 
 from marco_cli.cli.flags import HideThought, Json, ModelOpt, Verbose, Yes, real, url_option, whole
-from marco_cli.contract import Granularity, StepBreak
 from marco_cli.search import strategies
-from marco_cli.search.config import Reward, RolloutScope, SearchConfig, Strategy
+from marco_cli.search.config import SearchConfig
 from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import rule_name
+from marco_cli.search.settings import Setting, Vocabulary, declared
 
 
 def reward_option(value: str) -> str:
@@ -46,142 +47,6 @@ def rule_option(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
-# the search settings, named as SearchConfig's fields; their defaults are SearchConfig's. Any:
-# the values are Annotated type forms for Typer, and the parsed values come out of Click
-# untyped (Options.search); config_from checks them by building the SearchConfig
-SEARCH_TYPES: dict[str, Any] = {
-    "strategy": Annotated[
-        Strategy,
-        typer.Option(
-            callback=strategy_option,
-            metavar=f"<{'|'.join(strategies.names())}>",
-            help="mcts, or a baseline over the same model.",
-        ),
-    ],
-    "iterations": Annotated[
-        int, typer.Option("--iterations", "-n", min=1, max=100_000, help="MCTS iterations.")
-    ],
-    "granularity": Annotated[
-        Granularity, typer.Option(help="Action size: a step, or a 64/32-token mini-step.")
-    ],
-    "children": Annotated[int, typer.Option(min=1, max=64, help="Children per expansion.")],
-    "root_children": Annotated[
-        int | None, typer.Option(min=1, max=64, help="Children of the root (default: --children).")
-    ],
-    "first_tokens": Annotated[
-        int,
-        typer.Option(
-            min=0,
-            max=64,
-            help="CoT-decoding: the root's children start with the K likeliest first tokens, then "
-            "greedy (0: off).",
-        ),
-    ],
-    "exploration": Annotated[float, typer.Option(callback=real(0.0), help="UCT exploration constant c.")],
-    "temperature": Annotated[
-        float,
-        typer.Option(callback=real(0.0), help="Sampling temperature (sampled children, samples)."),
-    ],
-    "top_p": Annotated[
-        float,
-        typer.Option(callback=real(0.0, 1.0), help="Nucleus sampling of sampled children."),
-    ],
-    "top_k": Annotated[
-        int, typer.Option(min=0, max=100_000, help="Top-k sampling of sampled children (0: off).")
-    ],
-    "min_p": Annotated[
-        float,
-        typer.Option(callback=real(0.0, 1.0), help="Min-p sampling of sampled children."),
-    ],
-    "greedy_first": Annotated[
-        bool,
-        typer.Option(
-            "--greedy-first/--no-greedy-first", help="The first child (and first sample) is greedy."
-        ),
-    ],
-    "step_break": Annotated[
-        StepBreak,
-        typer.Option(help="Where a step action ends: a 'line' break or a 'blank' line."),
-    ],
-    "rollouts": Annotated[
-        RolloutScope,
-        typer.Option(help="Roll out 'one' new child per expansion, or 'all' of them."),
-    ],
-    "rollout_temperature": Annotated[
-        float,
-        typer.Option(callback=real(0.0), help="Sampling temperature of rollouts (0: greedy)."),
-    ],
-    "samples": Annotated[int, typer.Option(min=1, max=1024, help="Samples (best-of-n, vote, deepconf).")],
-    "deepconf_keep": Annotated[
-        float,
-        typer.Option(
-            callback=real(0.01, 1.0),
-            help="deepconf: share of the most confident samples.",
-        ),
-    ],
-    "deepconf_warmup": Annotated[
-        int, typer.Option(min=1, max=1024, help="deepconf-online: samples that set the threshold.")
-    ],
-    "deepconf_window": Annotated[
-        int, typer.Option(min=1, max=100_000, help="deepconf: tokens per group confidence window.")
-    ],
-    "seed": Annotated[int, typer.Option(help="Random seed: same seed, same tree.")],
-    "max_time": Annotated[
-        float | None,
-        typer.Option(callback=real(0.0), help="Stop searching after this many seconds."),
-    ],
-    "max_tokens": Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Generated tokens allowed on one answer path.")
-    ],
-    "reward": Annotated[
-        Reward,
-        typer.Option(
-            metavar="REWARD",
-            callback=reward_option,
-            help="The rollout's value: finished, paper, path, answer or answered, times gates: +check "
-            "(wrong arithmetic scores 0), +judge (a verifier's P(Yes)), +judge-steps. docs/search.md.",
-        ),
-    ],
-    "select": Annotated[
-        str | None,
-        typer.Option(
-            callback=rule_option,
-            metavar="RULE",
-            show_default=False,
-            help="The answer rule, for every strategy (default: the strategy's own): deepconf[-high|"
-            "-low|-online], majority, reward-vote, reward, visits, branch, trace, mbr, "
-            "answer-conf|-vote|-branch, checked (docs/search.md).",
-        ),
-    ],
-    "stop_confidence": Annotated[
-        float | None,
-        typer.Option(
-            callback=real(0.0, 1.0),
-            help="Stop once a finished rollout's reward reaches this.",
-        ),
-    ],
-    "stop_agree": Annotated[
-        int | None,
-        typer.Option(min=0, max=100_000, help="Stop once this many finished rollouts agree (0: never)."),
-    ],
-    "loop_guard": Annotated[
-        bool, typer.Option("--loop-guard/--no-loop-guard", help="Stop generations that loop.")
-    ],
-    "reflection": Annotated[
-        bool,
-        typer.Option("--reflection/--no-reflection", help="Add a 'Wait! ...' branch where a thought ends."),
-    ],
-    "dynamic_reflection": Annotated[
-        bool, typer.Option(help="Add a 'Wait! ...' branch under low-confidence steps.")
-    ],
-    "reflection_threshold": Annotated[
-        float,
-        typer.Option(
-            callback=real(0.0, 1.0),
-            help="--dynamic-reflection: a step's confidence below this.",
-        ),
-    ],
-}
 # the help's panels: each option under the heading a user looks for it by
 PANELS = {
     "Search": (
@@ -209,6 +74,47 @@ PANELS = {
     "Budgets and early stops": ("iterations", "max_tokens", "max_time", "stop_confidence", "stop_agree"),
     "Answer rule and reward": ("select", "reward", "deepconf_keep", "deepconf_warmup", "deepconf_window"),
 }
+
+_VOCABULARIES: dict[Vocabulary, tuple[Callable[[Any], Any], str]] = {
+    "strategy": (strategy_option, f"<{'|'.join(strategies.names())}>"),
+    "reward": (reward_option, "REWARD"),
+    "rule": (rule_option, "RULE"),
+}
+
+
+def _search_option(name: str, kind: object, declared: Setting) -> Any:
+    """A search setting as Typer reads it: its type, its spellings, its help and bounds, all
+    from its declaration (search/settings.py). Any: an Annotated type form for Typer."""
+    flags = (f"--{name.replace('_', '-')}", declared.short) if declared.short else ()
+    optional = type(None) in typing.get_args(kind)
+    base = next((k for k in (typing.get_args(kind) or (kind,)) if k is not type(None)), kind)
+    low, high = declared.low, declared.high
+    if declared.vocabulary is not None:  # read against its own table, not as Click choices
+        check, metavar = _VOCABULARIES[declared.vocabulary]
+        option = typer.Option(
+            *flags, callback=check, metavar=metavar, show_default=not optional, help=declared.help
+        )
+        return Annotated[str | None if optional else str, option]
+    if base is float and low is not None:
+        option = typer.Option(*flags, callback=real(low, high, above=declared.above), help=declared.help)
+    elif base is int and (low is not None or high is not None):
+        option = typer.Option(*flags, min=low, max=high, help=declared.help)
+    else:
+        option = typer.Option(*flags, help=declared.help)
+    return Annotated[kind, option]
+
+
+_KINDS = typing.get_type_hints(SearchConfig)
+# the search settings, named as SearchConfig's fields, in the help's order; their defaults are
+# SearchConfig's. Any: the values are Annotated type forms for Typer, and the parsed values come
+# out of Click untyped (Options.search); config_from checks them by building the SearchConfig
+SEARCH_TYPES: dict[str, Any] = {
+    name: _search_option(name, _KINDS[name], declared(SearchConfig)[name])
+    for names in PANELS.values()
+    for name in names
+}
+
+
 OTHER_PANELS = {
     "Model and engine": ("gpu_layers", "cpu", "ctx", "threads", "verbose", "repack"),
     "Remote": ("backend", "parallel", "timeout"),

@@ -26,6 +26,7 @@ from marco_cli.search.events import (
 from marco_cli.search.rewards import RewardGate
 from marco_cli.search.rules import Ballot, RuleName, choose
 from marco_cli.search.scoring import Scoring
+from marco_cli.search.settings import DeepConfSettings, SamplingSettings
 from marco_cli.search.spec import RunContext, StrategySpec, sample_count
 from marco_cli.search.tree import Tree
 
@@ -130,6 +131,7 @@ def run_online(ctx: RunContext, config: SearchConfig) -> SearchResult:
 # under a gate"); a `judge` gate by `reward-vote`, the votes weighed by the gated reward (by
 # design: the verifier cannot be measured on the 135M model). `judge` first: reward-vote reads both.
 _GATED: dict[RewardGate, RuleName] = {"judge": "reward-vote", "check": "checked"}
+_SAMPLING = (SamplingSettings, DeepConfSettings)
 
 COT = StrategySpec("cot", run_cot, "one greedy chain of thought", own_rule="reward")
 BEST_OF_N = StrategySpec(
@@ -137,6 +139,7 @@ BEST_OF_N = StrategySpec(
     run_samples,
     "the highest-reward of n samples (the paper's Test@N)",
     own_rule="reward",
+    settings=_SAMPLING,
     budget="samples",
     branches=sample_count,
 )
@@ -145,6 +148,7 @@ VOTE = StrategySpec(
     run_samples,
     "self-consistency: the answer of the most finished samples",
     own_rule="majority",
+    settings=_SAMPLING,
     budget="samples",
     branches=sample_count,
     gated_rules=_GATED,
@@ -154,6 +158,7 @@ DEEPCONF = StrategySpec(
     run_samples,
     "DeepConf offline: the confidence-weighted vote of the most confident samples",
     own_rule="deepconf",
+    settings=_SAMPLING,
     budget="samples",
     branches=sample_count,
     gated_rules=_GATED,
@@ -163,6 +168,7 @@ DEEPCONF_ONLINE = StrategySpec(
     run_online,
     "DeepConf online: samples stop early once their confidence falls below the warm-up's",
     own_rule="deepconf-online",
+    settings=_SAMPLING,
     budget="samples",
     branches=sample_count,
 )

@@ -3,79 +3,55 @@ marco_cli/contract.py's `Model`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
 
-from marco_cli.contract import GRANULARITIES, Granularity, Sampling, StepBreak, StopRule
+from marco_cli.contract import GRANULARITIES, Sampling, StopRule
 from marco_cli.search.events import StopWhy
 from marco_cli.search.rewards import parse_reward
-from marco_cli.search.rules import RULE_NAMES, RuleName
+from marco_cli.search.rules import RULE_NAMES
+from marco_cli.search.settings import (
+    DeepConfSettings,
+    MctsSettings,
+    Reward,
+    RolloutScope,
+    SamplingSettings,
+    Select,
+    SharedSettings,
+    Strategy,
+    declared,
+)
 from marco_cli.search.tree import Rollout, Tree
 
-# a strategy's name: an open vocabulary, the names in strategies.py's table (checked there)
-Strategy = str
-Reward = str  # VALUE[+GATE...], read by search/rewards.py's parse_reward
-Select = RuleName  # any answer rule (rules.py)
-RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
+__all__ = ["Reward", "RolloutScope", "SearchConfig", "SearchResult", "Select", "Strategy"]
+
 SELECTS: tuple[Select, ...] = RULE_NAMES
+# the order the settings were always saved in (a run's record and bench's run.json keep it)
+SAVED_ORDER = (
+    "strategy", "iterations", "children", "root_children", "first_tokens", "exploration",
+    "granularity", "step_break", "max_tokens", "temperature", "top_p", "top_k", "min_p",
+    "greedy_first", "rollout_temperature", "reward", "select", "loop_guard", "numeric_answer",
+    "rollouts", "reflection", "dynamic_reflection", "reflection_threshold", "max_time",
+    "stop_confidence", "stop_agree", "samples", "deepconf_keep", "deepconf_window",
+    "deepconf_warmup", "seed",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """Defaults are explained in docs/search.md ("Search defaults, and why"). `strategy` names an
-    entry of strategies.py's table, checked there (config_from, run_search)."""
-
-    strategy: Strategy = "mcts"
-    iterations: int = 4
-    children: int = 2
-    root_children: int | None = None  # children of the root (None: `children`)
-    # CoT-decoding at the root: its children start with the k most likely first tokens and
-    # continue greedily (0: off; overrides root_children)
-    first_tokens: int = 4
-    exploration: float = 1.414
-    granularity: Granularity = "step"
-    step_break: StepBreak = "line"
-    max_tokens: int = 512  # generated tokens on one path, root to answer
-    temperature: float = 0.6  # for sampled children and samples
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.0
-    greedy_first: bool = True  # the first child (and first sample) is greedy
-    rollout_temperature: float = 0.0
-    reward: Reward = "finished"  # docs/search.md: the reward
-    # the answer rule (None: the strategy's own, strategies.own_rule); every rule applies to every strategy
-    select: Select | None = None
-    loop_guard: bool = True  # stop generations that end in a repetition loop
-    numeric_answer: bool = False  # the question wants a number (answer extraction prefers one)
-    rollouts: RolloutScope = "one"  # one new child rolled out per expansion, or "all"
-    reflection: bool = False  # v1: a "Wait! ..." sibling where a thought ends
-    dynamic_reflection: bool = False  # a "Wait! ..." child under low-confidence steps
-    reflection_threshold: float = 0.6
-    max_time: float | None = None
-    stop_confidence: float | None = None
-    stop_agree: int | None = 3  # finished rollouts (select branch/trace/deepconf: branches) that agree end it
-    samples: int = 8  # best-of-n, vote and deepconf
-    deepconf_keep: float = 0.9  # deepconf (strategy and rule): the share of most confident traces that vote
-    deepconf_window: int = 32  # deepconf: tokens per group (sliding window)
-    deepconf_warmup: int = 4  # deepconf-online: samples run in full to set the threshold
-    seed: int = 0
+class SearchConfig(SharedSettings, MctsSettings, SamplingSettings, DeepConfSettings):
+    """Every setting of a run, flat (settings.py declares each in its group, with its help and
+    bounds, checked here). Defaults are explained in docs/search.md ("Search defaults, and
+    why"). `strategy` names an entry of strategies.py's table, checked there (config_from,
+    run_search)."""
 
     def __post_init__(self) -> None:
+        values = asdict(self)
+        for name, declared_setting in declared(SearchConfig).items():
+            problem = declared_setting.problem(name, values[name])
+            if problem is not None:
+                raise ValueError(problem)
         reward_problem = _reward_error(self.reward)
         checks = [
             (self.granularity in GRANULARITIES, f"granularity must be one of {', '.join(GRANULARITIES)}"),
-            (self.iterations >= 1, "iterations must be at least 1"),
-            (self.children >= 1, "children must be at least 1"),
-            (self.root_children is None or self.root_children >= 1, "root children must be at least 1"),
-            (0 <= self.first_tokens <= 64, "first tokens must be from 0 to 64"),
-            (self.samples >= 1, "samples must be at least 1"),
-            (0 < self.deepconf_keep <= 1, "deepconf keep must be in (0, 1]"),
-            (self.deepconf_window >= 1, "deepconf window must be at least 1"),
-            (self.deepconf_warmup >= 1, "deepconf warmup must be at least 1"),
-            (self.max_tokens >= 1, "max tokens must be at least 1"),
-            (self.exploration >= 0, "exploration must be >= 0"),
-            (self.temperature >= 0 and self.rollout_temperature >= 0, "temperature must be >= 0"),
-            (0 < self.top_p <= 1, "top-p must be in (0, 1]"),
             (reward_problem is None, reward_problem or ""),
             (self.select is None or self.select in SELECTS, f"select must be one of {', '.join(SELECTS)}"),
             (self.rollouts in ("one", "all"), "rollouts must be one or all"),

@@ -18,6 +18,7 @@ from marco_cli.search.events import Listener, ignore
 from marco_cli.search.rewards import RewardGate
 from marco_cli.search.rules import RuleName
 from marco_cli.search.scoring import Scoring
+from marco_cli.search.settings import DeepConfSettings
 
 Budget = Literal["iterations", "samples"]  # the setting `bench`'s NAME@N sets
 
@@ -48,8 +49,10 @@ def sample_count(config: SearchConfig) -> int:
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """One strategy. `own_rule` answers unless `--select` says otherwise, `gated_rules` in its
-    place where the reward carries that gate (the first listed gate the reward has decides);
+    """One strategy. `settings` are the settings groups (settings.py) it reads besides the
+    shared ones (every strategy may answer by a DeepConf rule). `own_rule` answers unless
+    `--select` says otherwise, `gated_rules` in its place where the reward carries that gate
+    (the first listed gate the reward has decides);
     `budget` is what `NAME@N` sets in bench (None: it takes none); `granular`: bench runs it at
     every `--granularity` given; `branches` gives the requests one step sends together (the
     engine's parallel sequences)."""
@@ -58,6 +61,7 @@ class StrategySpec:
     run: RunFn
     help: str
     own_rule: RuleName
+    settings: tuple[type, ...] = (DeepConfSettings,)  # the groups it reads besides the shared ones
     budget: Budget | None = None
     granular: bool = False
     branches: Callable[[SearchConfig], int] = tree_width
