@@ -140,7 +140,7 @@ MUTANTS = (
     ),
     Mutant(
         "judge-steps: a doubted step kept",
-        "marco_cli/search/rewards.py",
+        "marco_cli/search/values.py",
         "if p_yes < STEP_DOUBT else ()",
         "if p_yes < 0.0 else ()",
         ("tests/test_verifier.py::test_judge_steps_refutes_a_step_the_verifier_doubts_before_rolling_it_out",),

@@ -42,7 +42,7 @@ NEWER = (
     ),
     Mutant(
         "judge-steps: no opinion (0.5) refutes a step",
-        "marco_cli/search/rewards.py",
+        "marco_cli/search/values.py",
         "if p_yes < STEP_DOUBT else ()",
         "if p_yes <= STEP_DOUBT else ()",
         (f"{PIN}::test_judge_steps_refutes_below_half_and_keeps_no_opinion",),

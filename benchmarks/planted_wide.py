@@ -366,4 +366,11 @@ SMALL = (
         "if base.get(name) != value and group is None:",
         ("tests/test_strategy_table.py::test_a_configurations_flag_its_strategy_would_ignore_is_refused",),
     ),
+    Mutant(
+        "values: the verifier asked about a step the equations already refuted",
+        "marco_cli/search/values.py",
+        "            if found.refuted:\n                break\n",
+        "",
+        ("tests/test_strategy_table.py::test_step_values_are_the_signals_and_the_gates_are_step_values",),
+    ),
 )

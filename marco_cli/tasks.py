@@ -69,7 +69,7 @@ def run_task(
     judge = None
     if needs_judge(config.reward):
         judge = judge_for(verifier or Opened(engine, style, info), messages)
-    result = run_search(engine, prompt, config, listener, judge=judge)
+    result = run_search(engine, prompt, config, listener, judge=judge, question=question)
     answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]
     return Record.of(result, question, info, config, answered, judge.tokens if judge else 0)
 

@@ -27,10 +27,11 @@ from marco_cli.runs.signals import graded_rollouts, signal_figures
 from marco_cli.runs.stats import auroc_interval
 from marco_cli.search.arithmetic import equations
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.rewards import Scored, reward_function, step_check
+from marco_cli.search.rewards import Scored, reward_function
 from marco_cli.search.rules import Ballot, choose
 from marco_cli.search.strategies import run_search
 from marco_cli.search.tree import Rollout, Tree
+from marco_cli.search.values import Step, step_value
 from tests import test_stores
 from tests.fake_ollama import FakeOllama
 from tests.helpers import one_line_error, runner
@@ -120,10 +121,10 @@ def test_gates_multiply_in_any_order(confidence: float, judged: float, wrong: bo
 
 @pytest.mark.parametrize(("p_yes", "refuted"), [(0.5, False), (0.4999, True), (0.5001, False), (0.0, True)])
 def test_judge_steps_refutes_below_half_and_keeps_no_opinion(p_yes: float, refuted: bool) -> None:
-    check = step_check("finished+judge-steps", Judge({}, other=p_yes))
+    check = step_value("finished+judge-steps", Judge({}, other=p_yes))
     assert check is not None
-    verdict = check("", "2 + 2 = 4.\n")
-    assert bool(verdict.refuted) is refuted and verdict.judged == p_yes
+    verdict = check("What is 2 + 2?", "", Step("2 + 2 = 4.\n"))
+    assert bool(verdict.refuted) is refuted and verdict.judged == p_yes == verdict.value
 
 
 def test_one_step_is_judged_under_each_context_it_appears_in() -> None:

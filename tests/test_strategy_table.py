@@ -232,3 +232,28 @@ def test_every_setting_is_declared_once_with_its_help_and_bounds() -> None:
     assert SearchConfig(top_p=1.0, min_p=0.0).top_p == 1.0  # the bounds themselves are allowed
     result = runner.invoke(app, ["solve", "Q", "--first-tokens", "65"])
     assert result.exit_code == 2 and "65 is not in the range 0<=x<=64" in result.stderr
+
+
+def test_step_values_are_the_signals_and_the_gates_are_step_values() -> None:
+    from marco_cli.search import values
+    from marco_cli.search.values import Step, step_value
+
+    asked: list[str] = []
+
+    def judge(kind: str, before: str, text: str) -> float:
+        asked.append(text)
+        return 0.3
+
+    right, wrong = Step("3 + 4 = 7.\n", (0.9, 0.7)), Step("3 + 4 = 8.\n", (0.9, 0.7))
+    assert values.confidence("Q", "", right).value == pytest.approx(0.8)
+    assert (
+        values.check("Q", "", right).value == pytest.approx(0.8) and not values.check("Q", "", right).refuted
+    )
+    assert values.check("Q", "", wrong) == values.StepValued(0.0, ("3 + 4 = 8 (is 7)",))
+    doubted = values.judged_by(judge)("Q", "Before.", right)
+    assert doubted.value == doubted.judged == 0.3 and doubted.refuted == ("judge: P(Yes) 0.30",)
+    asked.clear()
+    gates = step_value("finished+check+judge-steps", judge)
+    assert gates is not None and step_value("finished") is None
+    assert gates("Q", "", wrong).refuted == ("3 + 4 = 8 (is 7)",) and asked == []  # the verifier not asked
+    assert gates("Q", "", right).judged == 0.3 and asked == ["3 + 4 = 7.\n"]

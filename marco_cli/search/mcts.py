@@ -29,6 +29,7 @@ from marco_cli.search.rules import agreeing
 from marco_cli.search.settings import DeepConfSettings, MctsSettings
 from marco_cli.search.spec import RunContext, StrategySpec
 from marco_cli.search.tree import Node, Rollout, Tree
+from marco_cli.search.values import Step
 
 THOUGHT_END = "</Thought>"
 
@@ -69,7 +70,7 @@ class Search:
         self.tree = Tree(tuple(ctx.prompt))
         self.rng = random.Random(config.seed)
         self.chooser = Chooser(self.tree, ctx.scoring.rule, ctx.listener, config.deepconf_keep)
-        self.step_check = ctx.scoring.check  # judges each step as it is generated
+        self.step_value, self.question = ctx.scoring.step, ctx.question  # values each step as generated
         self.generated = 0
         self.iterations = 0
         self._start = 0.0
@@ -204,9 +205,10 @@ class Search:
         self.emit(BackedUp(nodes, rollout.reward))
 
     def _refute(self, nodes: list[Node]) -> list[Node]:
-        """Judge each new step by the reward's step check; a refuted one keeps its reasons and
-        gets value 0 as its first visit, in place of a rollout. The steps left are returned."""
-        if self.step_check is None:
+        """Value each new step by the reward's step gates (values.py); a refuted one keeps its
+        reasons and gets value 0 as its first visit, in place of a rollout. The steps left are
+        returned."""
+        if self.step_value is None:
             return nodes
         kept = []
         befores: dict[int, str] = {}  # siblings share the response before them: built once
@@ -214,8 +216,9 @@ class Search:
             if not node.reflection and node.parent is not None:
                 if node.parent not in befores:
                     befores[node.parent] = self.tree.response_text(self.tree.nodes[node.parent])
-                verdict = self.step_check(befores[node.parent], node.text)
-                node.refuted, node.judged = verdict.refuted, verdict.judged
+                step = Step(node.text, node.confidences)
+                valued = self.step_value(self.question, befores[node.parent], step)
+                node.refuted, node.judged = valued.refuted, valued.judged
                 if node.refuted or node.judged is not None:
                     self.emit(StepJudged(node.id, node.refuted, node.judged))
             if node.refuted:

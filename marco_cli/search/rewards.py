@@ -26,7 +26,7 @@ Gates (each in [0, 1], multiplying the value):
 - `judge-steps`: the verifier judges each step instead (process judging), below; its factor on
   a rollout is 1.
 
-A gate may also judge a step the moment it is generated (`STEP_CHECKS`): a step it refutes gets
+A gate may also judge a step the moment it is generated (search/values.py): a step it refutes gets
 value 0 at once, backed up as that node's first visit in place of a rollout, so UCT turns away
 from it before a rollout is paid for (AlphaZero's leaf evaluation, here a gate). `check` refutes
 a step that writes a wrong equation; `judge-steps` one the verifier gives P(Yes) < 0.5.
@@ -101,37 +101,9 @@ JudgeKind = Literal["answer", "step"]  # outcome or process judging
 # the verifier as the search calls it: (what is judged, the response before it, the text judged)
 # -> P(Yes); search/verifier.py builds one over a model
 Judge = Callable[[JudgeKind, str, str], float]
-STEP_DOUBT = 0.5  # `judge-steps` refutes a step the verifier gives a lower P(Yes)
-
-
-@dataclass(frozen=True)
-class StepVerdict:
-    """What a step check found: why it refutes the step (empty: it does not), and the
-    verifier's P(Yes) for it where one was asked."""
-
-    refuted: tuple[str, ...] = ()
-    judged: float | None = None
-
-
-def _equations_check(judge: Judge | None) -> StepCheck:
-    return lambda before, step: StepVerdict(refuted_equations(step))
-
-
-def _judged_check(judge: Judge | None) -> StepCheck:
-    if judge is None:
-        raise ValueError("reward judge-steps needs a verifier")
-    verifier = judge
-
-    def check(before: str, step: str) -> StepVerdict:
-        p_yes = verifier("step", before, step)
-        doubt = (f"judge: P(Yes) {p_yes:.2f}",) if p_yes < STEP_DOUBT else ()
-        return StepVerdict(doubt, p_yes)
-
-    return check
 
 
 RewardFn = Callable[[Scored], float]
-StepCheck = Callable[[str, str], StepVerdict]  # (the response before the step, the step)
 RewardValue = Literal["finished", "paper", "path", "answer", "answered"]
 RewardGate = Literal["check", "judge", "judge-steps"]
 VALUES: dict[RewardValue, RewardFn] = {
@@ -142,11 +114,6 @@ VALUES: dict[RewardValue, RewardFn] = {
     "answered": answered,
 }
 GATES: dict[RewardGate, RewardFn] = {"check": arithmetic_holds, "judge": judged, "judge-steps": steps_only}
-# the gates that judge steps as they are generated, each made from the run's verifier (if any)
-STEP_CHECKS: dict[RewardGate, Callable[[Judge | None], StepCheck]] = {
-    "check": _equations_check,
-    "judge-steps": _judged_check,
-}
 JUDGED: frozenset[RewardGate] = frozenset(("judge", "judge-steps"))  # the gates that need a verifier
 # a gate named alone: `check` gates the default value, `judge` is the verifier's P(Yes) itself
 ALONE: dict[str, str] = {
@@ -226,25 +193,3 @@ def reward_function(spec: str) -> RewardFn:
 def needs_judge(spec: str) -> bool:
     """Does the reward ask a verifier (so a run must bring one)?"""
     return any(g in JUDGED for g in parse_reward(spec).gates)
-
-
-def step_check(spec: str, judge: Judge | None = None) -> StepCheck | None:
-    """What refutes a step under `spec`: its gates' step checks together (None: none has one).
-    The equations are checked first: a step they refute costs the verifier nothing."""
-    gates = parse_reward(spec).gates
-    checks = [make(judge) for gate, make in STEP_CHECKS.items() if gate in gates]
-    if not checks:
-        return None
-
-    def check_all(before: str, step: str) -> StepVerdict:
-        refuted: tuple[str, ...] = ()
-        p_yes: float | None = None
-        for check in checks:
-            verdict = check(before, step)
-            refuted += verdict.refuted
-            p_yes = verdict.judged if verdict.judged is not None else p_yes
-            if refuted:
-                break
-        return StepVerdict(refuted, p_yes)
-
-    return check_all

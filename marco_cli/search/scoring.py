@@ -12,24 +12,24 @@ from marco_cli.search.rewards import (
     Judge,
     RewardFn,
     RewardSpec,
-    StepCheck,
     needs_judge,
     parse_reward,
     reward_function,
-    step_check,
 )
 from marco_cli.search.rules import RuleName
+from marco_cli.search.values import StepValue, step_value
 
 
 @dataclass(frozen=True)
 class Scoring:
-    """How one run values and chooses: `reward` scores a finished rollout, `check` refutes a
-    step as it is generated (None: no gate judges steps), `rule` picks the answer among the
-    rollouts, `judge` is the verifier a `judge` gate asks (None: the reward asks none)."""
+    """How one run values and chooses: `reward` scores a finished rollout, `step` values a step
+    as it is generated and may refute it (values.py; None: no gate judges steps), `rule` picks
+    the answer among the rollouts, `judge` is the verifier a `judge` gate asks (None: the reward
+    asks none)."""
 
     spec: RewardSpec
     reward: RewardFn
-    check: StepCheck | None
+    step: StepValue | None
     rule: RuleName
     judge: Judge | None = None
 
@@ -48,4 +48,4 @@ def scoring(reward: str, rule: RuleName, judge: Judge | None = None) -> Scoring:
     asks a verifier when no `judge` is given."""
     if judge is None and needs_judge(reward):
         raise ValueError(f"reward '{clip(reward, 60)}' needs a verifier (a judge) to ask")
-    return Scoring(parse_reward(reward), reward_function(reward), step_check(reward, judge), rule, judge)
+    return Scoring(parse_reward(reward), reward_function(reward), step_value(reward, judge), rule, judge)

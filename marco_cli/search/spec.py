@@ -26,13 +26,15 @@ Budget = Literal["iterations", "samples"]  # the setting `bench`'s NAME@N sets
 @dataclass(frozen=True)
 class RunContext:
     """What a run is given besides its settings: the model and prompt, the resolved scoring,
-    who hears its events and the clock it reads."""
+    who hears its events, the clock it reads, and the question as asked (what a step value is
+    told)."""
 
     model: Model
     prompt: Sequence[int]
     scoring: Scoring
     listener: Listener = ignore
     clock: Callable[[], float] = time.monotonic
+    question: str = ""
 
 
 RunFn = Callable[[RunContext, SearchConfig], SearchResult]

@@ -97,10 +97,12 @@ def context(
     listener: Listener = ignore,
     clock: Callable[[], float] = time.monotonic,
     judge: Judge | None = None,
+    question: str = "",
 ) -> RunContext:
     """A run's context with its scoring resolved from the config's strings: the edge below
     which nothing parses a name. ValueError for a reward that asks a verifier and no `judge`."""
-    return RunContext(model, prompt, scoring(config.reward, answer_rule(config), judge), listener, clock)
+    resolved = scoring(config.reward, answer_rule(config), judge)
+    return RunContext(model, prompt, resolved, listener, clock, question)
 
 
 def run_search(
@@ -110,7 +112,9 @@ def run_search(
     listener: Listener = ignore,
     clock: Callable[[], float] = time.monotonic,
     judge: Judge | None = None,
+    question: str = "",
 ) -> SearchResult:
     """Run the configured strategy. A reward that asks a verifier (`judge`, `judge-steps`)
     needs `judge` (search/verifier.py builds one)."""
-    return strategy(config.strategy).run(context(model, prompt, config, listener, clock, judge), config)
+    ctx = context(model, prompt, config, listener, clock, judge, question)
+    return strategy(config.strategy).run(ctx, config)
