@@ -184,8 +184,8 @@ NEWER = (
     Mutant(
         "record: the saved select is not the rule that answered",
         "marco_cli/search/strategies.py",
-        'return {**asdict(config), "select": answer_rule(config)}',
-        "return asdict(config)",
+        'values = {**asdict(config), "select": answer_rule(config)}',
+        "values = asdict(config)",
         (f"{SELECT}::test_every_strategy_keeps_its_own_rule_without_select",),
     ),
     Mutant(

@@ -373,4 +373,25 @@ SMALL = (
         "",
         ("tests/test_strategy_table.py::test_step_values_are_the_signals_and_the_gates_are_step_values",),
     ),
+    Mutant(
+        "beam: the worst paths kept",
+        "marco_cli/search/beam.py",
+        "key=lambda c: (-self.values[c[1].id], order[c[1].id])",
+        "key=lambda c: (self.values[c[1].id], order[c[1].id])",
+        ("tests/test_beam.py::test_beam_keeps_the_best_paths_by_value_and_prunes_the_rest",),
+    ),
+    Mutant(
+        "beam: a path's min taken as its max",
+        "marco_cli/search/beam.py",
+        'return min(before, step) if aggregate == "min" else before * step',
+        'return max(before, step) if aggregate == "min" else before * step',
+        ("tests/test_beam.py::test_a_paths_value_aggregates_its_steps",),
+    ),
+    Mutant(
+        "dvts: one subtree for all its paths",
+        "marco_cli/search/beam.py",
+        "groups=max(1, config.beams // config.beam_width), keep=1",
+        "groups=1, keep=1",
+        ("tests/test_beam.py::test_dvts_keeps_one_path_per_subtree",),
+    ),
 )

@@ -54,14 +54,14 @@ def solve(
     from marco_cli.cli.solve import run_one
     from marco_cli.errors import UsageError
     from marco_cli.search import strategies
-    from marco_cli.search.rewards import needs_judge
 
     text = question.strip()
     if not text:
         raise UsageError("the prompt is empty")
     options = _options("marco_cli.solve", model, download, save, settings)
     config = config_from(options.search, numeric_answer=tasks.wants_number(text))
-    with open_session("solve", options, strategies.branches(config), needs_judge(config.reward)) as session:
+    branches, judged = strategies.branches(config), strategies.needs_verifier(config)
+    with open_session("solve", options, branches, judged) as session:
         return run_one(session, config, text, tasks.solve_messages(text), listener)
 
 

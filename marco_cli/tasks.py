@@ -12,8 +12,7 @@ from marco_cli.errors import UsageError
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
-from marco_cli.search.rewards import needs_judge
-from marco_cli.search.strategies import run_search
+from marco_cli.search.strategies import needs_verifier, run_search
 from marco_cli.search.verifier import Verifier
 
 
@@ -67,7 +66,7 @@ def run_task(
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
     judge = None
-    if needs_judge(config.reward):
+    if needs_verifier(config):
         judge = judge_for(verifier or Opened(engine, style, info), messages)
     result = run_search(engine, prompt, config, listener, judge=judge, question=question)
     answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]

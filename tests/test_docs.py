@@ -99,7 +99,6 @@ def test_help_fits_a_terminal_and_help_all_shows_the_rest(command: str) -> None:
 def test_help_lists_choices_as_choices() -> None:
     shown = runner.invoke(app, ["solve", "--help-all"], env={"COLUMNS": "250"}).output
     for choices in (
-        "<mcts|cot|best-of-n|vote|deepconf|deepconf-online>",
         "<step|mini-64|mini-32>",
         "<line|blank>",
     ):

@@ -163,15 +163,16 @@ def test_an_unknown_strategy_is_refused_everywhere_with_the_tables_names(
 
 def test_the_built_in_table_says_what_each_strategy_spends() -> None:
     table = {name: strategies.strategy(name) for name in strategies.names()}
-    assert list(table) == ["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online"]
+    assert list(table) == ["mcts", "cot", "best-of-n", "vote", "deepconf", "deepconf-online", "beam", "dvts"]
     assert {n: s.budget for n, s in table.items()} == {
         "mcts": "iterations", "cot": None, "best-of-n": "samples", "vote": "samples",
-        "deepconf": "samples", "deepconf-online": "samples",
+        "deepconf": "samples", "deepconf-online": "samples", "beam": "beams", "dvts": "beams",
     }  # fmt: skip
-    assert [n for n, s in table.items() if s.granular] == ["mcts"]
-    config = SearchConfig(samples=5, children=2, root_children=3, first_tokens=0)
+    assert [n for n, s in table.items() if s.granular] == ["mcts", "beam", "dvts"]
+    config = SearchConfig(samples=5, children=2, root_children=3, first_tokens=0, beams=6, beam_width=2)
     assert {n: s.branches(config) for n, s in table.items()} == {
         "mcts": 3, "cot": 3, "best-of-n": 5, "vote": 5, "deepconf": 5, "deepconf-online": 5,
+        "beam": 12, "dvts": 6,
     }  # fmt: skip
 
 
@@ -199,7 +200,7 @@ def test_the_path_reward_averages_the_whole_path_and_paper_the_rollouts_own_toke
         ("cot[--samples 4]", "--samples is a sampling setting, and cot reads only the shared, DeepConf ones"),
         (
             "mcts@2[--samples 3]",
-            "--samples is a sampling setting, and mcts reads only the shared, tree search",
+            "--samples is a sampling setting, and mcts reads only the shared, step, tree search",
         ),
     ],
 )

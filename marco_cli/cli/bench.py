@@ -26,7 +26,6 @@ from marco_cli.runs import bench, datasets, paper
 from marco_cli.runs.summary import summarize
 from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
-from marco_cli.search.rewards import needs_judge
 from marco_cli.search.settings import GROUP_NAMES, SharedSettings, group_of
 from marco_cli.search.spec import StrategySpec
 from marco_cli.ui.charts import frontier_chart
@@ -308,7 +307,7 @@ def run_bench(
     if not problems:
         raise MarcoError(f"--offset {offset} selects no problem: {dataset} has {len(everything)}", code=2)
     configs = _configs(options, strategy, granularity)
-    judged = any(needs_judge(c.reward) for c in configs.values())
+    judged = any(strategies.needs_verifier(c) for c in configs.values())
     session = open_session("bench", options, max(strategies.branches(c) for c in configs.values()), judged)
     label = session.info.label
     out = (

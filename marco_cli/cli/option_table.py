@@ -65,18 +65,29 @@ PANELS = {
         "rollouts",
         "rollout_temperature",
         "samples",
+        "beams",
+        "beam_width",
+        "value",
+        "aggregate",
         "seed",
         "loop_guard",
         "reflection",
         "dynamic_reflection",
         "reflection_threshold",
     ),
-    "Budgets and early stops": ("iterations", "max_tokens", "max_time", "stop_confidence", "stop_agree"),
+    "Budgets and early stops": (
+        "iterations",
+        "max_tokens",
+        "max_depth",
+        "max_time",
+        "stop_confidence",
+        "stop_agree",
+    ),
     "Answer rule and reward": ("select", "reward", "deepconf_keep", "deepconf_warmup", "deepconf_window"),
 }
 
 _VOCABULARIES: dict[Vocabulary, tuple[Callable[[Any], Any], str]] = {
-    "strategy": (strategy_option, f"<{'|'.join(strategies.names())}>"),
+    "strategy": (strategy_option, "NAME"),
     "reward": (reward_option, "REWARD"),
     "rule": (rule_option, "RULE"),
 }
@@ -130,7 +141,7 @@ ADVANCED = frozenset((
     "step_break", "rollouts", "rollout_temperature", "loop_guard", "dynamic_reflection",
     "reflection_threshold", "stop_confidence", "stop_agree", "deepconf_keep", "deepconf_warmup",
     "deepconf_window", "gpu_layers", "cpu", "ctx", "threads", "repack", "parallel", "timeout",
-    "verifier_backend",
+    "verifier_backend", "beams", "beam_width", "value", "aggregate", "max_depth",
 ))
 # fmt: on
 

@@ -24,7 +24,6 @@ from marco_cli.runs import history
 from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener
-from marco_cli.search.rewards import needs_judge
 from marco_cli.ui.console import err_console, out_console, warn
 from marco_cli.ui.html import run_page
 from marco_cli.ui.live import LiveSearchView
@@ -166,7 +165,7 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     question = read_input(prompt).strip()
     check_writable(options.output.html)
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
-    session = open_session("solve", options, strategies.branches(config), needs_judge(config.reward))
+    session = open_session("solve", options, strategies.branches(config), strategies.needs_verifier(config))
     with session:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
@@ -204,7 +203,8 @@ def translate_cmd(
     check_writable(options.output.html)
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
-    session = open_session("translate", options, strategies.branches(config), needs_judge(config.reward))
+    branches, judged = strategies.branches(config), strategies.needs_verifier(config)
+    session = open_session("translate", options, branches, judged)
     records: list[Line] = []
     failed = 0
     with session:

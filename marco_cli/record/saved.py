@@ -45,6 +45,7 @@ class NodeRecord:
     terminal: bool
     refuted: tuple[str, ...] = ()  # why a step check refuted the step (`--reward check`, `judge-steps`)
     judged: float | None = None  # the verifier's P(Yes) for the step (`judge-steps`)
+    pruned: bool = False  # a step search valued it below the paths it kept (beam, dvts)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def node_record(n: Node) -> NodeRecord:
         n.terminal,
         n.refuted,
         rounded(n.judged),
+        n.pruned,
     )
 
 
@@ -137,6 +139,8 @@ def node_json(n: NodeRecord) -> JsonObject:
     out: JsonObject = {**asdict(n), "refuted": list(n.refuted)}  # JSON lists
     if n.judged is None:  # only under `judge-steps`
         del out["judged"]
+    if not n.pruned:  # only in a step search's tree
+        del out["pruned"]
     return out
 
 
@@ -178,6 +182,7 @@ def parse_node(raw: Mapping[str, Any]) -> NodeRecord:
         terminal=bool(raw.get("terminal", False)),
         refuted=tuple(str(r) for r in raw.get("refuted") or ()),
         judged=optional_float(raw.get("judged")),
+        pruned=bool(raw.get("pruned", False)),
     )
 
 
@@ -197,6 +202,7 @@ def saved_node(raw: NodeRecord) -> Node:
         reflection=raw.reflection,
         refuted=raw.refuted,
         judged=raw.judged,
+        pruned=raw.pruned,
         visits=raw.visits,
         value_sum=(raw.value or 0.0) * raw.visits,
     )

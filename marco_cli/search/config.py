@@ -10,6 +10,7 @@ from marco_cli.search.events import StopWhy
 from marco_cli.search.rewards import parse_reward
 from marco_cli.search.rules import RULE_NAMES
 from marco_cli.search.settings import (
+    BeamSettings,
     DeepConfSettings,
     MctsSettings,
     Reward,
@@ -17,6 +18,7 @@ from marco_cli.search.settings import (
     SamplingSettings,
     Select,
     SharedSettings,
+    StepSettings,
     Strategy,
     declared,
 )
@@ -37,7 +39,9 @@ SAVED_ORDER = (
 
 
 @dataclass(frozen=True)
-class SearchConfig(SharedSettings, MctsSettings, SamplingSettings, DeepConfSettings):
+class SearchConfig(
+    SharedSettings, StepSettings, MctsSettings, BeamSettings, SamplingSettings, DeepConfSettings
+):
     """Every setting of a run, flat (settings.py declares each in its group, with its help and
     bounds, checked here). Defaults are explained in docs/search.md ("Search defaults, and
     why"). `strategy` names an entry of strategies.py's table, checked there (config_from,

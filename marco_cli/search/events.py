@@ -67,6 +67,16 @@ class StepJudged:
 
 
 @dataclass(frozen=True)
+class StepValued:
+    """A step search valued a new step (`value`: its path's value) and kept it on the beam or
+    pruned it."""
+
+    node: int
+    value: float
+    pruned: bool
+
+
+@dataclass(frozen=True)
 class BestChanged:
     rollout: int
     reward: float
@@ -88,6 +98,7 @@ Event = (
     | RolloutScored
     | BackedUp
     | StepJudged
+    | StepValued
     | BestChanged
     | Finished
 )

@@ -26,7 +26,7 @@ from marco_cli.search.events import (
     TokensGenerated,
 )
 from marco_cli.search.rules import agreeing
-from marco_cli.search.settings import DeepConfSettings, MctsSettings
+from marco_cli.search.settings import DeepConfSettings, MctsSettings, StepSettings
 from marco_cli.search.spec import RunContext, StrategySpec
 from marco_cli.search.tree import Node, Rollout, Tree
 from marco_cli.search.values import Step
@@ -304,7 +304,7 @@ MCTS = StrategySpec(
     run_mcts,
     "Marco-o1's Monte Carlo Tree Search over steps or mini-steps",
     own_rule="deepconf",  # DeepConf-high's vote over the rollouts ("A loop cannot win")
-    settings=(MctsSettings, DeepConfSettings),
+    settings=(StepSettings, MctsSettings, DeepConfSettings),
     budget="iterations",
     granular=True,
 )

@@ -17,7 +17,8 @@ from marco_cli.search.rewards import (
     reward_function,
 )
 from marco_cli.search.rules import RuleName
-from marco_cli.search.values import StepValue, step_value
+from marco_cli.search.settings import ValueName
+from marco_cli.search.values import StepValue, confidence, named, step_value
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Scoring:
     step: StepValue | None
     rule: RuleName
     judge: Judge | None = None
+    value: StepValue = confidence  # what a step search ranks partial paths by (`--value`)
 
     @property
     def whole_path(self) -> bool:
@@ -43,9 +45,12 @@ class Scoring:
         return self.spec.judges_answers
 
 
-def scoring(reward: str, rule: RuleName, judge: Judge | None = None) -> Scoring:
-    """`reward` parsed and made into functions; ValueError for a bad spec, or for a reward that
-    asks a verifier when no `judge` is given."""
+def scoring(
+    reward: str, rule: RuleName, judge: Judge | None = None, value: ValueName = "confidence"
+) -> Scoring:
+    """`reward` parsed and made into functions, `value` into the step value; ValueError for a
+    bad spec, or for a reward or value that asks a verifier when no `judge` is given."""
     if judge is None and needs_judge(reward):
         raise ValueError(f"reward '{clip(reward, 60)}' needs a verifier (a judge) to ask")
-    return Scoring(parse_reward(reward), reward_function(reward), step_value(reward, judge), rule, judge)
+    step = step_value(reward, judge)
+    return Scoring(parse_reward(reward), reward_function(reward), step, rule, judge, named(value, judge))

@@ -2,7 +2,8 @@
 dataclass of the strategies that read it. `SharedSettings` every strategy reads; `MctsSettings`
 the tree search; `SamplingSettings` the strategies that draw whole samples; `DeepConfSettings`
 the DeepConf rules and strategies (any strategy may answer by a DeepConf rule, so every one
-reads them). `SearchConfig` (config.py) is all four, flat, so a run's settings stay one record;
+reads them); `StepSettings` what a step is (mcts, beam, dvts); `BeamSettings` the step searches'.
+`SearchConfig` (config.py) is all of them, flat, so a run's settings stay one record;
 a strategy's spec names the groups it reads (spec.py), and bench refuses a configuration's flag
 that its strategy would ignore. The command line's options are derived from these fields
 (cli/option_table.py) and SearchConfig checks the same bounds, so a bound is written once."""
@@ -20,6 +21,8 @@ Reward = str  # VALUE[+GATE...], read by search/rewards.py's parse_reward
 Select = RuleName  # any answer rule (rules.py)
 RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
 Vocabulary = Literal["strategy", "reward", "rule"]  # a string option checked against its own table
+ValueName = Literal["confidence", "gut", "check", "judge"]  # a step's value (values.py)
+Aggregate = Literal["last", "min", "prod"]  # a path's value from its steps' (search-and-learn's three)
 
 _T = TypeVar("_T")
 SETTING = "setting"  # the field metadata key
@@ -76,7 +79,9 @@ class SharedSettings:
     """What every strategy reads: the budget of one path, sampling, the reward and the rule."""
 
     strategy: Strategy = setting(
-        "mcts", "mcts, or a baseline over the same model.", vocabulary="strategy"
+        "mcts",
+        "mcts, beam, dvts, or a baseline.",
+        vocabulary="strategy",
     )
     max_tokens: int = setting(512, "Generated tokens allowed on one answer path.", low=1, high=1_000_000)
     temperature: float = setting(0.6, "Sampling temperature (sampled children, samples).", low=0)
@@ -104,6 +109,14 @@ class SharedSettings:
 
 
 @dataclass(frozen=True)
+class StepSettings:
+    """What one step is, for the strategies that grow paths step by step (mcts, beam, dvts)."""
+
+    granularity: Granularity = setting("step", "Action size: a step, or a 64/32-token mini-step.")
+    step_break: StepBreak = setting("line", "Where a step action ends: a 'line' break or a 'blank' line.")
+
+
+@dataclass(frozen=True)
 class MctsSettings:
     """The tree search's own: its iterations and shape, actions, rollouts, reflection, early stops."""
 
@@ -118,8 +131,6 @@ class MctsSettings:
         high=64,
     )
     exploration: float = setting(1.414, "UCT exploration constant c.", low=0)
-    granularity: Granularity = setting("step", "Action size: a step, or a 64/32-token mini-step.")
-    step_break: StepBreak = setting("line", "Where a step action ends: a 'line' break or a 'blank' line.")
     rollout_temperature: float = setting(0.0, "Sampling temperature of rollouts (0: greedy).", low=0)
     rollouts: RolloutScope = setting("one", "Roll out 'one' new child per expansion, or 'all' of them.")
     reflection: bool = setting(False, "Add a 'Wait! ...' branch where a thought ends.")
@@ -135,6 +146,26 @@ class MctsSettings:
     stop_agree: int | None = setting(
         3, "Stop once this many finished rollouts agree (0: never).", low=0, high=100_000
     )
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """The step searches' own (beam, dvts): how many paths, how many next steps each, how a step
+    is valued (values.py) and a path's value made from its steps'."""
+
+    beams: int = setting(
+        4, "beam: paths kept after each step; dvts: paths over all its subtrees.", low=1, high=256
+    )
+    beam_width: int = setting(2, "Next steps sampled from each kept path.", low=1, high=64)
+    value: ValueName = setting(
+        "confidence",
+        "A step's value: confidence, gut (confidence plus a novelty bonus), check (0 on a wrong "
+        "equation) or judge (the verifier's P(Yes)).",
+    )
+    aggregate: Aggregate = setting(
+        "last", "A path's value from its steps': the last step's, the min or the product."
+    )
+    max_depth: int = setting(40, "Steps at most on one path.", low=1, high=10_000)
 
 
 @dataclass(frozen=True)
@@ -155,11 +186,15 @@ class DeepConfSettings:
     deepconf_warmup: int = setting(4, "deepconf-online: samples that set the threshold.", low=1, high=1024)
 
 
-GROUPS: tuple[type, ...] = (SharedSettings, MctsSettings, SamplingSettings, DeepConfSettings)
+GROUPS: tuple[type, ...] = (
+    SharedSettings, StepSettings, MctsSettings, BeamSettings, SamplingSettings, DeepConfSettings
+)  # fmt: skip
 # how a message names each group
 GROUP_NAMES: dict[type, str] = {
     SharedSettings: "shared",
+    StepSettings: "step",
     MctsSettings: "tree search",
+    BeamSettings: "beam",
     SamplingSettings: "sampling",
     DeepConfSettings: "DeepConf",
 }

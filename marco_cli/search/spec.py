@@ -20,7 +20,7 @@ from marco_cli.search.rules import RuleName
 from marco_cli.search.scoring import Scoring
 from marco_cli.search.settings import DeepConfSettings
 
-Budget = Literal["iterations", "samples"]  # the setting `bench`'s NAME@N sets
+Budget = Literal["iterations", "samples", "beams"]  # the setting `bench`'s NAME@N sets
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,17 @@ from dataclasses import asdict
 
 from marco_cli.contract import Model
 from marco_cli.search.baselines import BEST_OF_N, COT, DEEPCONF, DEEPCONF_ONLINE, VOTE
-from marco_cli.search.config import SearchConfig, SearchResult
+from marco_cli.search.beam import BEAM, DVTS
+from marco_cli.search.config import SAVED_ORDER, SearchConfig, SearchResult
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.mcts import MCTS
-from marco_cli.search.rewards import Judge, parse_reward
+from marco_cli.search.rewards import Judge, needs_judge, parse_reward
 from marco_cli.search.rules import RuleName
 from marco_cli.search.scoring import scoring
+from marco_cli.search.settings import BeamSettings
 from marco_cli.search.spec import RunContext, StrategySpec
 
-BUILT_IN: tuple[StrategySpec, ...] = (MCTS, COT, BEST_OF_N, VOTE, DEEPCONF, DEEPCONF_ONLINE)
+BUILT_IN: tuple[StrategySpec, ...] = (MCTS, COT, BEST_OF_N, VOTE, DEEPCONF, DEEPCONF_ONLINE, BEAM, DVTS)
 _TABLE: dict[str, StrategySpec] = {spec.name: spec for spec in BUILT_IN}
 
 
@@ -86,8 +88,21 @@ def branches(config: SearchConfig) -> int:
 
 
 def saved_settings(config: SearchConfig) -> dict[str, object]:
-    """The settings as saved: `select` is the rule that answered, never None."""
-    return {**asdict(config), "select": answer_rule(config)}
+    """The settings as saved, in the order they always were (`SAVED_ORDER`, newer ones after):
+    `select` is the rule that answered, never None."""
+    values = {**asdict(config), "select": answer_rule(config)}
+    return {**{name: values[name] for name in SAVED_ORDER if name in values}, **values}
+
+
+def reads_value(config: SearchConfig) -> bool:
+    """Whether the configured strategy ranks steps by `--value` (a step search)."""
+    return BeamSettings in strategy(config.strategy).settings
+
+
+def needs_verifier(config: SearchConfig) -> bool:
+    """Whether the run asks a verifier: its reward has a `judge` gate, or it ranks steps by
+    `--value judge`."""
+    return needs_judge(config.reward) or (reads_value(config) and config.value == "judge")
 
 
 def context(
@@ -101,7 +116,8 @@ def context(
 ) -> RunContext:
     """A run's context with its scoring resolved from the config's strings: the edge below
     which nothing parses a name. ValueError for a reward that asks a verifier and no `judge`."""
-    resolved = scoring(config.reward, answer_rule(config), judge)
+    value = config.value if reads_value(config) else "confidence"
+    resolved = scoring(config.reward, answer_rule(config), judge, value)
     return RunContext(model, prompt, resolved, listener, clock, question)
 
 

@@ -29,6 +29,7 @@ class Node:
     exhausted: bool = False  # terminal, or every child exhausted: nothing left to search
     refuted: tuple[str, ...] = ()  # why the reward's step check gave this step 0 (rewards.py)
     judged: float | None = None  # the verifier's P(Yes) for this step (`judge-steps`)
+    pruned: bool = False  # a step search valued it below the paths it kept (beam.py)
 
     @property
     def mean_value(self) -> float:

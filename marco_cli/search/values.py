@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from marco_cli.search.rewards import Judge, RewardGate, parse_reward, refuted_equations
+from marco_cli.search.settings import ValueName
 
 STEP_DOUBT = 0.5  # `judge` refutes a step the verifier gives a lower P(Yes)
-ValueName = Literal["confidence", "check", "judge"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,13 @@ def step_value(reward: str, judge: Judge | None = None) -> StepValue | None:
     gates = parse_reward(reward).gates
     values = [make(judge) for gate, make in STEP_GATES.items() if gate in gates]
     return in_turn(values) if values else None
+
+
+def named(name: ValueName, judge: Judge | None = None) -> StepValue:
+    """The step value `--value` names (`gut` is the confidence here: its novelty bonus compares
+    a step with its siblings, which the step search adds, beam.py)."""
+    if name == "judge":
+        if judge is None:
+            raise ValueError("--value judge needs a verifier (the searching model, or --verifier)")
+        return judged_by(judge)
+    return check if name == "check" else confidence

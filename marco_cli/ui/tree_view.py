@@ -30,6 +30,7 @@ class NodeView:
     children: list[int] = field(default_factory=list)
     refuted: tuple[str, ...] = ()  # why the step check refuted the step
     judged: float | None = None  # the verifier's P(Yes) for the step (`judge-steps`)
+    pruned: bool = False  # a step search valued it below the paths it kept
 
 
 @dataclass
@@ -73,6 +74,9 @@ class TreeSnapshot:
             for node in event.nodes:
                 self.nodes[node].visits += 1
                 self.nodes[node].value_sum += event.reward
+        elif isinstance(event, ev.StepValued):
+            valued = self.nodes[event.node]
+            valued.visits, valued.value_sum, valued.pruned = 1, event.value, event.pruned
         elif isinstance(event, ev.StepJudged):
             self.nodes[event.node].refuted, self.nodes[event.node].judged = event.reasons, event.judged
         elif isinstance(event, ev.BestChanged):
@@ -105,6 +109,7 @@ class TreeSnapshot:
                 (raw.value or 0.0) * raw.visits,
                 refuted=raw.refuted,
                 judged=raw.judged,
+                pruned=raw.pruned,
             )
         for node in list(snap.nodes.values()):
             if node.parent is not None and node.parent in snap.nodes:
@@ -145,6 +150,8 @@ def _label(node: NodeView, on_best: bool, width: int) -> Text:
         label.append(f"  ✗ {visible('; '.join(node.refuted))}", style="bold red")
     elif node.judged is not None:  # a step the verifier kept
         label.append(f"  ✓ P(Yes) {node.judged:.2f}", style="green")
+    if node.pruned:
+        label.append("  ✂ pruned", style="dim red")
     if on_best:
         label.append(" ◀", style="bold cyan")
     return label
