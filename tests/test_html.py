@@ -123,9 +123,10 @@ def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     refuted = replace(record.nodes[1], refuted=("56 + 31 = 97 (is 87)",))  # as `--reward check` keeps it
     kept = replace(record.nodes[2], judged=0.8)  # a step the verifier kept (`judge-steps`)
     judged = replace(record.rollouts[0], judged=0.6)  # an answer it judged (`judge`)
+    pruned = replace(record.nodes[3], pruned=True, value=0.25)  # a step search's loser (beam, dvts)
     record = replace(
         record,
-        nodes=(record.nodes[0], refuted, kept, *record.nodes[3:]),
+        nodes=(record.nodes[0], refuted, kept, pruned, *record.nodes[4:]),
         rollouts=(judged, *record.rollouts[1:]),
     )
     page = tmp_path / "run.html"
@@ -133,6 +134,7 @@ def test_a_search_page_in_the_browser(tmp_path: Path) -> None:
     html = browse(page, tmp_path)
     assert "\u2717 56 + 31 = 97 (is 87)" in html  # the failed check, on its node
     assert "\u2713 P(Yes) 0.80" in html  # the verifier's verdict on a step it kept
+    assert "\u2702 pruned at value 0.25" in html  # a candidate the beam pruned
     dom = Dom(html)
     assert dom.body.get("data-ready") == "yes"
     assert sorted(dom.nodes) == [n.id for n in record.nodes]

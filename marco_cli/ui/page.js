@@ -27,6 +27,7 @@ function label(n) {
   if (n.terminal) box.append(el('span', 'mark', '\u25a0'));
   if ((n.refuted || []).length) box.append(el('span', 'mark lo refuted', '\u2717 ' + n.refuted.join('; ')));
   else if (typeof n.judged === 'number') box.append(el('span', 'mark hi judged', '\u2713 P(Yes) ' + n.judged.toFixed(2)));
+  if (n.pruned) box.append(el('span', 'mark lo pruned', '\u2702 pruned at value ' + n.value.toFixed(2)));
   if (onPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u25c0 answer'));
   if (bestPath.has(n.id) && n.id !== 0) box.append(el('span', 'mark', '\u2605 best reward'));
   return box;
