@@ -10,7 +10,7 @@ tests fail. The unmutated copy runs the same tests first: they must pass, or the
 Prints a table and exits 1 when any mutant survives. The tables are benchmarks/planted.py (the
 older core), planted_newer.py (the stores, the checker, the rules, the datasets, the signals) and
 planted_wide.py (one in every other module that branches; tests/test_benchmarks.py fails when a
-module has none). About ten minutes on 2 cores for all of them (112 mutants, 2026-12-07: most
+module has none). About ten minutes on 2 cores for all of them (115 mutants, 2026-12-07: most
 take 2-6 s, the terminal, server and real-model ones 20-60 s).
 """
 
