@@ -317,8 +317,8 @@ SMALL = (
     Mutant(
         "spec: a sampling strategy's budget read from the tree's width",
         "marco_cli/search/baselines.py",
-        '    budget="samples",\n    branches=sample_count,\n    gated_rules=_GATED,\n)\nDEEPCONF = ',
-        '    budget="samples",\n    gated_rules=_GATED,\n)\nDEEPCONF = ',
+        "        branches=sample_count,\n        gated_rules=gated_rules,",
+        "        gated_rules=gated_rules,",
         ("tests/test_strategy_table.py::test_the_built_in_table_says_what_each_strategy_spends",),
     ),
     Mutant(
@@ -376,8 +376,8 @@ SMALL = (
     Mutant(
         "beam: the worst paths kept",
         "marco_cli/search/beam.py",
-        "key=lambda c: (-self.values[c[1].id], order[c[1].id])",
-        "key=lambda c: (self.values[c[1].id], order[c[1].id])",
+        "key=lambda c: (-c[1].value_sum, order[c[1].id])",
+        "key=lambda c: (c[1].value_sum, order[c[1].id])",
         ("tests/test_beam.py::test_beam_keeps_the_best_paths_by_value_and_prunes_the_rest",),
     ),
     Mutant(
@@ -390,8 +390,8 @@ SMALL = (
     Mutant(
         "dvts: one subtree for all its paths",
         "marco_cli/search/beam.py",
-        "groups=max(1, config.beams // config.beam_width), keep=1",
-        "groups=1, keep=1",
+        "return max(1, config.beams // config.beam_width)",
+        "return 1",
         ("tests/test_beam.py::test_dvts_keeps_one_path_per_subtree",),
     ),
 )

@@ -188,13 +188,14 @@ def _configs(
     options: Options, strategy: list[str] | None, granularity: list[str] | None
 ) -> dict[str, SearchConfig]:
     """strategy[@budget][flags] x granularity (the granularity applies to mcts), each a full SearchConfig."""
-    strategies, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
+    texts, granularities = _split(strategy or ["cot,mcts"]), _split(granularity or ["step"])
+    unflagged = _parsed(options.search, "")  # every setting, for the flags' changes to be seen
     configs = {}
-    for text in strategies:
+    for text in texts:
         spec = _spec(text)
         budget, search = _budget(spec), _flagged(options.search, spec.flags)
         if spec.flags.strip():
-            _refuse_ignored(spec, _parsed(options.search, ""), search)
+            _refuse_ignored(spec, unflagged, search)
         for g in granularities if _strategy(spec).granular else ["step"]:
             label = _label(spec, g, several=len(granularities) > 1)
             if label in configs:

@@ -12,14 +12,13 @@ from dataclasses import replace
 
 from marco_cli.contract import Generation, Request
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import RunCost, end_run, guard, rollout_scored, score
+from marco_cli.search.core import RunCost, end_run, guard, node_added, rollout_scored, score
 from marco_cli.search.deepconf import online_threshold
 from marco_cli.search.events import (
     BackedUp,
     BestChanged,
     IterationStarted,
     Listener,
-    NodeAdded,
     StopWhy,
     TokensGenerated,
 )
@@ -27,7 +26,7 @@ from marco_cli.search.rewards import RewardGate
 from marco_cli.search.rules import Ballot, RuleName, choose
 from marco_cli.search.scoring import Scoring
 from marco_cli.search.settings import DeepConfSettings, SamplingSettings
-from marco_cli.search.spec import RunContext, StrategySpec, sample_count
+from marco_cli.search.spec import RunContext, RunFn, StrategySpec, sample_count
 from marco_cli.search.tree import Tree
 
 
@@ -89,7 +88,7 @@ def _add_sample(
     tree: Tree, gen: Generation, config: SearchConfig, listener: Listener, scoring: Scoring
 ) -> None:
     node = tree.grow(tree.root, gen, True)
-    listener(NodeAdded(node.id, 0, 1, gen.text, len(gen.tokens), node.mean_confidence, False, True))
+    listener(node_added(node))
     rollout = tree.add_rollout(score(tree, node, None, config, scoring))
     listener(rollout_scored(rollout))
     listener(BackedUp(tree.backup(node, rollout.reward), rollout.reward))
@@ -134,41 +133,40 @@ _GATED: dict[RewardGate, RuleName] = {"judge": "reward-vote", "check": "checked"
 _SAMPLING = (SamplingSettings, DeepConfSettings)
 
 COT = StrategySpec("cot", run_cot, "one greedy chain of thought", own_rule="reward")
-BEST_OF_N = StrategySpec(
-    "best-of-n",
-    run_samples,
-    "the highest-reward of n samples (the paper's Test@N)",
-    own_rule="reward",
-    settings=_SAMPLING,
-    budget="samples",
-    branches=sample_count,
+
+
+def _sampled(name: str, run: RunFn, help: str, own_rule: RuleName, gated: bool = False) -> StrategySpec:
+    """A strategy that draws whole samples: it spends `--samples`, sends them together, and
+    (`gated`) answers a gated reward by a rule that reads the gate."""
+    gated_rules = _GATED if gated else {}
+    return StrategySpec(
+        name,
+        run,
+        help,
+        own_rule,
+        settings=_SAMPLING,
+        budget="samples",
+        branches=sample_count,
+        gated_rules=gated_rules,
+    )
+
+
+BEST_OF_N = _sampled(
+    "best-of-n", run_samples, "the highest-reward of n samples (the paper's Test@N)", "reward"
 )
-VOTE = StrategySpec(
-    "vote",
-    run_samples,
-    "self-consistency: the answer of the most finished samples",
-    own_rule="majority",
-    settings=_SAMPLING,
-    budget="samples",
-    branches=sample_count,
-    gated_rules=_GATED,
+VOTE = _sampled(
+    "vote", run_samples, "self-consistency: the answer of the most finished samples", "majority", gated=True
 )
-DEEPCONF = StrategySpec(
+DEEPCONF = _sampled(
     "deepconf",
     run_samples,
     "DeepConf offline: the confidence-weighted vote of the most confident samples",
-    own_rule="deepconf",
-    settings=_SAMPLING,
-    budget="samples",
-    branches=sample_count,
-    gated_rules=_GATED,
+    "deepconf",
+    gated=True,
 )
-DEEPCONF_ONLINE = StrategySpec(
+DEEPCONF_ONLINE = _sampled(
     "deepconf-online",
     run_online,
     "DeepConf online: samples stop early once their confidence falls below the warm-up's",
-    own_rule="deepconf-online",
-    settings=_SAMPLING,
-    budget="samples",
-    branches=sample_count,
+    "deepconf-online",
 )

@@ -13,7 +13,7 @@ larger budgets.
 
 A path's value is its steps' values aggregated (`--aggregate`): the last step's, their minimum,
 or their product. `--value gut` adds a novelty bonus to the confidence: 1 minus the step's
-highest chrF similarity to the other candidates of its subtree, weighted GUT_WEIGHT ("Guided by
+highest chrF similarity to the other candidates of its subtree, weighted values.GUT_WEIGHT, 0.25 ("Guided by
 Gut", arXiv 2505.20325, uses the policy's confidence with a novelty bonus). A step the reward's
 step gates refute (`+check`, `+judge-steps`) has value 0. Candidates that lose are kept in the
 tree, marked pruned with their values: the record, `marco show`, the HTML page and `export` see
@@ -23,13 +23,13 @@ every one.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from marco_cli.contract import Generation, Request
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, RunCost, end_run, guard, rollout_scored, score
+from marco_cli.search.core import Chooser, RunCost, end_run, guard, node_added, rollout_scored, score
 from marco_cli.search.events import (
     IterationStarted,
-    NodeAdded,
     StepJudged,
     StepValued,
     StopWhy,
@@ -37,11 +37,9 @@ from marco_cli.search.events import (
 )
 from marco_cli.search.settings import BeamSettings, DeepConfSettings, StepSettings
 from marco_cli.search.similarity import chrf
-from marco_cli.search.spec import RunContext, StrategySpec
+from marco_cli.search.spec import RunContext, RunFn, StrategySpec
 from marco_cli.search.tree import Node, Tree
 from marco_cli.search.values import Step
-
-GUT_WEIGHT = 0.25  # the novelty bonus's share of a `gut` value: (1 - w) * confidence + w * novelty
 
 
 def path_value(aggregate: str, before: float | None, step: float) -> float:
@@ -65,7 +63,6 @@ class StepSearch:
         self.tree = Tree(tuple(ctx.prompt))
         self.rng = random.Random(config.seed)
         self.groups, self.keep = groups, keep
-        self.values: dict[int, float] = {}  # a node's path value
         self.chooser = Chooser(self.tree, ctx.scoring.rule, ctx.listener, config.deepconf_keep)
         self.generated = 0
         self.depth = 0
@@ -98,15 +95,13 @@ class StepSearch:
             budget = self.cfg.max_tokens - self.tree.generated_tokens(parent)
             cut = not gen.ends_path and len(gen.tokens) >= budget
             node = self.tree.grow(parent, gen, gen.ends_path or cut, "max_tokens" if cut else None)
-            self.emit(
-                NodeAdded(node.id, parent.id, node.depth, node.text, len(node.tokens), node.mean_confidence,
-                          False, node.terminal)
-            )  # fmt: skip
+            self.emit(node_added(node))
             grown.append((group, node))
         return grown
 
     def _value(self, candidates: list[tuple[int, Node]]) -> None:
-        """Each candidate's path value: its step's value (0 where a step gate refutes it)."""
+        """Each candidate's path value, kept as its one visit's value: its step's value (0 where
+        a step gate refutes it) aggregated with its parent's (the root has none)."""
         scoring, befores = self.ctx.scoring, {}
         for group, node in candidates:
             parent = self.tree.nodes[node.parent or 0]
@@ -119,10 +114,11 @@ class StepSearch:
                 if gate.refuted or gate.judged is not None:
                     self.emit(StepJudged(node.id, gate.refuted, gate.judged))
             valued = 0.0 if node.refuted else scoring.value(self.ctx.question, befores[parent.id], step).value
-            if self.cfg.value == "gut" and not node.refuted:
+            if scoring.novelty and not node.refuted:
                 others = [n.text for g, n in candidates if g == group and n is not node]
-                valued = (1 - GUT_WEIGHT) * valued + GUT_WEIGHT * novelty(node.text, others)
-            self.values[node.id] = path_value(self.cfg.aggregate, self.values.get(parent.id), valued)
+                valued = (1 - scoring.novelty) * valued + scoring.novelty * novelty(node.text, others)
+            before = parent.value_sum if parent.visits else None
+            node.visits, node.value_sum = 1, path_value(self.cfg.aggregate, before, valued)
 
     def _finish(self, node: Node) -> None:
         rollout = self.tree.add_rollout(score(self.tree, node, None, self.cfg, self.ctx.scoring))
@@ -133,11 +129,11 @@ class StepSearch:
         ended their answer leave as rollouts, the rest are pruned."""
         beams: list[list[Node]] = [[] for _ in range(self.groups)]
         order = {node.id: self.rng.random() for _, node in candidates}
-        ranked = sorted(candidates, key=lambda c: (-self.values[c[1].id], order[c[1].id]))
+        ranked = sorted(candidates, key=lambda c: (-c[1].value_sum, order[c[1].id]))
         for group, node in ranked:
             kept = node.terminal or len(beams[group]) < self.keep
-            node.visits, node.value_sum, node.pruned = 1, self.values[node.id], not kept
-            self.emit(StepValued(node.id, self.values[node.id], not kept))
+            node.pruned = not kept
+            self.emit(StepValued(node.id, node.value_sum, node.pruned))
             if node.terminal:
                 self._finish(node)
             elif kept:
@@ -177,38 +173,39 @@ def run_beam(ctx: RunContext, config: SearchConfig) -> SearchResult:
     return StepSearch(ctx, config, groups=1, keep=config.beams).run()
 
 
+def _subtrees(config: SearchConfig) -> int:
+    """DVTS's independent subtrees: N/M (at least one)."""
+    return max(1, config.beams // config.beam_width)
+
+
 def run_dvts(ctx: RunContext, config: SearchConfig) -> SearchResult:
-    return StepSearch(ctx, config, groups=max(1, config.beams // config.beam_width), keep=1).run()
+    return StepSearch(ctx, config, groups=_subtrees(config), keep=1).run()
 
 
-_READS = (StepSettings, BeamSettings, DeepConfSettings)
+def _step_search(name: str, run: RunFn, help: str, paths: Callable[[SearchConfig], int]) -> StrategySpec:
+    """A step search: it reads the step and beam settings, spends `--beams`, runs at every
+    granularity, and sends M next steps of each of its `paths` together."""
+    return StrategySpec(
+        name,
+        run,
+        help,
+        own_rule="reward-vote",  # search-and-learn's weighted best-of-N: the answers' summed rewards
+        settings=(StepSettings, BeamSettings, DeepConfSettings),
+        budget="beams",
+        granular=True,
+        branches=lambda config: paths(config) * config.beam_width,
+    )
 
 
-def _beam_width(config: SearchConfig) -> int:
-    return config.beams * config.beam_width
-
-
-def _dvts_width(config: SearchConfig) -> int:
-    return max(1, config.beams // config.beam_width) * config.beam_width
-
-
-BEAM = StrategySpec(
+BEAM = _step_search(
     "beam",
     run_beam,
     "step-level beam search: the best --beams partial paths by their step values",
-    own_rule="reward-vote",  # search-and-learn's weighted best-of-N: the answers' summed rewards
-    settings=_READS,
-    budget="beams",
-    granular=True,
-    branches=_beam_width,
+    lambda config: config.beams,
 )
-DVTS = StrategySpec(
+DVTS = _step_search(
     "dvts",
     run_dvts,
     "diverse verifier tree search: --beams/--beam-width subtrees, each keeping its best path",
-    own_rule="reward-vote",  # search-and-learn's weighted best-of-N: the answers' summed rewards
-    settings=_READS,
-    budget="beams",
-    granular=True,
-    branches=_dvts_width,
+    _subtrees,
 )

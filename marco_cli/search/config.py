@@ -3,7 +3,7 @@ marco_cli/contract.py's `Model`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from marco_cli.contract import GRANULARITIES, Sampling, StopRule
 from marco_cli.search.events import StopWhy
@@ -48,7 +48,7 @@ class SearchConfig(
     run_search)."""
 
     def __post_init__(self) -> None:
-        values = asdict(self)
+        values = vars(self)  # the fields' own values (asdict would copy them all)
         for name, declared_setting in declared(SearchConfig).items():
             problem = declared_setting.problem(name, values[name])
             if problem is not None:

@@ -19,7 +19,7 @@ from marco_cli.errors import MarcoError
 from marco_cli.search.answers import extract_output, extract_thought
 from marco_cli.search.config import SearchConfig, SearchResult
 from marco_cli.search.deepconf import DEFAULT_KEEP, lowest_group_confidence, token_confidences
-from marco_cli.search.events import BestChanged, Finished, Listener, RolloutScored, StopWhy
+from marco_cli.search.events import BestChanged, Finished, Listener, NodeAdded, RolloutScored, StopWhy
 from marco_cli.search.rewards import Scored
 from marco_cli.search.rules import Ballot, RuleName, answer_votes, choose
 from marco_cli.search.scoring import Scoring
@@ -100,6 +100,15 @@ def score(tree: Tree, node: Node, gen: Generation | None, config: SearchConfig, 
         answer_confidence=answer_conf,
         judged=judged,
     )
+
+
+def node_added(node: Node) -> NodeAdded:
+    """What the listener is told of a node just added to the tree."""
+    parent = node.parent if node.parent is not None else 0
+    return NodeAdded(
+        node.id, parent, node.depth, node.text, len(node.tokens), node.mean_confidence, node.reflection,
+        node.terminal,
+    )  # fmt: skip
 
 
 def rollout_scored(rollout: Rollout) -> RolloutScored:

@@ -16,11 +16,10 @@ import random
 
 from marco_cli.contract import REFLECTION_PHRASE, Generation, Request, Sampling
 from marco_cli.search.config import SearchConfig, SearchResult
-from marco_cli.search.core import Chooser, RunCost, end_run, guard, rollout_scored, score
+from marco_cli.search.core import Chooser, RunCost, end_run, guard, node_added, rollout_scored, score
 from marco_cli.search.events import (
     BackedUp,
     IterationStarted,
-    NodeAdded,
     StepJudged,
     StopWhy,
     TokensGenerated,
@@ -108,19 +107,7 @@ class Search:
         return gens
 
     def _added(self, node: Node) -> Node:
-        """Tell the listener about a node just added."""
-        self.emit(
-            NodeAdded(
-                node.id,
-                node.parent if node.parent is not None else 0,
-                node.depth,
-                node.text,
-                len(node.tokens),
-                node.mean_confidence,
-                node.reflection,
-                node.terminal,
-            )
-        )
+        self.emit(node_added(node))
         return node
 
     def _force(self, parent: Node, text: str) -> Node:

@@ -18,7 +18,7 @@ from marco_cli.search.rewards import (
 )
 from marco_cli.search.rules import RuleName
 from marco_cli.search.settings import ValueName
-from marco_cli.search.values import StepValue, confidence, named, step_value
+from marco_cli.search.values import GUT_WEIGHT, StepValue, confidence, named, step_value
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Scoring:
     rule: RuleName
     judge: Judge | None = None
     value: StepValue = confidence  # what a step search ranks partial paths by (`--value`)
+    novelty: float = 0.0  # the share of a step's value its novelty among its siblings is (`gut`)
 
     @property
     def whole_path(self) -> bool:
@@ -52,5 +53,6 @@ def scoring(
     bad spec, or for a reward or value that asks a verifier when no `judge` is given."""
     if judge is None and needs_judge(reward):
         raise ValueError(f"reward '{clip(reward, 60)}' needs a verifier (a judge) to ask")
-    step = step_value(reward, judge)
-    return Scoring(parse_reward(reward), reward_function(reward), step, rule, judge, named(value, judge))
+    step, novelty = step_value(reward, judge), GUT_WEIGHT if value == "gut" else 0.0
+    spec, function = parse_reward(reward), reward_function(reward)
+    return Scoring(spec, function, step, rule, judge, named(value, judge), novelty)

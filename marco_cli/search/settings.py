@@ -10,6 +10,7 @@ that its strategy would ignore. The command line's options are derived from thes
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Literal, TypeVar
 
@@ -69,6 +70,7 @@ def setting(
     return field(default=default, metadata={SETTING: declared})
 
 
+@functools.cache  # read by every SearchConfig built: its fields never change
 def declared(cls: type) -> dict[str, Setting]:
     """The settings a dataclass declares, by field name (fields without one are internal)."""
     return {f.name: f.metadata[SETTING] for f in fields(cls) if SETTING in f.metadata}

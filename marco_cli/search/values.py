@@ -25,6 +25,7 @@ from marco_cli.search.rewards import Judge, RewardGate, parse_reward, refuted_eq
 from marco_cli.search.settings import ValueName
 
 STEP_DOUBT = 0.5  # `judge` refutes a step the verifier gives a lower P(Yes)
+GUT_WEIGHT = 0.25  # the novelty bonus's share of a `gut` value: (1 - w) * confidence + w * novelty
 
 
 @dataclass(frozen=True)
