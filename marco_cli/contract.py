@@ -24,6 +24,9 @@ StopAt = Granularity | Literal["rollout"]
 # why a generation ended: EOS or a stop text (finished), a step or mini-step boundary, a
 # repetition loop, the token budget, a full context, DeepConf online's confidence stop
 StopReason = Literal["eos", "stop_text", "step", "mini", "loop", "max_tokens", "context", "low_confidence"]
+# how a process reward model reads a path and is scored (search/prm.py)
+PrmFormat = Literal["math-shepherd", "rlhflow"]
+PRM_FORMATS: tuple[PrmFormat, ...] = get_args(PrmFormat)
 REFLECTION_PHRASE = "Wait! Maybe I made some mistakes! I need to rethink from scratch."
 OUTPUT_END = "</Output>"
 
@@ -163,6 +166,18 @@ class ChatEngine(Model, Protocol):
 
     def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
         """Render and tokenize; a prompt that does not fit the context is a usage error."""
+        ...
+
+    def document_tokens(self, text: str) -> list[int]:
+        """`text` tokenized as its tokenizer encodes a document (Hugging Face's
+        `tokenizer.encode`): the BOS first where the vocabulary adds one, special tokens
+        spelled out as text."""
+        ...
+
+    def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
+        """P(a) / (P(a) + P(b)) for the token after `prefix`, `pair` = (a, b), from the raw
+        distribution and exact (a process reward model's "+" against "-"); a MarcoError where
+        the backend cannot give both probabilities."""
         ...
 
     def settings(self) -> dict[str, int | bool]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from marco_cli.contract import ChatEngine
+from marco_cli.contract import ChatEngine, PrmFormat
 from marco_cli.engine.prompt import with_system_prompt
 from marco_cli.errors import UsageError
 from marco_cli.record.record import Message, ModelInfo, Record
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
-from marco_cli.search.strategies import needs_verifier, run_search
+from marco_cli.search.prm import Prm
+from marco_cli.search.strategies import needs_prm, needs_verifier, run_search
 from marco_cli.search.verifier import Verifier
 
 
@@ -24,6 +25,19 @@ class Opened:
     engine: ChatEngine
     style: str
     info: ModelInfo
+
+
+@dataclass(frozen=True)
+class Aides:
+    """The models beside the searching one: the verifier a `judge` reward asks (None: the
+    searching model) and the process reward model `--value prm` asks, with its format."""
+
+    verifier: Opened | None = None
+    prm: Opened | None = None
+    prm_format: PrmFormat = "math-shepherd"
+
+
+NO_AIDES = Aides()  # the searching model judges; no PRM
 
 
 TRANSLATE_INSTRUCTION = (
@@ -56,21 +70,32 @@ def run_task(
     config: SearchConfig,
     listener: Listener = ignore,
     prompt: list[int] | None = None,
-    verifier: Opened | None = None,
+    aides: Aides = NO_AIDES,
 ) -> Record:
     """One search over one prompt; the record of it (also after Ctrl-C or a backend
     failure: see `stopped` and `error`). `prompt`: the conversation already tokenized.
-    `verifier`: the model a `judge` reward asks (default: the searching one)."""
+    `aides`: the verifier a `judge` reward asks (default: the searching model) and the PRM
+    `--value prm` asks (none: a usage error). Their tokens are counted as the verifier's."""
     if not question.strip():
         raise UsageError("the prompt is empty")
+    if needs_prm(config) and aides.prm is None:
+        raise UsageError("--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)")
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
     judge = None
     if needs_verifier(config):
-        judge = judge_for(verifier or Opened(engine, style, info), messages)
-    result = run_search(engine, prompt, config, listener, judge=judge, question=question)
+        judge = judge_for(aides.verifier or Opened(engine, style, info), messages)
+    prm = prm_for(aides.prm, aides.prm_format, messages) if needs_prm(config) and aides.prm else None
+    result = run_search(engine, prompt, config, listener, judge=judge, question=question, prm=prm)
     answered = [Message(m["role"], m["content"]) for m in with_system_prompt(messages, style, None)]
-    return Record.of(result, question, info, config, answered, judge.tokens if judge else 0)
+    spent = (judge.tokens if judge else 0) + (prm.tokens if prm else 0)
+    return Record.of(result, question, info, config, answered, spent)
+
+
+def prm_for(prm: Opened, form: PrmFormat, messages: list[dict[str, str]]) -> Prm:
+    """The PRM of one task, shown the task as the user asked it (the last user turn)."""
+    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return Prm(prm.engine, form, asked)
 
 
 def judge_for(verifier: Opened, messages: list[dict[str, str]]) -> Verifier:

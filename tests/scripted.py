@@ -103,6 +103,15 @@ class ScriptedEngine(ScriptedModel):
             raise MarcoError("the prompt is 9999 tokens, longer than the 2048-token context", code=2)
         return self.prompt
 
+    def document_tokens(self, text: str) -> list[int]:
+        return self.tokenize(text)
+
+    def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
+        """As a PRM: P(+) 0.75 for whatever it is shown (the scripted PRM of tests/test_prm.py
+        knows its steps)."""
+        self.evaluated += len(prefix)
+        return 0.75
+
     def settings(self) -> dict[str, int | bool]:
         return {"parallel": self.parallel}
 

@@ -207,9 +207,7 @@ def test_saved_trees_are_rescored_under_check_without_generating() -> None:
 # The equation pattern this scanner replaced, kept as the reference for what counts as an
 # equation: it backtracked exponentially on a chain with no `=`, so it only reads short texts here.
 _OLD_NUMBER = r"\$?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|\$?\d+(?:\.\d+)?%?"
-_OLD_EXPRESSION = (
-    rf"\(*(?:{_OLD_NUMBER})\s*\)*(?:\s*(?:[-+*/×÷xX]|times)\s*\(*\s*(?:{_OLD_NUMBER})\s*\)*)+"
-)
+_OLD_EXPRESSION = rf"\(*(?:{_OLD_NUMBER})\s*\)*(?:\s*(?:[-+*/×÷xX]|times)\s*\(*\s*(?:{_OLD_NUMBER})\s*\)*)+"
 _OLD_EQUATION = re.compile(
     rf"(?<![\w.,])(?P<lhs>{_OLD_EXPRESSION})\s*=\s*(?P<rhs>-?(?:{_OLD_NUMBER}))(?![\w.]*\d)"
 )

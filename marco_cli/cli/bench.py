@@ -301,6 +301,8 @@ def run_bench(
         raise MarcoError(
             "--jobs with --verifier needs --verifier-backend: a local verifier judges one at a time", code=2
         )
+    if jobs > 1 and options.engine.prm and not options.engine.prm_backend:
+        raise MarcoError("--jobs with --prm needs --prm-backend: a local PRM scores one at a time", code=2)
     loaded = datasets.load(dataset)
     everything, dataset = loaded.problems, loaded.label
     problems = everything[offset:]
@@ -309,7 +311,9 @@ def run_bench(
         raise MarcoError(f"--offset {offset} selects no problem: {dataset} has {len(everything)}", code=2)
     configs = _configs(options, strategy, granularity)
     judged = any(strategies.needs_verifier(c) for c in configs.values())
-    session = open_session("bench", options, max(strategies.branches(c) for c in configs.values()), judged)
+    prm = any(strategies.needs_prm(c) for c in configs.values())
+    branches = max(strategies.branches(c) for c in configs.values())
+    session = open_session("bench", options, branches, judged, prm)
     label = session.info.label
     out = (
         out
@@ -331,7 +335,7 @@ def run_bench(
     with session, Progress(*columns, console=console, disable=not shown) as bar:
         try:
             args = (session.engine, session.style, session.info, problems, configs, out)
-            bench.run(*args, _progress_listener(bar), jobs, session.verifier)
+            bench.run(*args, _progress_listener(bar), jobs, session.aides)
         except KeyboardInterrupt:
             interrupted = True
     wanted = {p.index for p in problems}

@@ -13,6 +13,7 @@ import typer
 from typer.core import TyperOption
 
 from marco_cli.cli.flags import HideThought, Json, ModelOpt, Verbose, Yes, real, url_option, whole
+from marco_cli.contract import PrmFormat
 from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
 from marco_cli.search.rewards import parse_reward
@@ -129,7 +130,7 @@ SEARCH_TYPES: dict[str, Any] = {
 OTHER_PANELS = {
     "Model and engine": ("gpu_layers", "cpu", "ctx", "threads", "verbose", "repack"),
     "Remote": ("backend", "parallel", "timeout"),
-    "Answer rule and reward": ("verifier", "verifier_backend"),  # with the search's own
+    "Answer rule and reward": ("verifier", "verifier_backend", "prm", "prm_backend", "prm_format"),
 }
 
 
@@ -141,7 +142,7 @@ ADVANCED = frozenset((
     "step_break", "rollouts", "rollout_temperature", "loop_guard", "dynamic_reflection",
     "reflection_threshold", "stop_confidence", "stop_agree", "deepconf_keep", "deepconf_warmup",
     "deepconf_window", "gpu_layers", "cpu", "ctx", "threads", "repack", "parallel", "timeout",
-    "verifier_backend", "beams", "beam_width", "value", "aggregate", "max_depth",
+    "verifier_backend", "prm_backend", "prm_format", "beams", "beam_width", "value", "aggregate", "max_depth",
 ))
 # fmt: on
 
@@ -172,11 +173,15 @@ HelpAll = Annotated[
 
 
 def option_type(annotation: object) -> type:
-    """The Python type an option parses to: `Annotated[int | None, ...]` -> int, a Literal -> str."""
+    """The Python type an option parses to: `Annotated[int | None, ...]` -> int, a Literal (or
+    an optional one) -> str."""
     kind = typing.get_args(annotation)[0]
     if typing.get_origin(kind) is typing.Literal:
         return str
-    return next(k for k in (typing.get_args(kind) or (kind,)) if isinstance(k, type) and k is not type(None))
+    parts = [k for k in (typing.get_args(kind) or (kind,)) if k is not type(None)]
+    if parts and typing.get_origin(parts[0]) is typing.Literal:  # an optional Literal
+        return str
+    return next(k for k in parts if isinstance(k, type))
 
 
 def _panel(name: str, annotation: object, panel: str) -> None:
@@ -266,6 +271,35 @@ ENGINE: dict[str, tuple[Any, Any]] = {
         Annotated[
             str | None,
             typer.Option(callback=url_option, metavar="URL", help="Ask the verifier on this server."),
+        ],
+        None,
+    ),
+    "prm": (
+        Annotated[
+            str | None,
+            typer.Option(
+                metavar="MODEL",
+                help="The process reward model --value prm asks (e.g. math-shepherd-7b-prm).",
+            ),
+        ],
+        None,
+    ),
+    "prm_backend": (
+        Annotated[
+            str | None,
+            typer.Option(
+                callback=url_option, metavar="URL", help="Ask the process reward model on this server."
+            ),
+        ],
+        None,
+    ),
+    "prm_format": (
+        Annotated[
+            PrmFormat | None,
+            typer.Option(
+                help="How the PRM reads a path (default: its registry entry's format).",
+                case_sensitive=False,
+            ),
         ],
         None,
     ),

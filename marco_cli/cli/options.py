@@ -19,6 +19,7 @@ import typer
 
 from marco_cli.cli.flags import ClickException, ModelOpt
 from marco_cli.cli.option_table import ENGINE, OUTPUT, SEARCH, HelpAll
+from marco_cli.contract import PrmFormat
 from marco_cli.errors import MarcoError, UsageError
 from marco_cli.search import strategies
 from marco_cli.search.config import SearchConfig
@@ -66,6 +67,9 @@ class EngineOptions:
     repack: bool | None = None  # None: MARCO_REPACK, else probed on AMX CPUs (engine/repack.py)
     verifier: str | None = None  # the model `--reward judge` asks (None: the searching one)
     verifier_backend: str | None = None  # the server it runs on (None: in-process)
+    prm: str | None = None  # the process reward model `--value prm` asks
+    prm_backend: str | None = None  # the server it runs on (None: in-process)
+    prm_format: PrmFormat | None = None  # how it reads a path (None: its registry entry's)
 
 
 @dataclass(frozen=True)

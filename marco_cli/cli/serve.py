@@ -118,12 +118,15 @@ def serve_cmd(
         ) from None
     listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
-    session = open_session("serve", options, strategies.branches(config))
+    # a PRM named is opened: a request may ask a step search to rank by it
+    session = open_session("serve", options, strategies.branches(config), wanted_prm=True)
     engine = session.engine
     local = options.engine.backend is None
-    served = Served(session.opened, _finisher(engine, options.output.no_log), session.verifier)
-    # one search at a time on an in-process engine: the searching one, or a verifier's
-    local_verifier = session.verifier is not None and options.engine.verifier_backend is None
+    served = Served(session.opened, _finisher(engine, options.output.no_log), session.aides)
+    # one search at a time on an in-process engine: the searching one, a verifier's or a PRM's
+    local_verifier = (session.verifier is not None and options.engine.verifier_backend is None) or (
+        session.prm is not None and options.engine.prm_backend is None
+    )
     workers = 1 if local or local_verifier else int(engine.parallel)
     runner = Runner(served, workers, queue)
     ids = model_ids(served_name(options.model))

@@ -16,34 +16,42 @@ import typer
 
 from marco_cli.cli import signals
 from marco_cli.cli.options import EngineOptions, Options
-from marco_cli.contract import ChatEngine
+from marco_cli.contract import PRM_FORMATS, ChatEngine, PrmFormat
 from marco_cli.errors import MarcoError, clip
 from marco_cli.record.record import ModelInfo
 from marco_cli.search.verifier import RANKS
 from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
-from marco_cli.tasks import Opened
+from marco_cli.tasks import Aides, Opened
 from marco_cli.ui.console import download_bar_class, err_console, warn
 
 
 @dataclass(frozen=True)
 class Session:
-    """One command's opened model with the command's name and options, and the verifier model
-    when `--verifier`/`--verifier-backend` named another one. `with session:` closes both."""
+    """One command's opened model with the command's name and options, the verifier model
+    when `--verifier`/`--verifier-backend` named another one, and the process reward model a
+    run ranking by `--value prm` asks. `with session:` closes them all."""
 
     command: str
     opened: Opened
     options: Options
     verifier: Opened | None = None
+    prm: Opened | None = None
+    prm_format: PrmFormat = "math-shepherd"
 
     def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if self.verifier is not None:
-                self.verifier.engine.close()
+            for aide in (self.verifier, self.prm):
+                if aide is not None:
+                    aide.engine.close()
         finally:
             self.engine.close()
+
+    @property
+    def aides(self) -> Aides:
+        return Aides(self.verifier, self.prm, self.prm_format)
 
     @property
     def engine(self) -> ChatEngine:
@@ -157,10 +165,66 @@ def verifier_options(options: Options) -> Options | None:
     return replace(options, model=engine.verifier or options.model, engine=own)
 
 
-def open_session(command: str, options: Options, branches: int, judged: bool = True) -> Session:
-    """The command's model, and its verifier when another is named (opened second: a model
-    that cannot load fails before the verifier is loaded for nothing). `judged`: whether any
-    reward of the command asks a verifier; a verifier nothing asks is said and not opened."""
+def prm_options(options: Options) -> Options | None:
+    """The options the process reward model opens with: `--prm` (default with `--prm-backend`:
+    the model that server runs) on `--prm-backend` (default: in-process). None: neither given."""
+    engine = options.engine
+    if engine.prm is None and engine.prm_backend is None:
+        return None
+    own = replace(engine, backend=engine.prm_backend, parallel=None, prm=None, prm_backend=None)
+    return replace(options, model=engine.prm or options.model, engine=own)
+
+
+def prm_format(options: Options) -> PrmFormat:
+    """`--prm-format`, else the format the PRM's registry entry names; a usage error when
+    neither says (a GGUF file or a server's model that is not in the registry)."""
+    given = options.engine.prm_format
+    if given is not None:
+        return next(f for f in PRM_FORMATS if f == str(given).lower())
+    named = options.engine.prm
+    if (
+        named is not None
+        and not named.endswith(".gguf")
+        and not named.startswith(("hf:", "ollama:", "lmstudio:"))
+    ):
+        entry = load_registry().lookup(named.split(":")[0])
+        if entry.prm is not None:
+            return entry.prm
+    shown = clip(named or options.engine.prm_backend or "", 60)
+    raise MarcoError(
+        f"say how the process reward model '{shown}' reads a path: --prm-format "
+        f"{' or '.join(PRM_FORMATS)} (only registry PRMs are known)",
+        code=2,
+    )
+
+
+def _open_prm(options: Options, opened: Opened, wanted_prm: bool) -> tuple[Opened | None, PrmFormat]:
+    """The PRM when the run asks one and `--prm`/`--prm-backend` names it (one named that
+    nothing asks is said and not opened); its format."""
+    wanted = prm_options(options)
+    if wanted is None or not wanted_prm:
+        if wanted is not None:
+            warn("--prm/--prm-backend not opened: no run here ranks steps by --value prm")
+        return None, "math-shepherd"
+    form = prm_format(options)
+    try:
+        return engine_factory(wanted, 1), form
+    except MarcoError as exc:
+        shown = clip(wanted.engine.backend or wanted.model, 60)
+        raise MarcoError(f"the process reward model ({shown}): {exc}", code=exc.code) from None
+
+
+def open_session(
+    command: str, options: Options, branches: int, judged: bool = True, wanted_prm: bool = False
+) -> Session:
+    """The command's model, its verifier when another is named and its process reward model
+    when a run asks one (both opened after it: a model that cannot load fails before they are
+    loaded for nothing). `judged`: whether any reward of the command asks a verifier; a verifier
+    nothing asks is said and not opened; `wanted_prm`: whether a run ranks by `--value prm`."""
+    if wanted_prm and prm_options(options) is None:
+        raise MarcoError(
+            "--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)", code=2
+        )
     wanted = verifier_options(options)
     if wanted is not None and not judged:
         warn(
@@ -169,22 +233,25 @@ def open_session(command: str, options: Options, branches: int, judged: bool = T
         )
         wanted = None
     opened = engine_factory(options, branches)
-    if wanted is None:
-        return Session(command, opened, options)
+    verifier: Opened | None = None
     try:
-        verifier = engine_factory(wanted, RANKS)
-    except MarcoError as exc:
-        opened.engine.close()
-        raise MarcoError(f"the verifier ({_named(wanted)}): {exc}", code=exc.code) from None
+        try:
+            verifier = engine_factory(wanted, RANKS) if wanted is not None else None
+        except MarcoError as exc:
+            raise MarcoError(f"the verifier ({_named(options)}): {exc}", code=exc.code) from None
+        prm, form = _open_prm(options, opened, wanted_prm)
     except BaseException:
-        opened.engine.close()
+        for aide in (verifier, opened):
+            if aide is not None:
+                aide.engine.close()
         raise
-    return Session(command, opened, options, verifier)
+    return Session(command, opened, options, verifier, prm, form)
 
 
-def _named(wanted: Options) -> str:
+def _named(options: Options) -> str:
     """The verifier as the user named it, for its errors."""
-    return clip(wanted.engine.backend or wanted.model or "the searching model", 60)
+    engine = options.engine
+    return clip(engine.verifier_backend or engine.verifier or "the searching model", 60)
 
 
 def engine_settings(engine: ChatEngine) -> dict[str, int | bool]:

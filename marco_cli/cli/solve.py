@@ -90,12 +90,12 @@ def run_one(
     live = console.is_terminal and not console.is_dumb_terminal and not output.quiet
     args = (session.engine, session.style, session.info, question, messages, config)
     if listener is not None:
-        record = tasks.run_task(*args, listener, verifier=session.verifier)
+        record = tasks.run_task(*args, listener, aides=session.aides)
     elif live:
         with LiveSearchView(console, question, config.strategy) as view:
-            record = tasks.run_task(*args, view, verifier=session.verifier)
+            record = tasks.run_task(*args, view, aides=session.aides)
     else:
-        record = tasks.run_task(*args, verifier=session.verifier)
+        record = tasks.run_task(*args, aides=session.aides)
     record = record.with_engine(engine_settings(session.engine))
     sizes = session.engine.decode_sizes
     if session.options.engine.verbose and sizes:
@@ -165,7 +165,8 @@ def solve_cmd(prompt: Text = None, *, options: Options) -> None:
     question = read_input(prompt).strip()
     check_writable(options.output.html)
     config = config_from(options.search, numeric_answer=tasks.wants_number(question))
-    session = open_session("solve", options, strategies.branches(config), strategies.needs_verifier(config))
+    branches, judged = strategies.branches(config), strategies.needs_verifier(config)
+    session = open_session("solve", options, branches, judged, strategies.needs_prm(config))
     with session:
         record = run_one(session, config, question, tasks.solve_messages(question))
     if options.output.as_json:
@@ -204,7 +205,7 @@ def translate_cmd(
     lines = raw.splitlines() if (text is None or text == "-") else [raw]
     config = config_from(options.search)
     branches, judged = strategies.branches(config), strategies.needs_verifier(config)
-    session = open_session("translate", options, branches, judged)
+    session = open_session("translate", options, branches, judged, strategies.needs_prm(config))
     records: list[Line] = []
     failed = 0
     with session:

@@ -10,6 +10,7 @@ rows that are sampled; `logits_all` is never used.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -279,6 +280,23 @@ class Engine:
         and the token picked from it (for checks).
         """
         return self.decoder.generate_many([Request(tuple(prefix), sampling, stop)], observe)[0]
+
+    def document_tokens(self, text: str) -> list[int]:
+        return self.tokenize(text, add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)))
+
+    def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
+        """Read from the two raw logits after `prefix` (a cached prefix is not evaluated again):
+        P(a) / (P(a) + P(b)) = 1 / (1 + exp(logit_b - logit_a)), whatever their ranks."""
+        vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        if not all(0 <= token < vocab for token in pair):
+            raise MarcoError(f"token ids {pair} are outside the model's {vocab}-token vocabulary")
+        logits: list[tuple[float, float]] = []
+        one = StopRule(granularity="rollout", max_tokens=1, stop_texts=(), loop_guard=False)
+        self.generate(
+            prefix, Sampling(), one, lambda row, _: logits.append((float(row[pair[0]]), float(row[pair[1]])))
+        )
+        a, b = logits[0]
+        return 1.0 / (1.0 + math.exp(min(b - a, 700.0)))
 
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None

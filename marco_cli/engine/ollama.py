@@ -133,6 +133,12 @@ class OllamaEngine(RemoteEngine):
         )
 
     # text ------------------------------------------------------------------------------------
+    def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
+        raise BackendError(
+            "Ollama's API takes no logit bias, so it cannot give a process reward model's two "
+            "probabilities; run the PRM in-process or on llama-server"
+        )
+
     def tokenize(self, text: str) -> list[int]:
         return [self.pieces.id(text)] if text else []
 

@@ -34,11 +34,12 @@ def with_system_prompt(
 ) -> list[dict[str, str]]:
     """Add the style's system prompt unless the conversation already has one.
 
-    A `marco` model whose own template carries Marco-o1's system prompt gets none added: the
+    Style `bare` adds none (a process reward model reads exactly the conversation it was
+    trained on). A `marco` model whose own template carries Marco-o1's system prompt gets none added: the
     template inserts it, exactly as the model was trained.
     """
     out = [dict(m) for m in messages]
-    if out and out[0]["role"] == "system":
+    if style == "bare" or (out and out[0]["role"] == "system"):
         return out
     if style == "marco":
         if template and "Marco-o1" in template:

@@ -19,6 +19,7 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -206,8 +207,89 @@ class RemoteEngine:
             raise self.http.garbled("its detokenize endpoint", "text that is not a string")
         return text
 
+    def document_tokens(self, text: str) -> list[int]:
+        """llama-server tokenizes with the BOS its vocabulary adds (`add_special`); other
+        servers' endpoints are read as they answer, with the BOS they add to an empty text."""
+        if not self.native:
+            return self._bos + self.tokenize(text)
+        tokens = self.http.call("POST", "/tokenize", {"content": text, "add_special": True}).get("tokens")
+        if not isinstance(tokens, list) or not all(type(t) is int for t in tokens):
+            raise self.http.garbled("its tokenize endpoint", "tokens that are not a list of token ids")
+        return tokens
+
+    def _server_template(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """The conversation in the served model's own chat template (llama-server's
+        `/apply-template`, generation prompt on), tokenized with special tokens read as such."""
+        if not self.native:
+            raise BackendError(
+                "a conversation in the model's own chat template needs llama-server "
+                "(its /apply-template); this server renders none"
+            )
+        text = self.http.call("POST", "/apply-template", {"messages": list(messages)}).get("prompt")
+        if not isinstance(text, str):
+            raise self.http.garbled("/apply-template", "a prompt that is not text")
+        tokens = self.document_tokens(text)
+        doubled = (
+            len(tokens) > 1 and tokens[0] == tokens[1] and self.tokenize(self.detokenize(tokens[:1])) == []
+        )
+        return tokens[1:] if doubled else tokens
+
+    def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
+        """Both tokens biased by the same +100 logits and the next token's top probabilities
+        asked for: an equal bias leaves P(a) / (P(a) + P(b)) unchanged and puts the two first.
+        llama-server reports them after its samplers (`post_sampling_probs`, top-k 2,
+        temperature 1: the pair's probabilities exactly); an OpenAI-style server's reported
+        log-probabilities give the same ratio when both tokens are among them, and an error
+        says so when they are not."""
+        one = StopRule(granularity="rollout", max_tokens=1, stop_texts=(), loop_guard=False)
+        body = self._body(Sampling(temperature=1.0, top_k=2), one, 1) | {"stream": False}
+        if self.native:
+            body |= {
+                "prompt": list(prefix),
+                "n_probs": 2,
+                "logit_bias": [[pair[0], 100], [pair[1], 100]],
+                "post_sampling_probs": True,
+                "samplers": ["top_k", "temperature"],
+            }
+        else:
+            body |= {"prompt": self._text(prefix), "logprobs": 2, "logit_bias": {str(t): 100 for t in pair}}
+        with self._gate:
+            answer = self.http.call("POST", self._completions, body)
+        return self._odds_of(answer, pair)
+
+    def _odds_of(self, answer: JSON, pair: tuple[int, int]) -> float:
+        try:
+            if self.native:
+                first = (answer.get("completion_probabilities") or [{}])[0]
+                tops = first.get("top_probs") or first.get("top_logprobs") or []
+                found = {
+                    int(t["id"]): math.log(t["prob"]) if "prob" in t else float(t["logprob"])
+                    for t in tops
+                    if "prob" not in t or t["prob"] > 0
+                }
+                evaluated = int(answer.get("tokens_evaluated") or 0)
+            else:
+                choice = (answer.get("choices") or [{}])[0]
+                listed = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0]
+                texts = {self.detokenize([t]): t for t in pair}
+                found = {texts[text]: float(lp) for text, lp in listed.items() if text in texts}
+                evaluated = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            raise BackendError(NO_LOGPROBS) from None
+        self._count(requests=1, evaluated=evaluated)
+        if pair[0] not in found or pair[1] not in found:
+            raise BackendError(
+                "the server did not report both tokens' probabilities under a logit bias; a "
+                "process reward model needs llama-server (or the in-process engine)"
+            )
+        return 1.0 / (1.0 + math.exp(min(found[pair[1]] - found[pair[0]], 700.0)))
+
     def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
-        """ChatML with marco's system prompts (Marco-o1, Qwen and SmolLM2 all use ChatML)."""
+        """ChatML with marco's system prompts (Marco-o1, Qwen and SmolLM2 all use ChatML);
+        style `bare` (a process reward model's conversation): the served model's own template,
+        nothing added."""
+        if style == "bare":
+            return self._server_template(messages)
         text = render_chat(with_system_prompt(messages, style, None), CHATML_TEMPLATE, "", "")
         ids = self.tokenize(text)
         with self._lock:

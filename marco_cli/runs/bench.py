@@ -324,12 +324,13 @@ def run(
     out: Path,
     listener: BenchListener,
     jobs: int = 1,
-    verifier: tasks.Opened | None = None,
+    aides: tasks.Aides = tasks.NO_AIDES,
 ) -> None:
     """Run every configuration on every problem not yet in `out`, appending each graded row
     (results.jsonl) and the search's record (records.jsonl, for `marco export`) as it finishes.
     `jobs` > 1 keeps that many problems in flight (for a server that batches). Ctrl-C
-    propagates; finished rows stay. `verifier`: the model a `judge` reward asks."""
+    propagates; finished rows stay. `aides`: the verifier a `judge` reward asks and the PRM
+    `--value prm` asks."""
     done = repair(out)
     todo = [(p, n) for p in problems for n in configs if (n, p.index) not in done]
     total = len(problems) * len(configs)
@@ -341,7 +342,7 @@ def run(
         messages = tasks.solve_messages(problem.question)
         try:
             record = tasks.run_task(
-                engine, style, info, problem.question, messages, configs[name], verifier=verifier
+                engine, style, info, problem.question, messages, configs[name], aides=aides
             )
         except PromptTooLong as exc:  # this problem cannot run; the others can
             row = skipped_row(name, problem, str(exc))

@@ -102,12 +102,13 @@ class StepSearch:
     def _value(self, candidates: list[tuple[int, Node]]) -> None:
         """Each candidate's path value, kept as its one visit's value: its step's value (0 where
         a step gate refutes it) aggregated with its parent's (the root has none)."""
-        scoring, befores = self.ctx.scoring, {}
+        scoring, befores, earlier = self.ctx.scoring, {}, {}
         for group, node in candidates:
             parent = self.tree.nodes[node.parent or 0]
             if parent.id not in befores:
                 befores[parent.id] = self.tree.response_text(parent)
-            step = Step(node.text, node.confidences)
+                earlier[parent.id] = tuple(n.text for n in self.tree.path(parent) if n.parent is not None)
+            step = Step(node.text, node.confidences, earlier[parent.id])
             if scoring.step is not None:
                 gate = scoring.step(self.ctx.question, befores[parent.id], step)
                 node.refuted, node.judged = gate.refuted, gate.judged

@@ -47,12 +47,17 @@ class Scoring:
 
 
 def scoring(
-    reward: str, rule: RuleName, judge: Judge | None = None, value: ValueName = "confidence"
+    reward: str,
+    rule: RuleName,
+    judge: Judge | None = None,
+    value: ValueName = "confidence",
+    prm: StepValue | None = None,
 ) -> Scoring:
     """`reward` parsed and made into functions, `value` into the step value; ValueError for a
-    bad spec, or for a reward or value that asks a verifier when no `judge` is given."""
+    bad spec, for a reward or value that asks a verifier when no `judge` is given, or for
+    `prm` without the process reward model's value."""
     if judge is None and needs_judge(reward):
         raise ValueError(f"reward '{clip(reward, 60)}' needs a verifier (a judge) to ask")
     step, novelty = step_value(reward, judge), GUT_WEIGHT if value == "gut" else 0.0
     spec, function = parse_reward(reward), reward_function(reward)
-    return Scoring(spec, function, step, rule, judge, named(value, judge), novelty)
+    return Scoring(spec, function, step, rule, judge, named(value, judge, prm), novelty)

@@ -22,7 +22,7 @@ Reward = str  # VALUE[+GATE...], read by search/rewards.py's parse_reward
 Select = RuleName  # any answer rule (rules.py)
 RolloutScope = Literal["one", "all"]  # roll out one new child per expansion, or all of them
 Vocabulary = Literal["strategy", "reward", "rule"]  # a string option checked against its own table
-ValueName = Literal["confidence", "gut", "check", "judge"]  # a step's value (values.py)
+ValueName = Literal["confidence", "gut", "check", "judge", "prm"]  # a step's value (values.py)
 Aggregate = Literal["last", "min", "prod"]  # a path's value from its steps' (search-and-learn's three)
 
 _T = TypeVar("_T")
@@ -162,7 +162,7 @@ class BeamSettings:
     value: ValueName = setting(
         "confidence",
         "A step's value: confidence, gut (confidence plus a novelty bonus), check (0 on a wrong "
-        "equation) or judge (the verifier's P(Yes)).",
+        "equation), judge (the verifier's P(Yes)) or prm (a process reward model's P(+), --prm).",
     )
     aggregate: Aggregate = setting(
         "last", "A path's value from its steps': the last step's, the min or the product."

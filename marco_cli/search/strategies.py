@@ -27,6 +27,7 @@ from marco_cli.search.rules import RuleName
 from marco_cli.search.scoring import scoring
 from marco_cli.search.settings import BeamSettings
 from marco_cli.search.spec import RunContext, StrategySpec
+from marco_cli.search.values import StepValue
 
 BUILT_IN: tuple[StrategySpec, ...] = (MCTS, COT, BEST_OF_N, VOTE, DEEPCONF, DEEPCONF_ONLINE, BEAM, DVTS)
 _TABLE: dict[str, StrategySpec] = {spec.name: spec for spec in BUILT_IN}
@@ -105,6 +106,11 @@ def needs_verifier(config: SearchConfig) -> bool:
     return needs_judge(config.reward) or (reads_value(config) and config.value == "judge")
 
 
+def needs_prm(config: SearchConfig) -> bool:
+    """Whether the run asks a process reward model: a step search ranking by `--value prm`."""
+    return reads_value(config) and config.value == "prm"
+
+
 def context(
     model: Model,
     prompt: Sequence[int],
@@ -113,11 +119,13 @@ def context(
     clock: Callable[[], float] = time.monotonic,
     judge: Judge | None = None,
     question: str = "",
+    prm: StepValue | None = None,
 ) -> RunContext:
     """A run's context with its scoring resolved from the config's strings: the edge below
-    which nothing parses a name. ValueError for a reward that asks a verifier and no `judge`."""
+    which nothing parses a name. ValueError for a reward that asks a verifier and no `judge`,
+    or for `--value prm` and no `prm`."""
     value = config.value if reads_value(config) else "confidence"
-    resolved = scoring(config.reward, answer_rule(config), judge, value)
+    resolved = scoring(config.reward, answer_rule(config), judge, value, prm)
     return RunContext(model, prompt, resolved, listener, clock, question)
 
 
@@ -129,8 +137,9 @@ def run_search(
     clock: Callable[[], float] = time.monotonic,
     judge: Judge | None = None,
     question: str = "",
+    prm: StepValue | None = None,
 ) -> SearchResult:
     """Run the configured strategy. A reward that asks a verifier (`judge`, `judge-steps`)
-    needs `judge` (search/verifier.py builds one)."""
-    ctx = context(model, prompt, config, listener, clock, judge, question)
+    needs `judge` (search/verifier.py builds one); `--value prm` needs `prm` (search/prm.py)."""
+    ctx = context(model, prompt, config, listener, clock, judge, question, prm)
     return strategy(config.strategy).run(ctx, config)

@@ -30,10 +30,13 @@ GUT_WEIGHT = 0.25  # the novelty bonus's share of a `gut` value: (1 - w) * confi
 
 @dataclass(frozen=True)
 class Step:
-    """A step as its value sees it: its text and the confidence of each of its tokens."""
+    """A step as its value sees it: its text, the confidence of each of its tokens, and the
+    texts of the steps before it on its path (empty where the search does not say: a PRM
+    then splits the response before at its lines)."""
 
     text: str
     confidences: Sequence[float] = ()
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,14 @@ def step_value(reward: str, judge: Judge | None = None) -> StepValue | None:
     return in_turn(values) if values else None
 
 
-def named(name: ValueName, judge: Judge | None = None) -> StepValue:
+def named(name: ValueName, judge: Judge | None = None, prm: StepValue | None = None) -> StepValue:
     """The step value `--value` names (`gut` is the confidence here: its novelty bonus compares
-    a step with its siblings, which the step search adds, beam.py)."""
+    a step with its siblings, which the step search adds, beam.py; `prm` is the process reward
+    model the run opened, prm.py)."""
+    if name == "prm":
+        if prm is None:
+            raise ValueError("--value prm needs a process reward model (--prm MODEL or --prm-backend URL)")
+        return prm
     if name == "judge":
         if judge is None:
             raise ValueError("--value judge needs a verifier (the searching model, or --verifier)")

@@ -137,7 +137,7 @@ class Served:
 
     model: Opened
     finish: Callable[[Record], Record]  # adds engine settings, saves in the history
-    verifier: Opened | None = None  # the model a `judge` reward asks (None: `model`)
+    aides: tasks.Aides = tasks.NO_AIDES  # the verifier a `judge` reward asks (None: `model`), the PRM
 
 
 class Runner:
@@ -211,7 +211,7 @@ class Runner:
             model.engine.watch_interrupts(CancelWatch(job.cancelled))  # one search per local engine
             listen = self._listener(job)
             args = (model.engine, model.style, model.info, job.question, job.messages, job.config)
-            record = served.finish(tasks.run_task(*args, listen, prompt=prompt, verifier=served.verifier))
+            record = served.finish(tasks.run_task(*args, listen, prompt=prompt, aides=served.aides))
             job.send(Done(record))
         except MarcoError as exc:
             job.send(Failed(exc))

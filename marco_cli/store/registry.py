@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from marco_cli.contract import PRM_FORMATS, PrmFormat
 from marco_cli.errors import MarcoError, clip
 from marco_cli.files import marco_home, user_path
 from marco_cli.store.stores import Pin, StoreFileSpec, resolve_lmstudio, resolve_ollama
@@ -64,6 +65,7 @@ class ModelEntry:
     license: str
     prompt_style: str
     sources: tuple[Source, ...]
+    prm: PrmFormat | None = None  # a process reward model: the format it scores steps in
 
     def quants(self) -> list[str]:
         seen: list[str] = []
@@ -276,6 +278,10 @@ def _parse_entry(name: str, raw: Any, where: str) -> ModelEntry:
     sources = _require(raw, "sources", list, where)
     if not sources:
         raise MarcoError(f"{where}: field 'sources' is empty")
+    prm = raw.get("prm")
+    formats = {str(f): f for f in PRM_FORMATS}
+    if prm is not None and prm not in formats:
+        raise MarcoError(f"{where}: field 'prm' must be one of {', '.join(PRM_FORMATS)}")
     return ModelEntry(
         name=name.lower(),
         aliases=tuple(aliases),
@@ -286,6 +292,7 @@ def _parse_entry(name: str, raw: Any, where: str) -> ModelEntry:
         license=str(raw.get("license", "unknown")),
         prompt_style=style,
         sources=tuple(_parse_source(s, f"{where} source {i + 1}") for i, s in enumerate(sources)),
+        prm=formats[prm] if prm is not None else None,
     )
 
 

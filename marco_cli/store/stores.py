@@ -411,4 +411,3 @@ def found_stores() -> dict[Tool, list[Path]]:
         "ollama": [r for r in ollama_roots() if looks_there(r)],
         "lmstudio": [r for r in lmstudio_roots() if looks_there(r)],
     }
-
