@@ -43,7 +43,6 @@ SKIP = shutil.ignore_patterns(
 )
 
 
-
 def _copy(into: Path) -> Path:
     copy = into / "repo"
     shutil.copytree(ROOT, copy, ignore=SKIP)

@@ -143,7 +143,9 @@ MUTANTS = (
         "marco_cli/search/values.py",
         "if p_yes < STEP_DOUBT else ()",
         "if p_yes < 0.0 else ()",
-        ("tests/test_verifier.py::test_judge_steps_refutes_a_step_the_verifier_doubts_before_rolling_it_out",),
+        (
+            "tests/test_verifier.py::test_judge_steps_refutes_a_step_the_verifier_doubts_before_rolling_it_out",
+        ),
     ),
     Mutant(
         "AUROC: ties count as wins",

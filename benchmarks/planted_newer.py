@@ -108,7 +108,9 @@ NEWER = (
         "marco_cli/store/hashes.py",
         "entry[:2] == identity",
         "entry[:1] == identity[:1]",
-        ("tests/test_hostile_store.py::test_a_matching_file_is_hashed_once_then_remembered_by_size_and_mtime",),
+        (
+            "tests/test_hostile_store.py::test_a_matching_file_is_hashed_once_then_remembered_by_size_and_mtime",
+        ),
     ),
     Mutant(
         "models: a store's names printed raw",
@@ -171,7 +173,9 @@ NEWER = (
         "marco_cli/cli/bench.py",
         'depth = depth + 1 if char == "[" else max(0, depth - 1) if char == "]" else depth',
         "depth = 0",
-        ("tests/test_arithmetic_check.py::test_the_other_patterns_over_outside_text_finish_on_pathological_input",),
+        (
+            "tests/test_arithmetic_check.py::test_the_other_patterns_over_outside_text_finish_on_pathological_input",
+        ),
     ),
     Mutant(
         "select: sampling strategies answer by their own rule whatever --select says",

@@ -306,3 +306,52 @@ def test_since_selects_runs_by_date(scripted_session) -> None:
     assert future.exit_code == 2 and "no run in the history matches" in future.stderr
     bad = runner.invoke(app, ["export", "--since", "yesterday"])
     assert bad.exit_code == 2 and "--since wants a date" in bad.stderr
+
+
+def _beam_run(gold: str | None) -> export.Run:
+    """A beam tree: under the root, a kept step and a pruned one; under the kept step, a kept
+    and a pruned answer."""
+    world = ScriptedModel(actions={}, rollouts={})
+    world.actions[""] = [("Add 3 and 4.\n", 0.9), ("Subtract.\n", 0.4)]
+    world.actions["Add 3 and 4.\n"] = [("<Output>7</Output>", 0.8), ("<Output>1</Output>", 0.2)]
+    world.actions["Subtract.\n"] = [("<Output>5</Output>", 0.9)]
+    config = SearchConfig(strategy="beam", beams=1, beam_width=2, temperature=1.0)
+    result = run_search(world, world.prompt, config)
+    record = Record.of(result, "3 + 4?", ModelInfo("scripted"), config, [Message("user", "3 + 4?")])
+    return export.Run(record, gold, "beam #1")
+
+
+def test_step_dpo_pairs_a_kept_step_with_its_pruned_sibling() -> None:
+    lines, report = export.export([_beam_run(None)], "step-dpo", export.Filters())
+    pairs = {(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in lines}
+    assert pairs == {("Add 3 and 4.\n", "Subtract.\n")}  # the answers ended paths: never pruned
+    (pair,) = lines
+    assert pair["shared_prefix_chars"] == 0 and pair["depth"] == 1
+    assert pair["chosen_value"] == pytest.approx(0.9) and pair["rejected_value"] == pytest.approx(0.4)
+    assert pair["prompt"] == [{"role": "user", "content": "3 + 4?"}] and report.written == 1
+    wide, _ = export.export([_beam_run(None)], "step-dpo", export.Filters(margin=0.6))
+    assert wide == []  # 0.9 - 0.4 is under the margin
+    wrong_gold, report = export.export([_beam_run("5")], "step-dpo", export.Filters())
+    assert wrong_gold == [] and report.skipped  # the kept step leads to no right answer
+    right_gold, _ = export.export([_beam_run("7")], "step-dpo", export.Filters())
+    assert len(right_gold) == 1
+
+
+def test_step_dpo_pairs_share_the_path_before_them() -> None:
+    world = ScriptedModel(actions={}, rollouts={})
+    world.actions[""] = [("Start.\n", 0.9)]
+    world.actions["Start.\n"] = [("Add 3 and 4.\n", 0.9), ("Guess.\n", 0.3)]
+    world.actions["Start.\nAdd 3 and 4.\n"] = [("<Output>7</Output>", 0.8)]
+    config = SearchConfig(strategy="beam", beams=1, beam_width=2, temperature=1.0)
+    result = run_search(world, world.prompt, config)
+    record = Record.of(result, "3 + 4?", ModelInfo("scripted"), config, [Message("user", "3 + 4?")])
+    lines, _ = export.export([export.Run(record, None, "x")], "step-dpo", export.Filters())
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in lines] == [
+        ("Start.\nAdd 3 and 4.\n", "Start.\nGuess.\n")
+    ]
+    assert lines[0]["shared_prefix_chars"] == len("Start.\n") and lines[0]["depth"] == 2
+
+
+def test_step_dpo_says_why_a_tree_without_pruning_gives_none() -> None:
+    lines, report = export.export([scripted_run()], "step-dpo", export.Filters())
+    assert lines == [] and report.skipped["no pruned step (not a step search)"] == 1

@@ -289,3 +289,11 @@ def test_the_small_model_stands_in_for_a_prm_end_to_end(form: str, tmp_path: Pat
     assert benched.exit_code == 0, benched.output
     row = json.loads((tmp_path / "o" / "results.jsonl").read_text().splitlines()[0])
     assert row["tokens"] > 0
+
+
+def test_a_prms_conversation_gets_no_system_prompt() -> None:
+    from marco_cli.engine.prompt import with_system_prompt
+
+    messages = rlhflow_messages("Q?", ["A."])
+    assert with_system_prompt(messages, "bare", None) == messages
+    assert with_system_prompt(messages, "plain", None)[0]["role"] == "system"

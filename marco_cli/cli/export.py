@@ -106,14 +106,18 @@ def export_cmd(
     margin: Annotated[
         float,
         typer.Option(
-            callback=real(0.0), metavar=span(0.0), help="dpo without gold: the reward gap a pair needs."
+            callback=real(0.0),
+            metavar=span(0.0),
+            help="dpo without gold: the reward gap a pair needs; step-dpo: the value gap.",
         ),
     ] = 0.0,
     prefer_short: Annotated[bool, typer.Option(help="dpo: also the shorter of two correct sides.")] = False,
     prefer_checked: Annotated[
         bool, typer.Option(help="dpo: a side whose arithmetic holds over one with a wrong equation.")
     ] = False,
-    max_pairs_per_question: Annotated[int | None, typer.Option(min=1, help="dpo: at most this many.")] = None,
+    max_pairs_per_question: Annotated[
+        int | None, typer.Option(min=1, help="dpo, step-dpo: at most this many.")
+    ] = None,
 ) -> None:
     """Export search trees as training data: SFT conversations, DPO pairs, or raw trees (JSONL)."""
     runs = (
@@ -137,7 +141,7 @@ def export_cmd(
         write_text(out, text)
     else:
         print(text, end="", flush=True)
-    what = {"sft": "examples", "dpo": "pairs", "tree": "trees"}[fmt]
+    what = {"sft": "examples", "dpo": "pairs", "step-dpo": "step pairs", "tree": "trees"}[fmt]
     skipped = "; ".join(f"{n} skipped: {why}" for why, n in report.skipped.most_common()) or "none skipped"
     err_console().print(
         f"{report.runs} runs read, {report.written} {what} written ({skipped})", highlight=False

@@ -22,7 +22,7 @@ from marco_cli.record.saved import JsonObject, NodeRecord, RolloutRecord
 from marco_cli.runs.bench import grade
 from marco_cli.search.arithmetic import wrong
 
-ExportFormat = Literal["sft", "dpo", "tree"]
+ExportFormat = Literal["sft", "dpo", "step-dpo", "tree"]
 LengthFilter = Literal["all", "shortest", "longest"]  # sft: all candidates, or a third of them
 FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 LENGTHS: tuple[LengthFilter, ...] = get_args(LengthFilter)
@@ -205,6 +205,62 @@ def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject
         )
 
 
+def _leads_right(node: int, run: Run, nodes: dict[int, NodeRecord]) -> bool:
+    """A rollout at or below `node` answers right (the gold's grading)."""
+    for rollout in run.record.rollouts:
+        at: int | None = rollout.node
+        while at is not None and at != node:
+            at = nodes[at].parent if at in nodes else None
+        if at == node and run.gold is not None and grade(rollout.answer, run.gold)[1]:
+            return True
+    return False
+
+
+def step_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject]:
+    """Step-level pairs from a step search's tree (beam, dvts): under one parent, a step the
+    search kept over a sibling it pruned, both continuing the same response (Step-DPO's
+    shape: the same prefix, one next step each). The kept step's value must beat the pruned
+    one's by `margin`; with gold answers it must also lead to a right answer."""
+    nodes = _by_id(run.record)
+    pruned = [n for n in run.record.nodes if n.pruned and n.parent is not None]
+    if not pruned:
+        report.skipped["no pruned step (not a step search)"] += 1
+        return
+    written = 0
+    for loser in pruned:
+        parent = loser.parent if loser.parent is not None else 0
+        winners = [n for n in run.record.nodes if n.parent == parent and not n.pruned and n.id != loser.id]
+        winners = [
+            w for w in winners if (w.value or 0.0) - (loser.value or 0.0) >= max(options.margin, 1e-12)
+        ]
+        if run.gold is not None:
+            winners = [w for w in winners if _leads_right(w.id, run, nodes)]
+        path = [parent]
+        while path[-1] in nodes and (up := nodes[path[-1]].parent) is not None:
+            path.append(up)
+        before = [nodes[i] for i in reversed(path[:-1])]
+        prefix = "".join(n.text for n in before)
+        for winner in winners:
+            if options.max_pairs is not None and written >= options.max_pairs:
+                return
+            written += 1
+            report.written += 1
+            yield {
+                "prompt": _messages(run.record),
+                "chosen": [{"role": "assistant", "content": prefix + winner.text}],
+                "rejected": [{"role": "assistant", "content": prefix + loser.text}],
+                "shared_prefix_chars": len(prefix),
+                "shared_prefix_tokens": sum(n.tokens for n in before),
+                "depth": loser.depth,
+                "chosen_value": winner.value,
+                "rejected_value": loser.value,
+                "source": run.source,
+            }
+    if not written:
+        why = "no kept step leads to a right answer" if run.gold is not None else "no value gap"
+        report.skipped[f"{why} over a pruned sibling"] += 1
+
+
 def tree_object(run: Run, report: Report) -> Iterator[JsonObject]:
     """The raw tree: the record's tree fields, as its JSON form has them."""
     report.written += 1
@@ -215,6 +271,7 @@ Writer = Callable[[Run, Filters, Report], Iterator[JsonObject]]
 WRITERS: dict[ExportFormat, Writer] = {
     "sft": sft_examples,
     "dpo": dpo_pairs,
+    "step-dpo": step_pairs,
     "tree": lambda run, _options, report: tree_object(run, report),
 }
 
