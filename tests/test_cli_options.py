@@ -197,7 +197,10 @@ def test_every_option_is_in_the_table() -> None:
     covered |= {
         "--verifier",
         "--verifier-backend",
-    }  # test_verifier_backend_opens_a_second_engine, test_verifier.py
+        "--prm",
+        "--prm-backend",
+        "--prm-format",
+    }  # test_verifier_backend_opens_a_second_engine, test_verifier.py; test_prm.py
     group = typer.main.get_command(app)
     for name in ("solve", "translate", "bench"):
         for param in group.get_command(typer.Context(group), name).params:  # type: ignore[attr-defined]

@@ -297,3 +297,22 @@ def test_a_prms_conversation_gets_no_system_prompt() -> None:
     messages = rlhflow_messages("Q?", ["A."])
     assert with_system_prompt(messages, "bare", None) == messages
     assert with_system_prompt(messages, "plain", None)[0]["role"] == "system"
+
+
+def test_prm_backend_asks_the_prm_on_that_server(scripted_session) -> None:
+    args = [
+        "solve",
+        "Q?",
+        "--strategy",
+        "dvts",
+        "--value",
+        "prm",
+        "--no-log",
+        "--backend",
+        "http://127.0.0.1:8",
+    ]
+    result = runner.invoke(app, [*args, "--prm-backend", "http://127.0.0.1:9", "--prm-format", "RLHFlow"])
+    assert result.exit_code == 0, result.output
+    search, prm = scripted_session[0][0], scripted_session[1][0]
+    assert search.engine.backend == "http://127.0.0.1:8"  # type: ignore[attr-defined]
+    assert prm.engine.backend == "http://127.0.0.1:9" and prm.model == "marco-o1"  # type: ignore[attr-defined]
