@@ -318,3 +318,21 @@ def test_serve_on_a_taken_port_says_so_before_loading_anything(scripted_session)
         line = one_line_error(runner.invoke(app, ["serve", "--port", str(port)]), 2)
     assert f"cannot listen on 127.0.0.1:{port}" in line
     assert not scripted_session  # no engine was opened
+
+
+def test_a_request_may_rank_a_beam_by_the_served_prm(server: Served, tmp_path: Path) -> None:
+    """A served PRM (`--prm`) ranks a request's beam (`value: prm`); a server without one says
+    how to start it, as an OpenAI error object."""
+    body = {"model": f"{MODEL}:beam", "messages": [{"role": "user", "content": QUESTION}]}
+    status, said = post(server, json.dumps(body | {"marco": {"value": "prm"}}).encode())
+    assert status == 400 and "--prm MODEL" in json.dumps(said)
+    with_prm = serve(tmp_path / "prm", "--ctx", "512", "--prm", MODEL, "--prm-format", "rlhflow")
+    try:
+        request = ask(f"{MODEL}:beam", value="prm", beams=2, max_tokens=48, granularity="mini-32")
+        answer = with_prm.client().chat.completions.create(**request)  # type: ignore[call-overload]
+        record = with_prm.record(answer.model_extra["marco"]["run_id"])
+        assert record["settings"]["value"] == "prm" and record["tokens"]["verifier"] > 0
+        steps = [n for n in record["nodes"] if n["parent"] is not None]
+        assert steps and all(0 < n["value"] < 1 for n in steps)
+    finally:
+        stop(with_prm)

@@ -119,7 +119,8 @@ def serve_cmd(
     listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
     # a PRM named is opened: a request may ask a step search to rank by it
-    session = open_session("serve", options, strategies.branches(config), wanted_prm=True)
+    named_prm = options.engine.prm is not None or options.engine.prm_backend is not None
+    session = open_session("serve", options, strategies.branches(config), wanted_prm=named_prm)
     engine = session.engine
     local = options.engine.backend is None
     served = Served(session.opened, _finisher(engine, options.output.no_log), session.aides)
