@@ -438,9 +438,16 @@ SMALL = (
     ),
     Mutant(
         "remote: the PRM's pair biased unequally (the ratio changed)",
-        "marco_cli/engine/remote.py",
-        '"logit_bias": [[pair[0], 100], [pair[1], 100]],',
-        '"logit_bias": [[pair[0], 100], [pair[1], 99]],',
+        "marco_cli/engine/pairodds.py",
+        '"logit_bias": [[pair[0], BIAS], [pair[1], BIAS]],',
+        '"logit_bias": [[pair[0], BIAS], [pair[1], BIAS - 1]],',
         ("tests/test_prm.py::test_llama_server_gives_the_same_pair_odds_as_the_local_engine",),
+    ),
+    Mutant(
+        "pairodds: the token missing from the first answer never asked for alone",
+        "marco_cli/engine/remote.py",
+        "for missing in [t for t in pair if t not in found]:",
+        "for missing in [t for t in pair if t in found]:",
+        ("tests/test_prm.py::test_an_openai_style_server_gives_the_same_pair_odds",),
     ),
 )

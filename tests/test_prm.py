@@ -270,6 +270,29 @@ def test_llama_server_gives_the_same_pair_odds_as_the_local_engine(engine, smoll
 
 
 @pytest.mark.slow
+def test_an_openai_style_server_gives_the_same_pair_odds(engine, smollm_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """llama-cpp-python's server reports the raw distribution, so neither token of a PRM's pair
+    is among its listed alternatives: each is read as the token its own biased request sampled."""
+    from marco_cli.engine.remote import RemoteEngine
+    from tests.servers import llama_cpp_python_server
+
+    process, url = llama_cpp_python_server(smollm_path)
+    try:
+        remote = RemoteEngine(url)
+        text = shepherd_text("What is 2 + 3?", ["2 + 3 = 5.", "The answer is 5."])
+        prefix = engine.document_tokens(text)
+        plus, minus = engine.tokenize("+ -")
+        before = remote.requests
+        assert remote.pair_odds(prefix, (plus, minus)) == pytest.approx(
+            engine.pair_odds(prefix, (plus, minus)), abs=2e-3
+        )
+        assert remote.requests - before == 2  # the first answer listed neither token
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("form", ["math-shepherd", "rlhflow"])
 def test_the_small_model_stands_in_for_a_prm_end_to_end(form: str, tmp_path: Path) -> None:
     args = ["solve", "What is 12 + 7?", "-m", "smollm2-135m", "--strategy", "beam", "--beams", "2"]

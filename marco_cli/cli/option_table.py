@@ -142,7 +142,8 @@ ADVANCED = frozenset((
     "step_break", "rollouts", "rollout_temperature", "loop_guard", "dynamic_reflection",
     "reflection_threshold", "stop_confidence", "stop_agree", "deepconf_keep", "deepconf_warmup",
     "deepconf_window", "gpu_layers", "cpu", "ctx", "threads", "repack", "parallel", "timeout",
-    "verifier_backend", "prm", "prm_backend", "prm_format", "beams", "beam_width", "value", "aggregate", "max_depth",
+    "verifier_backend", "prm", "prm_backend", "prm_format", "beams", "beam_width", "value",
+    "aggregate", "max_depth",
 ))
 # fmt: on
 

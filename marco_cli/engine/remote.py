@@ -19,7 +19,6 @@ a busy server is not mistaken for a dead one. Counters are updated under a lock.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import threading
@@ -29,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopReason, StopRule
+from marco_cli.engine import pairodds
 from marco_cli.engine.confidence import TOP_K
 from marco_cli.engine.logprobs import (
     Alternative,
@@ -235,54 +235,41 @@ class RemoteEngine:
         return tokens[1:] if doubled else tokens
 
     def pair_odds(self, prefix: Sequence[int], pair: tuple[int, int]) -> float:
-        """Both tokens biased by the same +100 logits and the next token's top probabilities
-        asked for: an equal bias leaves P(a) / (P(a) + P(b)) unchanged and puts the two first.
-        llama-server reports them after its samplers (`post_sampling_probs`, top-k 2,
-        temperature 1: the pair's probabilities exactly); an OpenAI-style server's reported
-        log-probabilities give the same ratio when both tokens are among them, and an error
-        says so when they are not."""
-        one = StopRule(granularity="rollout", max_tokens=1, stop_texts=(), loop_guard=False)
-        body = self._body(Sampling(temperature=1.0, top_k=2), one, 1) | {"stream": False}
+        """Both tokens biased equally, their probabilities read from the answer (pairodds.py:
+        one request on llama-server; on an OpenAI-style server that reports the raw
+        distribution, a second for the token the first did not list)."""
         if self.native:
-            body |= {
-                "prompt": list(prefix),
-                "n_probs": 2,
-                "logit_bias": [[pair[0], 100], [pair[1], 100]],
-                "post_sampling_probs": True,
-                "samplers": ["top_k", "temperature"],
-            }
+            found = self._biased(pairodds.native_body(list(prefix), pair), None)
         else:
-            body |= {"prompt": self._text(prefix), "logprobs": 2, "logit_bias": {str(t): 100 for t in pair}}
-        with self._gate:
-            answer = self.http.call("POST", self._completions, body)
-        return self._odds_of(answer, pair)
-
-    def _odds_of(self, answer: JSON, pair: tuple[int, int]) -> float:
-        try:
-            if self.native:
-                first = (answer.get("completion_probabilities") or [{}])[0]
-                tops = first.get("top_probs") or first.get("top_logprobs") or []
-                found = {
-                    int(t["id"]): math.log(t["prob"]) if "prob" in t else float(t["logprob"])
-                    for t in tops
-                    if "prob" not in t or t["prob"] > 0
-                }
-                evaluated = int(answer.get("tokens_evaluated") or 0)
-            else:
-                choice = (answer.get("choices") or [{}])[0]
-                listed = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0]
-                texts = {self.detokenize([t]): t for t in pair}
-                found = {texts[text]: float(lp) for text, lp in listed.items() if text in texts}
-                evaluated = int((answer.get("usage") or {}).get("prompt_tokens") or 0)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
-            raise BackendError(NO_LOGPROBS) from None
-        self._count(requests=1, evaluated=evaluated)
+            texts = {self.detokenize([t]): t for t in pair}
+            prompt = self._text(prefix)
+            found = self._biased(pairodds.openai_body(prompt, pair), texts)
+            for missing in [t for t in pair if t not in found]:
+                found |= self._biased(pairodds.openai_body(prompt, (missing,)), texts)
         if pair[0] not in found or pair[1] not in found:
             raise BackendError(
                 "the server did not report both tokens' probabilities under a logit bias; a "
-                "process reward model needs llama-server (or the in-process engine)"
+                "process reward model needs llama-server, vLLM or the in-process engine"
             )
-        return 1.0 / (1.0 + math.exp(min(found[pair[1]] - found[pair[0]], 700.0)))
+        return pairodds.odds(found, pair)
+
+    def _biased(self, fields: JSON, texts: dict[str, int] | None) -> dict[int, float]:
+        """One biased one-token request: token id -> log-probability as the answer gives them
+        (`texts`: an OpenAI-style answer's token texts -> ids)."""
+        one = StopRule(granularity="rollout", max_tokens=1, stop_texts=(), loop_guard=False)
+        body = self._body(Sampling(temperature=1.0, top_k=2), one, 1) | {"stream": False} | fields
+        with self._gate:
+            answer = self.http.call("POST", self._completions, body)
+        try:
+            if texts is None:
+                found, evaluated = pairodds.native_found(answer), answer.get("tokens_evaluated")
+            else:
+                found = pairodds.openai_found(answer, texts)
+                evaluated = (answer.get("usage") or {}).get("prompt_tokens")
+            self._count(requests=1, evaluated=int(evaluated or 0))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            raise BackendError(NO_LOGPROBS) from None
+        return found
 
     def build_prompt(self, messages: Sequence[dict[str, str]], style: str) -> list[int]:
         """ChatML with marco's system prompts (Marco-o1, Qwen and SmolLM2 all use ChatML);
