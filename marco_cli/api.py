@@ -61,7 +61,7 @@ def solve(
     options = _options("marco_cli.solve", model, download, save, settings)
     config = config_from(options.search, numeric_answer=tasks.wants_number(text))
     branches, judged = strategies.branches(config), strategies.needs_verifier(config)
-    with open_session("solve", options, branches, judged) as session:
+    with open_session("solve", options, branches, judged, strategies.needs_prm(config)) as session:
         return run_one(session, config, text, tasks.solve_messages(text), listener)
 
 

@@ -339,3 +339,10 @@ def test_prm_backend_asks_the_prm_on_that_server(scripted_session) -> None:
     search, prm = scripted_session[0][0], scripted_session[1][0]
     assert search.engine.backend == "http://127.0.0.1:8"  # type: ignore[attr-defined]
     assert prm.engine.backend == "http://127.0.0.1:9" and prm.model == "marco-o1"  # type: ignore[attr-defined]
+
+
+def test_the_python_api_takes_a_prm(scripted_session) -> None:
+    from marco_cli import solve
+
+    record = solve("Q?", strategy="beam", value="prm", prm="llama3.1-8b-prm-deepseek", save=False)
+    assert record.tokens.verifier > 0 and len(scripted_session) == 2
