@@ -346,3 +346,11 @@ def test_the_python_api_takes_a_prm(scripted_session) -> None:
 
     record = solve("Q?", strategy="beam", value="prm", prm="llama3.1-8b-prm-deepseek", save=False)
     assert record.tokens.verifier > 0 and len(scripted_session) == 2
+
+
+def test_a_prm_as_the_searching_model_is_said(scripted_session) -> None:
+    result = runner.invoke(app, ["solve", "Q?", "-m", "math-shepherd-7b-prm", "--no-log"])
+    assert result.exit_code == 0 and "is a process reward model" in result.stderr
+    listed = runner.invoke(app, ["models", "--json"])
+    rows = {r["name"]: r for r in json.loads(listed.stdout)}
+    assert rows["math-shepherd-7b-prm"]["prm"] == "math-shepherd" and rows["marco-o1"]["prm"] is None

@@ -57,6 +57,7 @@ class ModelRow:
     matches: str | None = None  # another store's file that is this registry entry and quant
     system: str | None = None  # Ollama's system layer
     stops: list[str] = field(default_factory=list)  # Ollama's params `stop`
+    prm: str | None = None  # a process reward model's format (--prm): it scores steps, never writes
 
     @property
     def label(self) -> str:
@@ -120,6 +121,7 @@ def _rows(show_all: bool, registry: Registry, elsewhere: list[StoreFileSpec | Ma
                     prompt_style=entry.prompt_style,
                     context_length=entry.context_length,
                     description=entry.description,
+                    prm=entry.prm,
                 )
             )
     return rows
@@ -146,6 +148,7 @@ def models_cmd(
     for row in rows:
         name = row.name + (" (default)" if row.default_model and row.default else "")
         name += f" (= {row.matches})" if row.matches else ""
+        name += " (PRM: --prm)" if row.prm else ""
         local = "[green]yes[/]" if row.downloaded else "[dim]no[/]"
         if row.downloaded and row.origin in stores.REMOVE_COMMAND:
             local = f"[green]{row.origin}[/]"

@@ -225,6 +225,7 @@ def open_session(
         raise MarcoError(
             "--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)", code=2
         )
+    _warn_if_prm(options.model)
     wanted = verifier_options(options)
     if wanted is not None and not judged:
         warn(
@@ -246,6 +247,19 @@ def open_session(
                 aide.engine.close()
         raise
     return Session(command, opened, options, verifier, prm, form)
+
+
+def _warn_if_prm(model: str) -> None:
+    """A registry PRM named as the searching model is said: it scores steps, its answers are
+    not answers (it still runs: a user may mean it)."""
+    if model.endswith(".gguf") or model.startswith(("hf:", "ollama:", "lmstudio:")):
+        return
+    try:
+        entry = load_registry().lookup(model.split(":")[0])
+    except MarcoError:
+        return  # an unknown name is said where the model opens
+    if entry.prm is not None:
+        warn(f"{entry.name} is a process reward model: it scores steps (--prm {entry.name}), not answers")
 
 
 def _named(options: Options) -> str:
