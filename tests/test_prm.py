@@ -183,6 +183,7 @@ def test_value_prm_without_a_prm_is_a_usage_error(scripted_session) -> None:
         runner.invoke(app, ["solve", "Q?", "--strategy", "beam", "--value", "prm", "--prm", "x.gguf"]), 2
     )
     assert "--prm-format" in said
+    assert scripted_session == []  # said before any model loads
 
 
 def test_the_prm_opens_as_a_second_engine_and_its_tokens_count(scripted_session) -> None:

@@ -198,17 +198,16 @@ def prm_format(options: Options) -> PrmFormat:
     )
 
 
-def _open_prm(options: Options, opened: Opened, wanted_prm: bool) -> tuple[Opened | None, PrmFormat]:
+def _open_prm(options: Options, wanted_prm: bool) -> Opened | None:
     """The PRM when the run asks one and `--prm`/`--prm-backend` names it (one named that
-    nothing asks is said and not opened); its format."""
+    nothing asks is said and not opened)."""
     wanted = prm_options(options)
     if wanted is None or not wanted_prm:
         if wanted is not None:
             warn("--prm/--prm-backend not opened: no run here ranks steps by --value prm")
-        return None, "math-shepherd"
-    form = prm_format(options)
+        return None
     try:
-        return engine_factory(wanted, 1), form
+        return engine_factory(wanted, 1)
     except MarcoError as exc:
         shown = clip(wanted.engine.backend or wanted.model, 60)
         raise MarcoError(f"the process reward model ({shown}): {exc}", code=exc.code) from None
@@ -225,6 +224,8 @@ def open_session(
         raise MarcoError(
             "--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)", code=2
         )
+    # the PRM's format before any model loads: a PRM it cannot read must not cost the loading
+    form = prm_format(options) if wanted_prm else "math-shepherd"
     _warn_if_prm(options.model)
     wanted = verifier_options(options)
     if wanted is not None and not judged:
@@ -240,7 +241,7 @@ def open_session(
             verifier = engine_factory(wanted, RANKS) if wanted is not None else None
         except MarcoError as exc:
             raise MarcoError(f"the verifier ({_named(options)}): {exc}", code=exc.code) from None
-        prm, form = _open_prm(options, opened, wanted_prm)
+        prm = _open_prm(options, wanted_prm)
     except BaseException:
         for aide in (verifier, opened):
             if aide is not None:
