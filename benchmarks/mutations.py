@@ -10,8 +10,8 @@ tests fail. The unmutated copy runs the same tests first: they must pass, or the
 Prints a table and exits 1 when any mutant survives. The tables are benchmarks/planted.py (the
 older core), planted_newer.py (the stores, the checker, the rules, the datasets, the signals) and
 planted_wide.py (one in every other module that branches; tests/test_benchmarks.py fails when a
-module has none). About ten minutes on 2 cores for all of them (115 mutants, 2026-12-07: most
-take 2-6 s, the terminal, server and real-model ones 20-60 s).
+module has none). About thirteen minutes on 2 cores for all of them (123 mutants, 2026-12-07:
+most take 2-6 s, the terminal, server and real-model ones 10-60 s).
 """
 
 from __future__ import annotations
