@@ -418,22 +418,22 @@ SMALL = (
     Mutant(
         "llama: the pair's odds from the logits the wrong way round",
         "marco_cli/engine/llama.py",
-        "return 1.0 / (1.0 + math.exp(min(b - a, 700.0)))",
-        "return 1.0 / (1.0 + math.exp(min(a - b, 700.0)))",
+        "return two_way(*logits[0])",
+        "return two_way(*reversed(logits[0]))",
         ("tests/test_prm.py::test_local_pair_odds_are_the_two_raw_probabilities",),
     ),
     Mutant(
         "session: a registry PRM's format ignored (always math-shepherd)",
         "marco_cli/cli/session.py",
-        "        if entry.prm is not None:\n            return entry.prm\n",
-        '        if entry.prm is not None:\n            return "math-shepherd"\n',
+        "if entry is not None and entry.prm is not None:\n        return entry.prm\n",
+        'if entry is not None and entry.prm is not None:\n        return "math-shepherd"\n',
         ("tests/test_prm.py::test_the_prm_opens_as_a_second_engine_and_its_tokens_count",),
     ),
     Mutant(
         "export: a step pair kept when its chosen step leads to no right answer",
         "marco_cli/runs/export.py",
-        "winners = [w for w in winners if _leads_right(w.id, run, nodes)]",
-        "winners = [w for w in winners if _leads_right(w.id, run, nodes) or True]",
+        "winners = [w for w in winners if w.id in right]",
+        "winners = [w for w in winners if w.id in right or True]",
         ("tests/test_export.py::test_step_dpo_pairs_a_kept_step_with_its_pruned_sibling",),
     ),
     Mutant(

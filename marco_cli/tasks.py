@@ -14,6 +14,7 @@ from marco_cli.search.config import SearchConfig
 from marco_cli.search.events import Listener, ignore
 from marco_cli.search.prm import Prm
 from marco_cli.search.strategies import needs_prm, needs_verifier, run_search
+from marco_cli.search.values import PRM_MISSING
 from marco_cli.search.verifier import Verifier
 
 
@@ -79,7 +80,7 @@ def run_task(
     if not question.strip():
         raise UsageError("the prompt is empty")
     if needs_prm(config) and aides.prm is None:
-        raise UsageError("--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)")
+        raise UsageError(PRM_MISSING)
     if prompt is None:
         prompt = engine.build_prompt(messages, style)
     judge = None
@@ -94,16 +95,19 @@ def run_task(
 
 def prm_for(prm: Opened, form: PrmFormat, messages: list[dict[str, str]]) -> Prm:
     """The PRM of one task, shown the task as the user asked it (the last user turn)."""
-    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    return Prm(prm.engine, form, asked)
+    return Prm(prm.engine, form, _asked(messages))
+
+
+def _asked(messages: list[dict[str, str]]) -> str:
+    """The task as the user asked it: the last user turn."""
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
 def judge_for(verifier: Opened, messages: list[dict[str, str]]) -> Verifier:
     """The verifier of one task: it is shown the task as the user asked it (the last user turn:
     the question, or translate's whole instruction) in its own model's prompt style."""
-    asked = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     engine, style = verifier.engine, verifier.style
-    return Verifier(engine, lambda chat: engine.build_prompt(chat, style), asked)
+    return Verifier(engine, lambda chat: engine.build_prompt(chat, style), _asked(messages))
 
 
 def _flag(name: str) -> str:

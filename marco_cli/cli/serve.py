@@ -20,7 +20,7 @@ from marco_cli import tasks
 from marco_cli.cli.flags import ClickException
 from marco_cli.cli.option_table import SEARCH
 from marco_cli.cli.options import Options, config_from, search_parser, with_options
-from marco_cli.cli.session import engine_settings, open_session
+from marco_cli.cli.session import engine_settings, open_session, prm_options
 from marco_cli.cli.settings import SettingError, settings_argv
 from marco_cli.contract import ChatEngine
 from marco_cli.errors import MarcoError, UsageError
@@ -119,7 +119,7 @@ def serve_cmd(
     listening = _bind(host, port)  # a taken port fails before the model loads
     config = config_from(options.search)
     # a PRM named is opened: a request may ask a step search to rank by it
-    named_prm = options.engine.prm is not None or options.engine.prm_backend is not None
+    named_prm = prm_options(options) is not None
     session = open_session("serve", options, strategies.branches(config), wanted_prm=named_prm)
     engine = session.engine
     local = options.engine.backend is None

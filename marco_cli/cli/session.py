@@ -20,7 +20,7 @@ from marco_cli.contract import PRM_FORMATS, ChatEngine, PrmFormat
 from marco_cli.errors import MarcoError, clip
 from marco_cli.record.record import ModelInfo
 from marco_cli.search.verifier import RANKS
-from marco_cli.store.registry import ModelSpec, load_registry, parse_spec
+from marco_cli.store.registry import ModelEntry, ModelSpec, Registry, load_registry, parse_spec
 from marco_cli.tasks import Aides, Opened
 from marco_cli.ui.console import download_bar_class, err_console, warn
 
@@ -175,21 +175,24 @@ def prm_options(options: Options) -> Options | None:
     return replace(options, model=engine.prm or options.model, engine=own)
 
 
-def prm_format(options: Options) -> PrmFormat:
+def _entry_named(model: str, registry: Registry) -> ModelEntry | None:
+    """The registry entry a model spec names (None: a file, or a Hub, Ollama or LM Studio
+    spec); an unknown name is the registry's error."""
+    if model.endswith(".gguf") or model.startswith(("hf:", "ollama:", "lmstudio:")):
+        return None
+    return registry.lookup(model.split(":")[0])
+
+
+def prm_format(options: Options, registry: Registry) -> PrmFormat:
     """`--prm-format`, else the format the PRM's registry entry names; a usage error when
     neither says (a GGUF file or a server's model that is not in the registry)."""
     given = options.engine.prm_format
     if given is not None:
         return next(f for f in PRM_FORMATS if f == str(given).lower())
     named = options.engine.prm
-    if (
-        named is not None
-        and not named.endswith(".gguf")
-        and not named.startswith(("hf:", "ollama:", "lmstudio:"))
-    ):
-        entry = load_registry().lookup(named.split(":")[0])
-        if entry.prm is not None:
-            return entry.prm
+    entry = _entry_named(named, registry) if named is not None else None
+    if entry is not None and entry.prm is not None:
+        return entry.prm
     shown = clip(named or options.engine.prm_backend or "", 60)
     raise MarcoError(
         f"say how the process reward model '{shown}' reads a path: --prm-format "
@@ -224,9 +227,10 @@ def open_session(
         raise MarcoError(
             "--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)", code=2
         )
+    registry = load_registry()
     # the PRM's format before any model loads: a PRM it cannot read must not cost the loading
-    form = prm_format(options) if wanted_prm else "math-shepherd"
-    _warn_if_prm(options.model)
+    form = prm_format(options, registry) if wanted_prm else "math-shepherd"
+    _warn_if_prm(options.model, registry)
     wanted = verifier_options(options)
     if wanted is not None and not judged:
         warn(
@@ -250,16 +254,14 @@ def open_session(
     return Session(command, opened, options, verifier, prm, form)
 
 
-def _warn_if_prm(model: str) -> None:
+def _warn_if_prm(model: str, registry: Registry) -> None:
     """A registry PRM named as the searching model is said: it scores steps, its answers are
     not answers (it still runs: a user may mean it)."""
-    if model.endswith(".gguf") or model.startswith(("hf:", "ollama:", "lmstudio:")):
-        return
     try:
-        entry = load_registry().lookup(model.split(":")[0])
+        entry = _entry_named(model, registry)
     except MarcoError:
         return  # an unknown name is said where the model opens
-    if entry.prm is not None:
+    if entry is not None and entry.prm is not None:
         warn(f"{entry.name} is a process reward model: it scores steps (--prm {entry.name}), not answers")
 
 

@@ -16,6 +16,12 @@ import numpy as np
 TOP_K = 5
 
 
+def two_way(a: float, b: float) -> float:
+    """P(a) / (P(a) + P(b)) from the two tokens' logits or log-probabilities (the normaliser
+    cancels, so either gives the same ratio)."""
+    return 1.0 / (1.0 + math.exp(min(b - a, 700.0)))
+
+
 def token_scores(logits: np.ndarray, token: int, k: int = TOP_K) -> tuple[float, float, float]:
     """(log-probability, top-k confidence) of `token` under the raw distribution `logits`, and
     the mean log-probability of the k most likely tokens there (DeepConf's token confidence is

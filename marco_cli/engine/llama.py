@@ -10,7 +10,6 @@ rows that are sampled; `logits_all` is never used.
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from marco_cli.contract import Generation, InterruptWatch, Request, Sampling, StopRule
 from marco_cli.engine import cpuinfo
+from marco_cli.engine.confidence import two_way
 from marco_cli.engine.decoder import Decoder
 from marco_cli.engine.prompt import render_chat, with_system_prompt
 from marco_cli.engine.repack import decide as decide_repack
@@ -295,8 +295,7 @@ class Engine:
         self.generate(
             prefix, Sampling(), one, lambda row, _: logits.append((float(row[pair[0]]), float(row[pair[1]])))
         )
-        a, b = logits[0]
-        return 1.0 / (1.0 + math.exp(min(b - a, 700.0)))
+        return two_way(*logits[0])
 
     def generate_many(
         self, requests: Sequence[Request], on_token: Callable[[int], None] | None = None

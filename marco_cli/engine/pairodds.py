@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from marco_cli.engine.confidence import two_way
 from marco_cli.engine.transport import JSON
 
 BIAS = 100  # the OpenAI API's largest logit bias; enough to make a token certain
@@ -57,4 +58,4 @@ def openai_found(answer: JSON, texts: dict[str, int]) -> dict[int, float]:
 
 def odds(found: dict[int, float], pair: tuple[int, int]) -> float:
     """P(a) / (P(a) + P(b)) from the two log-probabilities."""
-    return 1.0 / (1.0 + math.exp(min(found[pair[1]] - found[pair[0]], 700.0)))
+    return two_way(found[pair[0]], found[pair[1]])

@@ -83,6 +83,14 @@ def _by_id(record: Record) -> dict[int, NodeRecord]:
     return {n.id: n for n in record.nodes}
 
 
+def _path(node: int, nodes: dict[int, NodeRecord]) -> list[int]:
+    """Node ids from the root to `node`."""
+    path = [node]
+    while path[-1] in nodes and (parent := nodes[path[-1]].parent) is not None:
+        path.append(parent)
+    return path[::-1]
+
+
 def _sides(run: Run) -> list[Side]:
     """Every rollout with a distinct text, in rollout order."""
     nodes = _by_id(run.record)
@@ -92,10 +100,7 @@ def _sides(run: Run) -> list[Side]:
         if rollout.text in seen:
             continue
         seen.add(rollout.text)
-        path = [rollout.node]
-        while path[-1] in nodes and (parent := nodes[path[-1]].parent) is not None:
-            path.append(parent)
-        path.reverse()
+        path = _path(rollout.node, nodes)
         tokens = sum(nodes[i].tokens for i in path if i in nodes) + rollout.tokens
         correct = None if run.gold is None else grade(rollout.answer, run.gold)[1]
         sides.append(Side(rollout, tuple(path), tokens, correct))
@@ -205,15 +210,11 @@ def dpo_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject
         )
 
 
-def _leads_right(node: int, run: Run, nodes: dict[int, NodeRecord]) -> bool:
-    """A rollout at or below `node` answers right (the gold's grading)."""
-    for rollout in run.record.rollouts:
-        at: int | None = rollout.node
-        while at is not None and at != node:
-            at = nodes[at].parent if at in nodes else None
-        if at == node and run.gold is not None and grade(rollout.answer, run.gold)[1]:
-            return True
-    return False
+def _leading_right(run: Run, nodes: dict[int, NodeRecord]) -> set[int]:
+    """The nodes with a rollout at or below them that answers right (the gold's grading)."""
+    gold = run.gold
+    right = [r.node for r in run.record.rollouts if gold is not None and grade(r.answer, gold)[1]]
+    return {i for node in right for i in _path(node, nodes)}
 
 
 def step_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObject]:
@@ -226,19 +227,18 @@ def step_pairs(run: Run, options: Filters, report: Report) -> Iterator[JsonObjec
     if not pruned:
         report.skipped["no pruned step (not a step search)"] += 1
         return
+    kept: dict[int | None, list[NodeRecord]] = {}
+    for n in run.record.nodes:
+        if not n.pruned:
+            kept.setdefault(n.parent, []).append(n)
+    right = _leading_right(run, nodes) if run.gold is not None else None
     written = 0
     for loser in pruned:
-        parent = loser.parent if loser.parent is not None else 0
-        winners = [n for n in run.record.nodes if n.parent == parent and not n.pruned and n.id != loser.id]
-        winners = [
-            w for w in winners if (w.value or 0.0) - (loser.value or 0.0) >= max(options.margin, 1e-12)
-        ]
-        if run.gold is not None:
-            winners = [w for w in winners if _leads_right(w.id, run, nodes)]
-        path = [parent]
-        while path[-1] in nodes and (up := nodes[path[-1]].parent) is not None:
-            path.append(up)
-        before = [nodes[i] for i in reversed(path[:-1])]
+        gap = max(options.margin, 1e-12)
+        winners = [w for w in kept.get(loser.parent, []) if (w.value or 0.0) - (loser.value or 0.0) >= gap]
+        if right is not None:
+            winners = [w for w in winners if w.id in right]
+        before = [nodes[i] for i in _path(loser.parent or 0, nodes)[1:]]
         prefix = "".join(n.text for n in before)
         for winner in winners:
             if options.max_pairs is not None and written >= options.max_pairs:

@@ -105,9 +105,9 @@ class StepSearch:
         scoring, befores, earlier = self.ctx.scoring, {}, {}
         for group, node in candidates:
             parent = self.tree.nodes[node.parent or 0]
-            if parent.id not in befores:
-                befores[parent.id] = self.tree.response_text(parent)
-                earlier[parent.id] = tuple(n.text for n in self.tree.path(parent) if n.parent is not None)
+            if parent.id not in befores:  # the steps on the path to the parent, the root's prompt not
+                earlier[parent.id] = tuple(n.text for n in self.tree.path(parent)[1:])
+                befores[parent.id] = "".join(earlier[parent.id])
             step = Step(node.text, node.confidences, earlier[parent.id])
             if scoring.step is not None:
                 gate = scoring.step(self.ctx.question, befores[parent.id], step)

@@ -25,6 +25,7 @@ from marco_cli.search.rewards import Judge, RewardGate, parse_reward, refuted_eq
 from marco_cli.search.settings import ValueName
 
 STEP_DOUBT = 0.5  # `judge` refutes a step the verifier gives a lower P(Yes)
+PRM_MISSING = "--value prm needs a process reward model: --prm MODEL (or --prm-backend URL)"
 GUT_WEIGHT = 0.25  # the novelty bonus's share of a `gut` value: (1 - w) * confidence + w * novelty
 
 
@@ -121,7 +122,7 @@ def named(name: ValueName, judge: Judge | None = None, prm: StepValue | None = N
     model the run opened, prm.py)."""
     if name == "prm":
         if prm is None:
-            raise ValueError("--value prm needs a process reward model (--prm MODEL or --prm-backend URL)")
+            raise ValueError(PRM_MISSING)
         return prm
     if name == "judge":
         if judge is None:
